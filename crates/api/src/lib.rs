@@ -1,0 +1,1 @@
+//! TencentCloud API 3.0 gateway.

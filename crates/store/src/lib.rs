@@ -1,0 +1,77 @@
+//! Persistence of Hearth's durable state behind the [`Store`] trait: applications, API
+//! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples and
+//! tasks, with retention. Only this crate writes SQL; callers see records and queries.
+
+mod records;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Hearth keeps. Methods block briefly (a local database); async callers run them on
+/// a blocking thread. Implementations are shared across threads.
+pub trait Store: Send + Sync + 'static {
+    // --- tenants -------------------------------------------------------------------------
+    /// Inserts or replaces an application (keyed by its SdkAppId).
+    fn upsert_app(&self, app: &AppRecord) -> StoreResult<()>;
+    fn apps(&self) -> StoreResult<Vec<AppRecord>>;
+    /// Inserts or replaces an API credential (keyed by its SecretId).
+    fn upsert_credential(&self, cred: &CredentialRecord) -> StoreResult<()>;
+    fn credentials(&self) -> StoreResult<Vec<CredentialRecord>>;
+
+    // --- calls and sessions --------------------------------------------------------------
+    /// Records a new call (the first entry into an empty room).
+    fn start_call(&self, call: &CallRecord) -> StoreResult<()>;
+    /// Marks a call finished at `at` and closes every session of it still open (reason given).
+    fn finish_call(&self, comm_id: &CommId, at: UnixSecs, reason: LeaveReason) -> StoreResult<()>;
+    /// The unfinished call of a room, if any.
+    fn open_call(&self, app: SdkAppId, room: &RoomKey) -> StoreResult<Option<CallRecord>>;
+    /// The call with this CommId in this application.
+    fn call(&self, app: SdkAppId, comm_id: &CommId) -> StoreResult<Option<CallRecord>>;
+    /// Calls of an application alive at some point of `[start, end]`, oldest first, one page.
+    fn calls_in_window(&self, q: &CallQuery) -> StoreResult<Page<CallRecord>>;
+    /// Records a user entering a call; returns the session's id.
+    fn open_session(&self, s: &NewSession) -> StoreResult<SessionId>;
+    /// Records a user leaving.
+    fn close_session(&self, id: SessionId, at: UnixSecs, reason: LeaveReason) -> StoreResult<()>;
+    /// Sessions of one call overlapping `[start, end]`, by join time, one page.
+    fn sessions_of_call(&self, q: &SessionQuery) -> StoreResult<Page<SessionRecord>>;
+    /// Sessions of a call that have not left.
+    fn active_sessions(&self, comm_id: &CommId) -> StoreResult<Vec<SessionRecord>>;
+
+    // --- telemetry -----------------------------------------------------------------------
+    /// Appends events in one transaction (all or none).
+    fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
+    /// Events of one user in one call within `[start_ms, end_ms]`, by time.
+    fn user_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>>;
+    /// Appends quality samples in one transaction (all or none).
+    fn append_quality(&self, samples: &[QualitySample]) -> StoreResult<()>;
+    /// Quality samples of a call within `[start, end]`, filtered by users and metrics.
+    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySample>>;
+
+    // --- tasks (recording, relay, ingest, AI) -------------------------------------------
+    fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()>;
+    fn task(&self, app: SdkAppId, task_id: &str) -> StoreResult<Option<TaskRecord>>;
+
+    // --- reports and housekeeping --------------------------------------------------------
+    /// Per UTC day in `[from, to)`: rooms, distinct users and entries, newest day first.
+    fn daily_scale(&self, app: SdkAppId, from: UnixSecs, to: UnixSecs) -> StoreResult<Vec<ScaleDay>>;
+    /// Deletes finished calls (with their sessions, events, samples) and tasks that ended
+    /// before `cutoff`. Open calls are never purged.
+    fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;
+    /// Makes everything written so far durable (WAL checkpoint); called at shutdown.
+    fn flush(&self) -> StoreResult<()>;
+}

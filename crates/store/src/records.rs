@@ -1,0 +1,211 @@
+//! The records the store keeps and the queries it answers.
+
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
+
+/// One application: SdkAppId, its UserSig key, and the identifiers allowed to call the
+/// IM-style REST APIs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRecord {
+    pub sdk_app_id: SdkAppId,
+    pub secret_key: String,
+    pub admins: Vec<String>,
+    pub created_at: UnixSecs,
+}
+
+/// One API key pair and the applications it may act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialRecord {
+    pub secret_id: String,
+    pub secret_key: String,
+    pub apps: Vec<SdkAppId>,
+    pub created_at: UnixSecs,
+}
+
+/// One lifetime of a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    pub comm_id: CommId,
+    pub sdk_app_id: SdkAppId,
+    pub room: RoomKey,
+    /// The user whose entry created the call.
+    pub creator: String,
+    pub created_at: UnixSecs,
+    /// Set when the call ended (last exit or dismissal).
+    pub destroyed_at: Option<UnixSecs>,
+}
+
+/// Why a session ended, as later reported in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    Normal,
+    Timeout,
+    Kicked,
+    RoomDismissed,
+    Replaced,
+    ServerShutdown,
+}
+
+impl LeaveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Normal => "normal",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Kicked => "kicked",
+            LeaveReason::RoomDismissed => "room_dismissed",
+            LeaveReason::Replaced => "replaced",
+            LeaveReason::ServerShutdown => "server_shutdown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "normal" => LeaveReason::Normal,
+            "timeout" => LeaveReason::Timeout,
+            "kicked" => LeaveReason::Kicked,
+            "room_dismissed" => LeaveReason::RoomDismissed,
+            "replaced" => LeaveReason::Replaced,
+            "server_shutdown" => LeaveReason::ServerShutdown,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub i64);
+
+/// A user entering a call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub comm_id: CommId,
+    pub sdk_app_id: SdkAppId,
+    pub user_id: UserId,
+    pub joined_at: UnixSecs,
+    pub device_type: String,
+    pub sdk_version: String,
+    pub client_ip: String,
+}
+
+/// One entry of a user into a call, and its exit if it happened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub comm_id: CommId,
+    pub sdk_app_id: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: UserId,
+    pub joined_at: UnixSecs,
+    pub left_at: Option<UnixSecs>,
+    pub leave_reason: Option<LeaveReason>,
+    pub device_type: String,
+    pub sdk_version: String,
+    pub client_ip: String,
+}
+
+/// One page of a listing, with the number of matches over all pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallQuery {
+    pub sdk_app_id: SdkAppId,
+    pub start: UnixSecs,
+    pub end: UnixSecs,
+    /// Matches the room as TRTC prints it (numeric and string rooms alike).
+    pub room_string: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionQuery {
+    pub sdk_app_id: SdkAppId,
+    pub comm_id: CommId,
+    pub start: UnixSecs,
+    pub end: UnixSecs,
+    /// Empty = all users.
+    pub user_ids: Vec<UserId>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// One event of a user (spec §4 numeric ids; time in ms; params -1 when unused).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub sdk_app_id: SdkAppId,
+    pub comm_id: CommId,
+    pub user_id: UserId,
+    pub time_ms: i64,
+    pub event_id: u32,
+    pub param_one: i64,
+    pub param_two: i64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    pub sdk_app_id: SdkAppId,
+    pub comm_id: CommId,
+    pub user_id: UserId,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One metric value of one user at one time; `peer` is the remote user for downstream
+/// metrics, empty for upstream.
+#[derive(Clone, PartialEq)]
+pub struct QualitySample {
+    pub sdk_app_id: SdkAppId,
+    pub comm_id: CommId,
+    pub user_id: UserId,
+    pub peer: String,
+    pub metric: String,
+    pub time: UnixSecs,
+    pub value: f64,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct QualityQuery {
+    pub sdk_app_id: SdkAppId,
+    pub comm_id: CommId,
+    pub start: UnixSecs,
+    pub end: UnixSecs,
+    /// Empty = all users.
+    pub user_ids: Vec<UserId>,
+    /// Empty = all metrics.
+    pub metrics: Vec<String>,
+}
+
+/// A media task (recording, relay, ingest, AI bot): its kind, state and parameters as JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub task_id: String,
+    pub sdk_app_id: SdkAppId,
+    pub kind: String,
+    pub state: String,
+    pub room: Option<RoomKey>,
+    pub params_json: String,
+    pub created_at: UnixSecs,
+    pub ended_at: Option<UnixSecs>,
+}
+
+/// Rooms and users of one UTC day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleDay {
+    pub day_start: UnixSecs,
+    pub rooms: u64,
+    /// Distinct users.
+    pub users: u64,
+    /// Room entries.
+    pub entries: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub calls: u64,
+    pub sessions: u64,
+    pub events: u64,
+    pub quality_samples: u64,
+    pub tasks: u64,
+}

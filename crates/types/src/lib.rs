@@ -1,0 +1,10 @@
+//! Identifiers and units shared by every Hearth part: applications, rooms, users, calls, time.
+//! Pure data with validation; no IO.
+
+mod ids;
+mod room;
+mod time;
+
+pub use ids::{CommId, SdkAppId, UserId};
+pub use room::{RoomKey, RoomKeyError};
+pub use time::UnixSecs;
