@@ -1,0 +1,69 @@
+//! Action handlers, one module per action group of the spec, and the dispatch from an action
+//! name to its handler. Each handler decodes its typed request, checks the caller's right to the
+//! application, and returns the response fields.
+
+mod monitor;
+mod room;
+
+use crate::error::ApiError;
+use crate::tenants::Caller;
+use crate::ApiState;
+use hearth_store::{Store, StoreError};
+use hearth_types::{SdkAppId, UnixSecs};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What a handler may use.
+pub struct Ctx {
+    pub state: Arc<ApiState>,
+    pub caller: Caller,
+    pub now: UnixSecs,
+}
+
+impl Ctx {
+    /// Runs a store query on a blocking thread.
+    pub async fn store<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(ApiError::from)
+    }
+
+    pub fn check_app(&self, app: SdkAppId) -> Result<(), ApiError> {
+        self.caller.check_app(app)
+    }
+}
+
+/// Serializes an output struct into the response fields.
+pub fn fields<T: Serialize>(out: &T) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::to_value(out) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::Internal),
+    }
+}
+
+/// Runs the handler of a built action.
+pub async fn dispatch(
+    ctx: Ctx,
+    action: &str,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    match action {
+        "DismissRoom" => room::dismiss_room(&ctx, params).await,
+        "DismissRoomByStrRoomId" => room::dismiss_room_by_str(&ctx, params).await,
+        "DescribeRoomInfo" => monitor::describe_room_info(&ctx, params).await,
+        "DescribeUserInfo" => monitor::describe_user_info(&ctx, params).await,
+        "DescribeScaleInfo" => monitor::describe_scale_info(&ctx, params).await,
+        other => {
+            // The catalog marks an action built only when it is listed here.
+            tracing::error!(action = other, "catalog says built but no handler");
+            Err(ApiError::InvalidAction(other.to_owned()))
+        }
+    }
+}
