@@ -68,7 +68,12 @@ pub trait Store: Send + Sync + 'static {
 
     // --- reports and housekeeping --------------------------------------------------------
     /// Per UTC day in `[from, to)`: rooms, distinct users and entries, newest day first.
-    fn daily_scale(&self, app: SdkAppId, from: UnixSecs, to: UnixSecs) -> StoreResult<Vec<ScaleDay>>;
+    fn daily_scale(
+        &self,
+        app: SdkAppId,
+        from: UnixSecs,
+        to: UnixSecs,
+    ) -> StoreResult<Vec<ScaleDay>>;
     /// Deletes finished calls (with their sessions, events, samples) and tasks that ended
     /// before `cutoff`. Open calls are never purged.
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;

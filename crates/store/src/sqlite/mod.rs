@@ -1,0 +1,230 @@
+//! `SqliteStore`: the embedded [`Store`] on one SQLite file in WAL mode, with a single writer
+//! connection and a small pool of read-only connections. Owns opening and connection setup;
+//! the SQL lives in the sibling modules.
+
+mod calls;
+mod codec;
+mod housekeeping;
+mod pool;
+mod schema;
+mod tasks;
+mod telemetry;
+mod tenants;
+
+use crate::{
+    AppRecord, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord, LeaveReason,
+    NewSession, Page, PurgeCounts, QualityQuery, QualitySample, ScaleDay, SessionId, SessionQuery,
+    SessionRecord, Store, StoreResult, TaskRecord,
+};
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
+use pool::Pool;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// Read-only connections of a file database.
+const READERS: usize = 4;
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cached prepared statements per connection (the store uses a few dozen distinct ones).
+const STATEMENT_CACHE: usize = 64;
+/// Calls deleted per purge transaction, so a large purge does not hold the writer for long.
+const PURGE_CHUNK: usize = 256;
+
+/// The SQLite store. Cheap to share (`Arc`); every method borrows one connection briefly.
+pub struct SqliteStore {
+    pool: Pool,
+}
+
+fn configure(conn: &Connection) -> StoreResult<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL and applies any
+    /// missing migrations.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let existed = path.exists();
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        if !existed {
+            restrict_permissions(path);
+        }
+        configure(&writer)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(%mode, "SQLite refused WAL journal mode");
+        }
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let r = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&r)?;
+                Ok(r)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        tracing::info!(path = %path.display(), "store opened");
+        Ok(SqliteStore {
+            pool: Pool::new(writer, readers),
+        })
+    }
+
+    /// A private in-memory database on a single connection (reads share the writer), for
+    /// tests and throwaway runs.
+    pub fn open_in_memory() -> StoreResult<Self> {
+        let mut conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore {
+            pool: Pool::new(conn, Vec::new()),
+        })
+    }
+}
+
+/// The database holds API secrets: a new file is kept to its owner (SQLite gives the WAL and
+/// shared-memory files the same mode). An existing file keeps the mode its operator chose.
+fn restrict_permissions(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), error = %e, "could not restrict database file mode");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+impl Store for SqliteStore {
+    fn upsert_app(&self, app: &AppRecord) -> StoreResult<()> {
+        self.pool.write(|c| tenants::upsert_app(c, app))
+    }
+
+    fn apps(&self) -> StoreResult<Vec<AppRecord>> {
+        self.pool.read(|c| tenants::apps(c))
+    }
+
+    fn upsert_credential(&self, cred: &CredentialRecord) -> StoreResult<()> {
+        self.pool.write(|c| tenants::upsert_credential(c, cred))
+    }
+
+    fn credentials(&self) -> StoreResult<Vec<CredentialRecord>> {
+        self.pool.read(|c| tenants::credentials(c))
+    }
+
+    fn start_call(&self, call: &CallRecord) -> StoreResult<()> {
+        self.pool.write(|c| calls::start_call(c, call))
+    }
+
+    fn finish_call(&self, comm_id: &CommId, at: UnixSecs, reason: LeaveReason) -> StoreResult<()> {
+        self.pool
+            .write(|c| calls::finish_call(c, comm_id, at, reason))
+    }
+
+    fn open_call(&self, app: SdkAppId, room: &RoomKey) -> StoreResult<Option<CallRecord>> {
+        self.pool.read(|c| calls::open_call(c, app, room))
+    }
+
+    fn call(&self, app: SdkAppId, comm_id: &CommId) -> StoreResult<Option<CallRecord>> {
+        self.pool.read(|c| calls::call(c, app, comm_id))
+    }
+
+    fn calls_in_window(&self, q: &CallQuery) -> StoreResult<Page<CallRecord>> {
+        self.pool.read(|c| calls::calls_in_window(c, q))
+    }
+
+    fn open_session(&self, s: &NewSession) -> StoreResult<SessionId> {
+        self.pool.write(|c| calls::open_session(c, s))
+    }
+
+    fn close_session(&self, id: SessionId, at: UnixSecs, reason: LeaveReason) -> StoreResult<()> {
+        self.pool.write(|c| calls::close_session(c, id, at, reason))
+    }
+
+    fn sessions_of_call(&self, q: &SessionQuery) -> StoreResult<Page<SessionRecord>> {
+        self.pool.read(|c| calls::sessions_of_call(c, q))
+    }
+
+    fn active_sessions(&self, comm_id: &CommId) -> StoreResult<Vec<SessionRecord>> {
+        self.pool.read(|c| calls::active_sessions(c, comm_id))
+    }
+
+    fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
+        self.pool.write(|c| telemetry::append_events(c, events))
+    }
+
+    fn user_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>> {
+        self.pool.read(|c| telemetry::user_events(c, q))
+    }
+
+    fn append_quality(&self, samples: &[QualitySample]) -> StoreResult<()> {
+        self.pool.write(|c| telemetry::append_quality(c, samples))
+    }
+
+    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySample>> {
+        self.pool.read(|c| telemetry::quality(c, q))
+    }
+
+    fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()> {
+        self.pool.write(|c| tasks::upsert_task(c, task))
+    }
+
+    fn task(&self, app: SdkAppId, task_id: &str) -> StoreResult<Option<TaskRecord>> {
+        self.pool.read(|c| tasks::task(c, app, task_id))
+    }
+
+    fn daily_scale(
+        &self,
+        app: SdkAppId,
+        from: UnixSecs,
+        to: UnixSecs,
+    ) -> StoreResult<Vec<ScaleDay>> {
+        let now = UnixSecs::now();
+        self.pool
+            .read(|c| housekeeping::daily_scale(c, app, from, to, now))
+    }
+
+    fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts> {
+        let mut total = PurgeCounts::default();
+        loop {
+            // Each chunk takes the writer separately so live traffic interleaves.
+            let (n, more) = self
+                .pool
+                .write(|c| housekeeping::purge_calls_chunk(c, cutoff, PURGE_CHUNK))?;
+            total.calls += n.calls;
+            total.sessions += n.sessions;
+            total.events += n.events;
+            total.quality_samples += n.quality_samples;
+            if !more {
+                break;
+            }
+        }
+        total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
+        if total != PurgeCounts::default() {
+            tracing::info!(
+                calls = total.calls,
+                sessions = total.sessions,
+                events = total.events,
+                quality_samples = total.quality_samples,
+                tasks = total.tasks,
+                "purged old data"
+            );
+        }
+        Ok(total)
+    }
+
+    fn flush(&self) -> StoreResult<()> {
+        self.pool.write(|c| housekeeping::checkpoint(c))
+    }
+}

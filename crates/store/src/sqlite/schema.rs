@@ -1,0 +1,156 @@
+//! The schema as an ordered list of migrations, tracked by `PRAGMA user_version`; opening a
+//! database applies, each in its own transaction, only the migrations it has not seen.
+
+use crate::{StoreError, StoreResult};
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `i` brings the schema from version `i` to `i + 1`. Append only: never edit or
+/// reorder a migration that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: tenants, calls, sessions, telemetry, tasks.
+    r#"
+    CREATE TABLE apps (
+        sdk_app_id  INTEGER PRIMARY KEY,
+        secret_key  TEXT NOT NULL,
+        admins_json TEXT NOT NULL DEFAULT '[]',
+        created_at  INTEGER NOT NULL
+    );
+
+    CREATE TABLE credentials (
+        secret_id  TEXT PRIMARY KEY,
+        secret_key TEXT NOT NULL,
+        apps_json  TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE calls (
+        sdk_app_id   INTEGER NOT NULL,
+        comm_id      TEXT NOT NULL,
+        room_kind    TEXT NOT NULL CHECK (room_kind IN ('num', 'str')),
+        room_string  TEXT NOT NULL,
+        creator      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        destroyed_at INTEGER,
+        PRIMARY KEY (sdk_app_id, comm_id)
+    );
+    CREATE INDEX calls_by_app_created ON calls (sdk_app_id, created_at);
+    CREATE INDEX calls_by_room ON calls (sdk_app_id, room_string, created_at);
+    CREATE INDEX calls_open ON calls (sdk_app_id, room_string, room_kind) WHERE destroyed_at IS NULL;
+    CREATE INDEX calls_by_comm_id ON calls (comm_id);
+    CREATE INDEX calls_by_destroyed ON calls (destroyed_at) WHERE destroyed_at IS NOT NULL;
+
+    CREATE TABLE sessions (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        comm_id      TEXT NOT NULL,
+        sdk_app_id   INTEGER NOT NULL,
+        user_id      TEXT NOT NULL,
+        joined_at    INTEGER NOT NULL,
+        left_at      INTEGER,
+        leave_reason TEXT,
+        device_type  TEXT NOT NULL,
+        sdk_version  TEXT NOT NULL,
+        client_ip    TEXT NOT NULL,
+        FOREIGN KEY (sdk_app_id, comm_id) REFERENCES calls (sdk_app_id, comm_id)
+            ON DELETE CASCADE
+    );
+    CREATE INDEX sessions_by_call ON sessions (comm_id, joined_at);
+    CREATE INDEX sessions_by_app_joined ON sessions (sdk_app_id, joined_at);
+
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY,
+        sdk_app_id INTEGER NOT NULL,
+        comm_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        time_ms    INTEGER NOT NULL,
+        event_id   INTEGER NOT NULL,
+        param_one  INTEGER NOT NULL,
+        param_two  INTEGER NOT NULL
+    );
+    CREATE INDEX events_by_user ON events (comm_id, user_id, time_ms);
+
+    CREATE TABLE quality_samples (
+        id         INTEGER PRIMARY KEY,
+        sdk_app_id INTEGER NOT NULL,
+        comm_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        peer       TEXT NOT NULL,
+        metric     TEXT NOT NULL,
+        time       INTEGER NOT NULL,
+        value      REAL NOT NULL
+    );
+    CREATE INDEX quality_by_call ON quality_samples (comm_id, time);
+
+    CREATE TABLE tasks (
+        sdk_app_id  INTEGER NOT NULL,
+        task_id     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        room_kind   TEXT CHECK (room_kind IN ('num', 'str')),
+        room_string TEXT,
+        params_json TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        ended_at    INTEGER,
+        PRIMARY KEY (sdk_app_id, task_id)
+    );
+    CREATE INDEX tasks_by_ended ON tasks (ended_at) WHERE ended_at IS NOT NULL;
+    "#,
+];
+
+/// The schema version this build writes.
+pub(super) const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(conn: &Connection) -> StoreResult<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Brings the database up to [`CURRENT_VERSION`]. Each migration runs in an immediate
+/// transaction together with the version bump, so a crash leaves either the old or the new
+/// version, and two processes opening the same file cannot both apply one.
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > CURRENT_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "database schema version {version} is newer than this build ({CURRENT_VERSION})"
+            )));
+        }
+        let Some(sql) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            if version < 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "negative schema version {version}"
+                )));
+            }
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(version = version + 1, "store schema migrated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), CURRENT_VERSION);
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), CURRENT_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,75 @@
+//! Media tasks (recording, relay, ingest, AI bots), keyed by (SdkAppId, TaskId).
+
+use super::codec::{app_from_column, room_columns, room_from_columns};
+use crate::{StoreError, StoreResult, TaskRecord};
+use hearth_types::{SdkAppId, UnixSecs};
+use rusqlite::{params, Connection};
+
+pub(super) fn upsert_task(conn: &Connection, t: &TaskRecord) -> StoreResult<()> {
+    let (kind, room) = match &t.room {
+        Some(r) => {
+            let (k, s) = room_columns(r);
+            (Some(k), Some(s))
+        }
+        None => (None, None),
+    };
+    conn.prepare_cached(
+        "INSERT INTO tasks (sdk_app_id, task_id, kind, state, room_kind, room_string, params_json,
+                            created_at, ended_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (sdk_app_id, task_id) DO UPDATE SET
+             kind = excluded.kind, state = excluded.state, room_kind = excluded.room_kind,
+             room_string = excluded.room_string, params_json = excluded.params_json,
+             created_at = excluded.created_at, ended_at = excluded.ended_at",
+    )?
+    .execute(params![
+        t.sdk_app_id.0,
+        t.task_id,
+        t.kind,
+        t.state,
+        kind,
+        room,
+        t.params_json,
+        t.created_at.0,
+        t.ended_at.map(|e| e.0),
+    ])?;
+    Ok(())
+}
+
+pub(super) fn task(
+    conn: &Connection,
+    app: SdkAppId,
+    task_id: &str,
+) -> StoreResult<Option<TaskRecord>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sdk_app_id, task_id, kind, state, room_kind, room_string, params_json, created_at,
+                ended_at
+         FROM tasks WHERE sdk_app_id = ?1 AND task_id = ?2",
+    )?;
+    let mut rows = stmt.query(params![app.0, task_id])?;
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    let room = match (
+        r.get::<_, Option<String>>(4)?,
+        r.get::<_, Option<String>>(5)?,
+    ) {
+        (Some(kind), Some(s)) => Some(room_from_columns(&kind, s)?),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Corrupt(format!(
+                "task {task_id:?} has half a room"
+            )))
+        }
+    };
+    Ok(Some(TaskRecord {
+        sdk_app_id: app_from_column(r.get(0)?)?,
+        task_id: r.get(1)?,
+        kind: r.get(2)?,
+        state: r.get(3)?,
+        room,
+        params_json: r.get(6)?,
+        created_at: UnixSecs(r.get(7)?),
+        ended_at: r.get::<_, Option<i64>>(8)?.map(UnixSecs),
+    }))
+}
