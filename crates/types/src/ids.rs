@@ -70,7 +70,11 @@ mod tests {
 
     #[test]
     fn comm_id_of_numeric_room_has_the_room_number_in_the_middle() {
-        let id = CommId::new(SdkAppId(1400188366), &RoomKey::Num(3501), UnixSecs(1586952940));
+        let id = CommId::new(
+            SdkAppId(1400188366),
+            &RoomKey::Num(3501),
+            UnixSecs(1586952940),
+        );
         assert_eq!(id.as_str(), "1400188366_3501_1586952940");
         assert_eq!(id.sdk_app_id(), Some(SdkAppId(1400188366)));
     }

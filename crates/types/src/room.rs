@@ -109,7 +109,10 @@ mod tests {
     #[test]
     fn numeric_room_limits() {
         assert_eq!(RoomKey::num(0), Err(RoomKeyError::NumOutOfRange));
-        assert_eq!(RoomKey::num(4_294_967_295), Err(RoomKeyError::NumOutOfRange));
+        assert_eq!(
+            RoomKey::num(4_294_967_295),
+            Err(RoomKeyError::NumOutOfRange)
+        );
         assert!(RoomKey::num(4_294_967_294).is_ok());
     }
 
@@ -117,7 +120,10 @@ mod tests {
     fn string_room_rules() {
         assert!(RoomKey::string("abc 123_!#$%&()+-:;<=.>?@[]^_{}|~,").is_ok());
         assert_eq!(RoomKey::string(""), Err(RoomKeyError::StrLength));
-        assert_eq!(RoomKey::string(&"a".repeat(65)), Err(RoomKeyError::StrLength));
+        assert_eq!(
+            RoomKey::string(&"a".repeat(65)),
+            Err(RoomKeyError::StrLength)
+        );
         assert_eq!(RoomKey::string("a/b"), Err(RoomKeyError::StrCharacters));
         assert_eq!(RoomKey::string("é"), Err(RoomKeyError::StrCharacters));
     }

@@ -10,7 +10,9 @@ pub struct UnixSecs(pub i64);
 
 impl UnixSecs {
     pub fn now() -> Self {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         UnixSecs(d.as_secs() as i64)
     }
 

@@ -1,0 +1,289 @@
+//! Configuration: one serde tree with defaults, read from an optional TOML file, then
+//! overridden by `HEARTH_*` environment variables, then validated. See `hearth.sample.toml`.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub media: MediaConfig,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub credentials: Vec<CredentialConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// API, client signaling and web pages over plain HTTP.
+    pub http: SocketAddr,
+    /// Optional HTTPS listener (needs `tls_cert` and `tls_key`).
+    pub https: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Where the store lives; created on first start.
+    pub data_dir: PathBuf,
+    /// Per-SecretId API rate limits of the spec; turn off only for benchmarks.
+    pub rate_limits: bool,
+    /// Calls, events and samples older than this are deleted.
+    pub retention_days: u32,
+    /// Log format: "text" or "json".
+    pub log_format: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: "127.0.0.1:8080".parse().expect("valid literal"),
+            https: None,
+            tls_cert: None,
+            tls_key: None,
+            data_dir: PathBuf::from("./hearth-data"),
+            rate_limits: true,
+            retention_days: 14,
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address media binds to and announces in ICE candidates.
+    pub ip: String,
+    /// UDP ports media may use, `first-last`.
+    pub ports: String,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            ip: "127.0.0.1".into(),
+            ports: "50000-50100".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub sdk_app_id: u32,
+    /// The application's UserSig key.
+    pub secret_key: String,
+    /// Identifiers allowed to call the IM-style REST APIs.
+    #[serde(default)]
+    pub admins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    pub secret_id: String,
+    pub secret_key: String,
+    /// SdkAppIds this key may act on.
+    pub apps: Vec<u32>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then the environment; validated.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
+    /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_MEDIA_IP`,
+    /// `HEARTH_MEDIA_PORTS`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.parse().map_err(|e| anyhow::anyhow!("{key}={v}: {e}"))
+        }
+        let s = &mut self.server;
+        if let Some(v) = get("HEARTH_HTTP") {
+            s.http = parse("HEARTH_HTTP", v)?;
+        }
+        if let Some(v) = get("HEARTH_HTTPS") {
+            s.https = Some(parse("HEARTH_HTTPS", v)?);
+        }
+        if let Some(v) = get("HEARTH_TLS_CERT") {
+            s.tls_cert = Some(v.into());
+        }
+        if let Some(v) = get("HEARTH_TLS_KEY") {
+            s.tls_key = Some(v.into());
+        }
+        if let Some(v) = get("HEARTH_DATA_DIR") {
+            s.data_dir = v.into();
+        }
+        if let Some(v) = get("HEARTH_RATE_LIMITS") {
+            s.rate_limits = parse("HEARTH_RATE_LIMITS", v)?;
+        }
+        if let Some(v) = get("HEARTH_RETENTION_DAYS") {
+            s.retention_days = parse("HEARTH_RETENTION_DAYS", v)?;
+        }
+        if let Some(v) = get("HEARTH_LOG_FORMAT") {
+            s.log_format = v;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_IP") {
+            self.media.ip = v;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_PORTS") {
+            self.media.ports = v;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.server;
+        if s.https.is_some() && (s.tls_cert.is_none() || s.tls_key.is_none()) {
+            bail!("server.https needs server.tls_cert and server.tls_key");
+        }
+        if s.retention_days == 0 {
+            bail!("server.retention_days must be at least 1");
+        }
+        if !matches!(s.log_format.as_str(), "text" | "json") {
+            bail!("server.log_format must be \"text\" or \"json\"");
+        }
+        self.media.port_range()?;
+        self.media
+            .ip
+            .parse::<std::net::IpAddr>()
+            .with_context(|| format!("media.ip {:?}", self.media.ip))?;
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.apps {
+            if !seen.insert(app.sdk_app_id) {
+                bail!("apps: SdkAppId {} is listed twice", app.sdk_app_id);
+            }
+            if app.secret_key.len() < 16 {
+                bail!(
+                    "apps: the secret_key of {} is shorter than 16 characters",
+                    app.sdk_app_id
+                );
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for c in &self.credentials {
+            if !ids.insert(&c.secret_id) {
+                bail!("credentials: {} is listed twice", c.secret_id);
+            }
+            if c.secret_id.is_empty() || c.secret_key.is_empty() {
+                bail!("credentials: secret_id and secret_key must not be empty");
+            }
+            if let Some(app) = c.apps.iter().find(|a| !seen.contains(a)) {
+                bail!(
+                    "credentials: {} names SdkAppId {app}, which is not in [[apps]]",
+                    c.secret_id
+                );
+            }
+        }
+        if !self.credentials.is_empty() && self.apps.is_empty() {
+            bail!("credentials are configured but no [[apps]]");
+        }
+        Ok(())
+    }
+}
+
+impl MediaConfig {
+    pub fn port_range(&self) -> Result<(u16, u16)> {
+        let (a, b) = self
+            .ports
+            .split_once('-')
+            .with_context(|| format!("media.ports {:?} must be first-last", self.ports))?;
+        let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+        if a == 0 || a > b {
+            bail!("media.ports {:?}: need 1 <= first <= last", self.ports);
+        }
+        Ok((a, b))
+    }
+}
+
+/// Shows a secret as its first four characters and its length.
+pub fn mask(secret: &str) -> String {
+    let head: String = secret.chars().take(4).collect();
+    format!("{head}…({} chars)", secret.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUE_FORM: &str = r#"
+[server]
+http = "127.0.0.1:8080"
+https = "127.0.0.1:8443"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+data_dir = "/var/lib/hearth"
+
+[media]
+ip = "127.0.0.1"
+ports = "50000-50100"
+
+[[apps]]
+sdk_app_id = 1400000001
+secret_key = "0123456789abcdef0123456789abcdef"
+admins = ["administrator"]
+
+[[credentials]]
+secret_id = "AKIDexample"
+secret_key = "secret"
+apps = [1400000001]
+"#;
+
+    #[test]
+    fn accepts_the_documented_form() {
+        let c: Config = toml::from_str(ISSUE_FORM).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.apps[0].admins, ["administrator"]);
+        assert_eq!(c.media.port_range().unwrap(), (50000, 50100));
+    }
+
+    #[test]
+    fn the_sample_file_is_valid() {
+        let text = include_str!("../../../hearth.sample.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_references() {
+        assert!(toml::from_str::<Config>("[server]\nhttp_port = 1").is_err());
+        let mut c: Config = toml::from_str(ISSUE_FORM).unwrap();
+        c.credentials[0].apps = vec![7];
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut c: Config = toml::from_str(ISSUE_FORM).unwrap();
+        c.apply_env(|k| match k {
+            "HEARTH_HTTP" => Some("0.0.0.0:9000".into()),
+            "HEARTH_RATE_LIMITS" => Some("false".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.server.http.port(), 9000);
+        assert!(!c.server.rate_limits);
+        assert!(c
+            .apply_env(|k| (k == "HEARTH_HTTP").then(|| "nope".into()))
+            .is_err());
+    }
+}
