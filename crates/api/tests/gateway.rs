@@ -1,0 +1,458 @@
+//! The gateway through its router, without a socket: signed requests in, envelopes out, with an
+//! in-memory store holding real calls and sessions and a clock the test sets.
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hearth_api::signature::tc3;
+use hearth_api::{ApiState, RoomControl, RoomError, RoomFuture, Tenants};
+use hearth_store::{AppRecord, CallRecord, CredentialRecord, NewSession, SqliteStore, Store};
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+const APP: SdkAppId = SdkAppId(1400000001);
+const OTHER_APP: SdkAppId = SdkAppId(1400000002);
+const ID: &str = "AKIDtest";
+const KEY: &str = "test-secret-key";
+const NOW: i64 = 1_800_000_000;
+const HOST: &str = "127.0.0.1:8080";
+
+/// Records dismissals; rooms listed in `live` exist.
+#[derive(Default)]
+struct Rooms {
+    live: Mutex<Vec<(SdkAppId, RoomKey)>>,
+}
+
+impl RoomControl for Rooms {
+    fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()> {
+        Box::pin(async move {
+            let mut live = self.live.lock().unwrap();
+            let before = live.len();
+            live.retain(|r| *r != (app, room.clone()));
+            if live.len() == before {
+                Err(RoomError::NotFound)
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+struct Harness {
+    store: Arc<SqliteStore>,
+    rooms: Arc<Rooms>,
+    app: axum::Router,
+}
+
+fn harness() -> Harness {
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let rooms = Arc::new(Rooms::default());
+    let apps = [APP, OTHER_APP]
+        .map(|a| AppRecord {
+            sdk_app_id: a,
+            secret_key: "k".repeat(32),
+            admins: vec![],
+            created_at: UnixSecs(0),
+        })
+        .to_vec();
+    let creds = vec![CredentialRecord {
+        secret_id: ID.into(),
+        secret_key: KEY.into(),
+        apps: vec![APP],
+        created_at: UnixSecs(0),
+    }];
+    let mut state = ApiState::new(
+        store.clone(),
+        Arc::new(Tenants::new(apps, creds)),
+        rooms.clone(),
+    );
+    state.clock = Arc::new(|| UnixSecs(NOW));
+    Harness {
+        store,
+        rooms,
+        app: hearth_api::router(Arc::new(state)),
+    }
+}
+
+fn signed(action: &str, body: &Value, timestamp: i64) -> Request<Body> {
+    let body = body.to_string();
+    let ct = "application/json; charset=utf-8";
+    let date = tc3::utc_date(timestamp).unwrap();
+    let headers = [
+        ("content-type".to_owned(), ct.to_owned()),
+        ("host".to_owned(), HOST.to_owned()),
+    ];
+    let canonical = tc3::canonical_request(&tc3::CanonicalInput {
+        method: "POST",
+        query: "",
+        headers: &headers,
+        payload_hash: &tc3::sha256_hex(body.as_bytes()),
+    });
+    let sts = tc3::string_to_sign(&timestamp.to_string(), &date, "trtc", &canonical);
+    let sig = tc3::sign(KEY, &date, "trtc", &sts);
+    Request::post("/")
+        .header("host", HOST)
+        .header("content-type", ct)
+        .header("x-tc-action", action)
+        .header("x-tc-version", "2019-07-22")
+        .header("x-tc-region", "ap-guangzhou")
+        .header("x-tc-timestamp", timestamp.to_string())
+        .header(
+            "authorization",
+            format!("TC3-HMAC-SHA256 Credential={ID}/{date}/trtc/tc3_request, SignedHeaders=content-type;host, Signature={sig}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+async fn call(h: &Harness, req: Request<Body>) -> Value {
+    let resp: Response<Body> = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(v["Response"]["RequestId"]
+        .as_str()
+        .is_some_and(|r| !r.is_empty()));
+    v["Response"].clone()
+}
+
+fn code(r: &Value) -> &str {
+    r["Error"]["Code"].as_str().unwrap_or("")
+}
+
+fn add_call(
+    store: &SqliteStore,
+    room: RoomKey,
+    created: i64,
+    users: &[(&str, i64, Option<i64>)],
+) -> CommId {
+    let comm_id = CommId::new(APP, &room, UnixSecs(created));
+    store
+        .start_call(&CallRecord {
+            comm_id: comm_id.clone(),
+            sdk_app_id: APP,
+            room,
+            creator: users[0].0.into(),
+            created_at: UnixSecs(created),
+            destroyed_at: None,
+        })
+        .unwrap();
+    for (user, joined, left) in users {
+        let id = store
+            .open_session(&NewSession {
+                comm_id: comm_id.clone(),
+                sdk_app_id: APP,
+                user_id: UserId((*user).into()),
+                joined_at: UnixSecs(*joined),
+                device_type: "Web".into(),
+                sdk_version: "hearth-test".into(),
+                client_ip: "10.0.0.7".into(),
+            })
+            .unwrap();
+        if let Some(t) = left {
+            store
+                .close_session(id, UnixSecs(*t), hearth_store::LeaveReason::Normal)
+                .unwrap();
+        }
+    }
+    comm_id
+}
+
+#[tokio::test]
+async fn room_info_lists_calls_of_the_window_with_paging() {
+    let h = harness();
+    let a = add_call(
+        &h.store,
+        RoomKey::Num(123),
+        NOW - 3000,
+        &[("alice", NOW - 3000, None)],
+    );
+    let b = add_call(
+        &h.store,
+        RoomKey::string("123").unwrap(),
+        NOW - 2000,
+        &[("bob", NOW - 2000, Some(NOW - 1000))],
+    );
+    h.store
+        .finish_call(&b, UnixSecs(NOW - 1000), hearth_store::LeaveReason::Normal)
+        .unwrap();
+    add_call(
+        &h.store,
+        RoomKey::Num(9),
+        NOW - 90_000,
+        &[("old", NOW - 90_000, None)],
+    );
+    h.store
+        .finish_call(
+            &CommId::new(APP, &RoomKey::Num(9), UnixSecs(NOW - 90_000)),
+            UnixSecs(NOW - 89_000),
+            hearth_store::LeaveReason::Normal,
+        )
+        .unwrap();
+
+    let window = json!({"SdkAppId": 1400000001, "StartTime": NOW - 3600, "EndTime": NOW});
+    let r = call(&h, signed("DescribeRoomInfo", &window, NOW)).await;
+    assert_eq!(r["Total"], 2, "{r}");
+    let list = r["RoomList"].as_array().unwrap();
+    assert_eq!(list[0]["CommId"], a.as_str());
+    assert_eq!(list[0]["RoomString"], "123");
+    assert_eq!(list[0]["IsFinished"], false);
+    assert_eq!(list[0]["UserId"], "alice");
+    assert_eq!(list[1]["CommId"], b.as_str());
+    assert_eq!(list[1]["RoomString"], "123");
+    assert_eq!(list[1]["IsFinished"], true);
+    assert_eq!(list[1]["DestroyTime"], NOW - 1000);
+    assert_ne!(
+        list[0]["CommId"], list[1]["CommId"],
+        "numeric and string room 123 are different calls"
+    );
+
+    let mut paged = window.clone();
+    paged["PageNumber"] = json!(1);
+    paged["PageSize"] = json!(1);
+    let r = call(&h, signed("DescribeRoomInfo", &paged, NOW)).await;
+    assert_eq!(r["Total"], 2);
+    assert_eq!(r["RoomList"].as_array().unwrap().len(), 1);
+    assert_eq!(r["RoomList"][0]["CommId"], b.as_str());
+
+    let mut filtered = window.clone();
+    filtered["RoomId"] = json!("123");
+    assert_eq!(
+        call(&h, signed("DescribeRoomInfo", &filtered, NOW)).await["Total"],
+        2
+    );
+    filtered["RoomId"] = json!("124");
+    assert_eq!(
+        call(&h, signed("DescribeRoomInfo", &filtered, NOW)).await["Total"],
+        0
+    );
+}
+
+#[tokio::test]
+async fn user_info_lists_the_users_of_a_call() {
+    let h = harness();
+    let c = add_call(
+        &h.store,
+        RoomKey::Num(55),
+        NOW - 600,
+        &[
+            ("alice", NOW - 600, Some(NOW - 100)),
+            ("bob", NOW - 500, None),
+        ],
+    );
+    let req = json!({"SdkAppId": 1400000001, "CommId": c.as_str(), "StartTime": NOW - 3600, "EndTime": NOW});
+    let r = call(&h, signed("DescribeUserInfo", &req, NOW)).await;
+    assert_eq!(r["Total"], 2, "{r}");
+    let alice = &r["UserList"][0];
+    assert_eq!(alice["UserId"], "alice");
+    assert_eq!(alice["RoomStr"], "55");
+    assert_eq!(alice["JoinTs"], NOW - 600);
+    assert_eq!(alice["LeaveTs"], NOW - 100);
+    assert_eq!(alice["Finished"], true);
+    assert_eq!(alice["ClientIp"], "10.0.0.7");
+    let bob = &r["UserList"][1];
+    assert_eq!(bob["LeaveTs"], NOW, "a user still in the room leaves 'now'");
+    assert_eq!(bob["Finished"], false);
+
+    let mut only_bob = req.clone();
+    only_bob["UserIds"] = json!(["bob"]);
+    let r = call(&h, signed("DescribeUserInfo", &only_bob, NOW)).await;
+    assert_eq!(r["Total"], 1);
+    assert_eq!(r["UserList"][0]["UserId"], "bob");
+
+    let mut foreign = req.clone();
+    foreign["CommId"] = json!("1400000002_55_1799999400");
+    assert_eq!(
+        code(&call(&h, signed("DescribeUserInfo", &foreign, NOW)).await),
+        "InvalidParameter"
+    );
+    let mut long = req.clone();
+    long["StartTime"] = json!(NOW - 5 * 3600);
+    assert_eq!(
+        code(&call(&h, signed("DescribeUserInfo", &long, NOW)).await),
+        "InvalidParameter.QueryScaleOversize"
+    );
+}
+
+#[tokio::test]
+async fn scale_info_counts_past_days_but_not_today() {
+    let h = harness();
+    let today = UnixSecs(NOW).day_start().0;
+    let yesterday = today - 86_400;
+    let c = add_call(
+        &h.store,
+        RoomKey::Num(1),
+        yesterday + 100,
+        &[
+            ("a", yesterday + 100, Some(yesterday + 200)),
+            ("b", yesterday + 150, Some(yesterday + 300)),
+            ("a", yesterday + 400, Some(yesterday + 500)),
+        ],
+    );
+    h.store
+        .finish_call(
+            &c,
+            UnixSecs(yesterday + 600),
+            hearth_store::LeaveReason::Normal,
+        )
+        .unwrap();
+    add_call(
+        &h.store,
+        RoomKey::Num(2),
+        today + 10,
+        &[("c", today + 10, None)],
+    );
+    let req = json!({"SdkAppId": 1400000001, "StartTime": yesterday - 86_400, "EndTime": NOW});
+    let r = call(&h, signed("DescribeScaleInfo", &req, NOW)).await;
+    assert_eq!(r["Total"], 1, "{r}");
+    let day = &r["ScaleList"][0];
+    assert_eq!(day["Time"], yesterday);
+    assert_eq!(day["RoomNumbers"], 1);
+    assert_eq!(day["UserNumber"], 2);
+    assert_eq!(day["UserCount"], 3);
+}
+
+#[tokio::test]
+async fn dismiss_reaches_the_room_owner_and_empty_rooms_do_not_exist() {
+    let h = harness();
+    h.rooms.live.lock().unwrap().push((APP, RoomKey::Num(42)));
+    h.rooms
+        .live
+        .lock()
+        .unwrap()
+        .push((APP, RoomKey::string("42").unwrap()));
+    let r = call(
+        &h,
+        signed(
+            "DismissRoom",
+            &json!({"SdkAppId": 1400000001, "RoomId": 42}),
+            NOW,
+        ),
+    )
+    .await;
+    assert!(r.get("Error").is_none(), "{r}");
+    assert_eq!(
+        h.rooms.live.lock().unwrap().len(),
+        1,
+        "only the numeric room went"
+    );
+    let r = call(
+        &h,
+        signed(
+            "DismissRoom",
+            &json!({"SdkAppId": 1400000001, "RoomId": 42}),
+            NOW,
+        ),
+    )
+    .await;
+    assert_eq!(code(&r), "FailedOperation.RoomNotExist");
+    let r = call(
+        &h,
+        signed(
+            "DismissRoomByStrRoomId",
+            &json!({"SdkAppId": 1400000001, "RoomId": "42"}),
+            NOW,
+        ),
+    )
+    .await;
+    assert!(r.get("Error").is_none(), "{r}");
+    let r = call(
+        &h,
+        signed(
+            "DismissRoom",
+            &json!({"SdkAppId": 1400000002, "RoomId": 42}),
+            NOW,
+        ),
+    )
+    .await;
+    assert_eq!(code(&r), "UnauthorizedOperation.SdkAppId");
+    let r = call(
+        &h,
+        signed(
+            "DismissRoom",
+            &json!({"SdkAppId": 1400000001, "RoomId": 4294967295u64}),
+            NOW,
+        ),
+    )
+    .await;
+    assert_eq!(code(&r), "InvalidParameterValue.RoomId");
+    let r = call(
+        &h,
+        signed(
+            "DismissRoom",
+            &json!({"SdkAppId": 1400000001, "RoomId": "abc"}),
+            NOW,
+        ),
+    )
+    .await;
+    assert_eq!(code(&r), "InvalidParameter.RoomId");
+    let r = call(
+        &h,
+        signed("DismissRoom", &json!({"SdkAppId": 1400000001}), NOW),
+    )
+    .await;
+    assert_eq!(code(&r), "MissingParameter.RoomId");
+}
+
+#[tokio::test]
+async fn timestamps_more_than_five_minutes_off_are_expired() {
+    let h = harness();
+    let req = json!({"SdkAppId": 1400000001, "StartTime": NOW - 60, "EndTime": NOW});
+    assert!(call(&h, signed("DescribeRoomInfo", &req, NOW - 299))
+        .await
+        .get("Error")
+        .is_none());
+    assert!(call(&h, signed("DescribeRoomInfo", &req, NOW + 299))
+        .await
+        .get("Error")
+        .is_none());
+    assert_eq!(
+        code(&call(&h, signed("DescribeRoomInfo", &req, NOW - 301)).await),
+        "AuthFailure.SignatureExpire"
+    );
+    assert_eq!(
+        code(&call(&h, signed("DescribeRoomInfo", &req, NOW + 301)).await),
+        "AuthFailure.SignatureExpire"
+    );
+}
+
+#[tokio::test]
+async fn unbuilt_unknown_and_deleted_actions() {
+    let h = harness();
+    assert_eq!(
+        code(&call(&h, signed("CreateCloudRecording", &json!({}), NOW)).await),
+        "InvalidAction"
+    );
+    assert_eq!(
+        code(&call(&h, signed("Nope", &json!({}), NOW)).await),
+        "InvalidAction"
+    );
+    assert_eq!(
+        code(&call(&h, signed("DescribeRoomInformation", &json!({}), NOW)).await),
+        "ActionOffline"
+    );
+}
+
+#[tokio::test]
+async fn a_tampered_body_fails_the_signature() {
+    let h = harness();
+    let req = signed(
+        "DescribeRoomInfo",
+        &json!({"SdkAppId": 1400000001, "StartTime": NOW - 60, "EndTime": NOW}),
+        NOW,
+    );
+    let (parts, _) = req.into_parts();
+    let tampered = Request::from_parts(
+        parts,
+        Body::from(
+            json!({"SdkAppId": 1400000002, "StartTime": NOW - 60, "EndTime": NOW}).to_string(),
+        ),
+    );
+    assert_eq!(
+        code(&call(&h, tampered).await),
+        "AuthFailure.SignatureFailure"
+    );
+}
