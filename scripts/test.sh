@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian/Ubuntu machine (apt packages, a Python venv,
+# npm packages, cargo-fuzz) and runs every test: format, lint, Rust unit and router tests,
+# UserSig interop with the official libraries, end-to-end tests with the official SDK and tccli,
+# and a bounded fuzz run. Usage: scripts/test.sh [FUZZ_SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS="${1:-${FUZZ_SECONDS:-30}}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v gcc >/dev/null || missing+=(build-essential)
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+
+step "python venv (.venv) and npm packages"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+(cd tests/e2e && npm ci --no-audit --no-fund --silent)
+
+step "format and lint"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --quiet
+
+step "rust tests"
+cargo test --workspace --quiet
+
+step "UserSig interop: signatures made by the official Python and Node libraries verify in Hearth"
+vectors="$(mktemp)"
+.venv/bin/python tests/e2e/gen_usersig_vectors.py > "$vectors.py.json"
+node tests/e2e/gen_usersig_vectors.js > "$vectors.js.json"
+.venv/bin/python -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1])) + json.load(open(sys.argv[2]))))' \
+  "$vectors.py.json" "$vectors.js.json" > "$vectors"
+HEARTH_USERSIG_VECTORS="$vectors" cargo test -p hearth-auth --test interop --quiet
+rm -f "$vectors" "$vectors.py.json" "$vectors.js.json"
+
+step "end-to-end tests (official SDK over HTTP, tccli over HTTPS, UserSig interop)"
+HEARTH_BIN="$PWD/target/debug/hearth" .venv/bin/pytest -q tests/e2e
+
+step "fuzz (${FUZZ_SECONDS}s per target)"
+fuzz/run.sh "$FUZZ_SECONDS"
+
+step "all tests passed"
