@@ -1,0 +1,234 @@
+"""End-to-end fixtures: a real `hearth serve` process on free ports, talked to over HTTP(S).
+
+Nothing is built here: the binary is `target/debug/hearth` (or `$HEARTH_BIN`). Each server gets
+a temp dir with its config, data dir, a self-signed cert (made with the `openssl` CLI) and its
+stderr log. On teardown it is sent SIGTERM and must exit 0 within 15 s without a panic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.trtc.v20190722 import trtc_client
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO = E2E_DIR.parent.parent
+HEARTH_BIN = Path(os.environ.get("HEARTH_BIN", REPO / "target" / "debug" / "hearth"))
+
+APP1 = 1400000001
+APP2 = 1400000002
+STARTUP_TIMEOUT = 20.0
+SHUTDOWN_TIMEOUT = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Cred:
+    secret_id: str
+    secret_key: str
+    apps: tuple[int, ...]
+
+
+@dataclasses.dataclass
+class Hearth:
+    """A running server and what a client needs to reach it."""
+
+    name: str
+    dir: Path
+    config: Path
+    cert: Path
+    http_port: int
+    https_port: int
+    app_keys: dict[int, str]
+    cred1: Cred  # may act on APP1 only
+    cred2: Cred  # may act on APP2 only
+    proc: subprocess.Popen
+    stderr_path: Path
+
+    @property
+    def host(self) -> str:
+        """What clients put in Host and sign (TC3 and v1 both sign the Host)."""
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}/"
+
+    @property
+    def https_host(self) -> str:
+        return f"127.0.0.1:{self.https_port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def write_config(directory: Path, *, rate_limits: bool) -> tuple[Path, dict, Cred, Cred, Path, int, int]:
+    cert, key = make_cert(directory)
+    http_port, https_port = free_port(), free_port()
+    while https_port == http_port:
+        https_port = free_port()
+    app_keys = {APP1: secrets.token_hex(32), APP2: secrets.token_hex(32)}
+    cred1 = Cred("AKIDe2eAppOne" + secrets.token_hex(12), secrets.token_hex(16), (APP1,))
+    cred2 = Cred("AKIDe2eAppTwo" + secrets.token_hex(12), secrets.token_hex(16), (APP2,))
+    lines = [
+        "[server]",
+        f'http = "127.0.0.1:{http_port}"',
+        f'https = "127.0.0.1:{https_port}"',
+        f'tls_cert = "{cert}"',
+        f'tls_key = "{key}"',
+        f'data_dir = "{directory / "data"}"',
+        f"rate_limits = {'true' if rate_limits else 'false'}",
+        "",
+    ]
+    for app, k in app_keys.items():
+        lines += ["[[apps]]", f"sdk_app_id = {app}", f'secret_key = "{k}"', 'admins = ["administrator"]', ""]
+    for c in (cred1, cred2):
+        lines += [
+            "[[credentials]]",
+            f'secret_id = "{c.secret_id}"',
+            f'secret_key = "{c.secret_key}"',
+            f"apps = [{', '.join(map(str, c.apps))}]",
+            "",
+        ]
+    config = directory / "hearth.toml"
+    config.write_text("\n".join(lines))
+    return config, app_keys, cred1, cred2, cert, http_port, https_port
+
+
+def hearth_env() -> dict[str, str]:
+    """The environment without HEARTH_* overrides, so only our config file counts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
+    env["HEARTH_LOG"] = "info"
+    return env
+
+
+def start_hearth(directory: Path, name: str, *, rate_limits: bool) -> Hearth:
+    if not HEARTH_BIN.is_file():
+        pytest.exit(f"{HEARTH_BIN} does not exist: run `cargo build -p hearth` first (or set HEARTH_BIN)", 2)
+    config, app_keys, cred1, cred2, cert, http_port, https_port = write_config(directory, rate_limits=rate_limits)
+    stderr_path = directory / "stderr.log"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen(
+            [str(HEARTH_BIN), "serve", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            env=hearth_env(),
+        )
+    h = Hearth(name, directory, config, cert, http_port, https_port, app_keys, cred1, cred2, proc, stderr_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if not h.alive():
+            pytest.fail(f"hearth ({name}) exited with {proc.returncode} at start:\n{h.stderr()}")
+        try:
+            r = requests.get(f"http://{h.host}/healthz", timeout=1)
+            if r.status_code == 200 and r.json().get("status") == "ok":
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"hearth ({name}) not healthy within {STARTUP_TIMEOUT}s:\n{h.stderr()}")
+        time.sleep(0.05)
+    return h
+
+
+def stop_hearth(h: Hearth) -> None:
+    assert h.alive(), f"hearth ({h.name}) died during the tests:\n{h.stderr()}"
+    h.proc.send_signal(signal.SIGTERM)
+    try:
+        rc = h.proc.wait(timeout=SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        h.proc.kill()
+        h.proc.wait()
+        pytest.fail(f"hearth ({h.name}) did not exit within {SHUTDOWN_TIMEOUT}s of SIGTERM:\n{h.stderr()}")
+    log = h.stderr()
+    assert rc == 0, f"hearth ({h.name}) exited {rc} after SIGTERM:\n{log}"
+    assert "panicked" not in log, f"hearth ({h.name}) panicked:\n{log}"
+
+
+@pytest.fixture(scope="session")
+def hearth(tmp_path_factory) -> Hearth:
+    """The main server: rate limits off, so the many calls of the suite are never throttled."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth"), "main", rate_limits=False)
+    yield h
+    stop_hearth(h)
+
+
+@pytest.fixture(scope="session")
+def hearth_limited(tmp_path_factory) -> Hearth:
+    """A second server with the default, rate-limited configuration."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth-limited"), "limited", rate_limits=True)
+    yield h
+    stop_hearth(h)
+
+
+def sdk_client(
+    h: Hearth,
+    cred: Cred | None = None,
+    *,
+    secret_id: str | None = None,
+    secret_key: str | None = None,
+    sign_method: str | None = None,
+    req_method: str = "POST",
+) -> trtc_client.TrtcClient:
+    """An official-SDK TRTC client pointed at `h` over plain HTTP.
+
+    sign_method: None (TC3-HMAC-SHA256), "HmacSHA1" or "HmacSHA256" (v1).
+    """
+    cred = cred or h.cred1
+    http = HttpProfile(protocol="http", endpoint=h.host, reqMethod=req_method, reqTimeout=30)
+    profile = ClientProfile(signMethod=sign_method, httpProfile=http)
+    return trtc_client.TrtcClient(
+        credential.Credential(secret_id or cred.secret_id, secret_key or cred.secret_key),
+        "ap-guangzhou",
+        profile,
+    )
+
+
+@pytest.fixture(scope="session")
+def node_bin() -> str:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed (needed for the npm tls-sig-api-v2 interop)")
+    if not (E2E_DIR / "node_modules" / "tls-sig-api-v2").is_dir():
+        pytest.fail("tests/e2e/node_modules is missing: run `npm ci --prefix tests/e2e`")
+    return node
