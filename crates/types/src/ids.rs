@@ -15,7 +15,8 @@ impl fmt::Display for SdkAppId {
 }
 
 /// A user identifier inside one application (TRTC `UserId`, the UserSig identifier).
-/// No `Debug`: identifiers are user data and stay out of logs unless printed on purpose.
+/// Its `Debug` is masked: identifiers are user data and stay out of logs unless printed on
+/// purpose with `Display`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(pub String);
@@ -23,6 +24,12 @@ pub struct UserId(pub String);
 impl UserId {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId(<{} bytes>)", self.0.len())
     }
 }
 

@@ -1,0 +1,109 @@
+//! The messages the rest of the server sends to a worker, and what comes back.
+
+use crate::core::{ParticipantId, StreamKind};
+use hearth_types::{RoomKey, SdkAppId, UserId};
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// Who is entering, and from where.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user: UserId,
+    pub client_ip: String,
+    pub device_type: String,
+    pub sdk_version: String,
+}
+
+/// A session the media plane accepted: its answer, and what a later `leave` must quote.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub session: SessionRef,
+    /// The SDP answer, with our ICE candidate.
+    pub answer: String,
+}
+
+/// Names one session on one worker; `token` makes it unguessable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub worker: usize,
+    pub peer: ParticipantId,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SfuError {
+    #[error("the SDP offer is malformed: {0}")]
+    BadSdp(String),
+    #[error("the SDP offer has no supported codec (Opus, VP8 or H.264)")]
+    NoSupportedCodec,
+    #[error("the SDP offer does not {0}")]
+    WrongDirection(&'static str),
+    #[error("that user publishes nothing in this room")]
+    PublisherNotFound,
+    #[error("no such session")]
+    SessionNotFound,
+    #[error("no such room")]
+    RoomNotFound,
+    #[error("the media plane is not running")]
+    Unavailable,
+}
+
+/// Counts that show what a worker holds (for tests and health).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub rooms: usize,
+    pub peers: usize,
+    pub addr_routes: usize,
+    pub ufrag_routes: usize,
+    pub tracks: usize,
+    pub subscriptions: usize,
+    pub timers: usize,
+    pub events_dropped: u64,
+}
+
+/// A user present in a room, with what they publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomUser {
+    pub user: UserId,
+    pub sessions: usize,
+    pub audio: bool,
+    pub video: bool,
+    pub sub_video: bool,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+pub(crate) enum Command {
+    Publish {
+        req: JoinRequest,
+        offer: String,
+        reply: Reply<Joined>,
+    },
+    Play {
+        req: JoinRequest,
+        publisher: UserId,
+        stream: StreamKind,
+        offer: String,
+        reply: Reply<Joined>,
+    },
+    Leave {
+        session: SessionRef,
+        reply: Reply<()>,
+    },
+    Dismiss {
+        app: SdkAppId,
+        room: RoomKey,
+        reply: Reply<()>,
+    },
+    RoomUsers {
+        app: SdkAppId,
+        room: RoomKey,
+        reply: Reply<Vec<RoomUser>>,
+    },
+    Stats {
+        reply: Reply<WorkerStats>,
+    },
+    Shutdown,
+}

@@ -1,0 +1,196 @@
+//! The rest of the server's handle on the media plane: starts the worker threads, routes each
+//! room to one worker (by hash), and turns calls into commands with replies.
+
+use crate::command::{Command, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
+use crate::core::StreamKind;
+use crate::events::DomainEvent;
+use crate::worker::Worker;
+use hearth_types::{RoomKey, SdkAppId, UserId};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands queued per worker before callers wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Where and how many workers run.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Bound and announced in ICE candidates.
+    pub ip: IpAddr,
+    /// Worker `i` binds `first_port + i`.
+    pub first_port: u16,
+    pub last_port: u16,
+    pub workers: usize,
+}
+
+#[derive(Clone)]
+pub struct SfuHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    workers: Vec<mpsc::Sender<Command>>,
+    addrs: Vec<SocketAddr>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl SfuHandle {
+    /// Binds one UDP socket per worker and starts the worker threads.
+    pub fn start(config: &SfuConfig, events: mpsc::Sender<DomainEvent>) -> std::io::Result<Self> {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let ports = usize::from(config.last_port.saturating_sub(config.first_port)) + 1;
+        let count = config.workers.max(1);
+        if count > ports {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{count} media workers need {count} UDP ports; media.ports has {ports}"),
+            ));
+        }
+        let mut workers = Vec::with_capacity(count);
+        let mut addrs = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count {
+            let addr = SocketAddr::new(config.ip, config.first_port + i as u16);
+            let std_socket = std::net::UdpSocket::bind(addr)?;
+            std_socket.set_nonblocking(true)?;
+            let addr = std_socket.local_addr()?;
+            let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+            let events = events.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("hearth-media-{i}"))
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("worker runtime");
+                    rt.block_on(async move {
+                        let socket =
+                            tokio::net::UdpSocket::from_std(std_socket).expect("worker socket");
+                        let worker = Worker::new(i, socket, events).expect("worker socket address");
+                        worker.run(rx).await;
+                    });
+                })?;
+            tracing::info!(worker = i, %addr, "media worker listening (announced in ICE candidates)");
+            workers.push(tx);
+            addrs.push(addr);
+            threads.push(thread);
+        }
+        Ok(SfuHandle {
+            inner: Arc::new(Inner {
+                workers,
+                addrs,
+                threads: std::sync::Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The UDP addresses the workers announce.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.inner.addrs
+    }
+
+    fn worker_of(&self, app: SdkAppId, room: &RoomKey) -> usize {
+        let mut h = DefaultHasher::new();
+        (app, room).hash(&mut h);
+        (h.finish() % self.inner.workers.len() as u64) as usize
+    }
+
+    async fn ask<T>(
+        &self,
+        worker: usize,
+        make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (tx, rx) = oneshot::channel();
+        let w = self
+            .inner
+            .workers
+            .get(worker)
+            .ok_or(SfuError::SessionNotFound)?;
+        w.send(make(tx)).await.map_err(|_| SfuError::Unavailable)?;
+        rx.await.map_err(|_| SfuError::Unavailable)?
+    }
+
+    /// WHIP: the user publishes what the offer sends.
+    pub async fn publish(&self, req: JoinRequest, offer: String) -> Result<Joined, SfuError> {
+        let w = self.worker_of(req.app, &req.room);
+        self.ask(w, |reply| Command::Publish { req, offer, reply })
+            .await
+    }
+
+    /// WHEP: the user plays one stream of a publisher in the room.
+    pub async fn play(
+        &self,
+        req: JoinRequest,
+        publisher: UserId,
+        stream: StreamKind,
+        offer: String,
+    ) -> Result<Joined, SfuError> {
+        let w = self.worker_of(req.app, &req.room);
+        self.ask(w, |reply| Command::Play {
+            req,
+            publisher,
+            stream,
+            offer,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn leave(&self, session: SessionRef) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| Command::Leave { session, reply })
+            .await
+    }
+
+    /// Removes everyone from a room; `RoomNotFound` when nobody is in it.
+    pub async fn dismiss(&self, app: SdkAppId, room: RoomKey) -> Result<(), SfuError> {
+        let w = self.worker_of(app, &room);
+        self.ask(w, |reply| Command::Dismiss { app, room, reply })
+            .await
+    }
+
+    pub async fn room_users(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+    ) -> Result<Vec<RoomUser>, SfuError> {
+        let w = self.worker_of(app, &room);
+        self.ask(w, |reply| Command::RoomUsers { app, room, reply })
+            .await
+    }
+
+    /// What every worker holds, summed.
+    pub async fn stats(&self) -> Result<WorkerStats, SfuError> {
+        let mut total = WorkerStats::default();
+        for w in 0..self.inner.workers.len() {
+            let s = self.ask(w, |reply| Command::Stats { reply }).await?;
+            total.rooms += s.rooms;
+            total.peers += s.peers;
+            total.addr_routes += s.addr_routes;
+            total.ufrag_routes += s.ufrag_routes;
+            total.tracks += s.tracks;
+            total.subscriptions += s.subscriptions;
+            total.timers += s.timers;
+            total.events_dropped += s.events_dropped;
+        }
+        Ok(total)
+    }
+
+    /// Stops the workers (everyone leaves with `ServerShutdown`) and waits for their threads.
+    pub async fn shutdown(&self) {
+        for w in &self.inner.workers {
+            let _ = w.send(Command::Shutdown).await;
+        }
+        let threads =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

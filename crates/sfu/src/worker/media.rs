@@ -1,0 +1,201 @@
+//! str0m events of a peer: connection state, media lines appearing, frames to forward,
+//! keyframe requests from receivers, and downlink estimates.
+
+use super::peer::{order_rids, Inbound, SessionKey};
+use super::{TrackSource, Worker};
+use crate::core::{KeyframeAsk, ParticipantId, StreamKind, TrackId};
+use crate::events::EventKind;
+use std::time::Instant;
+use str0m::bwe::BweKind;
+use str0m::media::{Direction, KeyframeRequestKind, MediaAdded, MediaData, MediaKind};
+use str0m::{Event, IceConnectionState};
+
+fn core_kind(k: MediaKind) -> crate::core::MediaKind {
+    match k {
+        MediaKind::Audio => crate::core::MediaKind::Audio,
+        MediaKind::Video => crate::core::MediaKind::Video,
+    }
+}
+
+impl Worker {
+    pub(crate) fn handle_event(&mut self, pid: ParticipantId, event: Event) {
+        match event {
+            Event::MediaData(d) => self.forward(pid, d),
+            Event::Connected => {
+                let Some(p) = self.peers.get_mut(&pid) else {
+                    return;
+                };
+                p.connected = true;
+                let (slot, user) = (p.slot, p.user.clone());
+                if let Some(r) = self.rooms.get(&slot) {
+                    let (app, room, comm_id) = (r.app, r.room.clone(), r.comm_id.clone());
+                    self.emit(app, &room, &comm_id, &user, EventKind::MediaConnected);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                if let Some(p) = self.peers.get_mut(&pid) {
+                    p.rtc.disconnect();
+                }
+            }
+            Event::MediaAdded(m) => self.media_added(pid, m),
+            Event::KeyframeRequest(r) => {
+                let Some(p) = self.peers.get(&pid) else {
+                    return;
+                };
+                let Some(sub) = p.sub_by_mid.get(&r.mid).copied() else {
+                    return;
+                };
+                let slot = p.slot;
+                let ask = self
+                    .rooms
+                    .get_mut(&slot)
+                    .and_then(|r| r.core.on_keyframe_request(Instant::now(), sub));
+                if let Some(ask) = ask {
+                    self.ask_keyframe(ask);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                let Some(slot) = self.peers.get(&pid).map(|p| p.slot) else {
+                    return;
+                };
+                let mut asks = Vec::new();
+                if let Some(r) = self.rooms.get_mut(&slot) {
+                    r.core
+                        .on_estimate(Instant::now(), pid, estimate.as_u64(), &mut asks);
+                }
+                for a in asks {
+                    self.ask_keyframe(a);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn media_added(&mut self, pid: ParticipantId, m: MediaAdded) {
+        let Some(p) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        let publishing = p.key == SessionKey::Publish;
+        match (publishing, m.direction) {
+            (true, Direction::RecvOnly | Direction::SendRecv) => {
+                let has_video = p.inbound.values().any(|i| i.kind == MediaKind::Video);
+                let stream = if m.kind == MediaKind::Video && has_video {
+                    StreamKind::Sub
+                } else {
+                    StreamKind::Main
+                };
+                let rids = order_rids(
+                    m.simulcast
+                        .map(|s| s.recv.into_iter().map(|l| l.rid).collect())
+                        .unwrap_or_default(),
+                );
+                let track = TrackId(self.next_participant().0);
+                let p = self.peers.get_mut(&pid).expect("checked above");
+                p.inbound.insert(
+                    m.mid,
+                    Inbound {
+                        track,
+                        kind: m.kind,
+                        rids,
+                    },
+                );
+                let (slot, user) = (p.slot, p.user.clone());
+                self.tracks.insert(
+                    track,
+                    TrackSource {
+                        peer: pid,
+                        mid: m.mid,
+                    },
+                );
+                let Some(r) = self.rooms.get_mut(&slot) else {
+                    return;
+                };
+                r.core.add_track(track, pid, core_kind(m.kind), stream);
+                let (app, room, comm_id) = (r.app, r.room.clone(), r.comm_id.clone());
+                let event = match (m.kind, stream) {
+                    (MediaKind::Audio, _) => EventKind::AudioOn,
+                    (MediaKind::Video, StreamKind::Main) => EventKind::VideoOn,
+                    (MediaKind::Video, StreamKind::Sub) => EventKind::SubStreamOn,
+                };
+                self.emit(app, &room, &comm_id, &user, event);
+                self.bind_viewers_of(slot, &user);
+            }
+            (false, Direction::SendOnly | Direction::SendRecv) => {
+                p.free_out.push((m.mid, m.kind));
+                self.bind_viewer(pid);
+            }
+            _ => {}
+        }
+    }
+
+    /// One frame from a publisher to every subscriber the room core picks.
+    fn forward(&mut self, pid: ParticipantId, d: MediaData) {
+        let Some(p) = self.peers.get(&pid) else {
+            return;
+        };
+        let Some(inbound) = p.inbound.get(&d.mid) else {
+            return;
+        };
+        let (track, layer, slot) = (inbound.track, inbound.layer_of(d.rid), p.slot);
+        let Some(room) = self.rooms.get_mut(&slot) else {
+            return;
+        };
+        let now = Instant::now();
+        self.forwards.clear();
+        let mut ask = room.core.on_frame(
+            now,
+            track,
+            layer,
+            d.is_keyframe(),
+            d.data.len(),
+            &mut self.forwards,
+        );
+        if !d.contiguous && inbound.kind == MediaKind::Video {
+            // Loss upstream: the publisher's next keyframe repairs every receiver at once.
+            ask = ask.or_else(|| room.core.on_keyframe_request_for_track(now, track, layer));
+        }
+        for f in &self.forwards {
+            let Some(s) = self.peers.get_mut(&f.subscriber) else {
+                continue;
+            };
+            let Some((mid, _)) = s.out_by_sub.get(&f.subscription).copied() else {
+                continue;
+            };
+            let Some(writer) = s.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(d.params) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, d.network_time, d.time, d.data.clone()) {
+                tracing::debug!(peer = f.subscriber.0, error = %e, "write failed; disconnecting");
+                s.rtc.disconnect();
+            }
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(f.subscriber);
+            }
+        }
+        if let Some(a) = ask {
+            self.ask_keyframe(a);
+        }
+    }
+
+    /// Sends a PLI to the publisher of a track for one of its layers.
+    pub(crate) fn ask_keyframe(&mut self, ask: KeyframeAsk) {
+        let Some(src) = self.tracks.get(&ask.track) else {
+            return;
+        };
+        let (peer, mid) = (src.peer, src.mid);
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let rid = p.inbound.get(&mid).and_then(|i| i.rid_of(ask.layer));
+        if let Some(mut writer) = p.rtc.writer(mid) {
+            if writer.is_request_keyframe_possible(KeyframeRequestKind::Pli) {
+                let _ = writer.request_keyframe(rid, KeyframeRequestKind::Pli);
+            }
+        }
+        self.mark_dirty(peer);
+    }
+}

@@ -1,0 +1,118 @@
+//! One WebRTC connection on a worker: its str0m `Rtc`, who it belongs to, and the maps from its
+//! media lines to the room's tracks and subscriptions.
+
+use crate::core::{Layer, ParticipantId, StreamKind, SubscriptionId, TrackId};
+use hearth_types::UserId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+use str0m::media::{MediaKind, Mid, Rid};
+use str0m::Rtc;
+
+/// What a session does in its room. Sessions with equal keys of one user replace each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SessionKey {
+    /// WHIP: the user's published streams.
+    Publish,
+    /// WHEP: playing one stream of one publisher.
+    Play {
+        publisher: UserId,
+        stream: StreamKind,
+    },
+}
+
+/// An incoming media line: the room track it feeds and its simulcast rids by layer.
+pub struct Inbound {
+    pub track: TrackId,
+    pub kind: MediaKind,
+    /// `rids[layer]`; empty without simulcast.
+    pub rids: Vec<Rid>,
+}
+
+impl Inbound {
+    pub fn layer_of(&self, rid: Option<Rid>) -> Layer {
+        match rid {
+            None => Layer(0),
+            Some(r) => Layer(self.rids.iter().position(|x| *x == r).unwrap_or(0) as u8),
+        }
+    }
+
+    pub fn rid_of(&self, layer: Layer) -> Option<Rid> {
+        self.rids.get(usize::from(layer.0)).copied()
+    }
+}
+
+pub struct Peer {
+    pub id: ParticipantId,
+    pub slot: super::rooms::RoomSlot,
+    pub user: UserId,
+    pub key: SessionKey,
+    pub token: String,
+    pub ufrag: String,
+    pub rtc: Rtc,
+    pub addr: Option<SocketAddr>,
+    pub created: Instant,
+    pub connected: bool,
+    /// The deadline str0m last asked for.
+    pub next_timeout: Instant,
+    pub inbound: HashMap<Mid, Inbound>,
+    /// Outgoing media lines not yet bound to a track, by kind (WHEP answers them up front).
+    pub free_out: Vec<(Mid, MediaKind)>,
+    pub out_by_sub: HashMap<SubscriptionId, (Mid, MediaKind)>,
+    pub sub_by_mid: HashMap<Mid, SubscriptionId>,
+    /// Queued for polling after the current batch of work.
+    pub dirty: bool,
+}
+
+/// Orders simulcast rids from the lowest layer up. Chrome's `q;h;f` and `l;m;h` schemes and
+/// numeric rids are recognised; anything else keeps the offer's order.
+pub fn order_rids(mut rids: Vec<Rid>) -> Vec<Rid> {
+    let names: Vec<String> = rids.iter().map(|r| r.to_string()).collect();
+    let has = |n: &str| names.iter().any(|x| x == n);
+    let rank = |name: &str| -> Option<u32> {
+        if has("f") || has("q") {
+            ["q", "h", "f"]
+                .iter()
+                .position(|x| *x == name)
+                .map(|p| p as u32)
+        } else if has("l") || has("m") {
+            ["l", "m", "h"]
+                .iter()
+                .position(|x| *x == name)
+                .map(|p| p as u32)
+        } else {
+            name.parse().ok()
+        }
+    };
+    if names.iter().all(|n| rank(n).is_some()) {
+        rids.sort_by_key(|r| rank(&r.to_string()));
+    }
+    rids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: Vec<Rid>) -> Vec<String> {
+        v.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn orders_known_rid_schemes_low_to_high() {
+        let r = |s: &str| Rid::from(s);
+        assert_eq!(
+            names(order_rids(vec![r("f"), r("h"), r("q")])),
+            ["q", "h", "f"]
+        );
+        assert_eq!(
+            names(order_rids(vec![r("h"), r("m"), r("l")])),
+            ["l", "m", "h"]
+        );
+        assert_eq!(
+            names(order_rids(vec![r("2"), r("0"), r("1")])),
+            ["0", "1", "2"]
+        );
+        assert_eq!(names(order_rids(vec![r("b"), r("a")])), ["b", "a"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Room bookkeeping on a worker: the call (CommId) of each live room, who is present with how
+//! many sessions, and the domain events of entering, leaving and calls starting and ending.
+
+use super::peer::SessionKey;
+use super::{now_ms, Worker};
+use crate::command::{RoomUser, SfuError};
+use crate::core::{ParticipantId, Room, StreamKind};
+use crate::events::{DomainEvent, EventKind};
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
+use std::collections::HashMap;
+
+/// A worker-local number for a live room, so the packet path looks rooms up by integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RoomSlot(pub u64);
+
+pub(crate) struct RoomState {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub core: Room,
+    pub comm_id: CommId,
+    /// Sessions per user; a user is present while they have at least one.
+    pub sessions: HashMap<UserId, HashMap<SessionKey, ParticipantId>>,
+}
+
+impl Worker {
+    /// Emits an event without waiting: a full queue drops it and counts the drop.
+    pub(crate) fn emit(
+        &mut self,
+        app: SdkAppId,
+        room: &RoomKey,
+        comm_id: &CommId,
+        user: &UserId,
+        kind: EventKind,
+    ) {
+        let e = DomainEvent {
+            at_ms: now_ms(),
+            app,
+            room: room.clone(),
+            comm_id: comm_id.clone(),
+            user: user.clone(),
+            kind,
+        };
+        if self.events.try_send(e).is_err() {
+            self.events_dropped += 1;
+            if self.events_dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.events_dropped,
+                    "domain event queue full; events dropped"
+                );
+            }
+        }
+    }
+
+    /// The slot of a room, created (with a new call) if needed.
+    pub(crate) fn room_slot(
+        &mut self,
+        app: SdkAppId,
+        room: &RoomKey,
+        creator: &UserId,
+    ) -> RoomSlot {
+        let key = (app, room.clone());
+        if let Some(slot) = self.room_index.get(&key) {
+            return *slot;
+        }
+        let slot = RoomSlot(self.next_participant().0);
+        let comm_id = CommId::new(app, room, UnixSecs::now());
+        self.emit(
+            app,
+            room,
+            &comm_id,
+            creator,
+            EventKind::CallStarted {
+                creator: creator.clone(),
+            },
+        );
+        self.room_index.insert(key, slot);
+        self.rooms.insert(
+            slot,
+            RoomState {
+                app,
+                room: room.clone(),
+                core: Room::default(),
+                comm_id,
+                sessions: HashMap::new(),
+            },
+        );
+        slot
+    }
+
+    pub(crate) fn find_room(&self, app: SdkAppId, room: &RoomKey) -> Option<RoomSlot> {
+        self.room_index.get(&(app, room.clone())).copied()
+    }
+
+    /// Registers a session; returns the older session it replaces, if any.
+    pub(crate) fn add_session(
+        &mut self,
+        slot: RoomSlot,
+        user: &UserId,
+        key: SessionKey,
+        pid: ParticipantId,
+        entered: EventKind,
+    ) -> Option<ParticipantId> {
+        let state = self
+            .rooms
+            .get_mut(&slot)
+            .expect("the caller created the room");
+        let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
+        let sessions = state.sessions.entry(user.clone()).or_default();
+        let first = sessions.is_empty();
+        let replaced = sessions.insert(key, pid);
+        if first {
+            self.emit(app, &room, &comm_id, user, entered);
+        }
+        replaced
+    }
+
+    /// Unregisters a session; emits Exited when it was the user's last, CallEnded when the
+    /// room empties.
+    pub(crate) fn drop_session(
+        &mut self,
+        slot: RoomSlot,
+        user: &UserId,
+        key: &SessionKey,
+        pid: ParticipantId,
+        exited: EventKind,
+    ) {
+        let Some(state) = self.rooms.get_mut(&slot) else {
+            return;
+        };
+        let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
+        let mut last = false;
+        if let Some(sessions) = state.sessions.get_mut(user) {
+            if sessions.get(key) == Some(&pid) {
+                sessions.remove(key);
+            }
+            if sessions.is_empty() {
+                state.sessions.remove(user);
+                last = true;
+            }
+        }
+        let empty = state.sessions.is_empty();
+        if last {
+            self.emit(app, &room, &comm_id, user, exited);
+        }
+        if empty {
+            self.rooms.remove(&slot);
+            self.room_index.remove(&(app, room.clone()));
+            self.emit(app, &room, &comm_id, user, EventKind::CallEnded);
+        }
+    }
+
+    pub(crate) fn room_users(
+        &self,
+        app: SdkAppId,
+        room: &RoomKey,
+    ) -> Result<Vec<RoomUser>, SfuError> {
+        let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
+        let state = &self.rooms[&slot];
+        let mut users: Vec<RoomUser> = state
+            .sessions
+            .iter()
+            .map(|(user, sessions)| {
+                let publisher = sessions.get(&SessionKey::Publish);
+                let has = |kind: crate::core::MediaKind, stream: StreamKind| {
+                    publisher.is_some_and(|pid| {
+                        state
+                            .core
+                            .tracks()
+                            .any(|(_, t)| t.owner == *pid && t.kind == kind && t.stream == stream)
+                    })
+                };
+                RoomUser {
+                    user: user.clone(),
+                    sessions: sessions.len(),
+                    audio: has(crate::core::MediaKind::Audio, StreamKind::Main),
+                    video: has(crate::core::MediaKind::Video, StreamKind::Main),
+                    sub_video: has(crate::core::MediaKind::Video, StreamKind::Sub),
+                }
+            })
+            .collect();
+        users.sort_by(|a, b| a.user.cmp(&b.user));
+        Ok(users)
+    }
+}

@@ -1,0 +1,299 @@
+//! Sessions on a worker: WHIP publish, WHEP play, leave, dismiss, and removal of a peer with
+//! everything it published or received.
+
+use super::peer::{Peer, SessionKey};
+use super::rooms::RoomSlot;
+use super::Worker;
+use crate::command::{JoinRequest, Joined, SessionRef, SfuError};
+use crate::core::{LayerChoice, ParticipantId, StreamKind, SubscriptionId};
+use crate::events::{EventKind, ExitReason};
+use crate::offer::{check_offer, OfferDirection};
+use hearth_types::{RoomKey, SdkAppId, UserId};
+use rand::distributions::{Alphanumeric, DistString};
+use std::collections::HashMap;
+use std::time::Instant;
+use str0m::change::SdpOffer;
+use str0m::media::MediaKind;
+use str0m::{Candidate, IceCreds, Rtc};
+
+fn random(n: usize) -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), n)
+}
+
+/// Initial downlink estimate for subscribers before TWCC feedback arrives.
+const INITIAL_ESTIMATE_BPS: u64 = 1_500_000;
+
+impl Worker {
+    fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
+        let mut cfg = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(IceCreds {
+                ufrag: ufrag.to_owned(),
+                pass: random(24),
+            })
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(true);
+        if subscriber {
+            cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
+        }
+        let mut rtc = cfg.build(Instant::now());
+        let candidate =
+            Candidate::host(self.local, "udp").map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        Ok(rtc)
+    }
+
+    /// Accepts an offer into a new peer and registers its session (replacing an older one).
+    fn admit(
+        &mut self,
+        req: JoinRequest,
+        key: SessionKey,
+        offer: &str,
+        direction: OfferDirection,
+    ) -> Result<Joined, SfuError> {
+        check_offer(offer, direction)?;
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let ufrag = random(16);
+        let mut rtc = self.new_rtc(&ufrag, direction == OfferDirection::Receives)?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let pid = self.next_participant();
+        let slot = self.room_slot(req.app, &req.room, &req.user);
+        let token = random(24);
+        let now = Instant::now();
+        self.peers.insert(
+            pid,
+            Peer {
+                id: pid,
+                slot,
+                user: req.user.clone(),
+                key: key.clone(),
+                token: token.clone(),
+                ufrag: ufrag.clone(),
+                rtc,
+                addr: None,
+                created: now,
+                connected: false,
+                next_timeout: now,
+                inbound: HashMap::new(),
+                free_out: Vec::new(),
+                out_by_sub: HashMap::new(),
+                sub_by_mid: HashMap::new(),
+                dirty: false,
+            },
+        );
+        self.by_ufrag.insert(ufrag, pid);
+        let entered = EventKind::Entered {
+            client_ip: req.client_ip,
+            device_type: req.device_type,
+            sdk_version: req.sdk_version,
+        };
+        if let Some(old) = self.add_session(slot, &req.user, key, pid, entered) {
+            self.remove_peer(old, ExitReason::Replaced);
+        }
+        self.mark_dirty(pid);
+        Ok(Joined {
+            session: SessionRef {
+                worker: self.index,
+                peer: pid,
+                token,
+            },
+            answer: answer.to_sdp_string(),
+        })
+    }
+
+    pub(crate) fn publish(&mut self, req: JoinRequest, offer: &str) -> Result<Joined, SfuError> {
+        self.admit(req, SessionKey::Publish, offer, OfferDirection::Sends)
+    }
+
+    pub(crate) fn play(
+        &mut self,
+        req: JoinRequest,
+        publisher: UserId,
+        stream: StreamKind,
+        offer: &str,
+    ) -> Result<Joined, SfuError> {
+        let publishing = self
+            .find_room(req.app, &req.room)
+            .and_then(|slot| self.publisher_of(slot, &publisher))
+            .is_some_and(|pid| {
+                let slot = self.peers[&pid].slot;
+                self.rooms[&slot]
+                    .core
+                    .tracks()
+                    .any(|(_, t)| t.owner == pid && t.stream == stream)
+            });
+        if !publishing {
+            return Err(SfuError::PublisherNotFound);
+        }
+        self.admit(
+            req,
+            SessionKey::Play { publisher, stream },
+            offer,
+            OfferDirection::Receives,
+        )
+    }
+
+    /// The peer through which `user` publishes in a room.
+    pub(crate) fn publisher_of(&self, slot: RoomSlot, user: &UserId) -> Option<ParticipantId> {
+        self.rooms
+            .get(&slot)?
+            .sessions
+            .get(user)?
+            .get(&SessionKey::Publish)
+            .copied()
+    }
+
+    pub(crate) fn leave(&mut self, s: &SessionRef) -> Result<(), SfuError> {
+        match self.peers.get(&s.peer) {
+            Some(p) if s.worker == self.index && p.token == s.token => {
+                self.remove_peer(s.peer, ExitReason::Left);
+                Ok(())
+            }
+            _ => Err(SfuError::SessionNotFound),
+        }
+    }
+
+    pub(crate) fn dismiss(&mut self, app: SdkAppId, room: &RoomKey) -> Result<(), SfuError> {
+        let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
+        let pids: Vec<ParticipantId> = self.rooms[&slot]
+            .sessions
+            .values()
+            .flat_map(|s| s.values().copied())
+            .collect();
+        for pid in pids {
+            self.remove_peer(pid, ExitReason::RoomDismissed);
+        }
+        Ok(())
+    }
+
+    /// Binds a viewer's free media lines to its publisher's tracks of the same kind and stream.
+    pub(crate) fn bind_viewer(&mut self, viewer: ParticipantId) {
+        let Some(peer) = self.peers.get(&viewer) else {
+            return;
+        };
+        let SessionKey::Play { publisher, stream } = peer.key.clone() else {
+            return;
+        };
+        let slot = peer.slot;
+        let Some(source) = self.publisher_of(slot, &publisher) else {
+            return;
+        };
+        let free = peer.free_out.clone();
+        for (mid, kind) in free {
+            let wanted = if kind == MediaKind::Audio {
+                crate::core::MediaKind::Audio
+            } else {
+                crate::core::MediaKind::Video
+            };
+            let track = self.rooms[&slot]
+                .core
+                .tracks()
+                .find(|(_, t)| {
+                    t.owner == source
+                        && t.kind == wanted
+                        && (t.stream == stream || wanted == crate::core::MediaKind::Audio)
+                })
+                .map(|(id, _)| id);
+            let Some(track) = track else { continue };
+            let sub = SubscriptionId(self.next_participant().0);
+            let room = self.rooms.get_mut(&slot).expect("slot is live");
+            if !room.core.subscribe(sub, viewer, track, LayerChoice::Big) {
+                continue;
+            }
+            let (app, rk, comm_id) = (room.app, room.room.clone(), room.comm_id.clone());
+            self.subs.insert(sub, viewer);
+            let peer = self.peers.get_mut(&viewer).expect("checked above");
+            peer.free_out.retain(|(m, _)| *m != mid);
+            peer.out_by_sub.insert(sub, (mid, kind));
+            peer.sub_by_mid.insert(mid, sub);
+            let user = peer.user.clone();
+            let event = if kind == MediaKind::Audio {
+                EventKind::SubscribedAudio {
+                    publisher: publisher.clone(),
+                }
+            } else {
+                EventKind::SubscribedVideo {
+                    publisher: publisher.clone(),
+                }
+            };
+            self.emit(app, &rk, &comm_id, &user, event);
+        }
+    }
+
+    /// Binds every viewer in the room waiting for `publisher`.
+    pub(crate) fn bind_viewers_of(&mut self, slot: RoomSlot, publisher: &UserId) {
+        let Some(room) = self.rooms.get(&slot) else {
+            return;
+        };
+        let viewers: Vec<ParticipantId> = room
+            .sessions
+            .values()
+            .flat_map(|s| s.iter())
+            .filter(|(k, _)| matches!(k, SessionKey::Play { publisher: p, .. } if p == publisher))
+            .map(|(_, pid)| *pid)
+            .collect();
+        for v in viewers {
+            self.bind_viewer(v);
+        }
+    }
+
+    /// Removes a peer: its tracks and subscriptions end, its routes go, its session closes.
+    pub(crate) fn remove_peer(&mut self, pid: ParticipantId, reason: ExitReason) {
+        let Some(mut peer) = self.peers.remove(&pid) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        self.by_ufrag.remove(&peer.ufrag);
+        if let Some(addr) = peer.addr {
+            self.by_addr.remove(&addr);
+        }
+        let Some(room) = self.rooms.get_mut(&peer.slot) else {
+            return;
+        };
+        let (app, rk, comm_id) = (room.app, room.room.clone(), room.comm_id.clone());
+        let (tracks, ended) = room.core.remove_participant(pid);
+        for t in tracks {
+            self.tracks.remove(&t);
+        }
+        for sub in ended {
+            let Some(viewer) = self.subs.remove(&sub) else {
+                continue;
+            };
+            let Some(v) = self.peers.get_mut(&viewer) else {
+                continue;
+            };
+            let Some((mid, kind)) = v.out_by_sub.remove(&sub) else {
+                continue;
+            };
+            v.sub_by_mid.remove(&mid);
+            v.free_out.push((mid, kind));
+            let user = v.user.clone();
+            let event = if kind == MediaKind::Audio {
+                EventKind::UnsubscribedAudio {
+                    publisher: peer.user.clone(),
+                }
+            } else {
+                EventKind::UnsubscribedVideo {
+                    publisher: peer.user.clone(),
+                }
+            };
+            self.emit(app, &rk, &comm_id, &user, event);
+        }
+        if peer.connected {
+            self.emit(app, &rk, &comm_id, &peer.user, EventKind::MediaDisconnected);
+        }
+        self.drop_session(
+            peer.slot,
+            &peer.user,
+            &peer.key,
+            pid,
+            EventKind::Exited { reason },
+        );
+    }
+}
