@@ -58,8 +58,10 @@ impl Default for ServerConfig {
 pub struct MediaConfig {
     /// Address media binds to and announces in ICE candidates.
     pub ip: String,
-    /// UDP ports media may use, `first-last`.
+    /// UDP ports media may use, `first-last`; worker `i` uses `first + i`.
     pub ports: String,
+    /// Media worker threads (each owns whole rooms); 0 = one per CPU core.
+    pub workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -67,6 +69,7 @@ impl Default for MediaConfig {
         MediaConfig {
             ip: "127.0.0.1".into(),
             ports: "50000-50100".into(),
+            workers: 0,
         }
     }
 }
@@ -80,6 +83,9 @@ pub struct AppConfig {
     /// Identifiers allowed to call the IM-style REST APIs.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Clients must present a PrivateMapKey granting the room and what they do in it.
+    #[serde(default)]
+    pub require_private_map_key: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -109,7 +115,7 @@ impl Config {
 
     /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
     /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_MEDIA_IP`,
-    /// `HEARTH_MEDIA_PORTS`.
+    /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
         where
@@ -148,6 +154,9 @@ impl Config {
         if let Some(v) = get("HEARTH_MEDIA_PORTS") {
             self.media.ports = v;
         }
+        if let Some(v) = get("HEARTH_MEDIA_WORKERS") {
+            self.media.workers = parse("HEARTH_MEDIA_WORKERS", v)?;
+        }
         Ok(())
     }
 
@@ -162,7 +171,13 @@ impl Config {
         if !matches!(s.log_format.as_str(), "text" | "json") {
             bail!("server.log_format must be \"text\" or \"json\"");
         }
-        self.media.port_range()?;
+        let (first, last) = self.media.port_range()?;
+        if self.media.worker_count() > usize::from(last - first) + 1 {
+            bail!(
+                "media.ports {:?} has fewer ports than media.workers",
+                self.media.ports
+            );
+        }
         self.media
             .ip
             .parse::<std::net::IpAddr>()
@@ -202,6 +217,14 @@ impl Config {
 }
 
 impl MediaConfig {
+    /// Workers to run: the configured number, or one per CPU core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     pub fn port_range(&self) -> Result<(u16, u16)> {
         let (a, b) = self
             .ports

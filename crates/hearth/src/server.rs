@@ -3,28 +3,49 @@
 //! SIGINT/SIGTERM (stop accepting, finish in-flight requests, flush the store).
 
 use crate::config::Config;
-use crate::{retention, rooms::StoredRooms, tenants};
+use crate::{retention, rooms::SfuRooms, tenants};
 use anyhow::{Context, Result};
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use hearth_api::{ApiState, Tenants};
-use hearth_store::{SqliteStore, Store};
+use hearth_sfu::{SfuConfig, SfuHandle};
+use hearth_signal::{AppAuth, Apps};
+use hearth_store::{LeaveReason, SqliteStore, Store};
+use hearth_types::UnixSecs;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long in-flight requests may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Everything the server's routes answer: the API at `/`, health at `/healthz`.
-pub fn app(api: Arc<ApiState>) -> Router {
+/// Everything the server's routes answer: the API at `/`, WHIP/WHEP, health at `/healthz`
+/// (with the media plane's counts).
+pub fn app(api: Arc<ApiState>, sfu: SfuHandle, apps: Apps) -> Router {
+    let health_sfu = sfu.clone();
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(move || health(health_sfu.clone())))
+        .merge(hearth_signal::router(sfu, apps))
         .merge(hearth_api::router(api))
+}
+
+async fn health(sfu: SfuHandle) -> Json<serde_json::Value> {
+    let media = sfu.stats().await.ok();
+    Json(serde_json::json!({
+        "status": if media.is_some() { "ok" } else { "degraded" },
+        "media": media.map(|m| serde_json::json!({
+            "rooms": m.rooms,
+            "peers": m.peers,
+            "addr_routes": m.addr_routes,
+            "ufrag_routes": m.ufrag_routes,
+            "tracks": m.tracks,
+            "subscriptions": m.subscriptions,
+            "timers": m.timers,
+            "events_dropped": m.events_dropped,
+        })),
+    }))
 }
 
 pub async fn serve(config: Config) -> Result<()> {
@@ -36,6 +57,10 @@ pub async fn serve(config: Config) -> Result<()> {
         Arc::new(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     let provisioned = tenants::provision(&config, store.as_ref())?;
     tenants::announce(&provisioned);
+    let stale = store.finish_open_calls(UnixSecs::now(), LeaveReason::ServerShutdown)?;
+    if stale > 0 {
+        tracing::warn!(calls = stale, "closed calls left open by an earlier run");
+    }
     tracing::info!(
         http = %s.http,
         https = ?s.https,
@@ -47,22 +72,49 @@ pub async fn serve(config: Config) -> Result<()> {
         "effective configuration"
     );
 
+    let (first_port, last_port) = config.media.port_range()?;
+    let (events_tx, events_rx) = tokio::sync::mpsc::channel(hearth_telemetry::EVENT_QUEUE);
+    let sfu = SfuHandle::start(
+        &SfuConfig {
+            ip: config.media.ip.parse()?,
+            first_port,
+            last_port,
+            workers: config.media.worker_count(),
+        },
+        events_tx,
+    )
+    .context("starting the media workers")?;
+    let recorder = tokio::spawn(hearth_telemetry::Recorder::new(store.clone()).run(events_rx));
+    let apps: Apps = provisioned
+        .apps
+        .iter()
+        .map(|a| {
+            let require = config
+                .apps
+                .iter()
+                .any(|c| c.sdk_app_id == a.sdk_app_id.0 && c.require_private_map_key);
+            let auth = AppAuth {
+                key: a.secret_key.clone(),
+                require_private_map_key: require,
+            };
+            (a.sdk_app_id, auth)
+        })
+        .collect();
     let mut state = ApiState::new(
         store.clone(),
         Arc::new(Tenants::new(provisioned.apps, provisioned.credentials)),
-        Arc::new(StoredRooms {
-            store: store.clone(),
-        }),
+        Arc::new(SfuRooms { sfu: sfu.clone() }),
     );
     if !s.rate_limits {
         state.rate_limiter = None;
     }
-    let app = app(Arc::new(state));
+    let app = app(Arc::new(state), sfu.clone(), apps);
     let handle = Handle::new();
 
-    let http = axum_server::bind(s.http)
-        .handle(handle.clone())
-        .serve(app.clone().into_make_service());
+    let http = axum_server::bind(s.http).handle(handle.clone()).serve(
+        app.clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    );
     let mut servers = vec![tokio::spawn(http)];
     if let (Some(addr), Some(cert), Some(key)) = (s.https, &s.tls_cert, &s.tls_key) {
         let tls = RustlsConfig::from_pem_file(cert, key)
@@ -72,7 +124,7 @@ pub async fn serve(config: Config) -> Result<()> {
             })?;
         let https = axum_server::bind_rustls(addr, tls)
             .handle(handle.clone())
-            .serve(app.into_make_service());
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>());
         servers.push(tokio::spawn(https));
     }
     let housekeeping = tokio::spawn(retention::run(store.clone(), s.retention_days));
@@ -91,6 +143,11 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = server.await;
     }
     housekeeping.abort();
+    sfu.shutdown().await;
+    drop(sfu);
+    if tokio::time::timeout(DRAIN, recorder).await.is_err() {
+        tracing::warn!("recorder did not finish writing in time");
+    }
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("store flushed; bye");
     match failed {

@@ -766,3 +766,46 @@ fn readers_see_whole_transactions_while_a_writer_writes() {
     );
     store.flush().unwrap();
 }
+
+#[test]
+fn finish_open_calls_closes_leftovers_of_a_crash() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let app = SdkAppId(1400000001);
+    let room = RoomKey::Num(5);
+    let comm_id = CommId::new(app, &room, UnixSecs(1000));
+    store
+        .start_call(&CallRecord {
+            comm_id: comm_id.clone(),
+            sdk_app_id: app,
+            room: room.clone(),
+            creator: "a".into(),
+            created_at: UnixSecs(1000),
+            destroyed_at: None,
+        })
+        .unwrap();
+    store
+        .open_session(&NewSession {
+            comm_id: comm_id.clone(),
+            sdk_app_id: app,
+            user_id: UserId("a".into()),
+            joined_at: UnixSecs(1000),
+            device_type: String::new(),
+            sdk_version: String::new(),
+            client_ip: String::new(),
+        })
+        .unwrap();
+    assert_eq!(
+        store
+            .finish_open_calls(UnixSecs(2000), LeaveReason::ServerShutdown)
+            .unwrap(),
+        1
+    );
+    assert!(store.open_call(app, &room).unwrap().is_none());
+    assert!(store.active_sessions(&comm_id).unwrap().is_empty());
+    assert_eq!(
+        store
+            .finish_open_calls(UnixSecs(3000), LeaveReason::ServerShutdown)
+            .unwrap(),
+        0
+    );
+}

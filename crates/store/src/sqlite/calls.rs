@@ -91,6 +91,26 @@ pub(super) fn finish_call(
     Ok(())
 }
 
+pub(super) fn finish_open_calls(
+    conn: &mut Connection,
+    at: UnixSecs,
+    reason: LeaveReason,
+) -> StoreResult<u64> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached(
+        "UPDATE sessions SET left_at = max(joined_at, ?1), leave_reason = ?2
+         WHERE left_at IS NULL",
+    )?
+    .execute(params![at.0, reason.as_str()])?;
+    let calls = tx
+        .prepare_cached(
+            "UPDATE calls SET destroyed_at = max(created_at, ?1) WHERE destroyed_at IS NULL",
+        )?
+        .execute(params![at.0])?;
+    tx.commit()?;
+    Ok(calls as u64)
+}
+
 /// The newest unfinished call of the room (there should be at most one).
 pub(super) fn open_call(
     conn: &Connection,

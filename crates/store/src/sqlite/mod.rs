@@ -132,6 +132,10 @@ impl Store for SqliteStore {
             .write(|c| calls::finish_call(c, comm_id, at, reason))
     }
 
+    fn finish_open_calls(&self, at: UnixSecs, reason: LeaveReason) -> StoreResult<u64> {
+        self.pool.write(|c| calls::finish_open_calls(c, at, reason))
+    }
+
     fn open_call(&self, app: SdkAppId, room: &RoomKey) -> StoreResult<Option<CallRecord>> {
         self.pool.read(|c| calls::open_call(c, app, room))
     }

@@ -1,0 +1,60 @@
+//! Errors of the client edge and the one table mapping them to HTTP statuses and messages.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hearth_sfu::SfuError;
+
+#[derive(Debug)]
+pub enum EdgeError {
+    BadRequest(String),
+    Unauthorized(&'static str),
+    Forbidden(&'static str),
+    NotFound(&'static str),
+    UnsupportedMediaType,
+    Sfu(SfuError),
+}
+
+impl From<SfuError> for EdgeError {
+    fn from(e: SfuError) -> Self {
+        EdgeError::Sfu(e)
+    }
+}
+
+impl IntoResponse for EdgeError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            EdgeError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            EdgeError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned()),
+            EdgeError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_owned()),
+            EdgeError::NotFound(m) => (StatusCode::NOT_FOUND, m.to_owned()),
+            EdgeError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Content-Type must be application/sdp".to_owned(),
+            ),
+            EdgeError::Sfu(e) => {
+                let status = match e {
+                    SfuError::BadSdp(_)
+                    | SfuError::NoSupportedCodec
+                    | SfuError::WrongDirection(_) => StatusCode::BAD_REQUEST,
+                    SfuError::PublisherNotFound
+                    | SfuError::SessionNotFound
+                    | SfuError::RoomNotFound => StatusCode::NOT_FOUND,
+                    SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (status, e.to_string())
+            }
+        };
+        let mut r = (status, format!("{message}\n")).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}

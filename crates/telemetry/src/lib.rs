@@ -1,0 +1,7 @@
+//! Telemetry: the media plane's domain events made durable. The recorder drains the bounded
+//! event queue in order, in batches, and writes calls (CommId lifetimes), user sessions and
+//! the WebRTC events (spec §4.2) through the `Store` trait. Knows nothing of HTTP.
+
+mod recorder;
+
+pub use recorder::{Recorder, EVENT_QUEUE};
