@@ -46,12 +46,12 @@ pub fn check_offer(sdp: &str, direction: OfferDirection) -> Result<(), SfuError>
                 .unwrap_or("");
             codec |= ["opus", "vp8", "h264"].contains(&name.to_ascii_lowercase().as_str());
         }
-        dir_ok |= match (direction, line) {
-            (_, "a=sendrecv") => true,
-            (OfferDirection::Sends, "a=sendonly") => true,
-            (OfferDirection::Receives, "a=recvonly") => true,
-            _ => false,
-        };
+        dir_ok |= matches!(
+            (direction, line),
+            (_, "a=sendrecv")
+                | (OfferDirection::Sends, "a=sendonly")
+                | (OfferDirection::Receives, "a=recvonly")
+        );
     }
     if media_lines == 0 {
         return Err(SfuError::BadSdp("it has no audio or video m-line".into()));

@@ -4,10 +4,12 @@
 
 mod keyframe;
 mod layers;
+mod presence;
 mod room;
 
 pub use keyframe::{KeyframeThrottle, KEYFRAME_REQUEST_INTERVAL};
-pub use layers::{LayerChoice, LayerSelector};
+pub use layers::{FrameVerdict, LayerChoice, LayerSelector};
+pub use presence::{Added, Presence, Removed};
 pub use room::{Forward, KeyframeAsk, ParticipantId, Room, SubscriptionId, TrackId, TrackInfo};
 
 /// What kind of media a track carries.

@@ -4,10 +4,9 @@
 use super::peer::SessionKey;
 use super::{now_ms, Worker};
 use crate::command::{RoomUser, SfuError};
-use crate::core::{ParticipantId, Room, StreamKind};
+use crate::core::{ParticipantId, Presence, Room, StreamKind};
 use crate::events::{DomainEvent, EventKind};
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
-use std::collections::HashMap;
 
 /// A worker-local number for a live room, so the packet path looks rooms up by integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,7 +18,7 @@ pub(crate) struct RoomState {
     pub core: Room,
     pub comm_id: CommId,
     /// Sessions per user; a user is present while they have at least one.
-    pub sessions: HashMap<UserId, HashMap<SessionKey, ParticipantId>>,
+    pub sessions: Presence<SessionKey>,
 }
 
 impl Worker {
@@ -81,7 +80,7 @@ impl Worker {
                 room: room.clone(),
                 core: Room::default(),
                 comm_id,
-                sessions: HashMap::new(),
+                sessions: Presence::default(),
             },
         );
         slot
@@ -105,13 +104,11 @@ impl Worker {
             .get_mut(&slot)
             .expect("the caller created the room");
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
-        let sessions = state.sessions.entry(user.clone()).or_default();
-        let first = sessions.is_empty();
-        let replaced = sessions.insert(key, pid);
-        if first {
+        let added = state.sessions.add(user, key, pid);
+        if added.entered {
             self.emit(app, &room, &comm_id, user, entered);
         }
-        replaced
+        added.replaced
     }
 
     /// Unregisters a session; emits Exited when it was the user's last, CallEnded when the
@@ -128,17 +125,8 @@ impl Worker {
             return;
         };
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
-        let mut last = false;
-        if let Some(sessions) = state.sessions.get_mut(user) {
-            if sessions.get(key) == Some(&pid) {
-                sessions.remove(key);
-            }
-            if sessions.is_empty() {
-                state.sessions.remove(user);
-                last = true;
-            }
-        }
-        let empty = state.sessions.is_empty();
+        let removed = state.sessions.remove(user, key, pid);
+        let (last, empty) = (removed.exited, removed.room_empty);
         if last {
             self.emit(app, &room, &comm_id, user, exited);
         }
@@ -158,7 +146,7 @@ impl Worker {
         let state = &self.rooms[&slot];
         let mut users: Vec<RoomUser> = state
             .sessions
-            .iter()
+            .users()
             .map(|(user, sessions)| {
                 let publisher = sessions.get(&SessionKey::Publish);
                 let has = |kind: crate::core::MediaKind, stream: StreamKind| {

@@ -144,9 +144,7 @@ impl Worker {
         self.rooms
             .get(&slot)?
             .sessions
-            .get(user)?
-            .get(&SessionKey::Publish)
-            .copied()
+            .session(user, &SessionKey::Publish)
     }
 
     pub(crate) fn leave(&mut self, s: &SessionRef) -> Result<(), SfuError> {
@@ -163,8 +161,8 @@ impl Worker {
         let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
         let pids: Vec<ParticipantId> = self.rooms[&slot]
             .sessions
-            .values()
-            .flat_map(|s| s.values().copied())
+            .all_sessions()
+            .map(|(_, p)| p)
             .collect();
         for pid in pids {
             self.remove_peer(pid, ExitReason::RoomDismissed);
@@ -233,10 +231,9 @@ impl Worker {
         };
         let viewers: Vec<ParticipantId> = room
             .sessions
-            .values()
-            .flat_map(|s| s.iter())
+            .all_sessions()
             .filter(|(k, _)| matches!(k, SessionKey::Play { publisher: p, .. } if p == publisher))
-            .map(|(_, pid)| *pid)
+            .map(|(_, pid)| pid)
             .collect();
         for v in viewers {
             self.bind_viewer(v);

@@ -1,0 +1,305 @@
+//! Scenarios of the sans-IO room core, driven with virtual time (an `Instant` the test moves
+//! forward; nothing sleeps): forwarding, simulcast switching on keyframes, keyframe-request
+//! throttling, downlink caps, and a user replacing their older session.
+
+use hearth_sfu::core::{
+    Forward, KeyframeAsk, Layer, LayerChoice, MediaKind, ParticipantId, Presence, Room, StreamKind,
+    SubscriptionId, TrackId, KEYFRAME_REQUEST_INTERVAL,
+};
+use hearth_types::UserId;
+use std::time::{Duration, Instant};
+
+const ALICE: ParticipantId = ParticipantId(1);
+const BOB: ParticipantId = ParticipantId(2);
+const CAROL: ParticipantId = ParticipantId(3);
+const VIDEO: TrackId = TrackId(10);
+const AUDIO: TrackId = TrackId(11);
+const BOB_VIDEO: SubscriptionId = SubscriptionId(100);
+const CAROL_VIDEO: SubscriptionId = SubscriptionId(101);
+const BOB_AUDIO: SubscriptionId = SubscriptionId(102);
+
+/// A room where Alice publishes simulcast video (3 layers) and audio; Bob and Carol subscribe.
+struct Scenario {
+    room: Room,
+    now: Instant,
+    out: Vec<Forward>,
+}
+
+impl Scenario {
+    fn new(bob: LayerChoice, carol: LayerChoice) -> Self {
+        let mut room = Room::default();
+        room.add_track(VIDEO, ALICE, MediaKind::Video, StreamKind::Main);
+        room.add_track(AUDIO, ALICE, MediaKind::Audio, StreamKind::Main);
+        let mut s = Scenario {
+            room,
+            now: Instant::now(),
+            out: Vec::new(),
+        };
+        // The publisher's layers become known as frames arrive.
+        for l in 0..3 {
+            s.frame(VIDEO, l, false);
+        }
+        assert!(s.room.subscribe(BOB_VIDEO, BOB, VIDEO, bob));
+        assert!(s.room.subscribe(CAROL_VIDEO, CAROL, VIDEO, carol));
+        assert!(s.room.subscribe(BOB_AUDIO, BOB, AUDIO, LayerChoice::Big));
+        s
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+    }
+
+    /// One frame; returns the subscriptions it went to and the keyframe ask, if any.
+    fn frame(
+        &mut self,
+        track: TrackId,
+        layer: u8,
+        keyframe: bool,
+    ) -> (Vec<SubscriptionId>, Option<KeyframeAsk>) {
+        self.out.clear();
+        let bytes = 1000 * (usize::from(layer) + 1);
+        let ask = self.room.on_frame(
+            self.now,
+            track,
+            Layer(layer),
+            keyframe,
+            bytes,
+            &mut self.out,
+        );
+        (self.out.iter().map(|f| f.subscription).collect(), ask)
+    }
+
+    /// One frame on each layer (a simulcast "frame time").
+    fn all_layers(&mut self, keyframe: bool) -> Vec<(u8, Vec<SubscriptionId>)> {
+        (0..3)
+            .map(|l| (l, self.frame(VIDEO, l, keyframe).0))
+            .collect()
+    }
+}
+
+fn received(frames: &[(u8, Vec<SubscriptionId>)], sub: SubscriptionId) -> Vec<u8> {
+    frames
+        .iter()
+        .filter(|(_, subs)| subs.contains(&sub))
+        .map(|(l, _)| *l)
+        .collect()
+}
+
+#[test]
+fn audio_goes_to_every_subscriber_and_video_waits_for_a_keyframe() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    assert_eq!(s.frame(AUDIO, 0, false).0, [BOB_AUDIO]);
+    let before = s.all_layers(false);
+    assert!(
+        received(&before, BOB_VIDEO).is_empty(),
+        "no video before a keyframe"
+    );
+    assert!(received(&before, CAROL_VIDEO).is_empty());
+    let key = s.all_layers(true);
+    assert_eq!(
+        received(&key, BOB_VIDEO),
+        [2],
+        "big = the top layer, one layer per frame time"
+    );
+    assert_eq!(received(&key, CAROL_VIDEO), [0], "small = the lowest layer");
+    s.advance(33);
+    let next = s.all_layers(false);
+    assert_eq!(received(&next, BOB_VIDEO), [2]);
+    assert_eq!(received(&next, CAROL_VIDEO), [0]);
+}
+
+#[test]
+fn waiting_subscribers_ask_for_a_keyframe_once_per_interval() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Big);
+    s.advance(10);
+    let (_, first) = s.frame(VIDEO, 2, false);
+    assert_eq!(
+        first,
+        Some(KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(2)
+        })
+    );
+    let mut asks = 0;
+    for _ in 0..10 {
+        s.advance(33);
+        asks += usize::from(s.frame(VIDEO, 2, false).1.is_some());
+    }
+    assert_eq!(asks, 0, "330 ms later the first request still stands");
+    s.advance(KEYFRAME_REQUEST_INTERVAL.as_millis() as u64);
+    assert!(
+        s.frame(VIDEO, 2, false).1.is_some(),
+        "after the interval the request is repeated"
+    );
+}
+
+#[test]
+fn picture_loss_from_many_subscribers_reaches_the_publisher_throttled() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Big);
+    s.all_layers(true);
+    s.advance(1000);
+    let first = s.room.on_keyframe_request(s.now, BOB_VIDEO);
+    assert_eq!(
+        first,
+        Some(KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(2)
+        })
+    );
+    assert_eq!(
+        s.room.on_keyframe_request(s.now, CAROL_VIDEO),
+        None,
+        "same layer, same moment"
+    );
+    s.advance(100);
+    assert_eq!(s.room.on_keyframe_request(s.now, BOB_VIDEO), None);
+    s.advance(KEYFRAME_REQUEST_INTERVAL.as_millis() as u64);
+    assert!(s.room.on_keyframe_request(s.now, CAROL_VIDEO).is_some());
+}
+
+#[test]
+fn switching_big_to_small_happens_on_the_small_layers_keyframe() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Big);
+    s.all_layers(true);
+    s.advance(1000);
+    let ask = s.room.set_choice(BOB_VIDEO, LayerChoice::Small, s.now);
+    assert_eq!(
+        ask,
+        Some(KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(0)
+        })
+    );
+    for _ in 0..5 {
+        s.advance(33);
+        let f = s.all_layers(false);
+        assert_eq!(
+            received(&f, BOB_VIDEO),
+            [2],
+            "keeps the big layer until the small keyframe"
+        );
+        assert_eq!(received(&f, CAROL_VIDEO), [2]);
+    }
+    s.advance(33);
+    let (subs, _) = s.frame(VIDEO, 0, true);
+    assert_eq!(
+        subs,
+        [BOB_VIDEO],
+        "switched on the keyframe; Carol stays on big"
+    );
+    let f = s.all_layers(false);
+    assert_eq!(received(&f, BOB_VIDEO), [0]);
+    assert_eq!(received(&f, CAROL_VIDEO), [2]);
+}
+
+#[test]
+fn a_low_downlink_estimate_caps_the_layer_and_a_recovery_lifts_it() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Big);
+    // Two seconds of frames so each layer's bitrate is measured (layer l: (l+1) KB per frame).
+    for _ in 0..60 {
+        s.advance(33);
+        s.all_layers(true);
+    }
+    let mut asks = Vec::new();
+    // ~240 kbps for layer 0 and ~480 for layer 1 at 30 fps: 400 kbps fits only layer 0.
+    s.room.on_estimate(s.now, BOB, 400_000, &mut asks);
+    assert_eq!(
+        asks,
+        [KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(0)
+        }]
+    );
+    s.advance(33);
+    let (subs, _) = s.frame(VIDEO, 0, true);
+    assert!(subs.contains(&BOB_VIDEO));
+    let f = s.all_layers(false);
+    assert_eq!(received(&f, BOB_VIDEO), [0]);
+    assert_eq!(
+        received(&f, CAROL_VIDEO),
+        [2],
+        "Carol's downlink is not Bob's"
+    );
+    asks.clear();
+    s.advance(1000);
+    s.room.on_estimate(s.now, BOB, 5_000_000, &mut asks);
+    assert_eq!(
+        asks,
+        [KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(2)
+        }]
+    );
+    s.advance(33);
+    let f = s.all_layers(true);
+    assert_eq!(
+        received(&f, BOB_VIDEO).last(),
+        Some(&2),
+        "switched up on the top layer's keyframe"
+    );
+    s.advance(33);
+    let f = s.all_layers(false);
+    assert_eq!(received(&f, BOB_VIDEO), [2]);
+}
+
+#[test]
+fn a_publisher_leaving_ends_its_subscriptions() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    let (tracks, mut ended) = s.room.remove_participant(ALICE);
+    ended.sort();
+    assert_eq!(tracks.len(), 2);
+    assert_eq!(ended, [BOB_VIDEO, CAROL_VIDEO, BOB_AUDIO]);
+    assert_eq!(s.room.subscription_count(), 0);
+    assert!(s.room.is_empty());
+    assert_eq!(
+        s.frame(VIDEO, 0, true),
+        (vec![], None),
+        "frames of a removed track go nowhere"
+    );
+}
+
+#[test]
+fn a_subscriber_leaving_ends_only_its_subscriptions() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    let (tracks, mut ended) = s.room.remove_participant(BOB);
+    ended.sort();
+    assert!(tracks.is_empty());
+    assert_eq!(ended, [BOB_VIDEO, BOB_AUDIO]);
+    let f = s.all_layers(true);
+    assert_eq!(received(&f, CAROL_VIDEO), [0]);
+}
+
+#[test]
+fn a_user_entering_again_replaces_the_older_session() {
+    #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+    enum Kind {
+        Publish,
+        Play,
+    }
+    let alice = UserId("alice".into());
+    let mut p: Presence<Kind> = Presence::default();
+    let first = p.add(&alice, Kind::Publish, ParticipantId(1));
+    assert!(first.entered);
+    assert_eq!(first.replaced, None);
+    let again = p.add(&alice, Kind::Publish, ParticipantId(2));
+    assert!(!again.entered, "still present: no second entry");
+    assert_eq!(
+        again.replaced,
+        Some(ParticipantId(1)),
+        "the older session is to be removed"
+    );
+    // The replaced session's removal arrives late and changes nothing.
+    let late = p.remove(&alice, &Kind::Publish, ParticipantId(1));
+    assert!(!late.exited && !late.room_empty);
+    assert_eq!(p.session(&alice, &Kind::Publish), Some(ParticipantId(2)));
+    // Another kind of session is not a replacement.
+    assert_eq!(p.add(&alice, Kind::Play, ParticipantId(3)).replaced, None);
+    assert!(!p.remove(&alice, &Kind::Publish, ParticipantId(2)).exited);
+    let last = p.remove(&alice, &Kind::Play, ParticipantId(3));
+    assert!(last.exited && last.room_empty);
+}
