@@ -46,6 +46,8 @@ pub enum SfuError {
     SessionNotFound,
     #[error("no such room")]
     RoomNotFound,
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
     #[error("the media plane is not running")]
     Unavailable,
 }
@@ -105,5 +107,65 @@ pub(crate) enum Command {
     Stats {
         reply: Reply<WorkerStats>,
     },
+    Client(ClientCommand),
     Shutdown,
+}
+
+/// Commands of a multi-party client session.
+pub(crate) enum ClientCommand {
+    Enter {
+        req: JoinRequest,
+        role: crate::client::Role,
+        autosubscribe: bool,
+        notify: tokio::sync::mpsc::Sender<crate::client::ClientNotice>,
+        reply: Reply<crate::client::ClientEntered>,
+    },
+    Attach {
+        session: SessionRef,
+        notify: tokio::sync::mpsc::Sender<crate::client::ClientNotice>,
+        reply: Reply<crate::client::ClientEntered>,
+    },
+    Detach {
+        session: SessionRef,
+        reply: Reply<()>,
+    },
+    Publish {
+        session: SessionRef,
+        sdp: String,
+        sources: Vec<(String, crate::client::Source)>,
+        reply: Reply<String>,
+    },
+    Answer {
+        session: SessionRef,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        session: SessionRef,
+        user: UserId,
+        stream: StreamKind,
+        quality: Option<crate::core::LayerChoice>,
+        on: bool,
+        reply: Reply<()>,
+    },
+    Mute {
+        session: SessionRef,
+        source: crate::client::Source,
+        muted: bool,
+        reply: Reply<()>,
+    },
+    Unpublish {
+        session: SessionRef,
+        source: crate::client::Source,
+        reply: Reply<()>,
+    },
+    Role {
+        session: SessionRef,
+        role: crate::client::Role,
+        reply: Reply<()>,
+    },
+    Exit {
+        session: SessionRef,
+        reply: Reply<()>,
+    },
 }

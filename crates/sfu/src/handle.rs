@@ -1,7 +1,10 @@
 //! The rest of the server's handle on the media plane: starts the worker threads, routes each
 //! room to one worker (by hash), and turns calls into commands with replies.
 
-use crate::command::{Command, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
+use crate::client::{ClientEntered, ClientNotice, Role, Source};
+use crate::command::{
+    ClientCommand, Command, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats,
+};
 use crate::core::StreamKind;
 use crate::events::DomainEvent;
 use crate::worker::Worker;
@@ -160,6 +163,151 @@ impl SfuHandle {
         let w = self.worker_of(app, &room);
         self.ask(w, |reply| Command::RoomUsers { app, room, reply })
             .await
+    }
+
+    /// Enters a multi-party client; notices for it arrive on `notify`.
+    pub async fn client_enter(
+        &self,
+        req: JoinRequest,
+        role: Role,
+        autosubscribe: bool,
+        notify: mpsc::Sender<ClientNotice>,
+    ) -> Result<ClientEntered, SfuError> {
+        let w = self.worker_of(req.app, &req.room);
+        self.ask(w, |reply| {
+            Command::Client(ClientCommand::Enter {
+                req,
+                role,
+                autosubscribe,
+                notify,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// Re-attaches a client whose socket dropped (within the resume window).
+    pub async fn client_attach(
+        &self,
+        session: SessionRef,
+        notify: mpsc::Sender<ClientNotice>,
+    ) -> Result<ClientEntered, SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Attach {
+                session,
+                notify,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_detach(&self, session: SessionRef) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Detach { session, reply })
+        })
+        .await
+    }
+
+    /// The publish connection's offer; returns the answer.
+    pub async fn client_publish(
+        &self,
+        session: SessionRef,
+        sdp: String,
+        sources: Vec<(String, Source)>,
+    ) -> Result<String, SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Publish {
+                session,
+                sdp,
+                sources,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// The client's answer to the subscribe connection's latest offer.
+    pub async fn client_answer(&self, session: SessionRef, sdp: String) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Answer {
+                session,
+                sdp,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_subscribe(
+        &self,
+        session: SessionRef,
+        user: UserId,
+        stream: StreamKind,
+        quality: Option<crate::core::LayerChoice>,
+        on: bool,
+    ) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Subscribe {
+                session,
+                user,
+                stream,
+                quality,
+                on,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_mute(
+        &self,
+        session: SessionRef,
+        source: Source,
+        muted: bool,
+    ) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Mute {
+                session,
+                source,
+                muted,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_unpublish(
+        &self,
+        session: SessionRef,
+        source: Source,
+    ) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Unpublish {
+                session,
+                source,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_role(&self, session: SessionRef, role: Role) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Role {
+                session,
+                role,
+                reply,
+            })
+        })
+        .await
+    }
+
+    pub async fn client_exit(&self, session: SessionRef) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Exit { session, reply })
+        })
+        .await
     }
 
     /// What every worker holds, summed.

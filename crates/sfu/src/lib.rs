@@ -2,6 +2,7 @@
 //! around a sans-IO room core. The rest of the server talks to it through [`SfuHandle`]
 //! commands and hears from it through [`events::DomainEvent`]s. Knows nothing of HTTP or SQL.
 
+pub mod client;
 mod command;
 pub mod core;
 pub mod events;

@@ -39,6 +39,7 @@ impl IntoResponse for EdgeError {
                     SfuError::PublisherNotFound
                     | SfuError::SessionNotFound
                     | SfuError::RoomNotFound => StatusCode::NOT_FOUND,
+                    SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
                     SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 (status, e.to_string())

@@ -3,8 +3,9 @@
 //! publisher; `DELETE` on the returned `Location` ends the session. Candidates are all in the
 //! answer (the server is ICE-lite), so trickle `PATCH` answers 405.
 
-use crate::auth::{check_private_map_key, user_of, Apps};
+use crate::auth::{check_private_map_key, user_of};
 use crate::error::EdgeError;
+use crate::Edge;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -13,20 +14,14 @@ use axum::routing::{delete, post};
 use axum::Router;
 use hearth_auth::Privileges;
 use hearth_sfu::core::StreamKind;
-use hearth_sfu::{JoinRequest, SessionRef, SfuHandle, MAX_OFFER_BYTES};
+use hearth_sfu::{JoinRequest, SessionRef, MAX_OFFER_BYTES};
 use hearth_types::{RoomKey, SdkAppId, UnixSecs, UserId};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-struct Edge {
-    sfu: SfuHandle,
-    apps: Apps,
-}
-
 /// The WHIP and WHEP routes.
-pub fn router(sfu: SfuHandle, apps: Apps) -> Router {
-    let state = Arc::new(Edge { sfu, apps });
+pub(crate) fn routes(state: Arc<Edge>) -> Router {
     Router::new()
         .route("/whip/v1", post(whip))
         .route("/whep/v1", post(whep))

@@ -38,6 +38,23 @@ impl Worker {
                 }
             }
             Event::MediaAdded(m) => self.media_added(pid, m),
+            Event::MediaChanged(m) => {
+                // A publisher stopped sending on a line (renegotiated to inactive/recvonly).
+                let stopped = matches!(m.direction, Direction::Inactive | Direction::SendOnly);
+                let is_inbound = self
+                    .peers
+                    .get(&pid)
+                    .is_some_and(|p| p.inbound.contains_key(&m.mid));
+                if stopped && is_inbound {
+                    let Some(p) = self.peers.get(&pid) else {
+                        return;
+                    };
+                    let (slot, user) = (p.slot, p.user.clone());
+                    self.remove_inbound(pid, m.mid);
+                    self.broadcast_user(slot, &user);
+                    self.renegotiate_room(slot);
+                }
+            }
             Event::KeyframeRequest(r) => {
                 let Some(p) = self.peers.get(&pid) else {
                     return;
@@ -78,11 +95,15 @@ impl Worker {
         let publishing = p.key == SessionKey::Publish;
         match (publishing, m.direction) {
             (true, Direction::RecvOnly | Direction::SendRecv) => {
+                let client = p.client;
                 let has_video = p.inbound.values().any(|i| i.kind == MediaKind::Video);
-                let stream = if m.kind == MediaKind::Video && has_video {
-                    StreamKind::Sub
-                } else {
-                    StreamKind::Main
+                let (stream, muted) = match client {
+                    Some(cid) => {
+                        let source = self.client_source(cid, m.mid, m.kind);
+                        (source.stream(), self.client_muted(cid, source))
+                    }
+                    None if m.kind == MediaKind::Video && has_video => (StreamKind::Sub, false),
+                    None => (StreamKind::Main, false),
                 };
                 let rids = order_rids(
                     m.simulcast
@@ -97,6 +118,7 @@ impl Worker {
                         track,
                         kind: m.kind,
                         rids,
+                        muted,
                     },
                 );
                 let (slot, user) = (p.slot, p.user.clone());
@@ -111,14 +133,15 @@ impl Worker {
                     return;
                 };
                 r.core.add_track(track, pid, core_kind(m.kind), stream);
-                let (app, room, comm_id) = (r.app, r.room.clone(), r.comm_id.clone());
                 let event = match (m.kind, stream) {
                     (MediaKind::Audio, _) => EventKind::AudioOn,
                     (MediaKind::Video, StreamKind::Main) => EventKind::VideoOn,
                     (MediaKind::Video, StreamKind::Sub) => EventKind::SubStreamOn,
                 };
-                self.emit(app, &room, &comm_id, &user, event);
+                self.emit_for(slot, &user, event);
                 self.bind_viewers_of(slot, &user);
+                self.broadcast_user(slot, &user);
+                self.renegotiate_room(slot);
             }
             (false, Direction::SendOnly | Direction::SendRecv) => {
                 p.free_out.push((m.mid, m.kind));
@@ -137,6 +160,9 @@ impl Worker {
             return;
         };
         let (track, layer, slot) = (inbound.track, inbound.layer_of(d.rid), p.slot);
+        if inbound.muted {
+            return;
+        }
         let Some(room) = self.rooms.get_mut(&slot) else {
             return;
         };

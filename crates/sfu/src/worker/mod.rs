@@ -2,6 +2,7 @@
 //! state (no locks): commands arrive on a channel, datagrams on the socket, and str0m's timers
 //! come due from a heap. Sending is non-blocking; a full socket buffer drops (UDP semantics).
 
+mod clients;
 mod demux;
 mod media;
 mod peer;
@@ -50,6 +51,7 @@ pub(crate) struct Worker {
     pub room_index: HashMap<(SdkAppId, RoomKey), RoomSlot>,
     pub tracks: HashMap<TrackId, TrackSource>,
     pub subs: HashMap<SubscriptionId, ParticipantId>,
+    pub clients: HashMap<ParticipantId, clients::ClientState>,
     timers: BinaryHeap<Reverse<(Instant, ParticipantId)>>,
     pub events: mpsc::Sender<DomainEvent>,
     pub events_dropped: u64,
@@ -80,6 +82,7 @@ impl Worker {
             room_index: HashMap::new(),
             tracks: HashMap::new(),
             subs: HashMap::new(),
+            clients: HashMap::new(),
             timers: BinaryHeap::new(),
             events,
             events_dropped: 0,
@@ -156,6 +159,7 @@ impl Worker {
             Command::RoomUsers { app, room, reply } => {
                 let _ = reply.send(self.room_users(app, &room));
             }
+            Command::Client(c) => self.handle_client_command(c),
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }
@@ -323,6 +327,7 @@ impl Worker {
             tracing::info!(peer = pid.0, "never connected; removing");
             self.remove_peer(pid, crate::events::ExitReason::Timeout);
         }
+        self.expire_detached(now);
         // Drop heap entries of peers that are gone, so the heap tracks live peers only.
         if self.timers.len() > 4 * self.peers.len() + 64 {
             let peers = &self.peers;
@@ -332,6 +337,11 @@ impl Worker {
     }
 
     fn shutdown(&mut self) {
+        let clients: Vec<ParticipantId> = self.clients.keys().copied().collect();
+        for cid in clients {
+            let notice = Some(crate::client::NoticeReason::ServerShutdown);
+            self.end_client(cid, crate::events::ExitReason::ServerShutdown, notice);
+        }
         let all: Vec<ParticipantId> = self.peers.keys().copied().collect();
         for pid in all {
             self.remove_peer(pid, crate::events::ExitReason::ServerShutdown);

@@ -19,6 +19,8 @@ pub enum SessionKey {
         publisher: UserId,
         stream: StreamKind,
     },
+    /// A multi-party client (`docs/protocol.md`) with its two connections.
+    Client,
 }
 
 /// An incoming media line: the room track it feeds and its simulcast rids by layer.
@@ -27,6 +29,8 @@ pub struct Inbound {
     pub kind: MediaKind,
     /// `rids[layer]`; empty without simulcast.
     pub rids: Vec<Rid>,
+    /// Muted by its client: nothing is forwarded.
+    pub muted: bool,
 }
 
 impl Inbound {
@@ -62,6 +66,43 @@ pub struct Peer {
     pub sub_by_mid: HashMap<Mid, SubscriptionId>,
     /// Queued for polling after the current batch of work.
     pub dirty: bool,
+    /// The multi-party client this connection belongs to, if any.
+    pub client: Option<ParticipantId>,
+}
+
+impl Peer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: ParticipantId,
+        slot: super::rooms::RoomSlot,
+        user: UserId,
+        key: SessionKey,
+        token: String,
+        ufrag: String,
+        rtc: Rtc,
+        now: Instant,
+        client: Option<ParticipantId>,
+    ) -> Self {
+        Peer {
+            id,
+            slot,
+            user,
+            key,
+            token,
+            ufrag,
+            rtc,
+            addr: None,
+            created: now,
+            connected: false,
+            next_timeout: now,
+            inbound: HashMap::new(),
+            free_out: Vec::new(),
+            out_by_sub: HashMap::new(),
+            sub_by_mid: HashMap::new(),
+            dirty: false,
+            client,
+        }
+    }
 }
 
 /// Orders simulcast rids from the lowest layer up. Chrome's `q;h;f` and `l;m;h` schemes and

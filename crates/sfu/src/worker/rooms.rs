@@ -19,6 +19,8 @@ pub(crate) struct RoomState {
     pub comm_id: CommId,
     /// Sessions per user; a user is present while they have at least one.
     pub sessions: Presence<SessionKey>,
+    /// Users the room's clients have been told about (`user_entered` sent).
+    pub announced: std::collections::HashSet<UserId>,
 }
 
 impl Worker {
@@ -81,6 +83,7 @@ impl Worker {
                 core: Room::default(),
                 comm_id,
                 sessions: Presence::default(),
+                announced: Default::default(),
             },
         );
         slot

@@ -10,13 +10,12 @@ use crate::events::{EventKind, ExitReason};
 use crate::offer::{check_offer, OfferDirection};
 use hearth_types::{RoomKey, SdkAppId, UserId};
 use rand::distributions::{Alphanumeric, DistString};
-use std::collections::HashMap;
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::MediaKind;
 use str0m::{Candidate, IceCreds, Rtc};
 
-fn random(n: usize) -> String {
+pub(crate) fn random(n: usize) -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), n)
 }
 
@@ -24,7 +23,7 @@ fn random(n: usize) -> String {
 const INITIAL_ESTIMATE_BPS: u64 = 1_500_000;
 
 impl Worker {
-    fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
+    pub(crate) fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
             .set_local_ice_credentials(IceCreds {
@@ -68,24 +67,17 @@ impl Worker {
         let now = Instant::now();
         self.peers.insert(
             pid,
-            Peer {
-                id: pid,
+            Peer::new(
+                pid,
                 slot,
-                user: req.user.clone(),
-                key: key.clone(),
-                token: token.clone(),
-                ufrag: ufrag.clone(),
+                req.user.clone(),
+                key.clone(),
+                token.clone(),
+                ufrag.clone(),
                 rtc,
-                addr: None,
-                created: now,
-                connected: false,
-                next_timeout: now,
-                inbound: HashMap::new(),
-                free_out: Vec::new(),
-                out_by_sub: HashMap::new(),
-                sub_by_mid: HashMap::new(),
-                dirty: false,
-            },
+                now,
+                None,
+            ),
         );
         self.by_ufrag.insert(ufrag, pid);
         let entered = EventKind::Entered {
@@ -141,10 +133,13 @@ impl Worker {
 
     /// The peer through which `user` publishes in a room.
     pub(crate) fn publisher_of(&self, slot: RoomSlot, user: &UserId) -> Option<ParticipantId> {
-        self.rooms
-            .get(&slot)?
-            .sessions
+        let room = self.rooms.get(&slot)?;
+        room.sessions
             .session(user, &SessionKey::Publish)
+            .or_else(|| {
+                let cid = room.sessions.session(user, &SessionKey::Client)?;
+                self.clients.get(&cid)?.publish_peer
+            })
     }
 
     pub(crate) fn leave(&mut self, s: &SessionRef) -> Result<(), SfuError> {
@@ -159,11 +154,12 @@ impl Worker {
 
     pub(crate) fn dismiss(&mut self, app: SdkAppId, room: &RoomKey) -> Result<(), SfuError> {
         let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
-        let pids: Vec<ParticipantId> = self.rooms[&slot]
-            .sessions
-            .all_sessions()
-            .map(|(_, p)| p)
-            .collect();
+        let notice = crate::client::NoticeReason::RoomDismissed;
+        self.end_room_clients(slot, ExitReason::RoomDismissed, notice);
+        let Some(state) = self.rooms.get(&slot) else {
+            return Ok(());
+        };
+        let pids: Vec<ParticipantId> = state.sessions.all_sessions().map(|(_, p)| p).collect();
         for pid in pids {
             self.remove_peer(pid, ExitReason::RoomDismissed);
         }
@@ -258,39 +254,29 @@ impl Worker {
         for t in tracks {
             self.tracks.remove(&t);
         }
-        for sub in ended {
-            let Some(viewer) = self.subs.remove(&sub) else {
-                continue;
-            };
-            let Some(v) = self.peers.get_mut(&viewer) else {
-                continue;
-            };
-            let Some((mid, kind)) = v.out_by_sub.remove(&sub) else {
-                continue;
-            };
-            v.sub_by_mid.remove(&mid);
-            v.free_out.push((mid, kind));
-            let user = v.user.clone();
-            let event = if kind == MediaKind::Audio {
-                EventKind::UnsubscribedAudio {
-                    publisher: peer.user.clone(),
-                }
-            } else {
-                EventKind::UnsubscribedVideo {
-                    publisher: peer.user.clone(),
-                }
-            };
-            self.emit(app, &rk, &comm_id, &user, event);
-        }
+        self.end_subscriptions(ended);
+        self.renegotiate_room(peer.slot);
         if peer.connected {
             self.emit(app, &rk, &comm_id, &peer.user, EventKind::MediaDisconnected);
         }
-        self.drop_session(
-            peer.slot,
-            &peer.user,
-            &peer.key,
-            pid,
-            EventKind::Exited { reason },
-        );
+        match peer.client {
+            // A client's connection died on its own: the whole client session ends.
+            Some(cid) => {
+                let unpublished = reason == ExitReason::Left
+                    && self
+                        .clients
+                        .get(&cid)
+                        .is_some_and(|c| c.publish_peer.is_none());
+                if !unpublished {
+                    let notice = Some(crate::client::NoticeReason::Timeout);
+                    self.end_client(cid, reason, notice);
+                }
+            }
+            None => {
+                let exited = EventKind::Exited { reason };
+                self.drop_session(peer.slot, &peer.user, &peer.key, pid, exited);
+                self.broadcast_user(peer.slot, &peer.user);
+            }
+        }
     }
 }

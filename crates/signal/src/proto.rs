@@ -1,0 +1,192 @@
+//! The JSON messages of Hearth's client protocol v1 (`docs/protocol.md`), both directions, and
+//! the one table of protocol error codes.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest text frame accepted.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Enter {
+        v: u32,
+        sdkappid: u32,
+        userid: String,
+        usersig: String,
+        roomid: Option<u64>,
+        strroomid: Option<String>,
+        role: Option<String>,
+        privatemapkey: Option<String>,
+        autosubscribe: Option<bool>,
+        resume: Option<String>,
+    },
+    Exit {},
+    Publish {
+        sdp: String,
+        #[serde(default)]
+        tracks: Vec<TrackSource>,
+    },
+    Unpublish {
+        source: String,
+    },
+    Mute {
+        source: String,
+        muted: bool,
+    },
+    Subscribe {
+        userid: String,
+        stream: Option<String>,
+        quality: Option<String>,
+    },
+    Unsubscribe {
+        userid: String,
+        stream: Option<String>,
+    },
+    Answer {
+        sdp: String,
+    },
+    Role {
+        role: String,
+    },
+    Ping {},
+}
+
+impl ClientMsg {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientMsg::Enter { .. } => "enter",
+            ClientMsg::Exit {} => "exit",
+            ClientMsg::Publish { .. } => "publish",
+            ClientMsg::Unpublish { .. } => "unpublish",
+            ClientMsg::Mute { .. } => "mute",
+            ClientMsg::Subscribe { .. } => "subscribe",
+            ClientMsg::Unsubscribe { .. } => "unsubscribe",
+            ClientMsg::Answer { .. } => "answer",
+            ClientMsg::Role { .. } => "role",
+            ClientMsg::Ping {} => "ping",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSource {
+    pub mid: String,
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct User {
+    pub userid: String,
+    pub audio: bool,
+    pub video: bool,
+    pub sub: bool,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OfferTrack {
+    pub mid: String,
+    pub userid: String,
+    pub stream: &'static str,
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Entered {
+        session: String,
+        userid: String,
+        role: &'static str,
+        roster: Vec<User>,
+    },
+    Exited {},
+    PublishAnswer {
+        sdp: String,
+    },
+    Offer {
+        sdp: String,
+        tracks: Vec<OfferTrack>,
+    },
+    UserEntered {
+        user: User,
+    },
+    UserExited {
+        userid: String,
+    },
+    UserUpdated {
+        user: User,
+    },
+    Role {
+        role: &'static str,
+    },
+    Notice {
+        reason: &'static str,
+        message: String,
+    },
+    Pong {},
+    Error {
+        code: u16,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<&'static str>,
+    },
+}
+
+/// Protocol errors and whether the connection survives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtoError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    EnterTimeout,
+    Conflict(&'static str),
+    TooLarge,
+    Binary,
+    Unavailable,
+}
+
+impl ProtoError {
+    /// (code, message, close the socket after sending)
+    pub fn parts(&self) -> (u16, String, bool) {
+        match self {
+            ProtoError::BadRequest(m) => (400, m.clone(), false),
+            ProtoError::Unauthorized(m) => (401, m.clone(), true),
+            ProtoError::Forbidden(m) => (403, m.clone(), false),
+            ProtoError::NotFound(m) => (404, m.clone(), false),
+            ProtoError::EnterTimeout => (408, "no enter within 10 s".into(), true),
+            ProtoError::Conflict(m) => (409, (*m).into(), false),
+            ProtoError::TooLarge => (
+                413,
+                format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+                true,
+            ),
+            ProtoError::Binary => (
+                415,
+                "binary frames are not part of the protocol".into(),
+                true,
+            ),
+            ProtoError::Unavailable => (503, "the media plane is unavailable".into(), true),
+        }
+    }
+}
+
+impl From<hearth_sfu::SfuError> for ProtoError {
+    fn from(e: hearth_sfu::SfuError) -> Self {
+        use hearth_sfu::SfuError as E;
+        match e {
+            E::BadSdp(_) | E::NoSupportedCodec | E::WrongDirection(_) => {
+                ProtoError::BadRequest(e.to_string())
+            }
+            E::PublisherNotFound | E::RoomNotFound => ProtoError::NotFound(e.to_string()),
+            E::SessionNotFound => ProtoError::Unauthorized("the session is gone".into()),
+            E::Forbidden(m) => ProtoError::Forbidden(m.into()),
+            E::Unavailable => ProtoError::Unavailable,
+        }
+    }
+}

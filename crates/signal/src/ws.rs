@@ -1,0 +1,455 @@
+//! Hearth's client protocol over WebSocket (`docs/protocol.md`): one task per socket that
+//! authenticates the `enter`, relays client messages to the client's media worker, and relays
+//! the worker's notices (offers, roster, endings) back; a dropped socket detaches the session
+//! so a reconnect can resume it.
+
+use crate::auth::{check_private_map_key, user_of};
+use crate::proto::{
+    ClientMsg, OfferTrack, ProtoError, ServerMsg, User, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use crate::Edge;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use hearth_auth::Privileges;
+use hearth_sfu::client::{ClientEntered, ClientNotice, NoticeReason, Role, RosterUser, Source};
+use hearth_sfu::core::{LayerChoice, ParticipantId, StreamKind};
+use hearth_sfu::{JoinRequest, SessionRef};
+use hearth_types::{RoomKey, SdkAppId, UnixSecs, UserId};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The first message must arrive this soon.
+const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A socket silent this long is closed (clients ping every few seconds).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Notices queued for a client before the worker drops them (a stuck client).
+const NOTICE_QUEUE: usize = 256;
+
+pub async fn upgrade(
+    State(edge): State<Arc<Edge>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let agent: String = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(64)
+        .collect();
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| run(edge, socket, peer, agent))
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Sends the error; returns true when the socket must close.
+async fn fail(socket: &mut WebSocket, e: &ProtoError, request: Option<&'static str>) -> bool {
+    let (code, message, close) = e.parts();
+    let _ = send(
+        socket,
+        &ServerMsg::Error {
+            code,
+            message,
+            request,
+        },
+    )
+    .await;
+    if close {
+        let _ = socket.send(Message::Close(None)).await;
+    }
+    close
+}
+
+/// Reads the next protocol message: text JSON, within size; pings/pongs skipped.
+async fn next(socket: &mut WebSocket) -> Option<Result<ClientMsg, ProtoError>> {
+    loop {
+        let msg = match socket.recv().await? {
+            Ok(m) => m,
+            Err(e) => {
+                let text = e.to_string();
+                return Some(Err(if text.contains("too long") || text.contains("size") {
+                    ProtoError::TooLarge
+                } else {
+                    ProtoError::BadRequest(text)
+                }));
+            }
+        };
+        return Some(match msg {
+            Message::Text(t) => serde_json::from_str::<ClientMsg>(t.as_str())
+                .map_err(|e| ProtoError::BadRequest(format!("bad message: {e}"))),
+            Message::Binary(_) => Err(ProtoError::Binary),
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        });
+    }
+}
+
+fn user_msg(u: RosterUser) -> User {
+    User {
+        userid: u.user.0,
+        audio: u.audio,
+        video: u.video,
+        sub: u.sub,
+        audio_muted: u.audio_muted,
+        video_muted: u.video_muted,
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Anchor => "anchor",
+        Role::Audience => "audience",
+    }
+}
+
+fn parse_role(s: Option<&str>) -> Result<Role, ProtoError> {
+    match s {
+        None | Some("anchor") => Ok(Role::Anchor),
+        Some("audience") => Ok(Role::Audience),
+        Some(other) => Err(ProtoError::BadRequest(format!("unknown role {other:?}"))),
+    }
+}
+
+fn parse_source(s: &str) -> Result<Source, ProtoError> {
+    match s {
+        "mic" => Ok(Source::Mic),
+        "camera" => Ok(Source::Camera),
+        "screen" => Ok(Source::Screen),
+        other => Err(ProtoError::BadRequest(format!("unknown source {other:?}"))),
+    }
+}
+
+fn parse_stream(s: Option<&str>) -> Result<StreamKind, ProtoError> {
+    match s {
+        None | Some("main") => Ok(StreamKind::Main),
+        Some("sub") => Ok(StreamKind::Sub),
+        Some(other) => Err(ProtoError::BadRequest(format!("unknown stream {other:?}"))),
+    }
+}
+
+fn session_token(s: &SessionRef) -> String {
+    format!("{}.{}.{}", s.worker, s.peer.0, s.token)
+}
+
+fn parse_session_token(t: &str) -> Option<SessionRef> {
+    let mut parts = t.splitn(3, '.');
+    let worker = parts.next()?.parse().ok()?;
+    let peer = parts.next()?.parse().ok()?;
+    let token = parts.next()?.to_owned();
+    Some(SessionRef {
+        worker,
+        peer: ParticipantId(peer),
+        token,
+    })
+}
+
+async fn run(edge: Arc<Edge>, mut socket: WebSocket, peer: SocketAddr, agent: String) {
+    let (notify_tx, mut notify_rx) = mpsc::channel(NOTICE_QUEUE);
+    let first = match tokio::time::timeout(ENTER_TIMEOUT, next(&mut socket)).await {
+        Err(_) => {
+            fail(&mut socket, &ProtoError::EnterTimeout, None).await;
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(Err(e))) => {
+            let close = fail(&mut socket, &e, None).await;
+            if !close {
+                let _ = fail(
+                    &mut socket,
+                    &ProtoError::Conflict("the first message must be enter"),
+                    None,
+                )
+                .await;
+                let _ = socket.send(Message::Close(None)).await;
+            }
+            return;
+        }
+        Ok(Some(Ok(m))) => m,
+    };
+    let entered = match enter(&edge, first, peer, &agent, notify_tx).await {
+        Ok(e) => e,
+        Err(e) => {
+            fail(&mut socket, &e, Some("enter")).await;
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let (entered, role, user) = entered;
+    let session = entered.session.clone();
+    let hello = ServerMsg::Entered {
+        session: session_token(&session),
+        userid: user.0.clone(),
+        role: role_name(role),
+        roster: entered.roster.into_iter().map(user_msg).collect(),
+    };
+    if !send(&mut socket, &hello).await {
+        let _ = edge.sfu.client_detach(session).await;
+        return;
+    }
+    let mut ended = false;
+    loop {
+        tokio::select! {
+            msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket)) => {
+                let msg = match msg {
+                    Err(_) | Ok(None) => break,
+                    Ok(Some(m)) => m,
+                };
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if fail(&mut socket, &e, None).await { break; }
+                        continue;
+                    }
+                };
+                let name = msg.name();
+                match handle(&edge, &session, msg).await {
+                    Ok(Reply::None) => {}
+                    Ok(Reply::Send(m)) => { if !send(&mut socket, &m).await { break; } }
+                    Ok(Reply::Exit) => {
+                        let _ = send(&mut socket, &ServerMsg::Exited {}).await;
+                        let _ = socket.send(Message::Close(None)).await;
+                        ended = true;
+                        break;
+                    }
+                    Err(e) => { if fail(&mut socket, &e, Some(name)).await { break; } }
+                }
+            }
+            notice = notify_rx.recv() => {
+                let Some(notice) = notice else { break };
+                let (msg, end) = notice_msg(notice);
+                if !send(&mut socket, &msg).await { break; }
+                if end {
+                    let _ = socket.send(Message::Close(None)).await;
+                    ended = true;
+                    break;
+                }
+            }
+        }
+    }
+    if !ended {
+        tracing::debug!(user = %user, role = role_name(role), "client socket dropped; session may resume");
+        let _ = edge.sfu.client_detach(session).await;
+    }
+}
+
+fn notice_msg(n: ClientNotice) -> (ServerMsg, bool) {
+    match n {
+        ClientNotice::Offer { sdp, tracks } => (
+            ServerMsg::Offer {
+                sdp,
+                tracks: tracks
+                    .into_iter()
+                    .map(|t| OfferTrack {
+                        mid: t.mid,
+                        userid: t.user.0,
+                        stream: if t.stream == StreamKind::Sub {
+                            "sub"
+                        } else {
+                            "main"
+                        },
+                        kind: if t.audio { "audio" } else { "video" },
+                    })
+                    .collect(),
+            },
+            false,
+        ),
+        ClientNotice::UserEntered(u) => (ServerMsg::UserEntered { user: user_msg(u) }, false),
+        ClientNotice::UserUpdated(u) => (ServerMsg::UserUpdated { user: user_msg(u) }, false),
+        ClientNotice::UserExited(u) => (ServerMsg::UserExited { userid: u.0 }, false),
+        ClientNotice::Ended(reason) => {
+            let (reason, message) = match reason {
+                NoticeReason::Kicked => ("kicked", "an operator removed you from the room"),
+                NoticeReason::RoomDismissed => ("room_dismissed", "the room was dismissed"),
+                NoticeReason::Replaced => {
+                    ("replaced", "you entered the room from another connection")
+                }
+                NoticeReason::Timeout => ("timeout", "the media connection was lost"),
+                NoticeReason::ServerShutdown => ("server_shutdown", "the server is shutting down"),
+            };
+            (
+                ServerMsg::Notice {
+                    reason,
+                    message: message.into(),
+                },
+                true,
+            )
+        }
+    }
+}
+
+type Entered = (ClientEntered, Role, UserId);
+
+async fn enter(
+    edge: &Edge,
+    msg: ClientMsg,
+    peer: SocketAddr,
+    agent: &str,
+    notify: mpsc::Sender<ClientNotice>,
+) -> Result<Entered, ProtoError> {
+    let ClientMsg::Enter {
+        v,
+        sdkappid,
+        userid,
+        usersig,
+        roomid,
+        strroomid,
+        role,
+        privatemapkey,
+        autosubscribe,
+        resume,
+    } = msg
+    else {
+        return Err(ProtoError::Conflict("the first message must be enter"));
+    };
+    if v != PROTOCOL_VERSION {
+        return Err(ProtoError::BadRequest(format!(
+            "protocol version {v} is not supported; use {PROTOCOL_VERSION}"
+        )));
+    }
+    let app = SdkAppId(sdkappid);
+    let room = match (roomid, strroomid) {
+        (Some(n), None) => RoomKey::num(n),
+        (None, Some(s)) => RoomKey::string(&s),
+        _ => {
+            return Err(ProtoError::BadRequest(
+                "give exactly one of roomid and strroomid".into(),
+            ))
+        }
+    }
+    .map_err(|e| ProtoError::BadRequest(e.to_string()))?;
+    let role = parse_role(role.as_deref())?;
+    let now = UnixSecs::now();
+    let (user, auth) = user_of(&edge.apps, app, &usersig, now)
+        .map_err(|_| ProtoError::Unauthorized("invalid or expired UserSig".into()))?;
+    if user.as_str() != userid {
+        return Err(ProtoError::Unauthorized(
+            "the UserSig was issued to another userid".into(),
+        ));
+    }
+    let mut needed = Privileges::ENTER_ROOM | Privileges::RECV_AUDIO | Privileges::RECV_VIDEO;
+    if role == Role::Anchor {
+        needed = needed | Privileges::SEND_AUDIO | Privileges::SEND_VIDEO;
+    }
+    check_private_map_key(
+        auth,
+        app,
+        &user,
+        &room,
+        privatemapkey.as_deref(),
+        needed,
+        now,
+    )
+    .map_err(|e| match e {
+        crate::error::EdgeError::Forbidden(m) => ProtoError::Forbidden(m.into()),
+        other => ProtoError::Forbidden(format!("{other:?}")),
+    })?;
+    let entered: ClientEntered = match resume.as_deref().and_then(parse_session_token) {
+        Some(session) => edge.sfu.client_attach(session, notify).await?,
+        None => {
+            let req = JoinRequest {
+                app,
+                room,
+                user: user.clone(),
+                client_ip: peer.ip().to_string(),
+                device_type: "Web".into(),
+                sdk_version: agent.to_owned(),
+            };
+            edge.sfu
+                .client_enter(req, role, autosubscribe.unwrap_or(true), notify)
+                .await?
+        }
+    };
+    Ok((entered, role, user))
+}
+
+enum Reply {
+    None,
+    Send(ServerMsg),
+    Exit,
+}
+
+async fn handle(edge: &Edge, session: &SessionRef, msg: ClientMsg) -> Result<Reply, ProtoError> {
+    let s = session.clone();
+    Ok(match msg {
+        ClientMsg::Enter { .. } => return Err(ProtoError::Conflict("already entered")),
+        ClientMsg::Exit {} => {
+            edge.sfu.client_exit(s).await?;
+            Reply::Exit
+        }
+        ClientMsg::Ping {} => Reply::Send(ServerMsg::Pong {}),
+        ClientMsg::Publish { sdp, tracks } => {
+            let mut sources = Vec::with_capacity(tracks.len());
+            for t in tracks {
+                sources.push((t.mid, parse_source(&t.source)?));
+            }
+            let sdp = edge.sfu.client_publish(s, sdp, sources).await?;
+            Reply::Send(ServerMsg::PublishAnswer { sdp })
+        }
+        ClientMsg::Answer { sdp } => {
+            edge.sfu.client_answer(s, sdp).await?;
+            Reply::None
+        }
+        ClientMsg::Subscribe {
+            userid,
+            stream,
+            quality,
+        } => {
+            let quality = match quality.as_deref() {
+                None | Some("big") => LayerChoice::Big,
+                Some("small") => LayerChoice::Small,
+                Some(q) => return Err(ProtoError::BadRequest(format!("unknown quality {q:?}"))),
+            };
+            edge.sfu
+                .client_subscribe(
+                    s,
+                    UserId(userid),
+                    parse_stream(stream.as_deref())?,
+                    Some(quality),
+                    true,
+                )
+                .await?;
+            Reply::None
+        }
+        ClientMsg::Unsubscribe { userid, stream } => {
+            edge.sfu
+                .client_subscribe(
+                    s,
+                    UserId(userid),
+                    parse_stream(stream.as_deref())?,
+                    None,
+                    false,
+                )
+                .await?;
+            Reply::None
+        }
+        ClientMsg::Mute { source, muted } => {
+            edge.sfu
+                .client_mute(s, parse_source(&source)?, muted)
+                .await?;
+            Reply::None
+        }
+        ClientMsg::Unpublish { source } => {
+            edge.sfu.client_unpublish(s, parse_source(&source)?).await?;
+            Reply::None
+        }
+        ClientMsg::Role { role } => {
+            let role = parse_role(Some(&role))?;
+            edge.sfu.client_role(s, role).await?;
+            Reply::Send(ServerMsg::Role {
+                role: role_name(role),
+            })
+        }
+    })
+}
