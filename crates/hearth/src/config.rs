@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub retention_days: u32,
     /// Log format: "text" or "json".
     pub log_format: String,
+    /// The demo page and browser SDK (`index.html`, `sdk/`), served as plain files.
+    pub web_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             rate_limits: true,
             retention_days: 14,
             log_format: "text".into(),
+            web_dir: PathBuf::from("web"),
         }
     }
 }
@@ -114,7 +117,7 @@ impl Config {
     }
 
     /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
-    /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_MEDIA_IP`,
+    /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_WEB_DIR`, `HEARTH_MEDIA_IP`,
     /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
@@ -144,6 +147,9 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_RETENTION_DAYS") {
             s.retention_days = parse("HEARTH_RETENTION_DAYS", v)?;
+        }
+        if let Some(v) = get("HEARTH_WEB_DIR") {
+            s.web_dir = v.into();
         }
         if let Some(v) = get("HEARTH_LOG_FORMAT") {
             s.log_format = v;

@@ -5,6 +5,7 @@ mod retention;
 mod rooms;
 mod server;
 mod tenants;
+mod web;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};

@@ -21,14 +21,21 @@ use std::time::Duration;
 /// How long in-flight requests may take to finish at shutdown.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Everything the server's routes answer: the API at `/`, WHIP/WHEP, health at `/healthz`
+/// Everything the server's routes answer: the API and the demo page at `/`, WHIP/WHEP, the
+/// WebSocket protocol, the SDK files, health at `/healthz`
 /// (with the media plane's counts).
-pub fn app(api: Arc<ApiState>, sfu: SfuHandle, apps: Apps) -> Router {
+pub fn app(
+    api: Arc<ApiState>,
+    sfu: SfuHandle,
+    apps: Apps,
+    web_dir: std::path::PathBuf,
+    dev: crate::web::DevKeys,
+) -> Router {
     let health_sfu = sfu.clone();
     Router::new()
         .route("/healthz", get(move || health(health_sfu.clone())))
         .merge(hearth_signal::router(sfu, apps))
-        .merge(hearth_api::router(api))
+        .merge(crate::web::routes(web_dir, hearth_api::router(api), dev))
 }
 
 async fn health(sfu: SfuHandle) -> Json<serde_json::Value> {
@@ -69,6 +76,7 @@ pub async fn serve(config: Config) -> Result<()> {
         retention_days = s.retention_days,
         media_ip = %config.media.ip,
         media_ports = %config.media.ports,
+        web_dir = %s.web_dir.display(),
         "effective configuration"
     );
 
@@ -100,6 +108,15 @@ pub async fn serve(config: Config) -> Result<()> {
             (a.sdk_app_id, auth)
         })
         .collect();
+    if !s.web_dir.join("index.html").exists() {
+        tracing::warn!(web_dir = %s.web_dir.display(), "no index.html there: the demo page and SDK are not served");
+    }
+    let provisioned_dev = provisioned.from_data_dir;
+    let dev_keys: std::collections::BTreeMap<_, _> = provisioned
+        .apps
+        .iter()
+        .map(|a| (a.sdk_app_id, a.secret_key.clone()))
+        .collect();
     let mut state = ApiState::new(
         store.clone(),
         Arc::new(Tenants::new(provisioned.apps, provisioned.credentials)),
@@ -108,7 +125,12 @@ pub async fn serve(config: Config) -> Result<()> {
     if !s.rate_limits {
         state.rate_limiter = None;
     }
-    let app = app(Arc::new(state), sfu.clone(), apps);
+    let dev = if provisioned_dev {
+        crate::web::DevKeys(Arc::new(dev_keys))
+    } else {
+        crate::web::DevKeys::default()
+    };
+    let app = app(Arc::new(state), sfu.clone(), apps, s.web_dir.clone(), dev);
     let handle = Handle::new();
 
     let http = axum_server::bind(s.http).handle(handle.clone()).serve(
