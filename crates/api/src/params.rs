@@ -5,12 +5,22 @@ use crate::error::{detail_for_param, missing_detail_exists, ApiError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+/// Deepest nesting of a flat field name (`A.0.B.1.C` has five segments); the spec's deepest
+/// structures need far fewer, and the limit keeps a hostile name from recursing without bound.
+pub const MAX_NAME_SEGMENTS: usize = 16;
+
 /// Nests flat fields (`UserIds.0=a`, `Agent.UserId=b`, `List.0.Name=c`) into a JSON object.
 /// Values stay strings; typed fields accept numeric strings (see [`int`]).
 pub fn nest(fields: Vec<(String, String)>) -> Result<Value, ApiError> {
     let mut root = Value::Object(Map::new());
     for (key, value) in fields {
         let segments: Vec<&str> = key.split('.').collect();
+        if segments.len() > MAX_NAME_SEGMENTS {
+            return Err(ApiError::InvalidParameter(format!(
+                "The parameter name `{}…` nests deeper than {MAX_NAME_SEGMENTS} levels.",
+                key.chars().take(32).collect::<String>()
+            )));
+        }
         if segments.iter().any(|s| s.is_empty()) {
             return Err(ApiError::InvalidParameter(format!(
                 "The parameter name `{key}` is malformed."
@@ -164,6 +174,17 @@ mod tests {
             v,
             json!({"UserIds": ["a", "b"], "A": {"B": "x"}, "L": [{"N": "y"}], "S": "1"})
         );
+    }
+
+    #[test]
+    fn rejects_hostile_nesting_without_recursing_deeply() {
+        let deep = vec!["a"; 5000].join(".");
+        assert!(matches!(
+            nest(f(&[(&deep, "x")])),
+            Err(ApiError::InvalidParameter(_))
+        ));
+        let ok = vec!["a"; MAX_NAME_SEGMENTS].join(".");
+        assert!(nest(f(&[(&ok, "x")])).is_ok());
     }
 
     #[test]

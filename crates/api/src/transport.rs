@@ -317,7 +317,7 @@ fn parse_timestamp(t: Option<String>) -> Result<i64, ApiError> {
 }
 
 fn check_skew(timestamp: i64, now: UnixSecs) -> Result<(), ApiError> {
-    if (timestamp.saturating_sub(now.0)).abs() > MAX_SKEW_SECS {
+    if timestamp.abs_diff(now.0) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(ApiError::SignatureExpire);
     }
     Ok(())
@@ -357,4 +357,18 @@ fn json_params(body: &[u8], query_fields: Vec<(String, String)>) -> Result<Value
         ));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_timestamps_are_expired_not_a_panic() {
+        let now = UnixSecs(1_800_000_000);
+        for t in [i64::MIN, i64::MAX, 0, -1] {
+            assert_eq!(check_skew(t, now), Err(ApiError::SignatureExpire), "{t}");
+        }
+        assert_eq!(check_skew(now.0 - MAX_SKEW_SECS, now), Ok(()));
+    }
 }
