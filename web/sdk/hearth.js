@@ -1,0 +1,759 @@
+// Hearth browser SDK: a client of Hearth's WebSocket protocol v1 (docs/protocol.md).
+//
+// Plain ES module, no build step, no dependencies:
+//
+//   import { HearthClient } from '/sdk/hearth.js';
+//   const client = new HearthClient({ sdkAppId, userId, userSig, roomId: 1234 });
+//   client.on('track', ({ userId, stream, kind, mediaStream }) => { ... });
+//   await client.enter();
+//   await client.publish({ audio: true, video: true });
+//
+// One WebSocket carries the signaling; media uses two RTCPeerConnections, exactly as the
+// protocol says: the *publish* connection (this client offers, the server answers) and the
+// *subscribe* connection (the server offers, this client answers). See README.md beside this
+// file for the whole API and hearth.d.ts for its types.
+
+import { Emitter } from './emitter.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Simulcast layers of the camera, low to high, as the protocol names them (q/h/f). */
+export const SIMULCAST_ENCODINGS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 }),
+  Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 }),
+]);
+
+/** Error codes after which the server closes the socket (docs/protocol.md, Errors). */
+const FATAL_CODES = new Set([401, 408, 413, 415, 503]);
+/** Notices after which the server closes the socket (the server also ends sessions with
+ *  `timeout` and `server_shutdown`); `blocked` keeps it. */
+const CLOSING_NOTICES = new Set(['kicked', 'room_dismissed', 'replaced', 'timeout', 'server_shutdown']);
+/** Which server message answers which client request. */
+const REPLY_OF = { enter: 'entered', publish: 'publish_answer', role: 'role', exit: 'exited' };
+
+const ENTER_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 15_000;
+const EXIT_TIMEOUT_MS = 3_000;
+/** The server keeps a dropped session this long for a `resume`; we stop trying a bit earlier. */
+const RESUME_WINDOW_MS = 25_000;
+/** No message at all (not even a pong) for this long: the socket is taken as dead. */
+const SILENCE_LIMIT_MS = 15_000;
+
+const SOURCES = ['mic', 'camera', 'screen'];
+const VIDEO_CODECS = ['video/vp8', 'video/h264', 'video/rtx', 'video/red', 'video/ulpfec'];
+
+/** An error reported by the server (`code` as in the protocol) or by the SDK (`code` 0). */
+export class HearthError extends Error {
+  constructor(code, message, request) {
+    super(message || `error ${code}`);
+    this.name = 'HearthError';
+    this.code = code;
+    this.request = request;
+  }
+}
+
+/** The WebSocket address: a ws(s) URL as is; an http(s) URL or nothing → `/ws/v1` on that host. */
+export function signalingUrl(url) {
+  if (url && /^wss?:\/\//i.test(url)) return url;
+  const base = new URL(url || globalThis.location.href, globalThis.location?.href);
+  const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:';
+  const path = !url || base.pathname === '/' || base.pathname === '' ? '/ws/v1' : base.pathname;
+  return `${scheme}//${base.host}${path}${base.search}`;
+}
+
+function userFromWire(u) {
+  return {
+    userId: String(u.userid),
+    audio: !!u.audio,
+    video: !!u.video,
+    sub: !!u.sub,
+    audioMuted: !!u.audio_muted,
+    videoMuted: !!u.video_muted,
+  };
+}
+
+function sameUser(a, b) {
+  return a.audio === b.audio && a.video === b.video && a.sub === b.sub &&
+    a.audioMuted === b.audioMuted && a.videoMuted === b.videoMuted;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class HearthClient extends Emitter {
+  /**
+   * @param {object} options
+   * @param {string} [options.url] ws(s):// address of `/ws/v1`, or the server's http(s) address;
+   *   default: `/ws/v1` on the page's own host.
+   * @param {number} options.sdkAppId
+   * @param {string} options.userId
+   * @param {string} options.userSig
+   * @param {number} [options.roomId] numeric room (1..4294967294); or
+   * @param {string} [options.strRoomId] string room (a different room from the same number)
+   * @param {'anchor'|'audience'} [options.role='anchor']
+   * @param {boolean} [options.autoSubscribe=true]
+   * @param {string} [options.privateMapKey]
+   * @param {RTCIceServer[]} [options.iceServers=[]]
+   * @param {number} [options.pingInterval=5000] keepalive period, ms
+   * @param {boolean} [options.debug=false] log every signaling message to the console
+   */
+  constructor(options = {}) {
+    super();
+    const o = { ...options };
+    const sdkAppId = Number(o.sdkAppId);
+    if (!Number.isInteger(sdkAppId) || sdkAppId <= 0) throw new TypeError('sdkAppId must be a positive integer');
+    if (!o.userId || typeof o.userId !== 'string') throw new TypeError('userId must be a non-empty string');
+    if (!o.userSig || typeof o.userSig !== 'string') throw new TypeError('userSig must be a non-empty string');
+    const hasNum = o.roomId !== undefined && o.roomId !== null && o.roomId !== '';
+    const hasStr = o.strRoomId !== undefined && o.strRoomId !== null && o.strRoomId !== '';
+    if (hasNum === hasStr) throw new TypeError('give exactly one of roomId and strRoomId');
+    if (hasNum && (!Number.isInteger(Number(o.roomId)) || Number(o.roomId) <= 0)) {
+      throw new TypeError('roomId must be a positive integer (use strRoomId for a string room)');
+    }
+    const role = o.role || 'anchor';
+    if (role !== 'anchor' && role !== 'audience') throw new TypeError("role must be 'anchor' or 'audience'");
+    this.options = {
+      url: signalingUrl(o.url),
+      sdkAppId,
+      userId: o.userId,
+      userSig: o.userSig,
+      roomId: hasNum ? Number(o.roomId) : undefined,
+      strRoomId: hasStr ? String(o.strRoomId) : undefined,
+      role,
+      autoSubscribe: o.autoSubscribe !== false,
+      privateMapKey: o.privateMapKey,
+      iceServers: o.iceServers || [],
+      pingInterval: o.pingInterval || 5_000,
+      debug: !!o.debug,
+    };
+    this.role = role;
+    this.session = null;
+
+    this._state = 'disconnected';
+    this._ws = null;
+    this._waiters = [];
+    this._pingTimer = null;
+    this._lastHeard = 0;
+    this._leaving = false; // exit() called, a closing notice or a fatal error seen
+    this._users = new Map(); // userId -> user
+
+    this._pub = null; // RTCPeerConnection (publish)
+    this._sources = new Map(); // 'mic'|'camera'|'screen' -> {source, track, transceiver, muted}
+    this._localStream = null; // mic + camera
+    this._screenStream = null;
+    this._pubChain = Promise.resolve();
+
+    this._sub = null; // RTCPeerConnection (subscribe)
+    this._remote = new Map(); // mid -> {mid, userId, stream, kind, track, mediaStream}
+    this._remoteStreams = new Map(); // `${userId}\n${stream}` -> MediaStream
+    this._subChain = Promise.resolve();
+  }
+
+  // ---- state -------------------------------------------------------------------------------
+
+  /** 'disconnected' | 'connecting' | 'connected' | 'reconnecting' */
+  get connectionState() { return this._state; }
+  /** Everyone else in the room, as last told by the server. */
+  get users() { return [...this._users.values()].map((u) => ({ ...u })); }
+  /** The local camera + mic (null before publish()). */
+  get localStream() { return this._localStream; }
+  /** The local screen capture (null unless publishing the screen). */
+  get screenStream() { return this._screenStream; }
+  /** Sources being published: some of 'mic', 'camera', 'screen'. */
+  get publishedSources() { return [...this._sources.keys()]; }
+  /** Every remote track being received. */
+  get remoteTracks() { return [...this._remote.values()].map((r) => ({ ...r })); }
+  /** The publish RTCPeerConnection (null before the first publish). */
+  get publishConnection() { return this._pub; }
+  /** The subscribe RTCPeerConnection (null before the server's first offer). */
+  get subscribeConnection() { return this._sub; }
+
+  // ---- entering and leaving -----------------------------------------------------------------
+
+  /** Opens the socket and enters the room. Resolves with `{session, userId, role, users}`. */
+  async enter() {
+    if (this._state !== 'disconnected') throw new HearthError(0, `enter() while ${this._state}`, 'enter');
+    this._leaving = false;
+    this._setState('connecting');
+    let reply;
+    try {
+      await this._connect();
+      reply = await this._request(this._enterMessage(), ENTER_TIMEOUT_MS);
+    } catch (e) {
+      this._teardown();
+      this._setState('disconnected');
+      throw e;
+    }
+    return { session: reply.session, userId: reply.userid, role: reply.role, users: this.users };
+  }
+
+  /** Leaves the room: `exit`, waits for `exited` (briefly), closes everything, stops local media. */
+  async exit() {
+    if (this._state === 'disconnected') return;
+    this._leaving = true;
+    if (this._ws && this._ws.readyState === WebSocket.OPEN && this.session) {
+      try { await this._request({ type: 'exit' }, EXIT_TIMEOUT_MS); } catch { /* leaving anyway */ }
+    }
+    this._teardown();
+    this._setState('disconnected');
+  }
+
+  // ---- publishing ---------------------------------------------------------------------------
+
+  /**
+   * Publishes the microphone and/or camera (getUserMedia). `audio` and `video` may be `true`
+   * or MediaTrackConstraints. `simulcast: true` sends the camera in three layers (rids q/h/f,
+   * scaleResolutionDownBy 4/2/1) so that subscribers can pick big or small.
+   * Resolves with the local MediaStream; rejects with a HearthError (403 for an audience member).
+   */
+  publish({ audio = true, video = true, simulcast = false } = {}) {
+    return this._serialPub(async () => {
+      this._mustBeEntered('publish');
+      const wantAudio = !!audio && !this._sources.has('mic');
+      const wantVideo = !!video && !this._sources.has('camera');
+      if (!wantAudio && !wantVideo) return this._localStream;
+      const media = await navigator.mediaDevices.getUserMedia({
+        audio: wantAudio ? audio : false,
+        video: wantVideo ? video : false,
+      });
+      if (!this._localStream) this._localStream = new MediaStream();
+      const added = [];
+      const pc = this._ensurePublishPc();
+      for (const track of media.getTracks()) {
+        const source = track.kind === 'audio' ? 'mic' : 'camera';
+        const init = { direction: 'sendonly', streams: [this._localStream] };
+        if (source === 'camera' && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+        const transceiver = pc.addTransceiver(track, init);
+        if (source === 'camera') preferVideoCodecs(transceiver);
+        this._localStream.addTrack(track);
+        this._sources.set(source, { source, track, transceiver, muted: false, simulcast: source === 'camera' && !!simulcast });
+        added.push(source);
+      }
+      await this._negotiatePublish(added);
+      return this._localStream;
+    });
+  }
+
+  /** Publishes a screen capture (getDisplayMedia) as the sub stream. Resolves with its MediaStream. */
+  publishScreen({ video = true } = {}) {
+    return this._serialPub(async () => {
+      this._mustBeEntered('publish');
+      if (this._sources.has('screen')) return this._screenStream;
+      const media = await navigator.mediaDevices.getDisplayMedia({ video, audio: false });
+      const track = media.getVideoTracks()[0];
+      media.getAudioTracks().forEach((t) => t.stop());
+      if (!track) throw new HearthError(0, 'the screen capture has no video track', 'publish');
+      this._screenStream = new MediaStream([track]);
+      const pc = this._ensurePublishPc();
+      const transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [this._screenStream] });
+      preferVideoCodecs(transceiver);
+      this._sources.set('screen', { source: 'screen', track, transceiver, muted: false, simulcast: false });
+      track.addEventListener('ended', () => {
+        // The person stopped sharing from the browser's own UI.
+        if (this._sources.get('screen')?.track !== track) return;
+        this.unpublish('screen').catch((e) => this._emitError(e)).finally(() => this.emit('screen-ended'));
+      });
+      await this._negotiatePublish(['screen']);
+      return this._screenStream;
+    });
+  }
+
+  /** Stops the screen share. */
+  unpublishScreen() { return this.unpublish('screen'); }
+
+  /** Stops publishing one source ('mic', 'camera' or 'screen'). */
+  unpublish(source) {
+    if (!SOURCES.includes(source)) return Promise.reject(new TypeError(`unknown source ${source}`));
+    return this._serialPub(async () => {
+      const s = this._sources.get(source);
+      if (!s) return;
+      this._sources.delete(source);
+      if (this._isOpen()) this._send({ type: 'unpublish', source });
+      this._stopSource(s);
+      // The protocol wants the transceiver stopped in the next offer. With nothing left to
+      // publish there is no offer worth sending (an offer must send something): the next
+      // publish() carries the stop.
+      if (this._sources.size > 0 && this._pub && this._isOpen()) await this._negotiatePublish([]);
+    });
+  }
+
+  /**
+   * Mutes or unmutes a published source: the track is disabled locally (silence / black) and
+   * the server stops forwarding it and tells the others.
+   */
+  async mute(source, muted = true) {
+    if (!SOURCES.includes(source)) throw new TypeError(`unknown source ${source}`);
+    const s = this._sources.get(source);
+    if (!s) throw new HearthError(0, `${source} is not published`, 'mute');
+    s.muted = !!muted;
+    s.track.enabled = !muted;
+    this._send({ type: 'mute', source, muted: !!muted });
+  }
+
+  /** Whether a published source is muted (undefined if it is not published). */
+  isMuted(source) { return this._sources.get(source)?.muted; }
+
+  // ---- subscribing --------------------------------------------------------------------------
+
+  /**
+   * Subscribes to a user's stream ('main': camera + mic, 'sub': screen), or changes the quality
+   * ('big' or 'small', the latter needs a simulcast publisher). Tracks arrive as `track` events;
+   * a server refusal (404: no such user or stream) arrives as an `error` event.
+   */
+  async subscribe(userId, { stream = 'main', quality = 'big' } = {}) {
+    this._mustBeEntered('subscribe');
+    this._send({ type: 'subscribe', userid: String(userId), stream, quality });
+  }
+
+  /** Stops receiving a user's stream (`{stream: 'main'|'sub'}`, default main). */
+  async unsubscribe(userId, { stream = 'main' } = {}) {
+    this._mustBeEntered('unsubscribe');
+    this._send({ type: 'unsubscribe', userid: String(userId), stream });
+  }
+
+  /**
+   * Finds the inbound-rtp stats of a received track (framesDecoded, frameWidth, packetsReceived,
+   * ...), or null. For diagnostics and tests.
+   */
+  async getRemoteTrackStats({ userId, stream = 'main', kind = 'video' }) {
+    const r = [...this._remote.values()].find((x) => x.userId === userId && x.stream === stream && x.kind === kind);
+    if (!r || !this._sub) return null;
+    const report = await this._sub.getStats(r.track);
+    let found = null;
+    report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === kind) found = s; });
+    return found;
+  }
+
+  // ---- roles --------------------------------------------------------------------------------
+
+  /** Switches between 'anchor' and 'audience'; an audience member publishes nothing. */
+  async switchRole(role) {
+    if (role !== 'anchor' && role !== 'audience') throw new TypeError("role must be 'anchor' or 'audience'");
+    this._mustBeEntered('role');
+    const reply = await this._request({ type: 'role', role }, REQUEST_TIMEOUT_MS);
+    this.role = reply.role;
+    this.options.role = reply.role;
+    if (reply.role === 'audience') await this._serialPub(async () => this._closePublish());
+    return reply.role;
+  }
+
+  // ---- internals: socket --------------------------------------------------------------------
+
+  _enterMessage(resume) {
+    const o = this.options;
+    const m = { type: 'enter', v: PROTOCOL_VERSION, sdkappid: o.sdkAppId, userid: o.userId, usersig: o.userSig };
+    if (o.roomId !== undefined) m.roomid = o.roomId; else m.strroomid = o.strRoomId;
+    m.role = this.role;
+    if (o.privateMapKey) m.privatemapkey = o.privateMapKey;
+    m.autosubscribe = o.autoSubscribe;
+    if (resume) m.resume = resume;
+    return m;
+  }
+
+  _connect() {
+    return new Promise((resolve, reject) => {
+      let ws;
+      try {
+        ws = new WebSocket(this.options.url);
+      } catch (e) {
+        reject(new HearthError(0, `cannot open ${this.options.url}: ${e.message}`, 'enter'));
+        return;
+      }
+      this._ws = ws;
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        this._lastHeard = Date.now();
+        this._startPing();
+        resolve();
+      };
+      ws.onmessage = (ev) => this._onMessage(ws, ev);
+      ws.onerror = () => { /* the close event follows and tells the rest */ };
+      ws.onclose = (ev) => {
+        if (!opened) reject(new HearthError(0, `cannot connect to ${this.options.url} (close code ${ev.code})`, 'enter'));
+        this._onClose(ws, ev);
+      };
+    });
+  }
+
+  _isOpen() { return !!this._ws && this._ws.readyState === WebSocket.OPEN; }
+
+  _send(msg) {
+    if (!this._isOpen()) throw new HearthError(0, `not connected (${this._state})`, msg.type);
+    if (this.options.debug) console.debug('hearth →', msg.type, msg);
+    this._ws.send(JSON.stringify(msg));
+  }
+
+  /** Sends a request and waits for its reply type (or an error naming it). */
+  _request(msg, timeoutMs) {
+    const replyType = REPLY_OF[msg.type];
+    return new Promise((resolve, reject) => {
+      const w = { request: msg.type, replyType, resolve, reject, timer: null };
+      w.timer = setTimeout(() => {
+        this._dropWaiter(w);
+        reject(new HearthError(0, `no ${replyType} within ${timeoutMs} ms`, msg.type));
+      }, timeoutMs);
+      this._waiters.push(w);
+      try {
+        this._send(msg);
+      } catch (e) {
+        this._dropWaiter(w);
+        clearTimeout(w.timer);
+        reject(e);
+      }
+    });
+  }
+
+  _dropWaiter(w) {
+    const i = this._waiters.indexOf(w);
+    if (i >= 0) this._waiters.splice(i, 1);
+  }
+
+  /** Settles the oldest waiter matching `pred`; true if there was one. */
+  _settle(pred, fn) {
+    const w = this._waiters.find(pred);
+    if (!w) return false;
+    this._dropWaiter(w);
+    clearTimeout(w.timer);
+    fn(w);
+    return true;
+  }
+
+  _rejectWaiters(err) {
+    const ws = this._waiters.splice(0);
+    for (const w of ws) { clearTimeout(w.timer); w.reject(err); }
+  }
+
+  _startPing() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = setInterval(() => {
+      if (!this._isOpen()) return;
+      if (Date.now() - this._lastHeard > SILENCE_LIMIT_MS) {
+        // Nothing heard, not even pongs: the path is dead even if the socket does not know yet.
+        try { this._ws.close(4000, 'silent'); } catch { /* closing */ }
+        return;
+      }
+      try { this._send({ type: 'ping' }); } catch { /* closing */ }
+    }, this.options.pingInterval);
+  }
+
+  _onMessage(ws, ev) {
+    if (ws !== this._ws) return;
+    this._lastHeard = Date.now();
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      this._emitError(new HearthError(0, 'the server sent malformed JSON'));
+      return;
+    }
+    if (this.options.debug && msg.type !== 'pong') console.debug('hearth ←', msg.type, msg);
+    switch (msg.type) {
+      case 'pong':
+        break;
+      case 'entered':
+        this._onEntered(msg);
+        this._settle((w) => w.replyType === 'entered', (w) => w.resolve(msg));
+        break;
+      case 'publish_answer':
+      case 'exited':
+        this._settle((w) => w.replyType === msg.type, (w) => w.resolve(msg));
+        break;
+      case 'role':
+        this.role = msg.role;
+        if (!this._settle((w) => w.replyType === 'role', (w) => w.resolve(msg))) this.emit('role', msg.role);
+        break;
+      case 'offer':
+        this._serialSub(() => this._onOffer(msg)).catch((e) => this._emitError(e));
+        break;
+      case 'user_entered': {
+        const u = userFromWire(msg.user);
+        if (u.userId === this.options.userId) break;
+        const had = this._users.has(u.userId);
+        this._users.set(u.userId, u);
+        this.emit(had ? 'user-updated' : 'user-entered', { ...u });
+        break;
+      }
+      case 'user_updated': {
+        const u = userFromWire(msg.user);
+        if (u.userId === this.options.userId) break;
+        const had = this._users.has(u.userId);
+        this._users.set(u.userId, u);
+        this.emit(had ? 'user-updated' : 'user-entered', { ...u });
+        break;
+      }
+      case 'user_exited': {
+        const userId = String(msg.userid);
+        if (!this._users.delete(userId)) break;
+        this._forgetRemoteUser(userId);
+        this.emit('user-exited', { userId });
+        break;
+      }
+      case 'notice':
+        if (CLOSING_NOTICES.has(msg.reason)) this._leaving = true;
+        this.emit('notice', { reason: msg.reason, message: msg.message || '' });
+        break;
+      case 'error': {
+        const err = new HearthError(msg.code, msg.message, msg.request);
+        if (FATAL_CODES.has(msg.code)) this._leaving = true;
+        const reply = msg.request && REPLY_OF[msg.request];
+        const taken = reply && this._settle((w) => w.request === msg.request, (w) => w.reject(err));
+        if (!taken) this._emitError(err);
+        break;
+      }
+      default:
+        // A newer server may say more; ignore what we do not know.
+        break;
+    }
+  }
+
+  _onEntered(msg) {
+    this.session = msg.session;
+    if (msg.role) this.role = msg.role;
+    const roster = new Map();
+    for (const w of msg.roster || []) {
+      const u = userFromWire(w);
+      if (u.userId !== this.options.userId) roster.set(u.userId, u);
+    }
+    const before = this._users;
+    this._users = roster;
+    this._setState('connected');
+    for (const [id] of before) {
+      if (!roster.has(id)) { this._forgetRemoteUser(id); this.emit('user-exited', { userId: id }); }
+    }
+    for (const [id, u] of roster) {
+      const old = before.get(id);
+      if (!old) this.emit('user-entered', { ...u });
+      else if (!sameUser(old, u)) this.emit('user-updated', { ...u });
+    }
+  }
+
+  _onClose(ws, ev) {
+    if (ws !== this._ws) return;
+    this._ws = null;
+    clearInterval(this._pingTimer);
+    const err = new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
+    this._rejectWaiters(err);
+    if (this._state === 'connecting' || this._state === 'reconnecting') return; // the caller decides
+    if (this._state === 'disconnected') return;
+    if (this._leaving || !this.session) {
+      this._teardown();
+      this._setState('disconnected');
+      return;
+    }
+    this._resume();
+  }
+
+  /** Reconnects with the session token; the server keeps our media connections meanwhile. */
+  async _resume() {
+    this._setState('reconnecting');
+    const deadline = Date.now() + RESUME_WINDOW_MS;
+    let delay = 250;
+    while (Date.now() < deadline && this._state === 'reconnecting' && !this._leaving) {
+      try {
+        await this._connect();
+        await this._request(this._enterMessage(this.session), ENTER_TIMEOUT_MS);
+        return; // _onEntered set 'connected'
+      } catch (e) {
+        if (e instanceof HearthError && e.code !== 0) {
+          // The server refused the resume (the session ended): give up.
+          this._leaving = true;
+          this._emitError(e);
+          break;
+        }
+        if (this._ws) { try { this._ws.close(); } catch { /* already */ } this._ws = null; }
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 4_000);
+    }
+    if (this._state === 'disconnected') return;
+    this._teardown();
+    this._setState('disconnected');
+  }
+
+  _setState(state) {
+    if (state === this._state) return;
+    const previous = this._state;
+    this._state = state;
+    this.emit('connection-state', state, previous);
+  }
+
+  _mustBeEntered(request) {
+    if (this._state !== 'connected') throw new HearthError(0, `not in a room (${this._state})`, request);
+  }
+
+  _emitError(e) {
+    const err = e instanceof HearthError ? e : new HearthError(0, e?.message || String(e));
+    if (this.listenerCount('error') === 0) console.error('hearth:', err);
+    this.emit('error', err);
+  }
+
+  /** Closes everything local: socket, timers, both connections, local media, remote tracks. */
+  _teardown() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = null;
+    this._rejectWaiters(new HearthError(0, 'left the room'));
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      try { ws.close(1000, 'bye'); } catch { /* already closed */ }
+    }
+    this._closePublish();
+    if (this._sub) { this._sub.close(); this._sub = null; }
+    for (const r of this._remote.values()) this.emit('track-removed', { ...r });
+    this._remote.clear();
+    this._remoteStreams.clear();
+    this._users.clear();
+    this.session = null;
+  }
+
+  // ---- internals: publish connection --------------------------------------------------------
+
+  _serialPub(fn) {
+    const run = this._pubChain.then(fn, fn);
+    this._pubChain = run.catch(() => {});
+    return run;
+  }
+
+  _serialSub(fn) {
+    const run = this._subChain.then(fn, fn);
+    this._subChain = run.catch(() => {});
+    return run;
+  }
+
+  _ensurePublishPc() {
+    if (this._pub) return this._pub;
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: 'max-bundle' });
+    pc.addEventListener('connectionstatechange', () => this.emit('peer-state', { pc: 'publish', state: pc.connectionState }));
+    this._pub = pc;
+    return pc;
+  }
+
+  /** Offers the publish connection's current state and applies the answer. */
+  async _negotiatePublish(added) {
+    const pc = this._pub;
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const tracks = [];
+      for (const s of this._sources.values()) {
+        if (s.transceiver.mid !== null) tracks.push({ mid: s.transceiver.mid, source: s.source });
+      }
+      const reply = await this._request({ type: 'publish', sdp: pc.localDescription.sdp, tracks }, REQUEST_TIMEOUT_MS);
+      await pc.setRemoteDescription({ type: 'answer', sdp: reply.sdp });
+    } catch (e) {
+      // Undo what this call added, so a refused publish leaves things as they were.
+      if (pc.signalingState === 'have-local-offer') {
+        try { await pc.setLocalDescription({ type: 'rollback' }); } catch { /* closed */ }
+      }
+      for (const source of added) {
+        const s = this._sources.get(source);
+        if (s) { this._sources.delete(source); this._stopSource(s); }
+      }
+      if (this._sources.size === 0 && pc.currentRemoteDescription === null) this._closePublish();
+      throw e;
+    }
+  }
+
+  _stopSource(s) {
+    try { s.transceiver.stop(); } catch { /* pc closed */ }
+    s.track.stop();
+    if (s.source === 'screen') this._screenStream = null;
+    else if (this._localStream) {
+      this._localStream.removeTrack(s.track);
+      if (this._localStream.getTracks().length === 0) this._localStream = null;
+    }
+  }
+
+  _closePublish() {
+    for (const s of this._sources.values()) this._stopSource(s);
+    this._sources.clear();
+    if (this._pub) { this._pub.close(); this._pub = null; }
+  }
+
+  // ---- internals: subscribe connection ------------------------------------------------------
+
+  _ensureSubscribePc() {
+    if (this._sub) return this._sub;
+    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: 'max-bundle' });
+    pc.addEventListener('connectionstatechange', () => this.emit('peer-state', { pc: 'subscribe', state: pc.connectionState }));
+    this._sub = pc;
+    return pc;
+  }
+
+  async _onOffer(msg) {
+    const pc = this._ensureSubscribePc();
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+    } catch (e) {
+      throw new HearthError(0, `cannot apply the server's subscribe offer: ${e.message}`, 'offer');
+    }
+    if (pc !== this._sub) return; // left meanwhile
+    this._send({ type: 'answer', sdp: pc.localDescription.sdp });
+    this._syncRemoteTracks(msg.tracks || []);
+  }
+
+  /** Compares the offer's track list with what we had; emits track-removed, then track. */
+  _syncRemoteTracks(tracks) {
+    const byMid = new Map();
+    for (const t of this._sub.getTransceivers()) if (t.mid !== null) byMid.set(t.mid, t);
+    const next = new Map();
+    for (const t of tracks) {
+      const mid = String(t.mid);
+      const tr = byMid.get(mid);
+      if (!tr || tr.currentDirection === 'stopped' || tr.currentDirection === 'inactive') continue;
+      next.set(mid, {
+        mid,
+        userId: String(t.userid),
+        stream: t.stream === 'sub' ? 'sub' : 'main',
+        kind: t.kind || tr.receiver.track.kind,
+        track: tr.receiver.track,
+        mediaStream: null,
+      });
+    }
+    const same = (a, b) => a.userId === b.userId && a.stream === b.stream && a.track === b.track;
+    for (const [mid, old] of this._remote) {
+      const n = next.get(mid);
+      if (n && same(old, n)) { n.mediaStream = old.mediaStream; continue; }
+      old.mediaStream?.removeTrack(old.track);
+      this.emit('track-removed', { ...old });
+    }
+    const prev = this._remote;
+    this._remote = next;
+    for (const [mid, n] of next) {
+      const old = prev.get(mid);
+      if (old && same(old, n)) continue;
+      n.mediaStream = this._remoteStream(n.userId, n.stream);
+      for (const t of n.mediaStream.getTracks()) if (t.kind === n.kind && t !== n.track) n.mediaStream.removeTrack(t);
+      n.mediaStream.addTrack(n.track);
+      this.emit('track', { ...n });
+    }
+  }
+
+  _remoteStream(userId, stream) {
+    const key = `${userId}\n${stream}`;
+    let ms = this._remoteStreams.get(key);
+    if (!ms) { ms = new MediaStream(); this._remoteStreams.set(key, ms); }
+    return ms;
+  }
+
+  _forgetRemoteUser(userId) {
+    for (const key of [...this._remoteStreams.keys()]) if (key.startsWith(`${userId}\n`)) this._remoteStreams.delete(key);
+  }
+}
+
+/** Puts VP8 first (then H.264) on a video transceiver; Hearth forwards Opus, VP8 and H.264. */
+function preferVideoCodecs(transceiver) {
+  try {
+    const caps = (globalThis.RTCRtpReceiver?.getCapabilities?.('video')?.codecs) || [];
+    const rank = (c) => VIDEO_CODECS.indexOf(c.mimeType.toLowerCase());
+    const codecs = caps.filter((c) => rank(c) >= 0).sort((a, b) => rank(a) - rank(b));
+    if (codecs.some((c) => c.mimeType.toLowerCase() === 'video/vp8')) transceiver.setCodecPreferences(codecs);
+  } catch {
+    // Not supported here: the browser's default order applies.
+  }
+}
+
+export default HearthClient;
