@@ -3,12 +3,17 @@
 Nothing is built here: the binary is `target/debug/hearth` (or `$HEARTH_BIN`). Each server gets
 a temp dir with its config, data dir, a self-signed cert (made with the `openssl` CLI) and its
 stderr log. On teardown it is sent SIGTERM and must exit 0 within 15 s without a panic.
+
+Every server also gets a `[media]` section: loopback, `MEDIA_WORKERS` workers on a range of free
+UDP ports picked at random in 40000-60000 (checked by binding them, never handed out twice in a
+run), so several servers can run at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -33,6 +38,8 @@ APP1 = 1400000001
 APP2 = 1400000002
 STARTUP_TIMEOUT = 20.0
 SHUTDOWN_TIMEOUT = 15.0
+# Media workers per server (worker i binds UDP first+i); two, so rooms spread over both.
+MEDIA_WORKERS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Hearth:
     cred2: Cred  # may act on APP2 only
     proc: subprocess.Popen
     stderr_path: Path
+    media_ports: tuple[int, int] = (0, 0)  # first, last UDP port of the media workers
 
     @property
     def host(self) -> str:
@@ -77,11 +85,43 @@ class Hearth:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_claimed_udp: set[int] = set()
+
+
+def free_udp_range(count: int) -> tuple[int, int]:
+    """`count` consecutive UDP ports on 127.0.0.1, free right now (each bound and released) and
+    not given to another server of this run. Returns (first, last)."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        first = rng.randint(40000, 60000 - count)
+        ports = range(first, first + count)
+        if _claimed_udp.intersection(ports):
+            continue
+        socks = []
+        try:
+            for port in ports:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        _claimed_udp.update(ports)
+        return first, first + count - 1
+    raise RuntimeError(f"no {count} consecutive free UDP ports in 40000-60000")
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
@@ -100,7 +140,9 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def write_config(directory: Path, *, rate_limits: bool) -> tuple[Path, dict, Cred, Cred, Path, int, int]:
+def write_config(
+    directory: Path, *, rate_limits: bool, media_ports: tuple[int, int]
+) -> tuple[Path, dict, Cred, Cred, Path, int, int]:
     cert, key = make_cert(directory)
     http_port, https_port = free_port(), free_port()
     while https_port == http_port:
@@ -116,6 +158,11 @@ def write_config(directory: Path, *, rate_limits: bool) -> tuple[Path, dict, Cre
         f'tls_key = "{key}"',
         f'data_dir = "{directory / "data"}"',
         f"rate_limits = {'true' if rate_limits else 'false'}",
+        "",
+        "[media]",
+        'ip = "127.0.0.1"',
+        f'ports = "{media_ports[0]}-{media_ports[1]}"',
+        f"workers = {MEDIA_WORKERS}",
         "",
     ]
     for app, k in app_keys.items():
@@ -143,32 +190,51 @@ def hearth_env() -> dict[str, str]:
 def start_hearth(directory: Path, name: str, *, rate_limits: bool) -> Hearth:
     if not HEARTH_BIN.is_file():
         pytest.exit(f"{HEARTH_BIN} does not exist: run `cargo build -p hearth` first (or set HEARTH_BIN)", 2)
-    config, app_keys, cred1, cred2, cert, http_port, https_port = write_config(directory, rate_limits=rate_limits)
-    stderr_path = directory / "stderr.log"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(
-            [str(HEARTH_BIN), "serve", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            env=hearth_env(),
+    # The media ports were free when picked; another process may take one before the server
+    # binds it, so a start that fails on a port in use is retried on a fresh range.
+    for attempt in range(3):
+        media_ports = free_udp_range(MEDIA_WORKERS)
+        config, app_keys, cred1, cred2, cert, http_port, https_port = write_config(
+            directory, rate_limits=rate_limits, media_ports=media_ports
         )
-    h = Hearth(name, directory, config, cert, http_port, https_port, app_keys, cred1, cred2, proc, stderr_path)
+        stderr_path = directory / "stderr.log"
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(
+                [str(HEARTH_BIN), "serve", "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                env=hearth_env(),
+            )
+        h = Hearth(
+            name, directory, config, cert, http_port, https_port, app_keys, cred1, cred2, proc,
+            stderr_path, media_ports,
+        )
+        if wait_healthy(h, last_attempt=attempt == 2):
+            return h
+    raise AssertionError("unreachable")
+
+
+def wait_healthy(h: Hearth, *, last_attempt: bool) -> bool:
+    """True once /healthz answers ok; False when the server exited because a port was taken
+    (and another attempt is allowed); fails the test otherwise."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if not h.alive():
-            pytest.fail(f"hearth ({name}) exited with {proc.returncode} at start:\n{h.stderr()}")
+            log = h.stderr()
+            if not last_attempt and ("in use" in log or "os error 98" in log):
+                return False
+            pytest.fail(f"hearth ({h.name}) exited with {h.proc.returncode} at start:\n{log}")
         try:
             r = requests.get(f"http://{h.host}/healthz", timeout=1)
             if r.status_code == 200 and r.json().get("status") == "ok":
-                break
+                return True
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"hearth ({name}) not healthy within {STARTUP_TIMEOUT}s:\n{h.stderr()}")
+            h.proc.kill()
+            pytest.fail(f"hearth ({h.name}) not healthy within {STARTUP_TIMEOUT}s:\n{h.stderr()}")
         time.sleep(0.05)
-    return h
 
 
 def stop_hearth(h: Hearth) -> None:
@@ -197,6 +263,15 @@ def hearth(tmp_path_factory) -> Hearth:
 def hearth_limited(tmp_path_factory) -> Hearth:
     """A second server with the default, rate-limited configuration."""
     h = start_hearth(tmp_path_factory.mktemp("hearth-limited"), "limited", rate_limits=True)
+    yield h
+    stop_hearth(h)
+
+
+@pytest.fixture(scope="session")
+def hearth_media(tmp_path_factory) -> Hearth:
+    """A server for the media tests (test_media.py) alone: their calls land in its store, not
+    in the one the API tests expect empty, and its /healthz media counts are theirs only."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth-media"), "media", rate_limits=False)
     yield h
     stop_hearth(h)
 
