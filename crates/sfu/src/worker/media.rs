@@ -37,6 +37,11 @@ impl Worker {
                     p.rtc.disconnect();
                 }
             }
+            Event::Closed => {
+                if let Some(p) = self.peers.get_mut(&pid) {
+                    p.remote_closed = true;
+                }
+            }
             Event::MediaAdded(m) => self.media_added(pid, m),
             Event::MediaChanged(m) => {
                 // A publisher stopped sending on a line (renegotiated to inactive/recvonly).

@@ -275,10 +275,12 @@ impl Worker {
             .filter(|pid| self.peers.get(pid).is_some_and(|p| !p.rtc.is_alive()))
             .collect();
         for pid in dead {
-            let reason = if self.peers[&pid].connected {
-                crate::events::ExitReason::Timeout
-            } else {
+            // The remote closing DTLS is a goodbye; anything else (ICE consent lapsed, never
+            // connected) is a timeout.
+            let reason = if self.peers[&pid].remote_closed {
                 crate::events::ExitReason::Left
+            } else {
+                crate::events::ExitReason::Timeout
             };
             self.remove_peer(pid, reason);
         }

@@ -68,6 +68,8 @@ pub struct Peer {
     pub dirty: bool,
     /// The multi-party client this connection belongs to, if any.
     pub client: Option<ParticipantId>,
+    /// The remote closed DTLS (a goodbye rather than a timeout).
+    pub remote_closed: bool,
 }
 
 impl Peer {
@@ -101,6 +103,7 @@ impl Peer {
             sub_by_mid: HashMap::new(),
             dirty: false,
             client,
+            remote_closed: false,
         }
     }
 }

@@ -95,7 +95,10 @@ impl Worker {
                 peer: pid,
                 token,
             },
-            answer: answer.to_sdp_string(),
+            // All our candidates are in the answer and we take no trickle (ICE-lite): say so.
+            answer: answer
+                .to_sdp_string()
+                .replace("a=ice-options:trickle\r\n", ""),
         })
     }
 
@@ -241,6 +244,20 @@ impl Worker {
         let Some(mut peer) = self.peers.remove(&pid) else {
             return;
         };
+        // Say goodbye (DTLS close_notify, RTCP BYE) so the client learns now, not at its next
+        // consent check; then drop the connection.
+        if peer.rtc.is_alive() && peer.connected {
+            let _ = peer.rtc.close();
+            for _ in 0..16 {
+                match peer.rtc.poll_output() {
+                    Ok(str0m::Output::Transmit(t)) => {
+                        let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Ok(str0m::Output::Event(_)) => {}
+                    _ => break,
+                }
+            }
+        }
         peer.rtc.disconnect();
         self.by_ufrag.remove(&peer.ufrag);
         if let Some(addr) = peer.addr {
