@@ -739,7 +739,14 @@ export class HearthClient extends Emitter {
     return ms;
   }
 
+  /** A user left: their tracks end now (the server's next offer stops their lines). */
   _forgetRemoteUser(userId) {
+    for (const [mid, r] of [...this._remote]) {
+      if (r.userId !== userId) continue;
+      this._remote.delete(mid);
+      r.mediaStream?.removeTrack(r.track);
+      this.emit('track-removed', { ...r });
+    }
     for (const key of [...this._remoteStreams.keys()]) if (key.startsWith(`${userId}\n`)) this._remoteStreams.delete(key);
   }
 }
