@@ -303,3 +303,35 @@ fn a_user_entering_again_replaces_the_older_session() {
     let last = p.remove(&alice, &Kind::Play, ParticipantId(3));
     assert!(last.exited && last.room_empty);
 }
+
+#[test]
+fn a_subscriber_who_came_before_the_upper_layers_moves_up_when_they_start() {
+    let mut room = Room::default();
+    room.add_track(VIDEO, ALICE, MediaKind::Video, StreamKind::Main);
+    let mut out = Vec::new();
+    let mut now = Instant::now();
+    // Only the lowest layer flows when Bob subscribes (the encoder ramps up its layers).
+    room.on_frame(now, VIDEO, Layer(0), true, 500, &mut out);
+    assert!(room.subscribe(BOB_VIDEO, BOB, VIDEO, LayerChoice::Big));
+    let mut asks = Vec::new();
+    room.on_estimate(now, BOB, 3_000_000, &mut asks);
+    out.clear();
+    room.on_frame(now, VIDEO, Layer(0), true, 500, &mut out);
+    assert_eq!(out.len(), 1, "forwarded the only layer there is");
+    // The upper layers start: Bob's target moves to the top and he switches on its keyframe.
+    now += Duration::from_millis(33);
+    room.on_frame(now, VIDEO, Layer(1), false, 1000, &mut out);
+    let ask = room.on_frame(now, VIDEO, Layer(2), false, 2000, &mut out);
+    assert_eq!(
+        ask.map(|a| a.layer),
+        Some(Layer(2)),
+        "asks for a keyframe on the new top layer"
+    );
+    now += Duration::from_millis(33);
+    out.clear();
+    room.on_frame(now, VIDEO, Layer(2), true, 2000, &mut out);
+    assert_eq!(out.len(), 1);
+    out.clear();
+    room.on_frame(now, VIDEO, Layer(0), false, 500, &mut out);
+    assert!(out.is_empty(), "no longer on the lowest layer");
+}

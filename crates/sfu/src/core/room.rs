@@ -242,7 +242,12 @@ impl Room {
         if layer > t.top {
             t.top = layer;
             for s in &t.subs {
-                if let Some(sel) = self.subs.get_mut(s).and_then(|s| s.layers.as_mut()) {
+                let Some(sub) = self.subs.get_mut(s) else {
+                    continue;
+                };
+                let estimate = self.estimates.get(&sub.subscriber).copied();
+                if let Some(sel) = sub.layers.as_mut() {
+                    sel.cap = cap_for(estimate, t);
                     sel.retarget(layer);
                 }
             }

@@ -632,6 +632,7 @@ impl Worker {
         if adds.is_empty() && !stops {
             return;
         }
+        let first_offer = self.clients[&cid].subscribe_peer.is_none();
         let sub_peer = match self.clients[&cid].subscribe_peer {
             Some(p) => p,
             None => match self.client_peer(cid, slot, &user, true) {
@@ -650,6 +651,12 @@ impl Worker {
         };
         let c = self.clients.get_mut(&cid).expect("checked");
         let mut change = peer.rtc.sdp_api();
+        if first_offer {
+            // A data channel opens the connection and stays its first m-line for good, so
+            // stopping any media line later never empties the BUNDLE group or moves the
+            // transport (browsers refuse the one and renegotiate DTLS on the other).
+            change.add_channel("hearth".into());
+        }
         for (track, owner, stream, kind) in adds {
             let stream_id = format!(
                 "{owner}:{}",

@@ -21,6 +21,8 @@ pub(crate) fn random(n: usize) -> String {
 
 /// Initial downlink estimate for subscribers before TWCC feedback arrives.
 const INITIAL_ESTIMATE_BPS: u64 = 1_500_000;
+/// What subscriber connections probe for: room for a 720p camera, a screen share and audio.
+const DESIRED_DOWNLINK_BPS: u64 = 5_000_000;
 
 impl Worker {
     pub(crate) fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
@@ -38,6 +40,14 @@ impl Worker {
             cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
         }
         let mut rtc = cfg.build(Instant::now());
+        if subscriber {
+            // Probe up to what the biggest layers of a few publishers need, so the estimate
+            // can rise above the layer being forwarded and let subscribers move up.
+            rtc.bwe().set_bitrate(
+                str0m::bwe::Bitrate::bps(0),
+                str0m::bwe::Bitrate::bps(DESIRED_DOWNLINK_BPS),
+            );
+        }
         let candidate =
             Candidate::host(self.local, "udp").map_err(|e| SfuError::BadSdp(e.to_string()))?;
         rtc.add_local_candidate(candidate);
