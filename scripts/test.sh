@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian/Ubuntu machine (apt packages, a Python venv,
-# npm packages, cargo-fuzz) and runs every test: format, lint, Rust unit and router tests,
-# UserSig interop with the official libraries, end-to-end tests with the official SDK and tccli,
-# and a bounded fuzz run. Usage: scripts/test.sh [FUZZ_SECONDS]
+# Installs what the tests need on a fresh Debian/Ubuntu machine (apt packages including Chromium,
+# a Python venv, npm packages, cargo-fuzz) and runs every test: format, lint, Rust unit, scenario
+# and router tests, UserSig interop with the official libraries, end-to-end tests with the
+# official SDK, tccli and aiortc, browser tests in Chromium, and a bounded fuzz run.
+# Usage: scripts/test.sh [FUZZ_SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_SECONDS="${1:-${FUZZ_SECONDS:-30}}"
@@ -47,6 +48,9 @@ rm -f "$vectors"
 
 step "end-to-end tests (official SDK over HTTP, tccli over HTTPS, UserSig interop)"
 HEARTH_BIN="$PWD/target/debug/hearth" .venv/bin/pytest -q tests/e2e
+
+step "browser tests (Debian Chromium via playwright-core: SDK and demo page)"
+HEARTH_BIN="$PWD/target/debug/hearth" tests/browser/run.sh
 
 step "fuzz (${FUZZ_SECONDS}s per target)"
 fuzz/run.sh "$FUZZ_SECONDS"
