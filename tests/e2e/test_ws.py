@@ -197,3 +197,38 @@ def test_a_dropped_socket_resumes_without_a_new_entry(hearth_media):
         await bob.close()
 
     run(body())
+
+
+def test_a_client_that_stops_answering_is_removed_and_the_others_carry_on(hearth_media):
+    """The socket stays open but the client goes quiet (no pings, no reads): after the 30 s idle
+    timeout the server detaches it, after the 30 s resume window it ends the session; the other
+    client is told and keeps its own media."""
+
+    async def body():
+        quiet = WsClient(hearth_media, APP1, "quiet", room=506)
+        loud = WsClient(hearth_media, APP1, "loud", room=506)
+        await quiet.connect()
+        await loud.connect()
+        await quiet.publish(RED)
+        await loud.publish(BLUE)
+        await loud.wait_media("quiet")
+        await quiet.wait_media("loud")
+        # Go quiet: stop pinging and reading; keep the TCP connection and media as they are.
+        for t in quiet.tasks[:2]:
+            t.cancel()
+        took = await wait_for(
+            lambda: any(m["type"] == "user_exited" and m["userid"] == "quiet" for m in loud.messages),
+            75, "loud to be told that quiet is gone", step=0.5)
+        assert took > 50, f"removed after {took:.0f}s: sooner than idle timeout + resume window"
+        assert hearth_media.alive()
+        stats = await wait_stats(hearth_media, lambda m: m["peers"] >= 2, 5, "loud's connections still up")
+        assert stats["rooms"] >= 1
+        # The one left in the room keeps working: a newcomer receives it.
+        other = WsClient(hearth_media, APP1, "newcomer", room=506)
+        await other.connect()
+        await other.wait_media("loud")
+        await other.close()
+        await loud.close()
+        await quiet.close(exit_first=False)
+
+    run(body())
