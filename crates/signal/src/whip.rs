@@ -132,6 +132,24 @@ fn created(kind: &str, s: SessionRef, answer: String) -> Response {
     r
 }
 
+/// The checks WHIP and WHEP share: room, UserSig, PrivateMapKey (granting `needed`), SDP body.
+fn admit(
+    edge: &Edge,
+    t: &Target,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &Bytes,
+    needed: Privileges,
+) -> Result<(JoinRequest, String), EdgeError> {
+    let (app, room) = (t.app()?, t.room()?);
+    let now = UnixSecs::now();
+    let (user, auth) = user_of(&edge.apps, app, bearer(headers)?, now)?;
+    let pmk = t.privatemapkey.as_deref();
+    check_private_map_key(auth, app, &user, &room, pmk, needed, now)?;
+    let offer = sdp_body(headers, body)?;
+    Ok((join_request(app, room, user, peer, headers), offer))
+}
+
 async fn whip(
     State(edge): State<Arc<Edge>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -139,24 +157,9 @@ async fn whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EdgeError> {
-    let (app, room) = (t.app()?, t.room()?);
-    let now = UnixSecs::now();
-    let (user, auth) = user_of(&edge.apps, app, bearer(&headers)?, now)?;
     let needed = Privileges::ENTER_ROOM | Privileges::SEND_AUDIO | Privileges::SEND_VIDEO;
-    check_private_map_key(
-        auth,
-        app,
-        &user,
-        &room,
-        t.privatemapkey.as_deref(),
-        needed,
-        now,
-    )?;
-    let offer = sdp_body(&headers, &body)?;
-    let joined = edge
-        .sfu
-        .publish(join_request(app, room, user, peer, &headers), offer)
-        .await?;
+    let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+    let joined = edge.sfu.publish(req, offer).await?;
     Ok(created("whip", joined.session, joined.answer))
 }
 
@@ -167,40 +170,16 @@ async fn whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EdgeError> {
-    let (app, room) = (t.app()?, t.room()?);
-    let publisher = UserId(
-        t.userid
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| bad("userid (the publisher) is required"))?,
-    );
+    let publisher = t.userid.clone().filter(|u| !u.is_empty());
+    let publisher = UserId(publisher.ok_or_else(|| bad("userid (the publisher) is required"))?);
     let stream = match t.stream.as_deref() {
         None | Some("main") => StreamKind::Main,
         Some("sub") => StreamKind::Sub,
         Some(_) => return Err(bad("stream must be main or sub")),
     };
-    let now = UnixSecs::now();
-    let (user, auth) = user_of(&edge.apps, app, bearer(&headers)?, now)?;
     let needed = Privileges::ENTER_ROOM | Privileges::RECV_AUDIO | Privileges::RECV_VIDEO;
-    check_private_map_key(
-        auth,
-        app,
-        &user,
-        &room,
-        t.privatemapkey.as_deref(),
-        needed,
-        now,
-    )?;
-    let offer = sdp_body(&headers, &body)?;
-    let joined = edge
-        .sfu
-        .play(
-            join_request(app, room, user, peer, &headers),
-            publisher,
-            stream,
-            offer,
-        )
-        .await?;
+    let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+    let joined = edge.sfu.play(req, publisher, stream, offer).await?;
     Ok(created("whep", joined.session, joined.answer))
 }
 
