@@ -21,7 +21,7 @@ pub enum ExitReason {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     /// First entry into an empty room: a new call begins (no WebRTC event ID).
     CallStarted {
@@ -60,13 +60,22 @@ pub enum EventKind {
     MediaDisconnected,
     SignalingConnected,
     SignalingDisconnected,
+    /// One quality metric over the last sample period (the `DataType` names of
+    /// DescribeCallDetailInfo). `peer` is empty upstream and names the remote user downstream.
+    Quality {
+        peer: String,
+        metric: &'static str,
+        value: f64,
+    },
 }
 
 impl EventKind {
     /// The WebRTC event ID (spec §4.2); `None` for call-level events.
     pub fn webrtc_event_id(&self) -> Option<u32> {
         Some(match self {
-            EventKind::CallStarted { .. } | EventKind::CallEnded => return None,
+            EventKind::CallStarted { .. } | EventKind::CallEnded | EventKind::Quality { .. } => {
+                return None
+            }
             EventKind::Entered { .. } => 32788,
             EventKind::Exited { .. } => 32789,
             EventKind::AudioOn => 32769,
@@ -86,7 +95,7 @@ impl EventKind {
 }
 
 /// One event of one user in one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DomainEvent {
     /// Unix time in milliseconds.
     pub at_ms: i64,

@@ -2,7 +2,7 @@
 
 use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::{
-    CallRecord, EventRecord, LeaveReason, NewSession, SessionId, Store, StoreError,
+    CallRecord, EventRecord, LeaveReason, NewSession, QualitySample, SessionId, Store, StoreError,
 };
 use hearth_types::{CommId, UnixSecs, UserId};
 use std::collections::HashMap;
@@ -73,6 +73,7 @@ fn write(
     batch: &[DomainEvent],
 ) -> Result<(), StoreError> {
     let mut rows = Vec::with_capacity(batch.len());
+    let mut samples = Vec::new();
     for e in batch {
         let at = UnixSecs(e.at_ms.div_euclid(1000));
         match &e.kind {
@@ -104,6 +105,19 @@ fn write(
                 })?;
                 open.insert((e.comm_id.clone(), e.user.clone()), id);
             }
+            EventKind::Quality {
+                peer,
+                metric,
+                value,
+            } => samples.push(QualitySample {
+                sdk_app_id: e.app,
+                comm_id: e.comm_id.clone(),
+                user_id: e.user.clone(),
+                peer: peer.clone(),
+                metric: (*metric).to_owned(),
+                time: at,
+                value: *value,
+            }),
             EventKind::Exited { reason } => {
                 if let Some(id) = open.remove(&(e.comm_id.clone(), e.user.clone())) {
                     store.close_session(id, at, leave_reason(*reason))?;
@@ -123,7 +137,8 @@ fn write(
             });
         }
     }
-    store.append_events(&rows)
+    store.append_events(&rows)?;
+    store.append_quality(&samples)
 }
 
 #[cfg(test)]

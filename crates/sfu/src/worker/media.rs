@@ -37,6 +37,17 @@ impl Worker {
                     p.rtc.disconnect();
                 }
             }
+            Event::MediaIngressStats(s) => {
+                if let (Some(p), Some(loss)) = (self.peers.get_mut(&pid), s.loss) {
+                    let e = p.loss.entry(s.mid).or_insert(0.0);
+                    *e = if s.rid.is_some() { e.max(loss) } else { loss };
+                }
+            }
+            Event::MediaEgressStats(s) => {
+                if let (Some(p), Some(loss)) = (self.peers.get_mut(&pid), s.loss) {
+                    p.loss.insert(s.mid, loss);
+                }
+            }
             Event::Closed => {
                 if let Some(p) = self.peers.get_mut(&pid) {
                     p.remote_closed = true;
@@ -124,6 +135,8 @@ impl Worker {
                         kind: m.kind,
                         rids,
                         muted,
+                        flow: Default::default(),
+                        dims: [None; 4],
                     },
                 );
                 let (slot, user) = (p.slot, p.user.clone());
@@ -158,16 +171,32 @@ impl Worker {
 
     /// One frame from a publisher to every subscriber the room core picks.
     fn forward(&mut self, pid: ParticipantId, d: MediaData) {
-        let Some(p) = self.peers.get(&pid) else {
+        let Some(p) = self.peers.get_mut(&pid) else {
             return;
         };
-        let Some(inbound) = p.inbound.get(&d.mid) else {
+        let slot = p.slot;
+        let Some(inbound) = p.inbound.get_mut(&d.mid) else {
             return;
         };
-        let (track, layer, slot) = (inbound.track, inbound.layer_of(d.rid), p.slot);
+        let (track, layer) = (inbound.track, inbound.layer_of(d.rid));
+        let keyframe = d.is_keyframe();
+        let l = usize::from(layer.0.min(3));
+        if keyframe {
+            if let Some(dims) = vp8_keyframe_dims(&d.data) {
+                inbound.dims[l] = Some(dims);
+            }
+        }
+        let dims = inbound.dims[l];
+        inbound.flow.bytes += d.data.len() as u64;
+        if l + 1 >= inbound.rids.len().max(1) {
+            // Frames and picture size of the top layer: what the sender's encoder produces.
+            inbound.flow.frames += 1;
+            inbound.flow.dims = dims;
+        }
         if inbound.muted {
             return;
         }
+        let inbound_kind = inbound.kind;
         let Some(room) = self.rooms.get_mut(&slot) else {
             return;
         };
@@ -177,11 +206,11 @@ impl Worker {
             now,
             track,
             layer,
-            d.is_keyframe(),
+            keyframe,
             d.data.len(),
             &mut self.forwards,
         );
-        if !d.contiguous && inbound.kind == MediaKind::Video {
+        if !d.contiguous && inbound_kind == MediaKind::Video {
             // Loss upstream: the publisher's next keyframe repairs every receiver at once.
             ask = ask.or_else(|| room.core.on_keyframe_request_for_track(now, track, layer));
         }
@@ -202,6 +231,10 @@ impl Worker {
                 tracing::debug!(peer = f.subscriber.0, error = %e, "write failed; disconnecting");
                 s.rtc.disconnect();
             }
+            let flow = s.out_flow.entry(mid).or_default();
+            flow.bytes += d.data.len() as u64;
+            flow.frames += 1;
+            flow.dims = dims;
             if !s.dirty {
                 s.dirty = true;
                 self.dirty.push(f.subscriber);
@@ -228,5 +261,38 @@ impl Worker {
             }
         }
         self.mark_dirty(peer);
+    }
+}
+
+/// Width and height of a VP8 keyframe (RFC 6386 §9.1: 3-byte frame tag, start code
+/// 9d 01 2a, then 14-bit width and height, little-endian).
+pub(crate) fn vp8_keyframe_dims(frame: &[u8]) -> Option<(u16, u16)> {
+    if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let w = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
+    let h = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
+    (w > 0 && h > 0).then_some((w, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vp8_keyframe_dims;
+
+    #[test]
+    fn reads_the_size_of_a_vp8_keyframe() {
+        // 640x360 keyframe header; the scale bits (top 2) are ignored.
+        let f = [
+            0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x42, 0x68, 0x01, 0, 0,
+        ];
+        assert_eq!(vp8_keyframe_dims(&f), Some((640, 360)));
+        let mut inter = f;
+        inter[0] |= 1;
+        assert_eq!(
+            vp8_keyframe_dims(&inter),
+            None,
+            "inter frames carry no size"
+        );
+        assert_eq!(vp8_keyframe_dims(&f[..8]), None);
     }
 }

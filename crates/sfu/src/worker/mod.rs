@@ -6,6 +6,7 @@ mod clients;
 mod demux;
 mod media;
 mod peer;
+mod quality;
 mod rooms;
 mod sessions;
 
@@ -62,6 +63,8 @@ pub(crate) struct Worker {
     polled: Vec<(ParticipantId, Event)>,
     /// Reused for every frame's receivers.
     pub forwards: Vec<crate::core::Forward>,
+    /// When quality was last sampled.
+    pub last_quality: Instant,
 }
 
 impl Worker {
@@ -90,6 +93,7 @@ impl Worker {
             dirty: Vec::new(),
             polled: Vec::new(),
             forwards: Vec::new(),
+            last_quality: Instant::now(),
         })
     }
 
@@ -330,6 +334,7 @@ impl Worker {
             self.remove_peer(pid, crate::events::ExitReason::Timeout);
         }
         self.expire_detached(now);
+        self.sample_quality(now);
         // Drop heap entries of peers that are gone, so the heap tracks live peers only.
         if self.timers.len() > 4 * self.peers.len() + 64 {
             let peers = &self.peers;

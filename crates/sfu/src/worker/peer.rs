@@ -31,6 +31,19 @@ pub struct Inbound {
     pub rids: Vec<Rid>,
     /// Muted by its client: nothing is forwarded.
     pub muted: bool,
+    /// What arrived since the last quality sample (frames of the top layer only).
+    pub flow: Flow,
+    /// Picture size per layer, read from keyframes.
+    pub dims: [Option<(u16, u16)>; 4],
+}
+
+/// Bytes and frames of one media line since the last quality sample, and the picture size of
+/// what it carried last.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Flow {
+    pub bytes: u64,
+    pub frames: u64,
+    pub dims: Option<(u16, u16)>,
 }
 
 impl Inbound {
@@ -70,6 +83,10 @@ pub struct Peer {
     pub client: Option<ParticipantId>,
     /// The remote closed DTLS (a goodbye rather than a timeout).
     pub remote_closed: bool,
+    /// Outgoing media lines' flow since the last quality sample.
+    pub out_flow: HashMap<Mid, Flow>,
+    /// Latest packet loss (fraction) per media line, from RTCP receiver reports.
+    pub loss: HashMap<Mid, f32>,
 }
 
 impl Peer {
@@ -104,6 +121,8 @@ impl Peer {
             dirty: false,
             client,
             remote_closed: false,
+            out_flow: HashMap::new(),
+            loss: HashMap::new(),
         }
     }
 }

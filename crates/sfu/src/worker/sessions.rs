@@ -28,6 +28,7 @@ impl Worker {
     pub(crate) fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
+            .set_stats_interval(Some(super::quality::SAMPLE_PERIOD))
             .set_local_ice_credentials(IceCreds {
                 ufrag: ufrag.to_owned(),
                 pass: random(24),

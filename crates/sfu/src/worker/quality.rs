@@ -1,0 +1,155 @@
+//! Quality samples the server observes itself, every [`SAMPLE_PERIOD`], for each user:
+//! upstream (what a publisher sends: bitrate, loss, encode fps, resolution from keyframes) and
+//! downstream per remote user (what the server forwards: bitrate, loss from receiver reports,
+//! fps, resolution). Emitted as `Quality` domain events named by DescribeCallDetailInfo's
+//! `DataType` metrics, so WHIP clients that report nothing still have data.
+
+use super::Worker;
+use crate::core::{MediaKind as CoreKind, ParticipantId, StreamKind};
+use crate::events::EventKind;
+use std::time::{Duration, Instant};
+use str0m::media::MediaKind;
+
+/// The spec's quality points are 2 s apart.
+pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_secs(2);
+
+struct Sample {
+    pid: ParticipantId,
+    peer: String,
+    metric: &'static str,
+    value: f64,
+}
+
+/// One media line's flow over the sample period, seen from `pid`.
+struct Line<'a> {
+    pid: ParticipantId,
+    /// Empty upstream; the remote user downstream.
+    peer: &'a str,
+    audio: bool,
+    flow: super::peer::Flow,
+    loss: Option<f32>,
+    /// `bigvEncFps` upstream, `bigvDecFps` downstream.
+    fps_metric: &'static str,
+}
+
+fn push_media(out: &mut Vec<Sample>, l: Line, secs: f64) {
+    let bit = (l.flow.bytes * 8) as f64 / secs;
+    let loss = f64::from(l.loss.unwrap_or(0.0)) * 100.0;
+    let mut add = |metric, value| {
+        out.push(Sample {
+            pid: l.pid,
+            peer: l.peer.to_owned(),
+            metric,
+            value,
+        })
+    };
+    if l.audio {
+        add("aBit", bit.round());
+        add("aLoss", loss);
+    } else {
+        add("bigvBit", bit.round());
+        add("bigvLoss", loss);
+        add(l.fps_metric, (l.flow.frames as f64 / secs).round());
+        if let Some((w, h)) = l.flow.dims {
+            add("bigvWidth", f64::from(w));
+            add("bigvHeight", f64::from(h));
+        }
+    }
+}
+
+impl Worker {
+    pub(crate) fn sample_quality(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_quality);
+        if elapsed < SAMPLE_PERIOD {
+            return;
+        }
+        self.last_quality = now;
+        let secs = elapsed.as_secs_f64();
+        let mut samples = Vec::new();
+        let pids: Vec<ParticipantId> = self.peers.keys().copied().collect();
+        for pid in pids {
+            // Downstream: which publisher each outgoing line carries.
+            let lines: Vec<(str0m::media::Mid, super::peer::Flow)> = {
+                let p = &self.peers[&pid];
+                p.out_flow.iter().map(|(m, f)| (*m, *f)).collect()
+            };
+            let slot = self.peers[&pid].slot;
+            for (mid, flow) in lines {
+                let p = &self.peers[&pid];
+                let Some(sub) = p.sub_by_mid.get(&mid) else {
+                    continue;
+                };
+                let Some(room) = self.rooms.get(&slot) else {
+                    continue;
+                };
+                let Some(track) = room
+                    .core
+                    .subscribed_track(*sub)
+                    .and_then(|t| room.core.track(t))
+                else {
+                    continue;
+                };
+                if track.stream != StreamKind::Main {
+                    continue;
+                }
+                let Some(owner) = self.peers.get(&track.owner) else {
+                    continue;
+                };
+                let audio = track.kind == CoreKind::Audio;
+                let line = Line {
+                    pid,
+                    peer: owner.user.as_str(),
+                    audio,
+                    flow,
+                    loss: p.loss.get(&mid).copied(),
+                    fps_metric: "bigvDecFps",
+                };
+                push_media(&mut samples, line, secs);
+            }
+            let p = self.peers.get_mut(&pid).expect("listed above");
+            p.out_flow.clear();
+            // Upstream: what this peer publishes on its main stream.
+            let slot = p.slot;
+            let inbound: Vec<_> = p
+                .inbound
+                .iter_mut()
+                .map(|(m, i)| (*m, i.track, i.kind, std::mem::take(&mut i.flow)))
+                .collect();
+            for (mid, track, kind, flow) in inbound {
+                let main = self
+                    .rooms
+                    .get(&slot)
+                    .and_then(|r| r.core.track(track))
+                    .is_some_and(|t| t.stream == StreamKind::Main);
+                if !main {
+                    continue;
+                }
+                let loss = self.peers[&pid].loss.get(&mid).copied();
+                let line = Line {
+                    pid,
+                    peer: "",
+                    audio: kind == MediaKind::Audio,
+                    flow,
+                    loss,
+                    fps_metric: "bigvEncFps",
+                };
+                push_media(&mut samples, line, secs);
+            }
+        }
+        for s in samples {
+            let Some(p) = self.peers.get(&s.pid) else {
+                continue;
+            };
+            let (slot, user) = (p.slot, p.user.clone());
+            self.emit_for(
+                slot,
+                &user,
+                EventKind::Quality {
+                    peer: s.peer,
+                    metric: s.metric,
+                    value: s.value,
+                },
+            );
+        }
+    }
+}
