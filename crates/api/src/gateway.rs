@@ -29,16 +29,19 @@ async fn handle(
 ) -> Response {
     let started = Instant::now();
     let request_id = new_request_id();
-    let outcome = serve(&state, &method, &uri, &headers, body).await;
+    let mut action = "unknown";
+    let outcome = serve(&state, &method, &uri, &headers, body, &mut action).await;
     let elapsed_us = started.elapsed().as_micros() as u64;
     match outcome {
-        Ok((action, fields)) => {
+        Ok(fields) => {
+            state.metrics.record(action, crate::metrics::OK);
             tracing::info!(%request_id, action, elapsed_us, "api ok");
             success(&request_id, fields)
         }
         Err(e) => {
             let b = e.body();
-            tracing::info!(%request_id, code = %b.code, message = %b.message, elapsed_us, "api error");
+            state.metrics.record(action, &b.code);
+            tracing::info!(%request_id, action, code = %b.code, message = %b.message, elapsed_us, "api error");
             failure(&request_id, &e)
         }
     }
@@ -50,7 +53,8 @@ async fn serve(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(&'static str, serde_json::Map<String, serde_json::Value>), ApiError> {
+    action: &mut &'static str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let limit = if *method == Method::GET {
         MAX_GET_BYTES
     } else {
@@ -76,6 +80,7 @@ async fn serve(
         body: &body,
     };
     let call = authenticate(&received, &state.tenants, now)?;
+    *action = call.action.name;
     if let Some(limiter) = &state.rate_limiter {
         if !limiter.admit(
             &call.caller.secret_id,
@@ -95,5 +100,5 @@ async fn serve(
         caller: call.caller,
         now,
     };
-    Ok((name, actions::dispatch(ctx, name, call.params).await?))
+    actions::dispatch(ctx, name, call.params).await
 }

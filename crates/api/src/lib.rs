@@ -8,6 +8,7 @@ pub mod catalog;
 mod envelope;
 pub mod error;
 mod gateway;
+mod metrics;
 pub mod params;
 mod rate_limit;
 mod rooms;
@@ -18,6 +19,7 @@ mod window;
 
 pub use error::ApiError;
 pub use gateway::router;
+pub use metrics::ApiMetrics;
 pub use rate_limit::RateLimiter;
 pub use rooms::{RoomControl, RoomError, RoomFuture};
 pub use tenants::{Caller, Tenants};
@@ -37,6 +39,7 @@ pub struct ApiState {
     /// `None` turns rate limiting off (benchmarks).
     pub rate_limiter: Option<RateLimiter>,
     pub clock: Clock,
+    pub metrics: ApiMetrics,
 }
 
 impl ApiState {
@@ -47,6 +50,7 @@ impl ApiState {
             rooms,
             rate_limiter: Some(RateLimiter::default()),
             clock: Arc::new(UnixSecs::now),
+            metrics: ApiMetrics::default(),
         }
     }
 }

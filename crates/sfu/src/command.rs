@@ -63,6 +63,26 @@ pub struct WorkerStats {
     pub subscriptions: usize,
     pub timers: usize,
     pub events_dropped: u64,
+    /// Domain events waiting for the recorder.
+    pub events_queued: usize,
+    /// Users present in rooms.
+    pub users: usize,
+    pub counters: Counters,
+}
+
+/// Monotonic traffic counters of a worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams and bytes routed to a peer.
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    /// Datagrams and bytes sent (media forwarded, RTCP, STUN, DTLS).
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// Frames forwarded to subscribers.
+    pub frames_forwarded: u64,
+    /// Datagrams the socket refused (buffer full).
+    pub send_drops: u64,
 }
 
 /// A user present in a room, with what they publish.

@@ -323,6 +323,15 @@ impl SfuHandle {
             total.subscriptions += s.subscriptions;
             total.timers += s.timers;
             total.events_dropped += s.events_dropped;
+            total.events_queued = total.events_queued.max(s.events_queued);
+            total.users += s.users;
+            let (t, c) = (&mut total.counters, s.counters);
+            t.datagrams_in += c.datagrams_in;
+            t.bytes_in += c.bytes_in;
+            t.datagrams_out += c.datagrams_out;
+            t.bytes_out += c.bytes_out;
+            t.frames_forwarded += c.frames_forwarded;
+            t.send_drops += c.send_drops;
         }
         Ok(total)
     }

@@ -10,6 +10,6 @@ mod handle;
 mod offer;
 mod worker;
 
-pub use command::{JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
+pub use command::{Counters, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
 pub use handle::{SfuConfig, SfuHandle};
 pub use offer::MAX_OFFER_BYTES;

@@ -231,6 +231,7 @@ impl Worker {
                 tracing::debug!(peer = f.subscriber.0, error = %e, "write failed; disconnecting");
                 s.rtc.disconnect();
             }
+            self.counters.frames_forwarded += 1;
             let flow = s.out_flow.entry(mid).or_default();
             flow.bytes += d.data.len() as u64;
             flow.frames += 1;

@@ -65,6 +65,7 @@ pub(crate) struct Worker {
     pub forwards: Vec<crate::core::Forward>,
     /// When quality was last sampled.
     pub last_quality: Instant,
+    pub counters: crate::command::Counters,
 }
 
 impl Worker {
@@ -94,6 +95,7 @@ impl Worker {
             polled: Vec::new(),
             forwards: Vec::new(),
             last_quality: Instant::now(),
+            counters: Default::default(),
         })
     }
 
@@ -181,6 +183,9 @@ impl Worker {
             subscriptions: self.subs.len(),
             timers: self.timers.len(),
             events_dropped: self.events_dropped,
+            events_queued: self.events.max_capacity() - self.events.capacity(),
+            users: self.rooms.values().map(|r| r.sessions.users().count()).sum(),
+            counters: self.counters,
         }
     }
 
@@ -198,6 +203,8 @@ impl Worker {
                 pid
             }
         };
+        self.counters.datagrams_in += 1;
+        self.counters.bytes_in += data.len() as u64;
         let Some(peer) = self.peers.get_mut(&pid) else {
             return;
         };
@@ -302,7 +309,13 @@ impl Worker {
             match peer.rtc.poll_output() {
                 Ok(str0m::Output::Transmit(t)) => {
                     // Non-blocking: a full socket buffer drops the datagram, as the network would.
-                    let _ = self.socket.try_send_to(&t.contents, t.destination);
+                    match self.socket.try_send_to(&t.contents, t.destination) {
+                        Ok(n) => {
+                            self.counters.datagrams_out += 1;
+                            self.counters.bytes_out += n as u64;
+                        }
+                        Err(_) => self.counters.send_drops += 1,
+                    }
                 }
                 Ok(str0m::Output::Timeout(t)) => {
                     if peer.next_timeout != t {
