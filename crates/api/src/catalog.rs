@@ -108,8 +108,8 @@ pub const ACTIONS: &[Action] = &[
     a(Trtc, "StopAITranscription", R20, false),
     a(Trtc, "DescribeRoomInfo", R20, true),
     a(Trtc, "DescribeUnusualEvent", R20, false),
-    a(Trtc, "DescribeUserEvent", R20, false),
-    a(Trtc, "DescribeCallDetailInfo", R20, false),
+    a(Trtc, "DescribeUserEvent", R20, true),
+    a(Trtc, "DescribeCallDetailInfo", R20, true),
     a(Trtc, "DescribeUserInfo", R20, true),
     a(Trtc, "DescribeScaleInfo", R20, true),
     a(Trtc, "CreateCloudRecording", R20, false),
@@ -129,7 +129,7 @@ pub const ACTIONS: &[Action] = &[
         },
         false,
     ),
-    a(Lcic, "GetRoomEvent", R20, false),
+    a(Lcic, "GetRoomEvent", R20, true),
 ];
 
 /// Actions the spec's history says were deleted (Releases 11 and 12): answered `ActionOffline`.
@@ -138,7 +138,6 @@ pub const DELETED: &[&str] = &[
     "CreateTroubleInfo",
     "DeletePicture",
     "DescribeAbnormalEvent",
-    "DescribeCallDetail",
     "DescribeDetailEvent",
     "DescribeHistoryScale",
     "DescribePicture",
@@ -157,10 +156,16 @@ pub const DELETED: &[&str] = &[
     "DescribeRealtimeScale",
 ];
 
-/// The action `name` of `service`, if the spec has it.
+/// Legacy actions still answered although the current API lists them no more: the spec
+/// (§2.3.L1, §7 item 5) recommends accepting `DescribeCallDetail` (seed 001) with its
+/// string-typed SdkAppId/PageNumber/PageSize and answering like `DescribeCallDetailInfo`.
+pub const LEGACY: &[Action] = &[a(Trtc, "DescribeCallDetail", R20, true)];
+
+/// The action `name` of `service`, if the spec has it (current or legacy).
 pub fn find(service: Service, name: &str) -> Option<&'static Action> {
     ACTIONS
         .iter()
+        .chain(LEGACY)
         .find(|a| a.service == service && a.name == name)
 }
 
@@ -182,6 +187,10 @@ mod tests {
                 "{}",
                 x.name
             );
+            assert!(!DELETED.contains(&x.name), "{}", x.name);
+        }
+        for x in LEGACY {
+            assert!(ACTIONS.iter().all(|y| y.name != x.name), "{}", x.name);
             assert!(!DELETED.contains(&x.name), "{}", x.name);
         }
     }

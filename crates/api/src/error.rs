@@ -46,6 +46,8 @@ pub enum ApiError {
     RoomNotExist,
     SdkAppIdNotExist(u32),
     UserNotExist,
+    /// LCIC: the room never existed (or left the retention window).
+    LcicRoomNotFound,
     Internal,
     DbError,
 }
@@ -156,6 +158,10 @@ impl ApiError {
                 Borrowed("FailedOperation.UserNotExist"),
                 "The user is not in the room.".into(),
             ),
+            ApiError::LcicRoomNotFound => (
+                Borrowed("ResourceNotFound.Room"),
+                "The room does not exist.".into(),
+            ),
             ApiError::Internal => (Borrowed("InternalError"), "Internal error.".into()),
             ApiError::DbError => (
                 Borrowed("InternalError.DBError"),
@@ -190,6 +196,12 @@ pub(crate) fn detail_for_param(name: &str) -> Option<&'static str> {
         "TaskId" => "TaskId",
         _ => return None,
     })
+}
+
+/// Which detail codes exist for invalid parameters (a subset of [`detail_for_param`]; there is
+/// no `InvalidParameter.CommId`).
+pub(crate) fn invalid_detail_exists(detail: &str) -> bool {
+    detail != "CommId"
 }
 
 /// Which detail codes exist for missing parameters (a subset of [`detail_for_param`]).

@@ -1,7 +1,7 @@
 //! Business parameters: flat `Name.0.Sub=value` fields (GET, form) nested into the same JSON
 //! shape as a JSON body, and decoding into typed request structs with the spec's error codes.
 
-use crate::error::{detail_for_param, missing_detail_exists, ApiError};
+use crate::error::{detail_for_param, invalid_detail_exists, missing_detail_exists, ApiError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -99,7 +99,7 @@ pub fn decode<T: DeserializeOwned>(params: Value) -> Result<T, ApiError> {
         }
         let top = path.split(['.', '[']).next().unwrap_or_default().to_owned();
         let message = format!("The value of parameter `{path}` is invalid: {msg}.");
-        match detail_for_param(&top) {
+        match detail_for_param(&top).filter(|d| invalid_detail_exists(d)) {
             Some(detail) => ApiError::InvalidParameterOf { detail, message },
             None => ApiError::InvalidParameter(message),
         }

@@ -2,6 +2,8 @@
 //! name to its handler. Each handler decodes its typed request, checks the caller's right to the
 //! application, and returns the response fields.
 
+mod calls;
+mod lcic;
 mod monitor;
 mod room;
 
@@ -60,6 +62,10 @@ pub async fn dispatch(
         "DescribeRoomInfo" => monitor::describe_room_info(&ctx, params).await,
         "DescribeUserInfo" => monitor::describe_user_info(&ctx, params).await,
         "DescribeScaleInfo" => monitor::describe_scale_info(&ctx, params).await,
+        "DescribeUserEvent" => calls::describe_user_event(&ctx, params).await,
+        "DescribeCallDetailInfo" => calls::describe_call_detail_info(&ctx, params).await,
+        "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,
+        "GetRoomEvent" => lcic::get_room_event(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
             tracing::error!(action = other, "catalog says built but no handler");

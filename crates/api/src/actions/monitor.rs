@@ -5,7 +5,7 @@ use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::params::{decode, int};
 use crate::window;
-use hearth_store::{CallQuery, SessionQuery};
+use hearth_store::{CallQuery, SessionQuery, SessionRecord};
 use hearth_types::{CommId, SdkAppId, UnixSecs, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 /// DescribeRoomInfo: at most 24 hours per query.
 const ROOM_INFO_MAX_SPAN_SECS: i64 = 24 * 3600;
 /// DescribeUserInfo: at most 4 hours per query.
-const USER_INFO_MAX_SPAN_SECS: i64 = 4 * 3600;
-const MAX_PAGE_SIZE: i64 = 100;
+pub(super) const USER_INFO_MAX_SPAN_SECS: i64 = 4 * 3600;
+pub(super) const MAX_PAGE_SIZE: i64 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ struct DescribeUserInfo {
 }
 
 #[derive(Serialize)]
-struct UserInformation {
+pub(super) struct UserInformation {
     #[serde(rename = "RoomStr")]
     room_str: String,
     #[serde(rename = "UserId")]
@@ -191,18 +191,23 @@ pub async fn describe_user_info(ctx: &Ctx, params: Value) -> Result<Map<String, 
         user_list: page
             .items
             .into_iter()
-            .map(|s| UserInformation {
-                room_str: s.room.as_string(),
-                user_id: s.user_id.0,
-                join_ts: s.joined_at.0,
-                leave_ts: s.left_at.unwrap_or(now).0,
-                device_type: s.device_type,
-                sdk_version: s.sdk_version,
-                client_ip: s.client_ip,
-                finished: s.left_at.is_some(),
-            })
+            .map(|s| user_information(s, now))
             .collect(),
     })
+}
+
+/// A session as the spec's UserInformation: LeaveTs is the current time while still in the room.
+pub(super) fn user_information(s: SessionRecord, now: UnixSecs) -> UserInformation {
+    UserInformation {
+        room_str: s.room.as_string(),
+        user_id: s.user_id.0,
+        join_ts: s.joined_at.0,
+        leave_ts: s.left_at.unwrap_or(now).0,
+        device_type: s.device_type,
+        sdk_version: s.sdk_version,
+        client_ip: s.client_ip,
+        finished: s.left_at.is_some(),
+    }
 }
 
 #[derive(Deserialize)]
