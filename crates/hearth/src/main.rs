@@ -1,6 +1,7 @@
 //! The `hearth` binary: `hearth serve` runs the server; `hearth usersig` prints a UserSig.
 
 mod config;
+mod metrics;
 mod retention;
 mod rooms;
 mod server;

@@ -32,8 +32,25 @@ pub fn app(
     dev: crate::web::DevKeys,
 ) -> Router {
     let health_sfu = sfu.clone();
+    let (metrics_sfu, metrics_api) = (sfu.clone(), api.clone());
     Router::new()
         .route("/healthz", get(move || health(health_sfu.clone())))
+        .route(
+            "/metrics",
+            get(move || {
+                let (sfu, api) = (metrics_sfu.clone(), metrics_api.clone());
+                async move {
+                    let body = crate::metrics::render(&sfu, &api).await;
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
         .merge(hearth_signal::router(sfu, apps))
         .merge(crate::web::routes(web_dir, hearth_api::router(api), dev))
 }

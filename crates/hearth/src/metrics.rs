@@ -1,0 +1,125 @@
+//! `GET /metrics` in the Prometheus text format: the media plane's gauges and counters, the
+//! telemetry queue, and API calls by action and outcome.
+
+use hearth_api::ApiState;
+use hearth_sfu::SfuHandle;
+use std::fmt::Write;
+use std::sync::Arc;
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// Renders every metric; the media part is missing when the workers do not answer.
+pub async fn render(sfu: &SfuHandle, api: &Arc<ApiState>) -> String {
+    let mut out = String::new();
+    if let Ok(m) = sfu.stats().await {
+        let c = m.counters;
+        metric(
+            &mut out,
+            "hearth_rooms",
+            "gauge",
+            "Live rooms.",
+            m.rooms as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_users",
+            "gauge",
+            "Users present in rooms.",
+            m.users as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_peers",
+            "gauge",
+            "WebRTC connections.",
+            m.peers as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_tracks",
+            "gauge",
+            "Published tracks.",
+            m.tracks as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_subscriptions",
+            "gauge",
+            "Track subscriptions.",
+            m.subscriptions as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_media_datagrams_in_total",
+            "counter",
+            "UDP datagrams routed to a connection.",
+            c.datagrams_in,
+        );
+        metric(
+            &mut out,
+            "hearth_media_bytes_in_total",
+            "counter",
+            "UDP bytes routed to a connection.",
+            c.bytes_in,
+        );
+        metric(
+            &mut out,
+            "hearth_media_datagrams_out_total",
+            "counter",
+            "UDP datagrams sent (media, RTCP, STUN, DTLS).",
+            c.datagrams_out,
+        );
+        metric(
+            &mut out,
+            "hearth_media_bytes_out_total",
+            "counter",
+            "UDP bytes sent.",
+            c.bytes_out,
+        );
+        metric(
+            &mut out,
+            "hearth_media_frames_forwarded_total",
+            "counter",
+            "Media frames forwarded to subscribers.",
+            c.frames_forwarded,
+        );
+        metric(
+            &mut out,
+            "hearth_media_send_drops_total",
+            "counter",
+            "Datagrams dropped because the socket buffer was full.",
+            c.send_drops,
+        );
+        metric(
+            &mut out,
+            "hearth_telemetry_queued",
+            "gauge",
+            "Domain events waiting for the recorder (largest worker queue).",
+            m.events_queued as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_telemetry_dropped_total",
+            "counter",
+            "Domain events dropped because the queue was full.",
+            m.events_dropped,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP hearth_api_requests_total API calls by action and outcome (OK or the error code)."
+    );
+    let _ = writeln!(out, "# TYPE hearth_api_requests_total counter");
+    for (action, code, n) in api.metrics.snapshot() {
+        let _ = writeln!(
+            out,
+            "hearth_api_requests_total{{action=\"{action}\",code=\"{code}\"}} {n}"
+        );
+    }
+    out
+}
