@@ -37,8 +37,10 @@ pub trait Store: Send + Sync + 'static {
     fn start_call(&self, call: &CallRecord) -> StoreResult<()>;
     /// Marks a call finished at `at` and closes every session of it still open (reason given).
     fn finish_call(&self, comm_id: &CommId, at: UnixSecs, reason: LeaveReason) -> StoreResult<()>;
-    /// Finishes every call still open (with its sessions) at `at`: at start-up no room is live,
-    /// so open calls are left over from a crash. Returns how many calls were closed.
+    /// Finishes every call still open, with its sessions: at start-up no room is live, so open
+    /// calls are left over from a crash. Sessions close at their last sign of life (latest event
+    /// or quality sample, never after `at`), calls at their last session's end. Returns how many
+    /// calls were closed.
     fn finish_open_calls(&self, at: UnixSecs, reason: LeaveReason) -> StoreResult<u64>;
     /// The unfinished call of a room, if any.
     fn open_call(&self, app: SdkAppId, room: &RoomKey) -> StoreResult<Option<CallRecord>>;

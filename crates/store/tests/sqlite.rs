@@ -794,6 +794,29 @@ fn finish_open_calls_closes_leftovers_of_a_crash() {
             client_ip: String::new(),
         })
         .unwrap();
+    // The session's last sign of life: an event at 1500.4 s and a quality sample at 1502 s.
+    store
+        .append_events(&[EventRecord {
+            sdk_app_id: app,
+            comm_id: comm_id.clone(),
+            user_id: UserId("a".into()),
+            time_ms: 1_500_400,
+            event_id: 32768,
+            param_one: -1,
+            param_two: -1,
+        }])
+        .unwrap();
+    store
+        .append_quality(&[QualitySample {
+            sdk_app_id: app,
+            comm_id: comm_id.clone(),
+            user_id: UserId("a".into()),
+            peer: String::new(),
+            metric: "aBit".into(),
+            time: UnixSecs(1502),
+            value: 1.0,
+        }])
+        .unwrap();
     assert_eq!(
         store
             .finish_open_calls(UnixSecs(2000), LeaveReason::ServerShutdown)
@@ -801,6 +824,12 @@ fn finish_open_calls_closes_leftovers_of_a_crash() {
         1
     );
     assert!(store.open_call(app, &room).unwrap().is_none());
+    let call = store.call(app, &comm_id).unwrap().unwrap();
+    assert_eq!(
+        call.destroyed_at,
+        Some(UnixSecs(1502)),
+        "closed at the last sign of life, not at the restart"
+    );
     assert!(store.active_sessions(&comm_id).unwrap().is_empty());
     assert_eq!(
         store

@@ -91,6 +91,8 @@ pub(super) fn finish_call(
     Ok(())
 }
 
+/// Closes every open session at its last sign of life (its latest event or quality sample,
+/// else its join time; never after `at`), then every open call at its last session's end.
 pub(super) fn finish_open_calls(
     conn: &mut Connection,
     at: UnixSecs,
@@ -98,15 +100,22 @@ pub(super) fn finish_open_calls(
 ) -> StoreResult<u64> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
-        "UPDATE sessions SET left_at = max(joined_at, ?1), leave_reason = ?2
+        "UPDATE sessions SET leave_reason = ?2, left_at = min(?1, max(joined_at,
+            coalesce((SELECT max(e.time_ms) / 1000 FROM events e
+                      WHERE e.comm_id = sessions.comm_id AND e.user_id = sessions.user_id), 0),
+            coalesce((SELECT max(q.time) FROM quality_samples q
+                      WHERE q.comm_id = sessions.comm_id AND q.user_id = sessions.user_id), 0)))
          WHERE left_at IS NULL",
     )?
     .execute(params![at.0, reason.as_str()])?;
     let calls = tx
         .prepare_cached(
-            "UPDATE calls SET destroyed_at = max(created_at, ?1) WHERE destroyed_at IS NULL",
+            "UPDATE calls SET destroyed_at = max(created_at,
+                coalesce((SELECT max(s.left_at) FROM sessions s WHERE s.comm_id = calls.comm_id),
+                         created_at))
+             WHERE destroyed_at IS NULL",
         )?
-        .execute(params![at.0])?;
+        .execute([])?;
     tx.commit()?;
     Ok(calls as u64)
 }
