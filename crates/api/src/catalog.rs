@@ -107,7 +107,7 @@ pub const ACTIONS: &[Action] = &[
     a(Trtc, "DescribeAITranscription", R20, false),
     a(Trtc, "StopAITranscription", R20, false),
     a(Trtc, "DescribeRoomInfo", R20, true),
-    a(Trtc, "DescribeUnusualEvent", R20, false),
+    a(Trtc, "DescribeUnusualEvent", R20, true),
     a(Trtc, "DescribeUserEvent", R20, true),
     a(Trtc, "DescribeCallDetailInfo", R20, true),
     a(Trtc, "DescribeUserInfo", R20, true),

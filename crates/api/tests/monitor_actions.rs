@@ -898,3 +898,98 @@ async fn describe_call_detail_is_no_longer_offline_but_others_are() {
     let r = call(&h, signed("DescribeCallDetail", &json!({}), NOW)).await;
     assert_eq!(code(&r), "MissingParameter.CommId");
 }
+
+#[tokio::test]
+async fn unusual_event_reports_sustained_packet_loss() {
+    let h = harness();
+    let c = add_call(
+        &h.store,
+        RoomKey::Num(31),
+        T,
+        &[("alice", T, None), ("bob", T, None)],
+    );
+    let other = add_call(&h.store, RoomKey::Num(32), T, &[("carol", T, None)]);
+    let mut samples = Vec::new();
+    for (i, v) in [5.0, 12.0, 15.0, 30.0, 2.0].into_iter().enumerate() {
+        // alice's upstream audio: 3 lossy samples from T+4.
+        samples.push(sample(&c, "alice", "", "aLoss", T + 2 * (i as i64 + 1), v));
+        // bob receiving alice's video: only 2 in a row, not enough.
+        samples.push(sample(
+            &c,
+            "bob",
+            "alice",
+            "bigvLoss",
+            T + 2 * (i as i64 + 1),
+            if i == 2 { 0.0 } else { v },
+        ));
+    }
+    for i in 0..3 {
+        samples.push(sample(
+            &other,
+            "carol",
+            "alice",
+            "bigvLoss",
+            T + 100 + 2 * i,
+            50.0,
+        ));
+        // Not a loss metric: ignored.
+        samples.push(sample(
+            &other,
+            "carol",
+            "",
+            "bigvCapFps",
+            T + 100 + 2 * i,
+            50.0,
+        ));
+    }
+    h.store.append_quality(&samples).unwrap();
+    let req = json!({"SdkAppId": 1400000001, "StartTime": T, "EndTime": T + 3600});
+    let r = call(&h, signed("DescribeUnusualEvent", &req, NOW)).await;
+    assert!(r.get("Error").is_none(), "{r}");
+    assert_eq!(r["Total"], 2, "{r}");
+    assert_eq!(
+        r["AbnormalExperienceList"],
+        json!([
+            {"UserId": "alice", "ExperienceId": 5, "RoomId": "31", "EventTime": T + 4,
+             "AbnormalEventList": [{"AbnormalEventId": 2005, "PeerId": ""}]},
+            {"UserId": "carol", "ExperienceId": 4, "RoomId": "32", "EventTime": T + 100,
+             "AbnormalEventList": [{"AbnormalEventId": 2017, "PeerId": "alice"}]},
+        ])
+    );
+    let mut one_room = req.clone();
+    one_room["RoomId"] = json!("32");
+    let r = call(&h, signed("DescribeUnusualEvent", &one_room, NOW)).await;
+    assert_eq!(r["Total"], 1, "{r}");
+    assert_eq!(r["AbnormalExperienceList"][0]["UserId"], "carol");
+
+    let cases = [
+        (
+            json!({"SdkAppId": 1400000001, "StartTime": T, "EndTime": T + 3601}),
+            "InvalidParameter.QueryScaleOversize",
+        ),
+        (
+            json!({"SdkAppId": 1400000001, "StartTime": T, "EndTime": T - 1}),
+            "InvalidParameter.EndTs",
+        ),
+        (
+            json!({"SdkAppId": 1400000001, "StartTime": NOW - 15 * 86_400, "EndTime": NOW - 15 * 86_400 + 60}),
+            "InvalidParameter.StartTsOversize",
+        ),
+        (
+            json!({"SdkAppId": 1400000002, "StartTime": T, "EndTime": T + 60}),
+            "UnauthorizedOperation.SdkAppId",
+        ),
+        (
+            json!({"StartTime": T, "EndTime": T + 60}),
+            "MissingParameter.SdkAppId",
+        ),
+        (
+            json!({"SdkAppId": 1400000001, "EndTime": T + 60}),
+            "MissingParameter.StartTs",
+        ),
+    ];
+    for (req, want) in cases {
+        let r = call(&h, signed("DescribeUnusualEvent", &req, NOW)).await;
+        assert_eq!(code(&r), want, "{req} → {r}");
+    }
+}

@@ -6,6 +6,7 @@ mod calls;
 mod lcic;
 mod monitor;
 mod room;
+mod unusual;
 
 use crate::error::ApiError;
 use crate::tenants::Caller;
@@ -66,6 +67,7 @@ pub async fn dispatch(
         "DescribeCallDetailInfo" => calls::describe_call_detail_info(&ctx, params).await,
         "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,
         "GetRoomEvent" => lcic::get_room_event(&ctx, params).await,
+        "DescribeUnusualEvent" => unusual::describe_unusual_event(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
             tracing::error!(action = other, "catalog says built but no handler");
