@@ -133,6 +133,19 @@ def test_get_room_event_validation(hearth):
     assert error_of(lambda: c.GetRoomEvent(room_event_req(987654, keyword="Bogus"))) == "InvalidParameter"
 
 
+def test_unusual_event_validation_and_empty_result(hearth):
+    c = sdk_client(hearth)
+    t = now()
+    req = models.DescribeUnusualEventRequest()
+    req.SdkAppId, req.StartTime, req.EndTime = APP1, t - 3600, t
+    out = c.DescribeUnusualEvent(req)
+    assert out.Total == 0 and not out.AbnormalExperienceList, out._serialize()
+    req.StartTime = t - 3601
+    assert error_of(lambda: c.DescribeUnusualEvent(req)) == "InvalidParameter.QueryScaleOversize"
+    req.SdkAppId, req.StartTime = APP2, t - 60
+    assert error_of(lambda: c.DescribeUnusualEvent(req)) == "UnauthorizedOperation.SdkAppId"
+
+
 # --------------------------------------------------------------------------------------------
 # A real call
 
