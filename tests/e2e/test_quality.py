@@ -65,3 +65,62 @@ def comm_id(h, since: int) -> str:
     live = [r for r in rooms["RoomList"] if not r["IsFinished"]]
     assert len(live) == 1, rooms
     return live[0]["CommId"]
+
+
+def test_camera_off_and_on_and_client_reports_reach_the_api(hearth_media):
+    """An aiortc client of the WebSocket protocol turns its camera off and on and reports what
+    it renders; DescribeUserEvent lists enter, video on/off/on, exit in time order and
+    DescribeCallDetailInfo carries the client-reported metrics."""
+    from ws_client import WsClient
+
+    h = hearth_media
+    started = int(time.time())
+
+    async def body():
+        alice = WsClient(h, APP1, "ev-alice", room=809)
+        bob = WsClient(h, APP1, "ev-bob", room=809)
+        await alice.connect()
+        await bob.connect()
+        await alice.publish()
+        await bob.wait_media("ev-alice")
+        await alice.send({"type": "mute", "source": "camera", "muted": True})
+        await asyncio.sleep(1.2)
+        await alice.send({"type": "mute", "source": "camera", "muted": False})
+        await bob.send({"type": "stats", "remote": [{"userid": "ev-alice", "decode_fps": 14.5,
+                                                      "video_block_ms": 120, "audio_block_ms": 40}]})
+        await alice.send({"type": "stats", "capture_fps": 15, "app_cpu": 12.5})
+        await asyncio.sleep(1.2)
+        cid = comm_id_of(h, started, "809")
+        await alice.close()
+        await bob.close()
+        await asyncio.sleep(1.5)
+        return cid
+
+    cid = run(body())
+    client = sdk_client(h)
+    events = client.call_json("DescribeUserEvent", {
+        "SdkAppId": APP1, "CommId": cid, "RoomId": "809", "UserId": "ev-alice",
+        "StartTime": started - 5, "EndTime": int(time.time())})["Response"]
+    content = [m for e in events["Data"] for m in e["Content"]]
+    ids = [m["EventId"] for m in content]
+    times = [m["Time"] for m in content]
+    assert times == sorted(times) and all(t > started * 1000 for t in times), times
+    video = [i for i in ids if i in (32768, 32770)]
+    assert video[:3] == [32768, 32770, 32768], ids
+    assert ids[0] == 32788 and 32789 in ids, ids
+    detail = client.call_json("DescribeCallDetailInfo", {
+        "SdkAppId": APP1, "CommId": cid, "UserIds": ["ev-alice", "ev-bob"], "DataType": ["all"],
+        "StartTime": started - 5, "EndTime": int(time.time())})["Response"]
+    assert [p["Value"] for p in sum((d["Content"] for d in detail["Data"]
+            if d["UserId"] == "ev-alice" and d["DataType"] == "bigvCapFps"), [])] == [15.0], detail
+    assert [p["Value"] for p in sum((d["Content"] for d in detail["Data"]
+            if d["UserId"] == "ev-bob" and d["PeerId"] == "ev-alice" and d["DataType"] == "bigvBlock"), [])] == [120.0]
+
+
+def comm_id_of(h, since: int, room: str) -> str:
+    rooms = sdk_client(h).call_json("DescribeRoomInfo", {"SdkAppId": APP1, "StartTime": since - 5,
+                                                          "EndTime": int(time.time()), "RoomId": room,
+                                                          "PageNumber": 0, "PageSize": 100})["Response"]
+    live = [r for r in rooms["RoomList"] if not r["IsFinished"]]
+    assert len(live) == 1, rooms
+    return live[0]["CommId"]

@@ -148,7 +148,9 @@ def test_bad_input_hurts_only_the_offender(hearth_media):
         ws = await raw_enter(h, userid="bad-2", usersig=usersig(h, APP1, "bad-2"))
         assert (await recv_json(ws))["type"] == "entered"
         for junk in ["{not json", json.dumps({"type": "fly"}), json.dumps({"type": "mute", "source": "nose", "muted": True}),
-                     json.dumps({"type": "publish", "sdp": "v=0 nonsense"}), json.dumps({"type": "answer", "sdp": "x"})]:
+                     json.dumps({"type": "publish", "sdp": "v=0 nonsense"}), json.dumps({"type": "answer", "sdp": "x"}),
+                     json.dumps({"type": "stats", "capture_fps": -1}),
+                     json.dumps({"type": "stats", "remote": [{"userid": "x", "decode_fps": 1e9}]})]:
             await ws.send(junk)
             m = await recv_json(ws)
             assert (m["type"], m["code"]) == ("error", 400), (junk, m)

@@ -39,6 +39,8 @@ const EXIT_TIMEOUT_MS = 3_000;
 const RESUME_WINDOW_MS = 25_000;
 /** No message at all (not even a pong) for this long: the socket is taken as dead. */
 const SILENCE_LIMIT_MS = 15_000;
+/** How often quality measurements go to the server (the spec samples every 2 s). */
+const STATS_INTERVAL_MS = 2_000;
 
 const SOURCES = ['mic', 'camera', 'screen'];
 const VIDEO_CODECS = ['video/vp8', 'video/h264', 'video/rtx', 'video/red', 'video/ulpfec'];
@@ -133,6 +135,8 @@ export class HearthClient extends Emitter {
     this._ws = null;
     this._waiters = [];
     this._pingTimer = null;
+    this._statsTimer = null;
+    this._statsTotals = new Map(); // userId -> {freezeMs, concealedMs} at the last report
     this._lastHeard = 0;
     this._leaving = false; // exit() called, a closing notice or a fatal error seen
     this._users = new Map(); // userId -> user
@@ -435,6 +439,49 @@ export class HearthClient extends Emitter {
       }
       try { this._send({ type: 'ping' }); } catch { /* closing */ }
     }, this.options.pingInterval);
+    clearInterval(this._statsTimer);
+    this._statsTimer = setInterval(() => { this._report().catch(() => {}); }, STATS_INTERVAL_MS);
+  }
+
+  /**
+   * Every STATS_INTERVAL_MS: what this client measures and the server cannot see (capture fps,
+   * render fps, freezes and audio concealment per remote user over the period), so the
+   * operator's DescribeCallDetailInfo has them.
+   */
+  async _report() {
+    if (!this._isOpen()) return;
+    const msg = { type: 'stats', remote: [] };
+    if (this._pub) {
+      (await this._pub.getStats()).forEach((s) => {
+        if (s.type === 'media-source' && s.kind === 'video' && typeof s.framesPerSecond === 'number') {
+          msg.capture_fps = Math.max(msg.capture_fps ?? 0, s.framesPerSecond);
+        }
+      });
+    }
+    if (this._sub) {
+      const byUser = new Map();
+      (await this._sub.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        const r = this._remote.get(s.mid);
+        if (!r || r.stream !== 'main') return;
+        const e = byUser.get(r.userId) ?? { userid: r.userId };
+        const last = this._statsTotals.get(r.userId) ?? { freezeMs: 0, concealedMs: 0 };
+        if (s.kind === 'video') {
+          if (typeof s.framesPerSecond === 'number') e.decode_fps = s.framesPerSecond;
+          const freezeMs = Math.round((s.totalFreezesDuration ?? 0) * 1000);
+          e.video_block_ms = Math.max(0, freezeMs - last.freezeMs);
+          last.freezeMs = freezeMs;
+        } else {
+          const concealedMs = Math.round(((s.concealedSamples ?? 0) / 48000) * 1000);
+          e.audio_block_ms = Math.max(0, concealedMs - last.concealedMs);
+          last.concealedMs = concealedMs;
+        }
+        this._statsTotals.set(r.userId, last);
+        byUser.set(r.userId, e);
+      });
+      msg.remote = [...byUser.values()];
+    }
+    if (this._isOpen()) this._send(msg);
   }
 
   _onMessage(ws, ev) {
@@ -532,6 +579,7 @@ export class HearthClient extends Emitter {
     if (ws !== this._ws) return;
     this._ws = null;
     clearInterval(this._pingTimer);
+    clearInterval(this._statsTimer);
     const err = new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
     this._rejectWaiters(err);
     if (this._state === 'connecting' || this._state === 'reconnecting') return; // the caller decides
@@ -592,6 +640,8 @@ export class HearthClient extends Emitter {
   _teardown() {
     clearInterval(this._pingTimer);
     this._pingTimer = null;
+    clearInterval(this._statsTimer);
+    this._statsTimer = null;
     this._rejectWaiters(new HearthError(0, 'left the room'));
     if (this._ws) {
       const ws = this._ws;

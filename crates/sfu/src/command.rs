@@ -188,4 +188,10 @@ pub(crate) enum ClientCommand {
         session: SessionRef,
         reply: Reply<()>,
     },
+    /// Quality the client measured: `(peer, metric, value)`, peer empty for its own upstream.
+    Report {
+        session: SessionRef,
+        samples: Vec<(String, &'static str, f64)>,
+        reply: Reply<()>,
+    },
 }

@@ -303,6 +303,22 @@ impl SfuHandle {
         .await
     }
 
+    /// Quality the client measured over its last report period.
+    pub async fn client_report(
+        &self,
+        session: SessionRef,
+        samples: Vec<(String, &'static str, f64)>,
+    ) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Report {
+                session,
+                samples,
+                reply,
+            })
+        })
+        .await
+    }
+
     pub async fn client_exit(&self, session: SessionRef) -> Result<(), SfuError> {
         self.ask(session.worker, |reply| {
             Command::Client(ClientCommand::Exit { session, reply })

@@ -51,6 +51,23 @@ pub enum ClientMsg {
         role: String,
     },
     Ping {},
+    Stats {
+        capture_fps: Option<f64>,
+        app_cpu: Option<f64>,
+        sys_cpu: Option<f64>,
+        #[serde(default)]
+        remote: Vec<RemoteStats>,
+    },
+}
+
+/// What a client measured of one remote user's main stream over the last report period.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteStats {
+    pub userid: String,
+    pub decode_fps: Option<f64>,
+    pub video_block_ms: Option<f64>,
+    pub audio_block_ms: Option<f64>,
 }
 
 impl ClientMsg {
@@ -66,6 +83,7 @@ impl ClientMsg {
             ClientMsg::Answer { .. } => "answer",
             ClientMsg::Role { .. } => "role",
             ClientMsg::Ping {} => "ping",
+            ClientMsg::Stats { .. } => "stats",
         }
     }
 }

@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A socket silent this long is closed (clients ping every few seconds).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Remote users one stats report may describe.
+const MAX_REPORTED_REMOTES: usize = 64;
 /// Notices queued for a client before the worker drops them (a stuck client).
 const NOTICE_QUEUE: usize = 256;
 
@@ -389,6 +391,43 @@ async fn handle(edge: &Edge, session: &SessionRef, msg: ClientMsg) -> Result<Rep
             Reply::Exit
         }
         ClientMsg::Ping {} => Reply::Send(ServerMsg::Pong {}),
+        ClientMsg::Stats {
+            capture_fps,
+            app_cpu,
+            sys_cpu,
+            remote,
+        } => {
+            if remote.len() > MAX_REPORTED_REMOTES {
+                return Err(ProtoError::BadRequest(format!(
+                    "at most {MAX_REPORTED_REMOTES} remote users per report"
+                )));
+            }
+            let mut samples = Vec::new();
+            let mut add = |peer: &str,
+                           metric: &'static str,
+                           v: Option<f64>,
+                           max: f64|
+             -> Result<(), ProtoError> {
+                match v {
+                    None => Ok(()),
+                    Some(v) if v.is_finite() && (0.0..=max).contains(&v) => {
+                        samples.push((peer.to_owned(), metric, v));
+                        Ok(())
+                    }
+                    Some(_) => Err(ProtoError::BadRequest(format!("{metric} out of range"))),
+                }
+            };
+            add("", "bigvCapFps", capture_fps, 240.0)?;
+            add("", "appCpu", app_cpu, 100.0)?;
+            add("", "sysCpu", sys_cpu, 100.0)?;
+            for r in &remote {
+                add(&r.userid, "bigvDecFps", r.decode_fps, 240.0)?;
+                add(&r.userid, "bigvBlock", r.video_block_ms, 60_000.0)?;
+                add(&r.userid, "aBlock", r.audio_block_ms, 60_000.0)?;
+            }
+            edge.sfu.client_report(s, samples).await?;
+            Reply::None
+        }
         ClientMsg::Publish { sdp, tracks } => {
             let mut sources = Vec::with_capacity(tracks.len());
             for t in tracks {

@@ -133,6 +133,28 @@ impl Worker {
             } => {
                 let _ = reply.send(self.client_role(&session, role));
             }
+            C::Report {
+                session,
+                samples,
+                reply,
+            } => {
+                let r = self.client_of(&session).map(|cid| {
+                    let c = &self.clients[&cid];
+                    let (slot, user) = (c.slot, c.user.clone());
+                    for (peer, metric, value) in samples {
+                        self.emit_for(
+                            slot,
+                            &user,
+                            EventKind::Quality {
+                                peer,
+                                metric,
+                                value,
+                            },
+                        );
+                    }
+                });
+                let _ = reply.send(r);
+            }
             C::Exit { session, reply } => {
                 let r = self
                     .client_of(&session)

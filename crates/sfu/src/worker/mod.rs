@@ -184,7 +184,11 @@ impl Worker {
             timers: self.timers.len(),
             events_dropped: self.events_dropped,
             events_queued: self.events.max_capacity() - self.events.capacity(),
-            users: self.rooms.values().map(|r| r.sessions.users().count()).sum(),
+            users: self
+                .rooms
+                .values()
+                .map(|r| r.sessions.users().count())
+                .sum(),
             counters: self.counters,
         }
     }

@@ -49,7 +49,9 @@ fn push_media(out: &mut Vec<Sample>, l: Line, secs: f64) {
     } else {
         add("bigvBit", bit.round());
         add("bigvLoss", loss);
-        add(l.fps_metric, (l.flow.frames as f64 / secs).round());
+        if !l.fps_metric.is_empty() {
+            add(l.fps_metric, (l.flow.frames as f64 / secs).round());
+        }
         if let Some((w, h)) = l.flow.dims {
             add("bigvWidth", f64::from(w));
             add("bigvHeight", f64::from(h));
@@ -102,7 +104,8 @@ impl Worker {
                     audio,
                     flow,
                     loss: p.loss.get(&mid).copied(),
-                    fps_metric: "bigvDecFps",
+                    // Clients report the fps they render; for the others, what was forwarded.
+                    fps_metric: if p.client.is_some() { "" } else { "bigvDecFps" },
                 };
                 push_media(&mut samples, line, secs);
             }
