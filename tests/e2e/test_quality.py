@@ -124,3 +124,54 @@ def comm_id_of(h, since: int, room: str) -> str:
     live = [r for r in rooms["RoomList"] if not r["IsFinished"]]
     assert len(live) == 1, rooms
     return live[0]["CommId"]
+
+
+def test_loss_on_one_subscribers_path_is_its_downstream_loss_and_an_abnormal_experience(hearth_media):
+    """The viewer's network loses every 5th video packet (retransmissions get through, so the
+    picture survives, but its receiver reports count the loss): the server attributes it to
+    that viewer's downstream, not to the publisher, and DescribeUnusualEvent reports it."""
+    from aiortc.rtcrtpreceiver import RTCRtpReceiver
+
+    h = hearth_media
+    started = int(time.time())
+
+    async def body():
+        pub = await Publisher(h, APP1, "loss-pub", room=810).start()
+        view = Viewer(h, APP1, "loss-view", "loss-pub", room=810)
+        lossy = next(t.receiver for t in view.pc.getTransceivers() if t.kind == "video")
+        original = RTCRtpReceiver._handle_rtp_packet
+
+        async def drop_every_fifth(self, packet, arrival_time_ms):
+            if self is lossy and packet.ssrc not in self._RTCRtpReceiver__rtx_ssrc \
+                    and packet.sequence_number % 5 == 0:
+                return
+            await original(self, packet, arrival_time_ms)
+
+        RTCRtpReceiver._handle_rtp_packet = drop_every_fifth
+        try:
+            await view.start()
+            await view.wait_frames(video=20, audio=20)
+            await asyncio.sleep(10)
+            cid = comm_id_of(h, started, "810")
+        finally:
+            RTCRtpReceiver._handle_rtp_packet = original
+        await view.delete()
+        await pub.delete()
+        await view.close()
+        await pub.close()
+        return cid
+
+    cid = run(body())
+    client = sdk_client(h)
+    now = int(time.time())
+    detail = client.call_json("DescribeCallDetailInfo", {
+        "SdkAppId": APP1, "CommId": cid, "UserIds": ["loss-pub", "loss-view"], "DataType": ["bigvLoss"],
+        "StartTime": started, "EndTime": now})["Response"]
+    down = [v for _, v in series(detail, "loss-view", "loss-pub", "bigvLoss")]
+    up = [v for _, v in series(detail, "loss-pub", "", "bigvLoss")]
+    assert down and max(down) >= 15, f"the viewer's downstream loss (%): {down}"
+    assert up and max(up) < 2, f"the publisher's upstream is clean (%): {up}"
+    unusual = client.call_json("DescribeUnusualEvent", {"SdkAppId": APP1, "StartTime": started,
+                                                        "EndTime": now, "RoomId": "810"})["Response"]
+    users = {e["UserId"] for e in unusual["AbnormalExperienceList"]}
+    assert "loss-view" in users and "loss-pub" not in users, unusual
