@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import TLSSigAPIv2 from 'tls-sig-api-v2';
+import tencentcloud from 'tencentcloud-sdk-nodejs-intl-en';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(HERE, '..', '..');
@@ -96,8 +97,8 @@ export async function freeUdpRange(count) {
 
 /** A running `hearth serve`. */
 export class Hearth {
-  constructor({ name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig }) {
-    Object.assign(this, { name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig });
+  constructor({ name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig, secretId, secretKey }) {
+    Object.assign(this, { name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig, secretId, secretKey });
     this.exitCode = null;
     this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
       this.exitCode = code ?? signal;
@@ -120,6 +121,28 @@ export class Hearth {
   userSig(userId, expire = 86400) {
     if (!this.appKey) throw new Error('a zero-config server: its key is in its data dir, use /dev/usersig');
     return new TLSSigAPIv2.Api(SDK_APP_ID, this.appKey).genUserSig(userId, expire);
+  }
+
+  /**
+   * Calls a TRTC API action with the official Node.js SDK (tencentcloud-sdk-nodejs-intl-en)
+   * signed with `signMethod` (TC3-HMAC-SHA256 by default); resolves with the response object.
+   */
+  async api(action, params, { signMethod = 'TC3-HMAC-SHA256' } = {}) {
+    const { Credential, ClientProfile, HttpProfile } = tencentcloud.common;
+    const http = new HttpProfile();
+    http.endpoint = `127.0.0.1:${this.httpPort}`;
+    http.protocol = 'http://';
+    const profile = new ClientProfile();
+    profile.httpProfile = http;
+    profile.signMethod = signMethod;
+    const trtc = tencentcloud.trtc.v20190722;
+    const client = new trtc.Client(new Credential(this.secretId, this.secretKey), 'ap-guangzhou', profile);
+    const req = new trtc.Models[`${action}Request`]();
+    req.from_json_string(JSON.stringify(params));
+    return new Promise((resolve, reject) => client[action](req, (err, resp) => {
+      if (err) reject(Object.assign(new Error(`${action}: ${err.code} ${err.message}`), { code: err.code }));
+      else resolve(JSON.parse(resp.to_json_string()));
+    }));
   }
 
   /** SIGTERM; resolves with the exit code. Throws if it does not exit in time. */
@@ -177,6 +200,8 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
     let args;
     let env;
     let appKey = null;
+    let secretId = null;
+    let secretKey = null;
     if (zeroConfig) {
       args = ['serve'];
       env = hearthEnv({
@@ -189,6 +214,8 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
       });
     } else {
       appKey = crypto.randomBytes(32).toString('hex');
+      secretId = `AKIDbrowser${crypto.randomBytes(12).toString('hex')}`;
+      secretKey = crypto.randomBytes(16).toString('hex');
       const config = path.join(dir, 'hearth.toml');
       fs.writeFileSync(config, [
         '[server]',
@@ -207,8 +234,8 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
         'admins = ["administrator"]',
         '',
         '[[credentials]]',
-        `secret_id = "AKIDbrowser${crypto.randomBytes(12).toString('hex')}"`,
-        `secret_key = "${crypto.randomBytes(16).toString('hex')}"`,
+        `secret_id = "${secretId}"`,
+        `secret_key = "${secretKey}"`,
         `apps = [${SDK_APP_ID}]`,
         '',
       ].join('\n'));
@@ -218,7 +245,7 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
     const fd = fs.openSync(stderrPath, 'w');
     const proc = spawn(HEARTH_BIN, args, { cwd: REPO, env, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
-    const h = new Hearth({ name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig });
+    const h = new Hearth({ name, dir, proc, httpPort, mediaPorts, stderrPath, appKey, zeroConfig, secretId, secretKey });
     if (await waitHealthy(h)) {
       log(`hearth (${name}) at ${h.url}, media ${mediaPorts.join('-')}, dir ${dir}`);
       return h;

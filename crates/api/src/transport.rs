@@ -190,15 +190,20 @@ fn authenticate_tc3(
     } else {
         tc3::sha256_hex(r.body)
     };
-    let canonical = tc3::canonical_request(&tc3::CanonicalInput {
-        method: if is_get { "GET" } else { "POST" },
-        query: if is_get { r.query } else { "" },
-        headers: &signed,
-        payload_hash: &payload_hash,
-    });
-    let sts = tc3::string_to_sign(&timestamp.to_string(), &a.date, &a.service, &canonical);
-    let expected = tc3::sign(&cred.secret_key, &a.date, &a.service, &sts);
-    if !same(expected.as_bytes(), a.signature.as_bytes()) {
+    let method = if is_get { "GET" } else { "POST" };
+    let query = if is_get { r.query } else { "" };
+    let verify = |headers: &[(String, String)]| {
+        let canonical = tc3::canonical_request(&tc3::CanonicalInput {
+            method,
+            query,
+            headers,
+            payload_hash: &payload_hash,
+        });
+        let sts = tc3::string_to_sign(&timestamp.to_string(), &a.date, &a.service, &canonical);
+        let expected = tc3::sign(&cred.secret_key, &a.date, &a.service, &sts);
+        same(expected.as_bytes(), a.signature.as_bytes())
+    };
+    if !verify(&signed) && !verify(&without_host_port(&signed)) {
         return Err(ApiError::SignatureFailure);
     }
     if !is_get && r.body.len() > MAX_TC3_POST_BYTES {
@@ -206,8 +211,11 @@ fn authenticate_tc3(
             "TC3 POST requests are limited to 10 MB.".into(),
         ));
     }
-    let service =
-        Service::from_name(&a.service).ok_or_else(|| ApiError::NoSuchProduct(a.service.clone()))?;
+    // The scope names the product; an SDK pointed at an address (`127.0.0.1:8080`) derives it
+    // from the first label ("127"), so then the version tells.
+    let service = Service::from_name(&a.service)
+        .or_else(|| service_of_version(&version))
+        .ok_or_else(|| ApiError::NoSuchProduct(a.service.clone()))?;
     let action = resolve(service, &version, &action)?;
     let params = match json_body {
         Some(body) => json_params(body, fields)?,
@@ -292,12 +300,30 @@ fn authenticate_v1(
 fn service_of_v1(host: &str, version: &str) -> Service {
     let label = host.split('.').next().unwrap_or("");
     Service::from_name(label)
-        .or_else(|| {
-            [Service::Trtc, Service::Lcic]
-                .into_iter()
-                .find(|s| s.version() == version)
-        })
+        .or_else(|| service_of_version(version))
         .unwrap_or(Service::Trtc)
+}
+
+fn service_of_version(version: &str) -> Option<Service> {
+    [Service::Trtc, Service::Lcic]
+        .into_iter()
+        .find(|s| s.version() == version)
+}
+
+/// The signed headers with `host` cut to its hostname: the official Node.js SDK signs the
+/// hostname of its endpoint but sends `Host` with the port, which only matters off the cloud.
+fn without_host_port(signed: &[(String, String)]) -> Vec<(String, String)> {
+    signed
+        .iter()
+        .map(
+            |(name, value)| match (name.as_str(), value.rsplit_once(':')) {
+                ("host", Some((host, port))) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                    (name.clone(), host.to_owned())
+                }
+                _ => (name.clone(), value.clone()),
+            },
+        )
+        .collect()
 }
 
 fn caller(cred: &hearth_store::CredentialRecord) -> Caller {
@@ -370,5 +396,30 @@ mod tests {
             assert_eq!(check_skew(t, now), Err(ApiError::SignatureExpire), "{t}");
         }
         assert_eq!(check_skew(now.0 - MAX_SKEW_SECS, now), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod node_sdk_tests {
+    use super::*;
+
+    #[test]
+    fn the_host_port_can_be_dropped_for_sdks_that_sign_the_hostname() {
+        let signed = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("host".to_owned(), "127.0.0.1:8080".to_owned()),
+        ];
+        let cut = without_host_port(&signed);
+        assert_eq!(cut[1].1, "127.0.0.1");
+        assert_eq!(cut[0], signed[0]);
+        let odd = vec![("host".to_owned(), "http://example.com".to_owned())];
+        assert_eq!(without_host_port(&odd), odd, "not a port: unchanged");
+    }
+
+    #[test]
+    fn an_address_as_scope_service_falls_back_to_the_version() {
+        assert_eq!(service_of_version("2019-07-22"), Some(Service::Trtc));
+        assert_eq!(service_of_version("2022-08-17"), Some(Service::Lcic));
+        assert_eq!(service_of_version("2017-03-12"), None);
     }
 }
