@@ -578,7 +578,8 @@ PARAM_CASES = [
     ("DismissRoomByStrRoomId", {"SdkAppId": APP1, "RoomId": "r" * 64}, "FailedOperation.RoomNotExist"),
     ("DismissRoomByStrRoomId", {"SdkAppId": APP1, "RoomId": "!#$%&()+-:;<=.>?@[]^_{}|~, ok"},
      "FailedOperation.RoomNotExist"),
-    ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "InvalidAction"),
+    ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "FailedOperation.RoomNotExist"),
+    ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
 ]
 
 

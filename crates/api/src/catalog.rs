@@ -81,12 +81,12 @@ const R5: RateLimit = RateLimit::per_second(5);
 
 /// Every action of spec §2.1 and §6.1, in the spec's order.
 pub const ACTIONS: &[Action] = &[
-    a(Trtc, "RemoveUser", R20, false),
-    a(Trtc, "RemoveUserByStrRoomId", R20, false),
+    a(Trtc, "RemoveUser", R20, true),
+    a(Trtc, "RemoveUserByStrRoomId", R20, true),
     a(Trtc, "DismissRoom", R20, true),
     a(Trtc, "DismissRoomByStrRoomId", R20, true),
-    a(Trtc, "SetUserBlocked", R20, false),
-    a(Trtc, "SetUserBlockedByStrRoomId", R20, false),
+    a(Trtc, "SetUserBlocked", R20, true),
+    a(Trtc, "SetUserBlockedByStrRoomId", R20, true),
     a(Trtc, "StartPublishCdnStream", R20, false),
     a(Trtc, "UpdatePublishCdnStream", R20, false),
     a(Trtc, "StopPublishCdnStream", R20, false),

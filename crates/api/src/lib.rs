@@ -21,7 +21,7 @@ pub use error::ApiError;
 pub use gateway::router;
 pub use metrics::ApiMetrics;
 pub use rate_limit::RateLimiter;
-pub use rooms::{RoomControl, RoomError, RoomFuture};
+pub use rooms::{Block, RoomControl, RoomError, RoomFuture};
 pub use tenants::{Caller, Tenants};
 
 use hearth_store::Store;

@@ -2,7 +2,7 @@
 //! the rooms (the media plane, or the store while there is none).
 
 use crate::error::ApiError;
-use hearth_types::{RoomKey, SdkAppId};
+use hearth_types::{RoomKey, SdkAppId, UserId};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -13,6 +13,8 @@ pub type RoomFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RoomError>> +
 pub enum RoomError {
     /// Nobody is in that room.
     NotFound,
+    /// The user is not in the room.
+    UserNotFound,
     /// The owner of the rooms could not be reached or failed.
     Unavailable(String),
 }
@@ -21,6 +23,7 @@ impl From<RoomError> for ApiError {
     fn from(e: RoomError) -> Self {
         match e {
             RoomError::NotFound => ApiError::RoomNotExist,
+            RoomError::UserNotFound => ApiError::UserNotExist,
             RoomError::Unavailable(why) => {
                 tracing::error!(%why, "room control unavailable");
                 ApiError::Internal
@@ -29,8 +32,19 @@ impl From<RoomError> for ApiError {
     }
 }
 
+/// What an operator blocks of a user (SetUserBlocked's IsMute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub audio: bool,
+    pub video: bool,
+}
+
 /// Operations on live rooms.
 pub trait RoomControl: Send + Sync + 'static {
     /// Removes everyone from the room and ends its call.
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()>;
+    /// Removes the listed users (those not in the room are skipped); returns who was removed.
+    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>>;
+    /// Blocks (both false: unblocks) a user's audio and/or video.
+    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, block: Block) -> RoomFuture<'_, ()>;
 }

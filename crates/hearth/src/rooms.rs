@@ -1,15 +1,32 @@
 //! Room control for the API, backed by the media plane: dismissing a room removes everyone
 //! from it on its worker.
 
-use hearth_api::{RoomControl, RoomError, RoomFuture};
+use hearth_api::{Block, RoomControl, RoomError, RoomFuture};
 use hearth_sfu::{SfuError, SfuHandle};
-use hearth_types::{RoomKey, SdkAppId};
+use hearth_types::{RoomKey, SdkAppId, UserId};
 
 pub struct SfuRooms {
     pub sfu: SfuHandle,
 }
 
+fn room_error(e: SfuError) -> RoomError {
+    match e {
+        SfuError::RoomNotFound => RoomError::NotFound,
+        SfuError::UserNotFound => RoomError::UserNotFound,
+        other => RoomError::Unavailable(other.to_string()),
+    }
+}
+
 impl RoomControl for SfuRooms {
+    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>> {
+        Box::pin(async move { self.sfu.kick(app, room, users).await.map_err(room_error) })
+    }
+
+    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, block: Block) -> RoomFuture<'_, ()> {
+        let blocked = hearth_sfu::Blocked { audio: block.audio, video: block.video };
+        Box::pin(async move { self.sfu.block(app, room, user, blocked).await.map_err(room_error) })
+    }
+
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()> {
         Box::pin(async move {
             self.sfu.dismiss(app, room).await.map_err(|e| match e {

@@ -71,6 +71,8 @@ pub enum ClientNotice {
     UserUpdated(RosterUser),
     /// The session is over; the socket should close after telling the client.
     Ended(NoticeReason),
+    /// An operator blocked (or, both false, unblocked) the client's audio and/or video.
+    Blocked { audio: bool, video: bool },
 }
 
 /// What `client_enter` returns.

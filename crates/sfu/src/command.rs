@@ -46,6 +46,8 @@ pub enum SfuError {
     SessionNotFound,
     #[error("no such room")]
     RoomNotFound,
+    #[error("that user is not in the room")]
+    UserNotFound,
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
     #[error("the media plane is not running")]
@@ -126,6 +128,19 @@ pub(crate) enum Command {
     },
     Stats {
         reply: Reply<WorkerStats>,
+    },
+    Kick {
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+        reply: Reply<Vec<UserId>>,
+    },
+    Block {
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        blocked: crate::Blocked,
+        reply: Reply<()>,
     },
     Client(ClientCommand),
     Shutdown,

@@ -8,8 +8,9 @@ pub mod core;
 pub mod events;
 mod handle;
 mod offer;
-mod worker;
+pub(crate) mod worker;
 
 pub use command::{Counters, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
 pub use handle::{SfuConfig, SfuHandle};
+pub use worker::Blocked;
 pub use offer::MAX_OFFER_BYTES;

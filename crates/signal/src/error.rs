@@ -38,7 +38,8 @@ impl IntoResponse for EdgeError {
                     | SfuError::WrongDirection(_) => StatusCode::BAD_REQUEST,
                     SfuError::PublisherNotFound
                     | SfuError::SessionNotFound
-                    | SfuError::RoomNotFound => StatusCode::NOT_FOUND,
+                    | SfuError::RoomNotFound
+                    | SfuError::UserNotFound => StatusCode::NOT_FOUND,
                     SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
                     SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 };

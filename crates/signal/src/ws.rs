@@ -270,6 +270,20 @@ fn notice_msg(n: ClientNotice) -> (ServerMsg, bool) {
         ClientNotice::UserEntered(u) => (ServerMsg::UserEntered { user: user_msg(u) }, false),
         ClientNotice::UserUpdated(u) => (ServerMsg::UserUpdated { user: user_msg(u) }, false),
         ClientNotice::UserExited(u) => (ServerMsg::UserExited { userid: u.0 }, false),
+        ClientNotice::Blocked { audio, video } => {
+            let (reason, message) = match (audio, video) {
+                (false, false) => ("unblocked", "an operator allowed your audio and video again".to_owned()),
+                (a, v) => {
+                    let what = match (a, v) {
+                        (true, true) => "audio and video",
+                        (true, false) => "audio",
+                        _ => "video",
+                    };
+                    ("blocked", format!("an operator blocked your {what}"))
+                }
+            };
+            (ServerMsg::Notice { reason, message }, false)
+        }
         ClientNotice::Ended(reason) => {
             let (reason, message) = match reason {
                 NoticeReason::Kicked => ("kicked", "an operator removed you from the room"),

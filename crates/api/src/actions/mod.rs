@@ -4,6 +4,7 @@
 
 mod calls;
 mod lcic;
+mod moderation;
 mod monitor;
 mod room;
 mod unusual;
@@ -59,6 +60,10 @@ pub async fn dispatch(
 ) -> Result<Map<String, Value>, ApiError> {
     match action {
         "DismissRoom" => room::dismiss_room(&ctx, params).await,
+        "RemoveUser" => moderation::remove_user(&ctx, params).await,
+        "RemoveUserByStrRoomId" => moderation::remove_user_by_str(&ctx, params).await,
+        "SetUserBlocked" => moderation::set_user_blocked(&ctx, params).await,
+        "SetUserBlockedByStrRoomId" => moderation::set_user_blocked_by_str(&ctx, params).await,
         "DismissRoomByStrRoomId" => room::dismiss_room_by_str(&ctx, params).await,
         "DescribeRoomInfo" => monitor::describe_room_info(&ctx, params).await,
         "DescribeUserInfo" => monitor::describe_user_info(&ctx, params).await,

@@ -164,6 +164,13 @@ impl Worker {
         }
     }
 
+    /// Sends a notice to a client's signaling task (dropped if its queue is full).
+    pub(crate) fn tell(&self, cid: ParticipantId, notice: ClientNotice) {
+        if let Some(c) = self.clients.get(&cid) {
+            let _ = c.notify.try_send(notice);
+        }
+    }
+
     fn client_of(&self, s: &SessionRef) -> Result<ParticipantId, SfuError> {
         match self.clients.get(&s.peer) {
             Some(c) if s.worker == self.index && c.token == s.token => Ok(s.peer),
@@ -272,6 +279,10 @@ impl Worker {
         let cid = self.client_of(s)?;
         if self.clients[&cid].role != Role::Anchor {
             return Err(SfuError::Forbidden("an audience member cannot publish"));
+        }
+        let c = &self.clients[&cid];
+        if self.blocked(c.slot, &c.user).any() {
+            return Err(SfuError::Forbidden("an operator blocked your audio or video in this room"));
         }
         check_offer(sdp, OfferDirection::Sends)?;
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;

@@ -127,6 +127,8 @@ impl Worker {
                         .unwrap_or_default(),
                 );
                 let track = TrackId(self.next_participant().0);
+                let p = self.peers.get(&pid).expect("checked above");
+                let blocked = self.blocked(p.slot, &p.user).covers(m.kind);
                 let p = self.peers.get_mut(&pid).expect("checked above");
                 p.inbound.insert(
                     m.mid,
@@ -135,6 +137,7 @@ impl Worker {
                         kind: m.kind,
                         rids,
                         muted,
+                        blocked,
                         flow: Default::default(),
                         dims: [None; 4],
                     },
@@ -193,7 +196,7 @@ impl Worker {
             inbound.flow.frames += 1;
             inbound.flow.dims = dims;
         }
-        if inbound.muted {
+        if inbound.muted || inbound.blocked {
             return;
         }
         let inbound_kind = inbound.kind;

@@ -5,6 +5,9 @@
 mod clients;
 mod demux;
 mod media;
+mod moderation;
+
+pub use moderation::Blocked;
 mod peer;
 mod quality;
 mod rooms;
@@ -166,6 +169,12 @@ impl Worker {
                 let _ = reply.send(self.room_users(app, &room));
             }
             Command::Client(c) => self.handle_client_command(c),
+            Command::Kick { app, room, users, reply } => {
+                let _ = reply.send(self.kick(app, &room, &users));
+            }
+            Command::Block { app, room, user, blocked, reply } => {
+                let _ = reply.send(self.block(app, &room, &user, blocked));
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }

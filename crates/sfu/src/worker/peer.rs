@@ -31,6 +31,8 @@ pub struct Inbound {
     pub rids: Vec<Rid>,
     /// Muted by its client: nothing is forwarded.
     pub muted: bool,
+    /// Blocked by an operator: nothing is forwarded.
+    pub blocked: bool,
     /// What arrived since the last quality sample (frames of the top layer only).
     pub flow: Flow,
     /// Picture size per layer, read from keyframes.

@@ -21,6 +21,8 @@ pub(crate) struct RoomState {
     pub sessions: Presence<SessionKey>,
     /// Users the room's clients have been told about (`user_entered` sent).
     pub announced: std::collections::HashSet<UserId>,
+    /// Users an operator blocked, and what of them.
+    pub blocked: std::collections::HashMap<UserId, super::moderation::Blocked>,
 }
 
 impl Worker {
@@ -84,6 +86,7 @@ impl Worker {
                 comm_id,
                 sessions: Presence::default(),
                 announced: Default::default(),
+                blocked: Default::default(),
             },
         );
         slot
