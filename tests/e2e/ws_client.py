@@ -1,4 +1,8 @@
-"""An aiortc client of Hearth's WebSocket protocol v1 (docs/protocol.md): one socket, a publish
+"""An aiortc client of Hearth's WebSocket protocol v1 (known limit: when one server offer adds
+several media lines at once — two publishers starting at the same moment — aiortc 1.16 decodes
+only some of them; Chromium receives all. Tests let publishers arrive one after the other.)
+
+An aiortc client of Hearth's WebSocket protocol v1 (docs/protocol.md): one socket, a publish
 connection (we offer) and a subscribe connection (the server offers), counting what it decodes
 per remote user and stream."""
 
