@@ -1,6 +1,6 @@
 // Room management on Chromium sessions through the official Node.js SDK: RemoveUser kicks one
-// page (which is told), SetUserBlocked stops and resumes a page's video at the others; the pages
-// not targeted keep their media.
+// page (which is told), SetUserBlocked stops and resumes a page's video at the others, DismissRoom
+// ends the room for everyone; the pages not targeted keep their media.
 
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
@@ -31,7 +31,7 @@ async function progress(p, userId, ms = 1500) {
 }
 
 describe('moderation', () => {
-  scenarioTest('RemoveUser kicks a Chromium page; SetUserBlocked stops and resumes its video; others keep theirs', env, async (sc) => {
+  scenarioTest('RemoveUser kicks a Chromium page; SetUserBlocked stops and resumes its video; others keep theirs; DismissRoom ends it', env, async (sc) => {
     const room = freshRoom();
     const alice = await sc.participant('alice', opts('mod-alice', room));
     const bob = await sc.participant('bob', opts('mod-bob', room));
@@ -58,5 +58,12 @@ describe('moderation', () => {
     await bob.waitEvent('notice', (e) => e.reason === 'kicked', { timeout: 2000 });
     await carol.waitEvent('user-exited', (e) => e.userId === 'mod-bob', { timeout: 3000 });
     assert.ok(await progress(carol, 'mod-alice') > 5, "alice's video still flows at carol");
+
+    // Dismiss the room: both remaining pages are told and leave.
+    await server.api('DismissRoom', { SdkAppId: SDK_APP_ID, RoomId: room });
+    await alice.waitEvent('notice', (e) => e.reason === 'room_dismissed', { timeout: 2000 });
+    await carol.waitEvent('notice', (e) => e.reason === 'room_dismissed', { timeout: 2000 });
+    await assert.rejects(server.api('DismissRoom', { SdkAppId: SDK_APP_ID, RoomId: room }),
+      (e) => e.code === 'FailedOperation.RoomNotExist');
   });
 });
