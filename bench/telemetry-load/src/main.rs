@@ -1,0 +1,839 @@
+//! Telemetry store benchmark (not a test). Generates call telemetry the way the recorder
+//! writes it (call and session lifecycle one call at a time, events and quality samples in
+//! batches of at most 512 rows, one transaction each) into a `SqliteStore` on a file, then:
+//!
+//! 1. writer throughput: rows/s inside `append_quality` / `append_events`, and overall;
+//! 2. p50/p99 latency of the store queries behind `DescribeCallDetailInfo`
+//!    (`sessions_of_call`, first page of 6, then `quality` for those users × all 13 metrics
+//!    over ≤ 1 h) and `DescribeUserEvent` (`user_events` of one user over one call);
+//! 3. disk bytes per user-hour (database + WAL after a TRUNCATE checkpoint).
+//!
+//! Shape: `--users` users in rooms of 4–10, each room holding calls of 30–90 min back to back
+//! (all members join at the start and leave at the end). Every `--seconds-between-samples`
+//! each user emits 7 upstream metrics (aBit aLoss bigvBit bigvLoss bigvEncFps bigvWidth
+//! bigvHeight, as `sfu::worker::quality` does) and 7 downstream metrics (bigvDecFps instead
+//! of bigvEncFps) per remote user, up to `--downstream-peers` of them. Samples are written in
+//! global time order (all rooms interleaved), as the live recorder sees them.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use hearth_store::{
+    CallRecord, EventQuery, EventRecord, LeaveReason, NewSession, QualityQuery, QualitySample,
+    SessionId, SessionQuery, SqliteStore, Store,
+};
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const APP: SdkAppId = SdkAppId(1_400_000_001);
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600;
+/// Rows per store append, as `telemetry::recorder::BATCH`.
+const BATCH: usize = 512;
+const UP: [&str; 7] = [
+    "aBit",
+    "aLoss",
+    "bigvBit",
+    "bigvLoss",
+    "bigvEncFps",
+    "bigvWidth",
+    "bigvHeight",
+];
+const DOWN: [&str; 7] = [
+    "aBit",
+    "aLoss",
+    "bigvBit",
+    "bigvLoss",
+    "bigvDecFps",
+    "bigvWidth",
+    "bigvHeight",
+];
+/// DescribeCallDetailInfo's DataType list (`api::actions::calls::METRICS`).
+const METRICS: [&str; 13] = [
+    "appCpu",
+    "sysCpu",
+    "aBit",
+    "aBlock",
+    "bigvBit",
+    "bigvCapFps",
+    "bigvEncFps",
+    "bigvDecFps",
+    "bigvBlock",
+    "aLoss",
+    "bigvLoss",
+    "bigvWidth",
+    "bigvHeight",
+];
+/// The SQL of `hearth-store` (crates/store/src/sqlite/{telemetry,calls}.rs), for EXPLAIN only.
+const QUALITY_SQL: &str =
+    "SELECT sdk_app_id, comm_id, user_id, peer, metric, time, value FROM quality_samples
+     WHERE comm_id = ?2 AND time BETWEEN ?3 AND ?4 AND sdk_app_id = ?1
+       AND (?5 OR user_id IN (SELECT value FROM json_each(?6)))
+       AND (?7 OR metric IN (SELECT value FROM json_each(?8)))
+     ORDER BY time, id";
+const EVENTS_SQL: &str =
+    "SELECT sdk_app_id, comm_id, user_id, time_ms, event_id, param_one, param_two FROM events
+     WHERE comm_id = ?2 AND user_id = ?3 AND time_ms BETWEEN ?4 AND ?5 AND sdk_app_id = ?1
+     ORDER BY time_ms, id";
+const SESSIONS_SQL: &str = "SELECT s.id, s.comm_id, s.sdk_app_id, c.room_kind, c.room_string,
+        s.user_id, s.joined_at, s.left_at, s.leave_reason, s.device_type, s.sdk_version, s.client_ip
+    FROM sessions s JOIN calls c ON c.sdk_app_id = s.sdk_app_id AND c.comm_id = s.comm_id
+    WHERE +s.sdk_app_id = ?1 AND s.comm_id = ?2
+        AND s.joined_at <= ?4 AND (s.left_at IS NULL OR s.left_at >= ?3)
+        AND (?5 OR s.user_id IN (SELECT value FROM json_each(?6)))
+    ORDER BY s.joined_at, s.id LIMIT ?7 OFFSET ?8";
+/// `finish_open_calls`' session update (crates/store/src/sqlite/calls.rs), run at start-up.
+const FINISH_OPEN_SQL: &str =
+    "UPDATE sessions SET leave_reason = ?2, left_at = min(?1, max(joined_at,
+    coalesce((SELECT max(e.time_ms) / 1000 FROM events e
+              WHERE e.comm_id = sessions.comm_id AND e.user_id = sessions.user_id), 0),
+    coalesce((SELECT max(q.time) FROM quality_samples q
+              WHERE q.comm_id = sessions.comm_id AND q.user_id = sessions.user_id), 0)))
+ WHERE left_at IS NULL";
+
+#[derive(Parser, Debug)]
+#[command(about = "Telemetry store benchmark: writer rows/s, query p50/p99, bytes per user-hour")]
+struct Args {
+    /// Days of history to generate (fractions allowed).
+    #[arg(long, default_value_t = 14.0)]
+    days: f64,
+    /// Concurrent users (all in calls all the time).
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Seconds between two quality samples of one user (the server samples every 2 s).
+    #[arg(long, default_value_t = 2)]
+    seconds_between_samples: i64,
+    /// Remote users each user gets downstream samples for (9 = all in rooms of ≤ 10).
+    #[arg(long, default_value_t = 9)]
+    downstream_peers: usize,
+    #[arg(long, default_value_t = 4)]
+    room_min: usize,
+    #[arg(long, default_value_t = 10)]
+    room_max: usize,
+    /// Random calls (and users) each query is timed on.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Database file (default: a temporary directory, deleted at exit).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Scale the disk and row figures are extrapolated to (days, users).
+    #[arg(long, default_value_t = 14.0)]
+    target_days: f64,
+    #[arg(long, default_value_t = 1000)]
+    target_users: usize,
+    /// Also print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Call {
+    comm_id: CommId,
+    start: i64,
+    end: i64,
+    sessions: Vec<SessionId>,
+    /// Next time (s) each member toggles its microphone.
+    next_toggle: Vec<i64>,
+    muted: Vec<bool>,
+}
+
+struct Room {
+    key: RoomKey,
+    users: Vec<UserId>,
+    call: Option<Call>,
+}
+
+struct Done {
+    comm_id: CommId,
+    start: i64,
+    end: i64,
+    users: Vec<UserId>,
+}
+
+#[derive(Default)]
+struct Writer {
+    quality: Vec<QualitySample>,
+    events: Vec<EventRecord>,
+    quality_rows: u64,
+    event_rows: u64,
+    quality_batches: u64,
+    event_batches: u64,
+    quality_time: Duration,
+    event_time: Duration,
+    lifecycle_ops: u64,
+    lifecycle_time: Duration,
+    max_batch: Duration,
+}
+
+impl Writer {
+    fn sample(&mut self, store: &SqliteStore, s: QualitySample) -> Result<()> {
+        self.quality.push(s);
+        if self.quality.len() >= BATCH {
+            self.flush_quality(store)?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, store: &SqliteStore, e: EventRecord) -> Result<()> {
+        self.events.push(e);
+        if self.events.len() >= BATCH {
+            self.flush_events(store)?;
+        }
+        Ok(())
+    }
+
+    fn flush_quality(&mut self, store: &SqliteStore) -> Result<()> {
+        if self.quality.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        store.append_quality(&self.quality)?;
+        let d = t.elapsed();
+        self.quality_time += d;
+        self.max_batch = self.max_batch.max(d);
+        self.quality_rows += self.quality.len() as u64;
+        self.quality_batches += 1;
+        self.quality.clear();
+        Ok(())
+    }
+
+    fn flush_events(&mut self, store: &SqliteStore) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        store.append_events(&self.events)?;
+        let d = t.elapsed();
+        self.event_time += d;
+        self.max_batch = self.max_batch.max(d);
+        self.event_rows += self.events.len() as u64;
+        self.event_batches += 1;
+        self.events.clear();
+        Ok(())
+    }
+
+    fn lifecycle<T>(&mut self, f: impl FnOnce() -> hearth_store::StoreResult<T>) -> Result<T> {
+        let t = Instant::now();
+        let r = f()?;
+        self.lifecycle_time += t.elapsed();
+        self.lifecycle_ops += 1;
+        Ok(r)
+    }
+}
+
+fn ev(comm_id: &CommId, user: &UserId, time_ms: i64, event_id: u32) -> EventRecord {
+    EventRecord {
+        sdk_app_id: APP,
+        comm_id: comm_id.clone(),
+        user_id: user.clone(),
+        time_ms,
+        event_id,
+        param_one: -1,
+        param_two: -1,
+    }
+}
+
+fn metric_value(rng: &mut StdRng, metric: &str) -> f64 {
+    match metric {
+        "aBit" => rng.gen_range(24_000..64_000) as f64,
+        "bigvBit" => rng.gen_range(300_000..2_500_000) as f64,
+        "aLoss" | "bigvLoss" => {
+            if rng.gen_bool(0.9) {
+                0.0
+            } else {
+                rng.gen_range(0.0..15.0)
+            }
+        }
+        "bigvEncFps" | "bigvDecFps" => rng.gen_range(12..31) as f64,
+        "bigvWidth" => 1280.0,
+        "bigvHeight" => 720.0,
+        _ => 0.0,
+    }
+}
+
+fn start_call(
+    store: &SqliteStore,
+    w: &mut Writer,
+    rng: &mut StdRng,
+    room: &Room,
+    t: i64,
+    end_of_run: i64,
+) -> Result<Call> {
+    let comm_id = CommId::new(APP, &room.key, UnixSecs(t));
+    let end = (t + rng.gen_range(30 * 60..=90 * 60)).min(end_of_run);
+    w.lifecycle(|| {
+        store.start_call(&CallRecord {
+            comm_id: comm_id.clone(),
+            sdk_app_id: APP,
+            room: room.key.clone(),
+            creator: room.users[0].0.clone(),
+            created_at: UnixSecs(t),
+            destroyed_at: None,
+        })
+    })?;
+    let mut sessions = Vec::new();
+    for (i, u) in room.users.iter().enumerate() {
+        let id = w.lifecycle(|| {
+            store.open_session(&NewSession {
+                comm_id: comm_id.clone(),
+                sdk_app_id: APP,
+                user_id: u.clone(),
+                joined_at: UnixSecs(t),
+                device_type: "WHIP/WHEP".into(),
+                sdk_version: "hearth-bench".into(),
+                client_ip: format!("10.0.{}.{}", i, rng.gen_range(1..255)),
+            })
+        })?;
+        sessions.push(id);
+        let ms = t * 1000 + rng.gen_range(0..1000);
+        // Entered, signalling and media up, audio and video on, then subscriptions.
+        for (k, id) in [32788, 32791, 32793, 32769, 32768].into_iter().enumerate() {
+            w.event(store, ev(&comm_id, u, ms + k as i64 * 50, id))?;
+        }
+        for k in 0..room.users.len() - 1 {
+            w.event(store, ev(&comm_id, u, ms + 400 + k as i64 * 20, 32776))?;
+            w.event(store, ev(&comm_id, u, ms + 410 + k as i64 * 20, 32777))?;
+        }
+    }
+    let n = room.users.len();
+    Ok(Call {
+        comm_id,
+        start: t,
+        end,
+        sessions,
+        next_toggle: (0..n).map(|_| t + rng.gen_range(60..600)).collect(),
+        muted: vec![false; n],
+    })
+}
+
+fn end_call(
+    store: &SqliteStore,
+    w: &mut Writer,
+    room: &Room,
+    call: Call,
+    t: i64,
+    done: &mut Vec<Done>,
+) -> Result<()> {
+    for (u, id) in room.users.iter().zip(&call.sessions) {
+        w.event(store, ev(&call.comm_id, u, t * 1000, 32789))?;
+        w.lifecycle(|| store.close_session(*id, UnixSecs(t), LeaveReason::Normal))?;
+    }
+    w.lifecycle(|| store.finish_call(&call.comm_id, UnixSecs(t), LeaveReason::Normal))?;
+    done.push(Done {
+        comm_id: call.comm_id,
+        start: call.start,
+        end: t,
+        users: room.users.clone(),
+    });
+    Ok(())
+}
+
+struct Generated {
+    writer: Writer,
+    wall: Duration,
+    calls: Vec<Done>,
+    user_hours: f64,
+    full_rows_per_user_hour: f64,
+    rooms: usize,
+}
+
+fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Generated> {
+    let mut rooms = Vec::new();
+    let mut left = args.users;
+    while left > 0 {
+        let n = rng.gen_range(args.room_min..=args.room_max).min(left);
+        let base = args.users - left;
+        rooms.push(Room {
+            key: RoomKey::Num(1000 + rooms.len() as u32),
+            users: (base..base + n)
+                .map(|i| UserId(format!("user_{i:05}")))
+                .collect(),
+            call: None,
+        });
+        left -= n;
+    }
+    // Rows per user-hour at full density (2 s, every remote user downstream).
+    let full_per_tick: usize = rooms
+        .iter()
+        .map(|r| r.users.len() * 7 * r.users.len())
+        .sum();
+    let full_rows_per_user_hour = full_per_tick as f64 / args.users as f64 * 1800.0;
+
+    let end_of_run = T0 + (args.days * 86_400.0) as i64;
+    let step = args.seconds_between_samples.max(1);
+    let mut w = Writer::default();
+    let mut done = Vec::new();
+    let began = Instant::now();
+    let mut last_report = Instant::now();
+    let mut t = T0;
+    while t < end_of_run {
+        for room in rooms.iter_mut() {
+            if room.call.as_ref().is_some_and(|c| t >= c.end) {
+                let call = room.call.take().expect("checked");
+                end_call(store, &mut w, room, call, t, &mut done)?;
+            }
+            if room.call.is_none() {
+                // The next call starts within a minute of the last one's end.
+                let start = t + rng.gen_range(0..60);
+                if start >= end_of_run {
+                    continue;
+                }
+                room.call = Some(start_call(store, &mut w, rng, room, start, end_of_run)?);
+            }
+            let call = room.call.as_mut().expect("set above");
+            if t < call.start {
+                continue;
+            }
+            let n = room.users.len();
+            for i in 0..n {
+                let u = &room.users[i];
+                if t >= call.next_toggle[i] {
+                    call.muted[i] = !call.muted[i];
+                    let id = if call.muted[i] { 32771 } else { 32769 };
+                    w.event(store, ev(&call.comm_id, u, t * 1000 + 500, id))?;
+                    call.next_toggle[i] = t + rng.gen_range(60..600);
+                }
+                for m in UP {
+                    let value = metric_value(rng, m);
+                    w.sample(
+                        store,
+                        QualitySample {
+                            sdk_app_id: APP,
+                            comm_id: call.comm_id.clone(),
+                            user_id: u.clone(),
+                            peer: String::new(),
+                            metric: m.to_owned(),
+                            time: UnixSecs(t),
+                            value,
+                        },
+                    )?;
+                }
+                for (j, peer) in room
+                    .users
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .take(args.downstream_peers)
+                {
+                    let _ = j;
+                    for m in DOWN {
+                        let value = metric_value(rng, m);
+                        w.sample(
+                            store,
+                            QualitySample {
+                                sdk_app_id: APP,
+                                comm_id: call.comm_id.clone(),
+                                user_id: u.clone(),
+                                peer: peer.0.clone(),
+                                metric: m.to_owned(),
+                                time: UnixSecs(t),
+                                value,
+                            },
+                        )?;
+                    }
+                }
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            last_report = Instant::now();
+            eprintln!(
+                "  {:.2} of {:.2} days, {} quality rows, {:.0} s",
+                (t - T0) as f64 / 86_400.0,
+                args.days,
+                w.quality_rows,
+                began.elapsed().as_secs_f64()
+            );
+        }
+        t += step;
+    }
+    for room in rooms.iter_mut() {
+        if let Some(call) = room.call.take() {
+            end_call(store, &mut w, room, call, end_of_run, &mut done)?;
+        }
+    }
+    w.flush_quality(store)?;
+    w.flush_events(store)?;
+    let wall = began.elapsed();
+    let user_hours = done
+        .iter()
+        .map(|c| (c.end - c.start) as f64 * c.users.len() as f64)
+        .sum::<f64>()
+        / 3600.0;
+    Ok(Generated {
+        writer: w,
+        wall,
+        calls: done,
+        user_hours,
+        full_rows_per_user_hour,
+        rooms: rooms.len(),
+    })
+}
+
+struct Lat {
+    samples_us: Vec<f64>,
+    rows: u64,
+}
+
+impl Lat {
+    fn new() -> Self {
+        Lat {
+            samples_us: Vec::new(),
+            rows: 0,
+        }
+    }
+    fn add(&mut self, d: Duration, rows: usize) {
+        self.samples_us.push(d.as_secs_f64() * 1e6);
+        self.rows += rows as u64;
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.samples_us.clone();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        v[i]
+    }
+    fn rows_per_query(&self) -> f64 {
+        self.rows as f64 / self.samples_us.len().max(1) as f64
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "n": self.samples_us.len(),
+            "p50_ms": self.pct(50.0) / 1000.0,
+            "p99_ms": self.pct(99.0) / 1000.0,
+            "max_ms": self.pct(100.0) / 1000.0,
+            "rows_per_query": self.rows_per_query(),
+        })
+    }
+}
+
+struct Queries {
+    sessions: Lat,
+    sessions_again: Lat,
+    quality: Lat,
+    detail: Lat,
+    events: Lat,
+}
+
+fn run_queries(store: &SqliteStore, calls: &[Done], n: usize, rng: &mut StdRng) -> Result<Queries> {
+    let mut q = Queries {
+        sessions: Lat::new(),
+        sessions_again: Lat::new(),
+        quality: Lat::new(),
+        detail: Lat::new(),
+        events: Lat::new(),
+    };
+    let metrics: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
+    for _ in 0..n {
+        let c = &calls[rng.gen_range(0..calls.len())];
+        // DescribeCallDetailInfo: a window of ≤ 1 h inside the call, first page of 6 users.
+        let start = c.start + rng.gen_range(0..=(c.end - c.start - 3600).max(0));
+        let end = (start + 3600).min(c.end);
+        let t = Instant::now();
+        let page = store.sessions_of_call(&SessionQuery {
+            sdk_app_id: APP,
+            comm_id: c.comm_id.clone(),
+            start: UnixSecs(start),
+            end: UnixSecs(end),
+            user_ids: vec![],
+            offset: 0,
+            limit: 6,
+        })?;
+        let t_sessions = t.elapsed();
+        // The same query again at once: separates SQL from whatever the first call paid for.
+        let t = Instant::now();
+        let again = store.sessions_of_call(&SessionQuery {
+            sdk_app_id: APP,
+            comm_id: c.comm_id.clone(),
+            start: UnixSecs(start),
+            end: UnixSecs(end),
+            user_ids: vec![],
+            offset: 0,
+            limit: 6,
+        })?;
+        q.sessions_again.add(t.elapsed(), again.items.len());
+        let mut users: Vec<UserId> = Vec::new();
+        for s in &page.items {
+            if !users.contains(&s.user_id) {
+                users.push(s.user_id.clone());
+            }
+        }
+        let t2 = Instant::now();
+        let samples = store.quality(&QualityQuery {
+            sdk_app_id: APP,
+            comm_id: c.comm_id.clone(),
+            start: UnixSecs(start),
+            end: UnixSecs(end),
+            user_ids: users,
+            metrics: metrics.clone(),
+        })?;
+        let t_quality = t2.elapsed();
+        q.sessions.add(t_sessions, page.items.len());
+        q.quality.add(t_quality, samples.len());
+        q.detail.add(t_sessions + t_quality, samples.len());
+
+        // DescribeUserEvent: one user of another random call, over the whole call.
+        let c = &calls[rng.gen_range(0..calls.len())];
+        let user = c.users[rng.gen_range(0..c.users.len())].clone();
+        let t = Instant::now();
+        let events = store.user_events(&EventQuery {
+            sdk_app_id: APP,
+            comm_id: c.comm_id.clone(),
+            user_id: user,
+            start_ms: c.start * 1000,
+            end_ms: c.end * 1000 + 999,
+        })?;
+        q.events.add(t.elapsed(), events.len());
+    }
+    Ok(q)
+}
+
+fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
+    use rusqlite::{params, Connection, OpenFlags};
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let c = &calls[calls.len() / 2];
+    let users = serde_json::to_string(&c.users.iter().take(6).map(|u| &u.0).collect::<Vec<_>>())?;
+    let metrics = serde_json::to_string(&METRICS)?;
+    let plan = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<String>> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = stmt.query_map(p, |r| r.get::<_, String>(3))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    };
+    let (start, end) = (c.start, (c.start + 3600).min(c.end));
+    Ok(vec![
+        (
+            "quality".to_owned(),
+            plan(
+                QUALITY_SQL,
+                params![APP.0, c.comm_id.0, start, end, false, users, false, metrics],
+            )?,
+        ),
+        (
+            "user_events".to_owned(),
+            plan(
+                EVENTS_SQL,
+                params![
+                    APP.0,
+                    c.comm_id.0,
+                    c.users[0].0,
+                    c.start * 1000,
+                    c.end * 1000
+                ],
+            )?,
+        ),
+        (
+            "sessions_of_call".to_owned(),
+            plan(
+                SESSIONS_SQL,
+                params![APP.0, c.comm_id.0, start, end, true, "[]", 6, 0],
+            )?,
+        ),
+        (
+            "finish_open_calls (sessions)".to_owned(),
+            plan(FINISH_OPEN_SQL, params![c.end, "server_shutdown"])?,
+        ),
+    ])
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.users > 0 && args.days > 0.0,
+        "--users and --days must be > 0"
+    );
+    anyhow::ensure!(
+        args.room_min >= 2 && args.room_min <= args.room_max,
+        "need 2 <= --room-min <= --room-max"
+    );
+    let tmp;
+    let path = match &args.db {
+        Some(p) => {
+            anyhow::ensure!(!p.exists(), "{} exists; give a new file", p.display());
+            p.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir_in(std::env::var_os("TMPDIR").unwrap_or("/tmp".into()))?;
+            tmp.path().join("hearth.db")
+        }
+    };
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let store = SqliteStore::open(&path).context("opening the store")?;
+    eprintln!(
+        "generating {} days × {} users, samples every {} s, ≤ {} downstream peers into {}",
+        args.days,
+        args.users,
+        args.seconds_between_samples,
+        args.downstream_peers,
+        path.display()
+    );
+    let g = generate(&store, &args, &mut rng)?;
+    let t = Instant::now();
+    store.flush()?;
+    let checkpoint = t.elapsed();
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let db_bytes = file_len(&path);
+    let wal_bytes = file_len(&wal);
+    let bytes = db_bytes + wal_bytes;
+    anyhow::ensure!(!g.calls.is_empty(), "no call generated");
+
+    eprintln!("timing {} query rounds", args.queries);
+    // One untimed round first, so statements are prepared and cached.
+    run_queries(&store, &g.calls, 5, &mut rng)?;
+    let q = run_queries(&store, &g.calls, args.queries, &mut rng)?;
+    let plans = explain(&path, &g.calls)?;
+    // Retention: purge the calls that ended in the first half of the run (one writer
+    // transaction per 256 calls inside the store).
+    let cutoff = T0 + (args.days * 43_200.0) as i64;
+    let t = Instant::now();
+    let purged = store.purge_before(UnixSecs(cutoff))?;
+    let purge_time = t.elapsed();
+
+    let w = &g.writer;
+    let rows = w.quality_rows + w.event_rows;
+    let append_time = (w.quality_time + w.event_time).as_secs_f64();
+    let quality_rps = w.quality_rows as f64 / w.quality_time.as_secs_f64();
+    let event_rps = w.event_rows as f64 / w.event_time.as_secs_f64().max(1e-9);
+    let append_rps = rows as f64 / append_time;
+    let store_time = append_time + w.lifecycle_time.as_secs_f64();
+    let store_rps = rows as f64 / store_time;
+    let wall_rps = rows as f64 / g.wall.as_secs_f64();
+    let bytes_per_row = bytes as f64 / rows as f64;
+    let bytes_per_user_hour = bytes as f64 / g.user_hours;
+    let rows_per_user_hour = rows as f64 / g.user_hours;
+    // Full density: 2 s, every remote user; events scale with calls, not with samples.
+    let events_per_user_hour = w.event_rows as f64 / g.user_hours;
+    let full_rows_per_user_hour = g.full_rows_per_user_hour + events_per_user_hour;
+    let full_bytes_per_user_hour = full_rows_per_user_hour * bytes_per_row;
+    let target_user_hours = args.target_days * 24.0 * args.target_users as f64;
+    let target_rows = full_rows_per_user_hour * target_user_hours;
+    let target_bytes = full_bytes_per_user_hour * target_user_hours;
+    let full_rows_per_sec = full_rows_per_user_hour * args.target_users as f64 / 3600.0;
+
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    println!(
+        "Generated: {} days × {} users in {} rooms ({} calls, {:.0} user-hours), samples every {} s, ≤ {} downstream peers",
+        args.days, args.users, g.rooms, g.calls.len(), g.user_hours, args.seconds_between_samples, args.downstream_peers
+    );
+    println!(
+        "Rows: {} quality samples + {} events ({} + {} appends of ≤ {BATCH}), {} lifecycle calls; DB {:.2} GiB + WAL {} B after checkpoint ({:.1} s)",
+        w.quality_rows, w.event_rows, w.quality_batches, w.event_batches, w.lifecycle_ops,
+        gib(db_bytes as f64), wal_bytes, checkpoint.as_secs_f64()
+    );
+    println!();
+    println!("| writer | value |");
+    println!("|---|---:|");
+    println!("| quality rows/s inside `append_quality` | {quality_rps:.0} |");
+    println!("| event rows/s inside `append_events` | {event_rps:.0} |");
+    println!(
+        "| rows/s inside all store writes (appends + {} lifecycle calls) | {store_rps:.0} |",
+        w.lifecycle_ops
+    );
+    println!("| rows/s wall (incl. generator) | {wall_rps:.0} |");
+    println!(
+        "| mean / max append (512 rows) ms | {:.2} / {:.1} |",
+        append_time * 1000.0 / (w.quality_batches + w.event_batches) as f64,
+        w.max_batch.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| full-density load of {} users (rows/s needed) | {full_rows_per_sec:.0} |",
+        args.target_users
+    );
+    println!();
+    println!(
+        "| query ({} random calls/users) | p50 ms | p99 ms | max ms | rows/query |",
+        args.queries
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (name, l) in [
+        ("`sessions_of_call` (page of 6)", &q.sessions),
+        ("`sessions_of_call` repeated at once", &q.sessions_again),
+        ("`quality` (6 users × 13 metrics, ≤ 1 h)", &q.quality),
+        ("DescribeCallDetailInfo total (both)", &q.detail),
+        ("`user_events` (DescribeUserEvent, whole call)", &q.events),
+    ] {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.0} |",
+            l.pct(50.0) / 1000.0,
+            l.pct(99.0) / 1000.0,
+            l.pct(100.0) / 1000.0,
+            l.rows_per_query()
+        );
+    }
+    println!();
+    println!("| disk | value |");
+    println!("|---|---:|");
+    println!("| bytes per row (DB + WAL / all rows) | {bytes_per_row:.1} |");
+    println!("| rows per user-hour generated | {rows_per_user_hour:.0} |");
+    println!("| bytes per user-hour generated | {bytes_per_user_hour:.0} |");
+    println!(
+        "| rows per user-hour at full density (2 s, all peers) | {full_rows_per_user_hour:.0} |"
+    );
+    println!("| bytes per user-hour at full density | {full_bytes_per_user_hour:.0} |");
+    println!(
+        "| extrapolated: {} days × {} users at full density | {:.2e} rows, {:.0} GiB |",
+        args.target_days,
+        args.target_users,
+        target_rows,
+        gib(target_bytes)
+    );
+    println!(
+        "| `purge_before` (first half: {} calls, {} samples, {} events) | {:.1} s, {:.0} rows/s |",
+        purged.calls,
+        purged.quality_samples,
+        purged.events,
+        purge_time.as_secs_f64(),
+        (purged.quality_samples + purged.events) as f64 / purge_time.as_secs_f64()
+    );
+    println!();
+    for (name, plan) in &plans {
+        println!("Plan of `{name}`: {}", plan.join("; "));
+    }
+    if args.json {
+        let j = serde_json::json!({
+            "days": args.days,
+            "users": args.users,
+            "seconds_between_samples": args.seconds_between_samples,
+            "downstream_peers": args.downstream_peers,
+            "rooms": g.rooms,
+            "calls": g.calls.len(),
+            "user_hours": g.user_hours,
+            "quality_rows": w.quality_rows,
+            "event_rows": w.event_rows,
+            "lifecycle_ops": w.lifecycle_ops,
+            "wall_s": g.wall.as_secs_f64(),
+            "quality_rows_per_s": quality_rps,
+            "event_rows_per_s": event_rps,
+            "append_rows_per_s": append_rps,
+            "store_rows_per_s": store_rps,
+            "wall_rows_per_s": wall_rps,
+            "max_append_ms": w.max_batch.as_secs_f64() * 1000.0,
+            "db_bytes": db_bytes,
+            "wal_bytes": wal_bytes,
+            "bytes_per_row": bytes_per_row,
+            "bytes_per_user_hour": bytes_per_user_hour,
+            "full_rows_per_user_hour": full_rows_per_user_hour,
+            "full_bytes_per_user_hour": full_bytes_per_user_hour,
+            "target_rows": target_rows,
+            "target_bytes": target_bytes,
+            "full_rows_per_s_needed": full_rows_per_sec,
+            "sessions_of_call": q.sessions.json(),
+            "sessions_of_call_repeated": q.sessions_again.json(),
+            "quality": q.quality.json(),
+            "call_detail_total": q.detail.json(),
+            "user_events": q.events.json(),
+            "purge": {"calls": purged.calls, "quality_samples": purged.quality_samples,
+                      "events": purged.events, "seconds": purge_time.as_secs_f64()},
+            "plans": plans.iter().map(|(n, p)| serde_json::json!({"query": n, "plan": p})).collect::<Vec<_>>(),
+        });
+        println!("{j}");
+    }
+    Ok(())
+}
