@@ -94,6 +94,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tasks_by_ended ON tasks (ended_at) WHERE ended_at IS NOT NULL;
     "#,
+    // 2: a user's latest quality sample in one lookup (closing sessions left open by a crash
+    // read it per session; without this index each read scanned the whole call's samples).
+    r#"
+    CREATE INDEX quality_by_user ON quality_samples (comm_id, user_id, time);
+    "#,
 ];
 
 /// The schema version this build writes.
