@@ -211,10 +211,15 @@ fn authenticate_tc3(
             "TC3 POST requests are limited to 10 MB.".into(),
         ));
     }
-    // The scope names the product; an SDK pointed at an address (`127.0.0.1:8080`) derives it
-    // from the first label ("127"), so then the version tells.
+    // The scope names the product. An SDK pointed at an address (`127.0.0.1:8080`) derives it
+    // from the Host's first label ("127"): only then does the version tell instead.
+    let host_label = header(r.headers, "host").and_then(|h| h.split(['.', ':']).next());
     let service = Service::from_name(&a.service)
-        .or_else(|| service_of_version(&version))
+        .or_else(|| {
+            (host_label == Some(a.service.as_str()))
+                .then(|| service_of_version(&version))
+                .flatten()
+        })
         .ok_or_else(|| ApiError::NoSuchProduct(a.service.clone()))?;
     let action = resolve(service, &version, &action)?;
     let params = match json_body {
