@@ -44,7 +44,18 @@ pub trait RoomControl: Send + Sync + 'static {
     /// Removes everyone from the room and ends its call.
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()>;
     /// Removes the listed users (those not in the room are skipped); returns who was removed.
-    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>>;
+    fn remove_users(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+    ) -> RoomFuture<'_, Vec<UserId>>;
     /// Blocks (both false: unblocks) a user's audio and/or video.
-    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, block: Block) -> RoomFuture<'_, ()>;
+    fn block_user(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        block: Block,
+    ) -> RoomFuture<'_, ()>;
 }

@@ -38,17 +38,31 @@ impl RoomControl for Rooms {
             }
         })
     }
-    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>> {
+    fn remove_users(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+    ) -> RoomFuture<'_, Vec<UserId>> {
         Box::pin(async move {
             let live = self.live.lock().unwrap();
             if !live.contains(&(app, room)) {
                 return Err(RoomError::NotFound);
             }
-            Ok(users.into_iter().filter(|u| u.as_str() != "ghost").collect())
+            Ok(users
+                .into_iter()
+                .filter(|u| u.as_str() != "ghost")
+                .collect())
         })
     }
 
-    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, _block: hearth_api::Block) -> RoomFuture<'_, ()> {
+    fn block_user(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        _block: hearth_api::Block,
+    ) -> RoomFuture<'_, ()> {
         Box::pin(async move {
             let live = self.live.lock().unwrap();
             if !live.contains(&(app, room)) {
@@ -483,36 +497,132 @@ async fn a_tampered_body_fails_the_signature() {
 async fn remove_user_and_set_user_blocked_validate_and_reach_the_room_owner() {
     let h = harness();
     h.rooms.live.lock().unwrap().push((APP, RoomKey::Num(7)));
-    h.rooms.live.lock().unwrap().push((APP, RoomKey::string("seven").unwrap()));
+    h.rooms
+        .live
+        .lock()
+        .unwrap()
+        .push((APP, RoomKey::string("seven").unwrap()));
     let ok = |r: &Value| r.get("Error").is_none();
     let call_ok = |action: &'static str, body: Value| {
         let h = &h;
         async move { call(h, signed(action, &body, NOW)).await }
     };
-    assert!(ok(&call_ok("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": ["a", "ghost"]})).await));
-    assert!(ok(&call_ok("RemoveUserByStrRoomId", json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserIds": ["a"]})).await));
-    assert!(ok(&call_ok("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "a", "IsMute": 1})).await));
-    assert!(ok(&call_ok("SetUserBlockedByStrRoomId", json!({"SdkAppId": 1400000001, "StrRoomId": "\"seven\"", "UserId": "\"a\"", "IsMute": 0})).await));
+    assert!(ok(&call_ok(
+        "RemoveUser",
+        json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": ["a", "ghost"]})
+    )
+    .await));
+    assert!(ok(&call_ok(
+        "RemoveUserByStrRoomId",
+        json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserIds": ["a"]})
+    )
+    .await));
+    assert!(ok(&call_ok(
+        "SetUserBlocked",
+        json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "a", "IsMute": 1})
+    )
+    .await));
+    assert!(ok(&call_ok(
+        "SetUserBlockedByStrRoomId",
+        json!({"SdkAppId": 1400000001, "StrRoomId": "\"seven\"", "UserId": "\"a\"", "IsMute": 0})
+    )
+    .await));
     let cases = [
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 8, "UserIds": ["a"]}), "FailedOperation.RoomNotExist"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": []}), "InvalidParameter.UserIds"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": (0..11).map(|i| format!("u{i}")).collect::<Vec<_>>()}), "InvalidParameter.UserIds"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 7}), "MissingParameter.UserIds"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "UserIds": ["a"]}), "MissingParameter.RoomId"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserIds": ["a"]}), "InvalidParameter.RoomId"),
-        ("RemoveUser", json!({"SdkAppId": 1400000001, "RoomId": 0, "UserIds": ["a"]}), "InvalidParameterValue.RoomId"),
-        ("RemoveUser", json!({"SdkAppId": 1400000002, "RoomId": 7, "UserIds": ["a"]}), "UnauthorizedOperation.SdkAppId"),
-        ("RemoveUserByStrRoomId", json!({"SdkAppId": 1400000001, "RoomId": "bad/room", "UserIds": ["a"]}), "InvalidParameterValue.RoomId"),
-        ("RemoveUserByStrRoomId", json!({"SdkAppId": 1400000001, "RoomId": "nope", "UserIds": ["a"]}), "FailedOperation.RoomNotExist"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "ghost", "IsMute": 1}), "FailedOperation.UserNotExist"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "a", "IsMute": 4}), "InvalidParameter"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "", "IsMute": 1}), "InvalidParameter.UserId"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 8, "UserId": "a", "IsMute": 1}), "FailedOperation.RoomNotExist"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "UserId": "a", "IsMute": 1}), "MissingParameter.RoomId"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000001, "RoomId": 7, "IsMute": 1}), "MissingParameter.UserId"),
-        ("SetUserBlocked", json!({"SdkAppId": 1400000002, "RoomId": 7, "UserId": "a", "IsMute": 1}), "UnauthorizedOperation.SdkAppId"),
-        ("SetUserBlockedByStrRoomId", json!({"SdkAppId": 1400000001, "UserId": "a", "IsMute": 1}), "MissingParameter.RoomId"),
-        ("SetUserBlockedByStrRoomId", json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserId": "a", "IsMute": 1}), "UnknownParameter"),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": 8, "UserIds": ["a"]}),
+            "FailedOperation.RoomNotExist",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": []}),
+            "InvalidParameter.UserIds",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "UserIds": (0..11).map(|i| format!("u{i}")).collect::<Vec<_>>()}),
+            "InvalidParameter.UserIds",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": 7}),
+            "MissingParameter.UserIds",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "UserIds": ["a"]}),
+            "MissingParameter.RoomId",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserIds": ["a"]}),
+            "InvalidParameter.RoomId",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000001, "RoomId": 0, "UserIds": ["a"]}),
+            "InvalidParameterValue.RoomId",
+        ),
+        (
+            "RemoveUser",
+            json!({"SdkAppId": 1400000002, "RoomId": 7, "UserIds": ["a"]}),
+            "UnauthorizedOperation.SdkAppId",
+        ),
+        (
+            "RemoveUserByStrRoomId",
+            json!({"SdkAppId": 1400000001, "RoomId": "bad/room", "UserIds": ["a"]}),
+            "InvalidParameterValue.RoomId",
+        ),
+        (
+            "RemoveUserByStrRoomId",
+            json!({"SdkAppId": 1400000001, "RoomId": "nope", "UserIds": ["a"]}),
+            "FailedOperation.RoomNotExist",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "ghost", "IsMute": 1}),
+            "FailedOperation.UserNotExist",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "a", "IsMute": 4}),
+            "InvalidParameter",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "UserId": "", "IsMute": 1}),
+            "InvalidParameter.UserId",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "RoomId": 8, "UserId": "a", "IsMute": 1}),
+            "FailedOperation.RoomNotExist",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "UserId": "a", "IsMute": 1}),
+            "MissingParameter.RoomId",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000001, "RoomId": 7, "IsMute": 1}),
+            "MissingParameter.UserId",
+        ),
+        (
+            "SetUserBlocked",
+            json!({"SdkAppId": 1400000002, "RoomId": 7, "UserId": "a", "IsMute": 1}),
+            "UnauthorizedOperation.SdkAppId",
+        ),
+        (
+            "SetUserBlockedByStrRoomId",
+            json!({"SdkAppId": 1400000001, "UserId": "a", "IsMute": 1}),
+            "MissingParameter.RoomId",
+        ),
+        (
+            "SetUserBlockedByStrRoomId",
+            json!({"SdkAppId": 1400000001, "RoomId": "seven", "UserId": "a", "IsMute": 1}),
+            "UnknownParameter",
+        ),
     ];
     for (action, body, want) in cases {
         let r = call_ok(action, body.clone()).await;

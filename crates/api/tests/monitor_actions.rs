@@ -42,17 +42,31 @@ impl RoomControl for Rooms {
             }
         })
     }
-    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>> {
+    fn remove_users(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+    ) -> RoomFuture<'_, Vec<UserId>> {
         Box::pin(async move {
             let live = self.live.lock().unwrap();
             if !live.contains(&(app, room)) {
                 return Err(RoomError::NotFound);
             }
-            Ok(users.into_iter().filter(|u| u.as_str() != "ghost").collect())
+            Ok(users
+                .into_iter()
+                .filter(|u| u.as_str() != "ghost")
+                .collect())
         })
     }
 
-    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, _block: hearth_api::Block) -> RoomFuture<'_, ()> {
+    fn block_user(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        _block: hearth_api::Block,
+    ) -> RoomFuture<'_, ()> {
         Box::pin(async move {
             let live = self.live.lock().unwrap();
             if !live.contains(&(app, room)) {

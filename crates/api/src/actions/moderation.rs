@@ -61,12 +61,18 @@ fn numeric_room(v: &Value) -> Result<RoomKey, ApiError> {
 /// A string room: the literal quotes of the spec's own example (`StrRoomId="10006"`) are
 /// tolerated.
 fn string_room(s: &str) -> Result<RoomKey, ApiError> {
-    let s = s.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(s);
+    let s = s
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(s);
     RoomKey::string(s).map_err(invalid_room)
 }
 
 fn user_ids(raw: Vec<String>) -> Result<Vec<UserId>, ApiError> {
-    let bad = |m: &str| ApiError::InvalidParameterOf { detail: "UserIds", message: m.into() };
+    let bad = |m: &str| ApiError::InvalidParameterOf {
+        detail: "UserIds",
+        message: m.into(),
+    };
     if raw.is_empty() {
         return Err(bad("UserIds must list at least one user."));
     }
@@ -102,21 +108,51 @@ pub async fn remove_user_by_str(ctx: &Ctx, params: Value) -> Result<Map<String, 
     remove(ctx, req, room).await
 }
 
-async fn block(ctx: &Ctx, req: SetUserBlocked, room: RoomKey) -> Result<Map<String, Value>, ApiError> {
+async fn block(
+    ctx: &Ctx,
+    req: SetUserBlocked,
+    room: RoomKey,
+) -> Result<Map<String, Value>, ApiError> {
     let app = SdkAppId(req.sdk_app_id);
     let block = match req.is_mute {
-        0 => Block { audio: false, video: false },
-        1 => Block { audio: true, video: true },
-        2 => Block { audio: true, video: false },
-        3 => Block { audio: false, video: true },
-        _ => return Err(ApiError::InvalidParameter("IsMute must be 0, 1, 2 or 3.".into())),
+        0 => Block {
+            audio: false,
+            video: false,
+        },
+        1 => Block {
+            audio: true,
+            video: true,
+        },
+        2 => Block {
+            audio: true,
+            video: false,
+        },
+        3 => Block {
+            audio: false,
+            video: true,
+        },
+        _ => {
+            return Err(ApiError::InvalidParameter(
+                "IsMute must be 0, 1, 2 or 3.".into(),
+            ))
+        }
     };
-    let user = req.user_id.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(&req.user_id);
+    let user = req
+        .user_id
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(&req.user_id);
     if user.is_empty() {
-        return Err(ApiError::InvalidParameterOf { detail: "UserId", message: "UserId must not be empty.".into() });
+        return Err(ApiError::InvalidParameterOf {
+            detail: "UserId",
+            message: "UserId must not be empty.".into(),
+        });
     }
     ctx.check_app(app)?;
-    ctx.state.rooms.block_user(app, room, UserId(user.to_owned()), block).await?;
+    ctx.state
+        .rooms
+        .block_user(app, room, UserId(user.to_owned()), block)
+        .await?;
     fields(&serde_json::json!({}))
 }
 
@@ -125,17 +161,29 @@ pub async fn set_user_blocked(ctx: &Ctx, params: Value) -> Result<Map<String, Va
     if req.str_room_id.is_some() {
         return Err(ApiError::UnknownParameter("StrRoomId".into()));
     }
-    let raw = req.room_id.clone().ok_or(ApiError::MissingParameterOf { detail: "RoomId", name: "RoomId".into() })?;
+    let raw = req.room_id.clone().ok_or(ApiError::MissingParameterOf {
+        detail: "RoomId",
+        name: "RoomId".into(),
+    })?;
     let room = numeric_room(&raw)?;
     block(ctx, req, room).await
 }
 
-pub async fn set_user_blocked_by_str(ctx: &Ctx, params: Value) -> Result<Map<String, Value>, ApiError> {
+pub async fn set_user_blocked_by_str(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
     let req: SetUserBlocked = decode(params)?;
     if req.room_id.is_some() {
         return Err(ApiError::UnknownParameter("RoomId".into()));
     }
-    let raw = req.str_room_id.clone().ok_or(ApiError::MissingParameterOf { detail: "RoomId", name: "StrRoomId".into() })?;
+    let raw = req
+        .str_room_id
+        .clone()
+        .ok_or(ApiError::MissingParameterOf {
+            detail: "RoomId",
+            name: "StrRoomId".into(),
+        })?;
     let room = string_room(&raw)?;
     block(ctx, req, room).await
 }
