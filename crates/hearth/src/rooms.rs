@@ -18,13 +18,32 @@ fn room_error(e: SfuError) -> RoomError {
 }
 
 impl RoomControl for SfuRooms {
-    fn remove_users(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> RoomFuture<'_, Vec<UserId>> {
+    fn remove_users(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+    ) -> RoomFuture<'_, Vec<UserId>> {
         Box::pin(async move { self.sfu.kick(app, room, users).await.map_err(room_error) })
     }
 
-    fn block_user(&self, app: SdkAppId, room: RoomKey, user: UserId, block: Block) -> RoomFuture<'_, ()> {
-        let blocked = hearth_sfu::Blocked { audio: block.audio, video: block.video };
-        Box::pin(async move { self.sfu.block(app, room, user, blocked).await.map_err(room_error) })
+    fn block_user(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        block: Block,
+    ) -> RoomFuture<'_, ()> {
+        let blocked = hearth_sfu::Blocked {
+            audio: block.audio,
+            video: block.video,
+        };
+        Box::pin(async move {
+            self.sfu
+                .block(app, room, user, blocked)
+                .await
+                .map_err(room_error)
+        })
     }
 
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()> {

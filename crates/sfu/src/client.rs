@@ -72,7 +72,10 @@ pub enum ClientNotice {
     /// The session is over; the socket should close after telling the client.
     Ended(NoticeReason),
     /// An operator blocked (or, both false, unblocked) the client's audio and/or video.
-    Blocked { audio: bool, video: bool },
+    Blocked {
+        audio: bool,
+        video: bool,
+    },
 }
 
 /// What `client_enter` returns.

@@ -156,15 +156,39 @@ impl SfuHandle {
     }
 
     /// Removes users from a room (each told `kicked`); returns those that were in it.
-    pub async fn kick(&self, app: SdkAppId, room: RoomKey, users: Vec<UserId>) -> Result<Vec<UserId>, SfuError> {
+    pub async fn kick(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        users: Vec<UserId>,
+    ) -> Result<Vec<UserId>, SfuError> {
         let w = self.worker_of(app, &room);
-        self.ask(w, |reply| Command::Kick { app, room, users, reply }).await
+        self.ask(w, |reply| Command::Kick {
+            app,
+            room,
+            users,
+            reply,
+        })
+        .await
     }
 
     /// Blocks or unblocks a user's audio and video in a room.
-    pub async fn block(&self, app: SdkAppId, room: RoomKey, user: UserId, blocked: crate::Blocked) -> Result<(), SfuError> {
+    pub async fn block(
+        &self,
+        app: SdkAppId,
+        room: RoomKey,
+        user: UserId,
+        blocked: crate::Blocked,
+    ) -> Result<(), SfuError> {
         let w = self.worker_of(app, &room);
-        self.ask(w, |reply| Command::Block { app, room, user, blocked, reply }).await
+        self.ask(w, |reply| Command::Block {
+            app,
+            room,
+            user,
+            blocked,
+            reply,
+        })
+        .await
     }
 
     pub async fn room_users(

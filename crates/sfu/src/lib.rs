@@ -12,5 +12,5 @@ pub(crate) mod worker;
 
 pub use command::{Counters, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
 pub use handle::{SfuConfig, SfuHandle};
-pub use worker::Blocked;
 pub use offer::MAX_OFFER_BYTES;
+pub use worker::Blocked;

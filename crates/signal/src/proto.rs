@@ -201,7 +201,9 @@ impl From<hearth_sfu::SfuError> for ProtoError {
             E::BadSdp(_) | E::NoSupportedCodec | E::WrongDirection(_) => {
                 ProtoError::BadRequest(e.to_string())
             }
-            E::PublisherNotFound | E::RoomNotFound | E::UserNotFound => ProtoError::NotFound(e.to_string()),
+            E::PublisherNotFound | E::RoomNotFound | E::UserNotFound => {
+                ProtoError::NotFound(e.to_string())
+            }
             E::SessionNotFound => ProtoError::Unauthorized("the session is gone".into()),
             E::Forbidden(m) => ProtoError::Forbidden(m.into()),
             E::Unavailable => ProtoError::Unavailable,

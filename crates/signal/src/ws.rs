@@ -272,7 +272,10 @@ fn notice_msg(n: ClientNotice) -> (ServerMsg, bool) {
         ClientNotice::UserExited(u) => (ServerMsg::UserExited { userid: u.0 }, false),
         ClientNotice::Blocked { audio, video } => {
             let (reason, message) = match (audio, video) {
-                (false, false) => ("unblocked", "an operator allowed your audio and video again".to_owned()),
+                (false, false) => (
+                    "unblocked",
+                    "an operator allowed your audio and video again".to_owned(),
+                ),
                 (a, v) => {
                     let what = match (a, v) {
                         (true, true) => "audio and video",

@@ -282,7 +282,9 @@ impl Worker {
         }
         let c = &self.clients[&cid];
         if self.blocked(c.slot, &c.user).any() {
-            return Err(SfuError::Forbidden("an operator blocked your audio or video in this room"));
+            return Err(SfuError::Forbidden(
+                "an operator blocked your audio or video in this room",
+            ));
         }
         check_offer(sdp, OfferDirection::Sends)?;
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;

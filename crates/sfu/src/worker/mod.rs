@@ -169,10 +169,21 @@ impl Worker {
                 let _ = reply.send(self.room_users(app, &room));
             }
             Command::Client(c) => self.handle_client_command(c),
-            Command::Kick { app, room, users, reply } => {
+            Command::Kick {
+                app,
+                room,
+                users,
+                reply,
+            } => {
                 let _ = reply.send(self.kick(app, &room, &users));
             }
-            Command::Block { app, room, user, blocked, reply } => {
+            Command::Block {
+                app,
+                room,
+                user,
+                blocked,
+                reply,
+            } => {
                 let _ = reply.send(self.block(app, &room, &user, blocked));
             }
             Command::Stats { reply } => {

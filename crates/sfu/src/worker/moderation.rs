@@ -33,11 +33,18 @@ impl Blocked {
 
 impl Worker {
     /// Removes each listed user that is in the room; returns those that were.
-    pub(crate) fn kick(&mut self, app: SdkAppId, room: &RoomKey, users: &[UserId]) -> Result<Vec<UserId>, SfuError> {
+    pub(crate) fn kick(
+        &mut self,
+        app: SdkAppId,
+        room: &RoomKey,
+        users: &[UserId],
+    ) -> Result<Vec<UserId>, SfuError> {
         let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
         let mut removed = Vec::new();
         for user in users {
-            let Some(state) = self.rooms.get(&slot) else { break };
+            let Some(state) = self.rooms.get(&slot) else {
+                break;
+            };
             let sessions: Vec<(SessionKey, ParticipantId)> = state
                 .sessions
                 .users()
@@ -62,7 +69,13 @@ impl Worker {
     /// Blocks (or with both false, unblocks) a user's audio and video in a room: nothing of the
     /// blocked kinds is forwarded, the user may not publish it, the user is told; on unblock the
     /// user's video sends a keyframe at once.
-    pub(crate) fn block(&mut self, app: SdkAppId, room: &RoomKey, user: &UserId, blocked: Blocked) -> Result<(), SfuError> {
+    pub(crate) fn block(
+        &mut self,
+        app: SdkAppId,
+        room: &RoomKey,
+        user: &UserId,
+        blocked: Blocked,
+    ) -> Result<(), SfuError> {
         let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
         let state = self.rooms.get_mut(&slot).ok_or(SfuError::RoomNotFound)?;
         if !state.sessions.users().any(|(u, _)| u == user) {
@@ -74,11 +87,17 @@ impl Worker {
         } else {
             state.blocked.remove(user);
         }
-        let owned: Vec<ParticipantId> =
-            self.peers.iter().filter(|(_, p)| p.slot == slot && p.user == *user).map(|(id, _)| *id).collect();
+        let owned: Vec<ParticipantId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.slot == slot && p.user == *user)
+            .map(|(id, _)| *id)
+            .collect();
         let mut unblocked_video = Vec::new();
         for pid in &owned {
-            let Some(p) = self.peers.get_mut(pid) else { continue };
+            let Some(p) = self.peers.get_mut(pid) else {
+                continue;
+            };
             for inbound in p.inbound.values_mut() {
                 inbound.blocked = blocked.covers(inbound.kind);
                 if inbound.kind == MediaKind::Video && was.video && !blocked.video {
@@ -87,19 +106,44 @@ impl Worker {
             }
         }
         for track in unblocked_video {
-            let Some(t) = self.rooms.get(&slot).and_then(|r| r.core.track(track)) else { continue };
+            let Some(t) = self.rooms.get(&slot).and_then(|r| r.core.track(track)) else {
+                continue;
+            };
             let (publisher, top) = (t.owner, t.top);
             debug_assert_eq!(t.kind, CoreKind::Video);
             for layer in 0..=top.0 {
-                self.ask_keyframe(crate::core::KeyframeAsk { publisher, track, layer: Layer(layer) });
+                self.ask_keyframe(crate::core::KeyframeAsk {
+                    publisher,
+                    track,
+                    layer: Layer(layer),
+                });
             }
         }
-        if let Some(cid) = self.rooms[&slot].sessions.session(user, &SessionKey::Client) {
-            self.tell(cid, ClientNotice::Blocked { audio: blocked.audio, video: blocked.video });
+        if let Some(cid) = self.rooms[&slot]
+            .sessions
+            .session(user, &SessionKey::Client)
+        {
+            self.tell(
+                cid,
+                ClientNotice::Blocked {
+                    audio: blocked.audio,
+                    video: blocked.video,
+                },
+            );
         }
         let events = [
-            (was.audio, blocked.audio, EventKind::AudioOff, EventKind::AudioOn),
-            (was.video, blocked.video, EventKind::VideoOff, EventKind::VideoOn),
+            (
+                was.audio,
+                blocked.audio,
+                EventKind::AudioOff,
+                EventKind::AudioOn,
+            ),
+            (
+                was.video,
+                blocked.video,
+                EventKind::VideoOff,
+                EventKind::VideoOn,
+            ),
         ];
         for (before, after, off, on) in events {
             if before != after {
@@ -112,6 +156,9 @@ impl Worker {
 
     /// What of a user is blocked in a room.
     pub(crate) fn blocked(&self, slot: super::rooms::RoomSlot, user: &UserId) -> Blocked {
-        self.rooms.get(&slot).and_then(|r| r.blocked.get(user).copied()).unwrap_or_default()
+        self.rooms
+            .get(&slot)
+            .and_then(|r| r.blocked.get(user).copied())
+            .unwrap_or_default()
     }
 }

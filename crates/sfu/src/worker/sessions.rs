@@ -114,9 +114,13 @@ impl Worker {
     }
 
     pub(crate) fn publish(&mut self, req: JoinRequest, offer: &str) -> Result<Joined, SfuError> {
-        let blocked = self.find_room(req.app, &req.room).is_some_and(|slot| self.blocked(slot, &req.user).any());
+        let blocked = self
+            .find_room(req.app, &req.room)
+            .is_some_and(|slot| self.blocked(slot, &req.user).any());
         if blocked {
-            return Err(SfuError::Forbidden("an operator blocked this user's audio or video in this room"));
+            return Err(SfuError::Forbidden(
+                "an operator blocked this user's audio or video in this room",
+            ));
         }
         self.admit(req, SessionKey::Publish, offer, OfferDirection::Sends)
     }
