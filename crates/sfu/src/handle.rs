@@ -16,6 +16,22 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
+/// Socket buffers of a media worker: one socket carries every peer of its rooms, and a fan-out
+/// burst (plus the feedback it triggers) overflows the kernel's 208 KiB default, which drops
+/// publishers' media before the CPU is busy (seen in `bench/media.sh`).
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+fn bind_media_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// Commands queued per worker before callers wait.
 const COMMAND_QUEUE: usize = 1024;
 
@@ -58,8 +74,7 @@ impl SfuHandle {
         let mut threads = Vec::with_capacity(count);
         for i in 0..count {
             let addr = SocketAddr::new(config.ip, config.first_port + i as u16);
-            let std_socket = std::net::UdpSocket::bind(addr)?;
-            std_socket.set_nonblocking(true)?;
+            let std_socket = bind_media_socket(addr)?;
             let addr = std_socket.local_addr()?;
             let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
             let events = events.clone();
