@@ -50,6 +50,7 @@ class WsClient:
         self.remote: dict[tuple[str, str], Remote] = {}
         self.tasks: list[asyncio.Task] = []
         self.closed = asyncio.Event()
+        self.offers: asyncio.Queue[str] = asyncio.Queue()
         self.video_track: ColorVideoTrack | None = None
 
     # --- socket -------------------------------------------------------------------------
@@ -69,10 +70,21 @@ class WsClient:
         self.entered, self.session = first, first["session"]
         self.tasks.append(asyncio.ensure_future(self._read()))
         self.tasks.append(asyncio.ensure_future(self._ping()))
+        self.tasks.append(asyncio.ensure_future(self._answer_offers()))
         return first
 
     async def send(self, msg: dict) -> None:
         await self.ws.send(json.dumps(msg))
+
+    async def _answer_offers(self) -> None:
+        try:
+            while True:
+                sdp = await self.offers.get()
+                await self.sub.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+                await self.sub.setLocalDescription(await self.sub.createAnswer())
+                await self.send({"type": "answer", "sdp": self.sub.localDescription.sdp})
+        except Exception:
+            pass
 
     async def _ping(self) -> None:
         try:
@@ -93,9 +105,9 @@ class WsClient:
                 elif t == "offer":
                     for tr in m["tracks"]:
                         self.mid_owner[tr["mid"]] = (tr["userid"], tr["stream"])
-                    await self.sub.setRemoteDescription(RTCSessionDescription(m["sdp"], "offer"))
-                    await self.sub.setLocalDescription(await self.sub.createAnswer())
-                    await self.send({"type": "answer", "sdp": self.sub.localDescription.sdp})
+                    # Answered in order by another task, so reading (and recording notices)
+                    # never waits for aiortc's negotiation.
+                    self.offers.put_nowait(m["sdp"])
                 elif t == "error":
                     self.errors.append(m)
         except Exception:
@@ -166,7 +178,7 @@ class WsClient:
 
     async def drop_socket(self) -> None:
         """The network drops the signaling socket; the media connections stay."""
-        for t in self.tasks[:2]:
+        for t in self.tasks[:3]:
             t.cancel()
-        self.tasks = self.tasks[2:]
+        self.tasks = self.tasks[3:]
         self.ws.transport.abort() if hasattr(self.ws, "transport") else await self.ws.close()

@@ -61,6 +61,8 @@ pub(crate) struct ClientState {
     unwanted: HashSet<(UserId, StreamKind)>,
     lines: Vec<OutLine>,
     pending: Option<SdpPendingOffer>,
+    /// Being removed with the rest of its room: no more offers.
+    closing: bool,
 }
 
 impl Worker {
@@ -206,6 +208,7 @@ impl Worker {
                 unwanted: HashSet::new(),
                 lines: Vec::new(),
                 pending: None,
+                closing: false,
             },
         );
         let entered = EventKind::Entered {
@@ -612,7 +615,7 @@ impl Worker {
         let Some(c) = self.clients.get(&cid) else {
             return;
         };
-        if c.pending.is_some() || c.detached_since.is_some() {
+        if c.pending.is_some() || c.detached_since.is_some() || c.closing {
             return;
         }
         let slot = c.slot;
@@ -945,6 +948,11 @@ impl Worker {
             .filter(|(_, c)| c.slot == slot)
             .map(|(id, _)| *id)
             .collect();
+        for cid in &cids {
+            if let Some(c) = self.clients.get_mut(cid) {
+                c.closing = true;
+            }
+        }
         for cid in cids {
             self.end_client(cid, reason, Some(notice));
         }
