@@ -164,7 +164,7 @@ describe('SDK', () => {
 
     // Switching the quality of an existing subscription: small asks for big and gets wider video.
     await small.call('subscribe', 'pub', { stream: 'main', quality: 'big' });
-    await small.waitStats('pub', 'main', 'video', (st) => st.frameWidth > smallW, { what: `a switch from small (${smallW}px) to big`, timeout: 15_000 });
+    await small.waitStats('pub', 'main', 'video', (st) => st.frameWidth > smallW, { what: `a switch from small (${smallW}px) to big`, timeout: 40_000 });
   }, { timeout: 150_000 });
 
   scenarioTest('an audience member receives but cannot publish (403)', env, async (sc) => {
