@@ -50,22 +50,8 @@ const DOWN: [&str; 7] = [
     "bigvWidth",
     "bigvHeight",
 ];
-/// DescribeCallDetailInfo's DataType list (`api::actions::calls::METRICS`).
-const METRICS: [&str; 13] = [
-    "appCpu",
-    "sysCpu",
-    "aBit",
-    "aBlock",
-    "bigvBit",
-    "bigvCapFps",
-    "bigvEncFps",
-    "bigvDecFps",
-    "bigvBlock",
-    "aLoss",
-    "bigvLoss",
-    "bigvWidth",
-    "bigvHeight",
-];
+/// DescribeCallDetailInfo's DataType list.
+use hearth_types::QUALITY_METRICS as METRICS;
 /// The SQL of `hearth-store` (crates/store/src/sqlite/{telemetry,calls}.rs), for EXPLAIN only.
 const QUALITY_SQL: &str =
     "SELECT sdk_app_id, comm_id, user_id, peer, metric, time, value FROM quality_samples

@@ -2,9 +2,11 @@
 //! Pure data with validation; no IO.
 
 mod ids;
+mod metrics;
 mod room;
 mod time;
 
 pub use ids::{CommId, SdkAppId, UserId};
+pub use metrics::QUALITY_METRICS;
 pub use room::{RoomKey, RoomKeyError};
 pub use time::UnixSecs;

@@ -24,21 +24,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// The metrics of `DataType`, in the spec's order; `all` stands for every one.
-pub const METRICS: [&str; 13] = [
-    "appCpu",
-    "sysCpu",
-    "aBit",
-    "aBlock",
-    "bigvBit",
-    "bigvCapFps",
-    "bigvEncFps",
-    "bigvDecFps",
-    "bigvBlock",
-    "aLoss",
-    "bigvLoss",
-    "bigvWidth",
-    "bigvHeight",
-];
+use hearth_types::QUALITY_METRICS as METRICS;
 
 /// With DataType: at most 1 hour, 6 users, 6 per page.
 const DETAIL_MAX_SPAN_SECS: i64 = 3600;
