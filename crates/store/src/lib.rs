@@ -1,6 +1,6 @@
 //! Persistence of Hearth's durable state behind the [`Store`] trait: applications, API
-//! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples and
-//! tasks, with retention. Only this crate writes SQL; callers see records and queries.
+//! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples,
+//! placed calls (call records) and tasks, with retention. Only this crate writes SQL; callers see records and queries.
 
 mod records;
 mod sqlite;
@@ -57,6 +57,15 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions of a call that have not left.
     fn active_sessions(&self, comm_id: &CommId) -> StoreResult<Vec<SessionRecord>>;
 
+    // --- placed calls (call records) ---------------------------------------------------
+    /// Inserts or replaces a placed call (keyed by SdkAppId and CallId).
+    fn put_call_log(&self, call: &CallLog) -> StoreResult<()>;
+    /// The placed call with this CallId in this application.
+    fn call_log(&self, app: SdkAppId, call_id: &str) -> StoreResult<Option<CallLog>>;
+    /// Ends every placed call still going on as `Interrupt` at `at` (start-up after a crash or
+    /// restart: calls live in memory). Returns how many.
+    fn interrupt_open_call_logs(&self, at: UnixSecs) -> StoreResult<u64>;
+
     // --- telemetry -----------------------------------------------------------------------
     /// Appends events in one transaction (all or none).
     fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
@@ -79,7 +88,7 @@ pub trait Store: Send + Sync + 'static {
         from: UnixSecs,
         to: UnixSecs,
     ) -> StoreResult<Vec<ScaleDay>>;
-    /// Deletes finished calls (with their sessions, events, samples) and tasks that ended
+    /// Deletes finished calls (with their sessions, events, samples), tasks and placed calls that ended
     /// before `cutoff`. Open calls are never purged.
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;
     /// Makes everything written so far durable (WAL checkpoint); called at shutdown.

@@ -208,4 +208,90 @@ pub struct PurgeCounts {
     pub events: u64,
     pub quality_samples: u64,
     pub tasks: u64,
+    pub call_logs: u64,
+}
+
+/// One placed call (TUICallKit's CallRecord, seed 003): who called whom, when it rang, was
+/// answered and ended, and how it ended. `result` is `None` while the call is going on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallLog {
+    /// A UUID.
+    pub call_id: String,
+    pub sdk_app_id: SdkAppId,
+    pub caller: String,
+    pub media: CallMedia,
+    /// False: one-to-one (`SingleCall`); true: group (`MultiCall`).
+    pub group: bool,
+    pub callees: Vec<String>,
+    pub room: RoomKey,
+    pub started_at: UnixSecs,
+    pub accepted_at: Option<UnixSecs>,
+    pub ended_at: Option<UnixSecs>,
+    pub result: Option<CallResult>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallMedia {
+    Audio,
+    Video,
+}
+
+impl CallMedia {
+    /// As the call-record API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallMedia::Audio => "Audio",
+            CallMedia::Video => "Video",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Audio" => Some(CallMedia::Audio),
+            "Video" => Some(CallMedia::Video),
+            _ => None,
+        }
+    }
+}
+
+/// How a call ended, as the call-record API spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    /// The caller cancelled before anyone answered.
+    Cancel,
+    /// The (last) invitee declined.
+    Reject,
+    /// The (last) invitee's ring timed out.
+    NotAnswer,
+    /// Connected, and the last party left by hanging up.
+    NormalEnd,
+    /// The (last) invitee was in another call.
+    CallBusy,
+    /// A party dropped off the network (or the server restarted) and that ended the call.
+    Interrupt,
+}
+
+impl CallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Cancel => "Cancel",
+            CallResult::Reject => "Reject",
+            CallResult::NotAnswer => "NotAnswer",
+            CallResult::NormalEnd => "NormalEnd",
+            CallResult::CallBusy => "CallBusy",
+            CallResult::Interrupt => "Interrupt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Cancel" => CallResult::Cancel,
+            "Reject" => CallResult::Reject,
+            "NotAnswer" => CallResult::NotAnswer,
+            "NormalEnd" => CallResult::NormalEnd,
+            "CallBusy" => CallResult::CallBusy,
+            "Interrupt" => CallResult::Interrupt,
+            _ => return None,
+        })
+    }
 }

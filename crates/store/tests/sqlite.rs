@@ -519,7 +519,8 @@ fn purge_removes_old_finished_calls_with_their_data_and_keeps_open_ones() {
             sessions: 2,
             events: 2,
             quality_samples: 1,
-            tasks: 1
+            tasks: 1,
+            call_logs: 0
         }
     );
     assert_eq!(store.call(APP, &old.comm_id).unwrap(), None);

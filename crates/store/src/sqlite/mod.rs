@@ -2,6 +2,7 @@
 //! connection and a small pool of read-only connections. Owns opening and connection setup;
 //! the SQL lives in the sibling modules.
 
+mod call_logs;
 mod calls;
 mod codec;
 mod housekeeping;
@@ -12,9 +13,9 @@ mod telemetry;
 mod tenants;
 
 use crate::{
-    AppRecord, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord, LeaveReason,
-    NewSession, Page, PurgeCounts, QualityQuery, QualitySample, ScaleDay, SessionId, SessionQuery,
-    SessionRecord, Store, StoreResult, TaskRecord,
+    AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord,
+    LeaveReason, NewSession, Page, PurgeCounts, QualityQuery, QualitySample, ScaleDay, SessionId,
+    SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
 use pool::Pool;
@@ -164,6 +165,19 @@ impl Store for SqliteStore {
         self.pool.read(|c| calls::active_sessions(c, comm_id))
     }
 
+    fn put_call_log(&self, call: &CallLog) -> StoreResult<()> {
+        self.pool.write(|c| call_logs::put_call_log(c, call))
+    }
+
+    fn call_log(&self, app: SdkAppId, call_id: &str) -> StoreResult<Option<CallLog>> {
+        self.pool.read(|c| call_logs::call_log(c, app, call_id))
+    }
+
+    fn interrupt_open_call_logs(&self, at: UnixSecs) -> StoreResult<u64> {
+        self.pool
+            .write(|c| call_logs::interrupt_open_call_logs(c, at))
+    }
+
     fn append_events(&self, events: &[EventRecord]) -> StoreResult<()> {
         self.pool.write(|c| telemetry::append_events(c, events))
     }
@@ -215,6 +229,7 @@ impl Store for SqliteStore {
             }
         }
         total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
+        total.call_logs = self.pool.write(|c| call_logs::purge_call_logs(c, cutoff))?;
         if total != PurgeCounts::default() {
             tracing::info!(
                 calls = total.calls,
@@ -222,6 +237,7 @@ impl Store for SqliteStore {
                 events = total.events,
                 quality_samples = total.quality_samples,
                 tasks = total.tasks,
+                call_logs = total.call_logs,
                 "purged old data"
             );
         }

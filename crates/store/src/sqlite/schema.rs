@@ -99,6 +99,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX quality_by_user ON quality_samples (comm_id, user_id, time);
     "#,
+    // 3: placed calls (TUICallKit call records), read by CallId.
+    r#"
+    CREATE TABLE call_logs (
+        sdk_app_id   INTEGER NOT NULL,
+        call_id      TEXT NOT NULL,
+        caller       TEXT NOT NULL,
+        media        TEXT NOT NULL CHECK (media IN ('Audio', 'Video')),
+        is_group     INTEGER NOT NULL,
+        callees_json TEXT NOT NULL,
+        room_kind    TEXT NOT NULL CHECK (room_kind IN ('num', 'str')),
+        room_string  TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        accepted_at  INTEGER,
+        ended_at     INTEGER,
+        result       TEXT,
+        PRIMARY KEY (sdk_app_id, call_id)
+    );
+    CREATE INDEX call_logs_open ON call_logs (sdk_app_id) WHERE result IS NULL;
+    CREATE INDEX call_logs_by_ended ON call_logs (ended_at) WHERE ended_at IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
