@@ -14,6 +14,8 @@ pub struct Config {
     #[serde(default)]
     pub media: MediaConfig,
     #[serde(default)]
+    pub calls: CallsConfig,
+    #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
@@ -92,6 +94,24 @@ pub struct AppConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallsConfig {
+    /// How long an invitation rings when the caller does not say.
+    pub ring_timeout_secs: u64,
+    /// How long a party whose calling socket dropped may log in again and stay in the call.
+    pub reconnect_grace_secs: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            ring_timeout_secs: 30,
+            reconnect_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     pub secret_id: String,
@@ -118,7 +138,8 @@ impl Config {
 
     /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
     /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_WEB_DIR`, `HEARTH_MEDIA_IP`,
-    /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`.
+    /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`, `HEARTH_CALLS_RING_TIMEOUT_SECS`,
+    /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
         where
@@ -163,6 +184,12 @@ impl Config {
         if let Some(v) = get("HEARTH_MEDIA_WORKERS") {
             self.media.workers = parse("HEARTH_MEDIA_WORKERS", v)?;
         }
+        if let Some(v) = get("HEARTH_CALLS_RING_TIMEOUT_SECS") {
+            self.calls.ring_timeout_secs = parse("HEARTH_CALLS_RING_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_CALLS_RECONNECT_GRACE_SECS") {
+            self.calls.reconnect_grace_secs = parse("HEARTH_CALLS_RECONNECT_GRACE_SECS", v)?;
+        }
         Ok(())
     }
 
@@ -188,6 +215,12 @@ impl Config {
             .ip
             .parse::<std::net::IpAddr>()
             .with_context(|| format!("media.ip {:?}", self.media.ip))?;
+        if !(1..=300).contains(&self.calls.ring_timeout_secs) {
+            bail!("calls.ring_timeout_secs must be 1 to 300");
+        }
+        if !(1..=300).contains(&self.calls.reconnect_grace_secs) {
+            bail!("calls.reconnect_grace_secs must be 1 to 300");
+        }
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {
             if !seen.insert(app.sdk_app_id) {

@@ -11,7 +11,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use hearth_api::{ApiState, Tenants};
 use hearth_sfu::{SfuConfig, SfuHandle};
-use hearth_signal::{AppAuth, Apps};
+use hearth_signal::{AppAuth, Apps, Calls, CallsConfig};
 use hearth_store::{LeaveReason, SqliteStore, Store};
 use hearth_types::UnixSecs;
 use std::net::SocketAddr;
@@ -28,6 +28,7 @@ pub fn app(
     api: Arc<ApiState>,
     sfu: SfuHandle,
     apps: Apps,
+    calls: Calls,
     web_dir: std::path::PathBuf,
     dev: crate::web::DevKeys,
 ) -> Router {
@@ -51,7 +52,7 @@ pub fn app(
                 }
             }),
         )
-        .merge(hearth_signal::router(sfu, apps))
+        .merge(hearth_signal::router(sfu, apps, calls))
         .merge(crate::web::routes(web_dir, hearth_api::router(api), dev))
 }
 
@@ -84,6 +85,13 @@ pub async fn serve(config: Config) -> Result<()> {
     let stale = store.finish_open_calls(UnixSecs::now(), LeaveReason::ServerShutdown)?;
     if stale > 0 {
         tracing::warn!(calls = stale, "closed calls left open by an earlier run");
+    }
+    let cut_off = store.interrupt_open_call_logs(UnixSecs::now())?;
+    if cut_off > 0 {
+        tracing::warn!(
+            calls = cut_off,
+            "placed calls cut off by an earlier run recorded as Interrupt"
+        );
     }
     tracing::info!(
         http = %s.http,
@@ -147,7 +155,21 @@ pub async fn serve(config: Config) -> Result<()> {
     } else {
         crate::web::DevKeys::default()
     };
-    let app = app(Arc::new(state), sfu.clone(), apps, s.web_dir.clone(), dev);
+    let calls = Calls::start(
+        CallsConfig {
+            ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
+            reconnect_grace: Duration::from_secs(config.calls.reconnect_grace_secs),
+        },
+        store.clone(),
+    );
+    let app = app(
+        Arc::new(state),
+        sfu.clone(),
+        apps,
+        calls.clone(),
+        s.web_dir.clone(),
+        dev,
+    );
     let handle = Handle::new();
 
     let http = axum_server::bind(s.http).handle(handle.clone()).serve(
@@ -177,6 +199,7 @@ pub async fn serve(config: Config) -> Result<()> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         r = futures_first(&mut servers) => failed = Some(r),
     }
+    calls.shutdown().await;
     handle.graceful_shutdown(Some(DRAIN));
     for server in servers {
         let _ = server.await;

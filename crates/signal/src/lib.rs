@@ -1,14 +1,18 @@
-//! The client edge of Hearth: WHIP publish and WHEP play (RFC 9725 and the WHEP draft) and
-//! Hearth's WebSocket client protocol (`docs/protocol.md`) on the media plane, with UserSig and PrivateMapKey checks. Turns HTTP requests into `SfuHandle`
-//! calls; knows nothing of SQL.
+//! The client edge of Hearth: WHIP publish and WHEP play (RFC 9725 and the WHEP draft),
+//! Hearth's WebSocket client protocol (`docs/protocol.md`) on the media plane, and calling
+//! (ringing, answering, call records), with UserSig and PrivateMapKey checks. Turns client
+//! messages into `SfuHandle` calls; writes call records through the `Store` trait and knows
+//! nothing of SQL.
 
 mod auth;
+mod calls;
 mod error;
 mod proto;
 mod whip;
 mod ws;
 
 pub use auth::{AppAuth, Apps};
+pub use calls::{Calls, CallsConfig};
 use hearth_sfu::SfuHandle;
 use std::sync::Arc;
 
@@ -16,11 +20,12 @@ use std::sync::Arc;
 pub(crate) struct Edge {
     pub sfu: SfuHandle,
     pub apps: Apps,
+    pub calls: Calls,
 }
 
-/// WHIP, WHEP and the WebSocket protocol (`/ws/v1`).
-pub fn router(sfu: SfuHandle, apps: Apps) -> axum::Router {
-    let edge = Arc::new(Edge { sfu, apps });
+/// WHIP, WHEP and the WebSocket protocol (`/ws/v1`: room sessions and calling sockets).
+pub fn router(sfu: SfuHandle, apps: Apps, calls: Calls) -> axum::Router {
+    let edge = Arc::new(Edge { sfu, apps, calls });
     whip::routes(edge.clone()).merge(
         axum::Router::new()
             .route("/ws/v1", axum::routing::get(ws::upgrade))

@@ -51,6 +51,34 @@ pub enum ClientMsg {
         role: String,
     },
     Ping {},
+    Login {
+        v: u32,
+        sdkappid: u32,
+        userid: String,
+        usersig: String,
+    },
+    Logout {},
+    Call {
+        callees: Vec<String>,
+        media: String,
+        #[serde(default)]
+        group: bool,
+        roomid: Option<u64>,
+        strroomid: Option<String>,
+        timeout: Option<u64>,
+    },
+    Accept {
+        callid: String,
+    },
+    Reject {
+        callid: String,
+    },
+    Cancel {
+        callid: String,
+    },
+    Hangup {
+        callid: String,
+    },
     Stats {
         capture_fps: Option<f64>,
         app_cpu: Option<f64>,
@@ -84,6 +112,13 @@ impl ClientMsg {
             ClientMsg::Role { .. } => "role",
             ClientMsg::Ping {} => "ping",
             ClientMsg::Stats { .. } => "stats",
+            ClientMsg::Login { .. } => "login",
+            ClientMsg::Logout {} => "logout",
+            ClientMsg::Call { .. } => "call",
+            ClientMsg::Accept { .. } => "accept",
+            ClientMsg::Reject { .. } => "reject",
+            ClientMsg::Cancel { .. } => "cancel",
+            ClientMsg::Hangup { .. } => "hangup",
         }
     }
 }
@@ -95,7 +130,7 @@ pub struct TrackSource {
     pub source: String,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct User {
     pub userid: String,
     pub audio: bool,
@@ -105,7 +140,7 @@ pub struct User {
     pub video_muted: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct OfferTrack {
     pub mid: String,
     pub userid: String,
@@ -113,7 +148,25 @@ pub struct OfferTrack {
     pub kind: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// A call as the calling messages describe it (`docs/protocol.md`, Calls).
+#[derive(Debug, Serialize, Clone, PartialEq)]
+pub struct CallInfo {
+    pub callid: String,
+    pub caller: String,
+    pub callees: Vec<String>,
+    /// "audio" or "video".
+    pub media: &'static str,
+    pub group: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roomid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strroomid: Option<String>,
+    /// For the room of the call, when the application requires one (filled in per recipient).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privatemapkey: Option<String>,
+}
+
+#[derive(Debug, Serialize, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     Entered {
@@ -147,6 +200,52 @@ pub enum ServerMsg {
         message: String,
     },
     Pong {},
+    LoggedIn {
+        userid: String,
+    },
+    LoggedOut {},
+    CallPlaced {
+        #[serde(flatten)]
+        call: CallInfo,
+    },
+    Invited {
+        #[serde(flatten)]
+        call: CallInfo,
+        /// Seconds left to answer.
+        timeout: u64,
+    },
+    CallState {
+        #[serde(flatten)]
+        call: CallInfo,
+        accepted: Vec<String>,
+        ringing: Vec<String>,
+    },
+    CallAccepted {
+        callid: String,
+        userid: String,
+    },
+    CallRejected {
+        callid: String,
+        userid: String,
+    },
+    CallBusy {
+        callid: String,
+        userid: String,
+    },
+    CallNoAnswer {
+        callid: String,
+        userid: String,
+    },
+    CallLeft {
+        callid: String,
+        userid: String,
+        /// "hangup" or "dropped".
+        reason: &'static str,
+    },
+    CallEnded {
+        callid: String,
+        result: &'static str,
+    },
     Error {
         code: u16,
         message: String,
@@ -163,7 +262,7 @@ pub enum ProtoError {
     Forbidden(String),
     NotFound(String),
     EnterTimeout,
-    Conflict(&'static str),
+    Conflict(String),
     TooLarge,
     Binary,
     Unavailable,
@@ -177,8 +276,8 @@ impl ProtoError {
             ProtoError::Unauthorized(m) => (401, m.clone(), true),
             ProtoError::Forbidden(m) => (403, m.clone(), false),
             ProtoError::NotFound(m) => (404, m.clone(), false),
-            ProtoError::EnterTimeout => (408, "no enter within 10 s".into(), true),
-            ProtoError::Conflict(m) => (409, (*m).into(), false),
+            ProtoError::EnterTimeout => (408, "no enter or login within 10 s".into(), true),
+            ProtoError::Conflict(m) => (409, m.clone(), false),
             ProtoError::TooLarge => (
                 413,
                 format!("frames are limited to {MAX_FRAME_BYTES} bytes"),

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 /// The first message must arrive this soon.
 const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A socket silent this long is closed (clients ping every few seconds).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Remote users one stats report may describe.
 const MAX_REPORTED_REMOTES: usize = 64;
 /// Notices queued for a client before the worker drops them (a stuck client).
@@ -49,7 +49,7 @@ pub async fn upgrade(
         .on_upgrade(move |socket| run(edge, socket, peer, agent))
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
+pub(crate) async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
     match serde_json::to_string(msg) {
         Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
         Err(_) => false,
@@ -57,7 +57,11 @@ async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
 }
 
 /// Sends the error; returns true when the socket must close.
-async fn fail(socket: &mut WebSocket, e: &ProtoError, request: Option<&'static str>) -> bool {
+pub(crate) async fn fail(
+    socket: &mut WebSocket,
+    e: &ProtoError,
+    request: Option<&'static str>,
+) -> bool {
     let (code, message, close) = e.parts();
     let _ = send(
         socket,
@@ -75,7 +79,7 @@ async fn fail(socket: &mut WebSocket, e: &ProtoError, request: Option<&'static s
 }
 
 /// Reads the next protocol message: text JSON, within size; pings/pongs skipped.
-async fn next(socket: &mut WebSocket) -> Option<Result<ClientMsg, ProtoError>> {
+pub(crate) async fn next(socket: &mut WebSocket) -> Option<Result<ClientMsg, ProtoError>> {
     loop {
         let msg = match socket.recv().await? {
             Ok(m) => m,
@@ -170,7 +174,7 @@ async fn run(edge: Arc<Edge>, mut socket: WebSocket, peer: SocketAddr, agent: St
             if !close {
                 let _ = fail(
                     &mut socket,
-                    &ProtoError::Conflict("the first message must be enter"),
+                    &ProtoError::Conflict("the first message must be enter or login".into()),
                     None,
                 )
                 .await;
@@ -180,6 +184,10 @@ async fn run(edge: Arc<Edge>, mut socket: WebSocket, peer: SocketAddr, agent: St
         }
         Ok(Some(Ok(m))) => m,
     };
+    if matches!(first, ClientMsg::Login { .. }) {
+        crate::calls::line::run(&edge, socket, first).await;
+        return;
+    }
     let entered = match enter(&edge, first, peer, &agent, notify_tx).await {
         Ok(e) => e,
         Err(e) => {
@@ -330,7 +338,9 @@ async fn enter(
         resume,
     } = msg
     else {
-        return Err(ProtoError::Conflict("the first message must be enter"));
+        return Err(ProtoError::Conflict(
+            "the first message must be enter or login".into(),
+        ));
     };
     if v != PROTOCOL_VERSION {
         return Err(ProtoError::BadRequest(format!(
@@ -402,7 +412,18 @@ enum Reply {
 async fn handle(edge: &Edge, session: &SessionRef, msg: ClientMsg) -> Result<Reply, ProtoError> {
     let s = session.clone();
     Ok(match msg {
-        ClientMsg::Enter { .. } => return Err(ProtoError::Conflict("already entered")),
+        ClientMsg::Enter { .. } => return Err(ProtoError::Conflict("already entered".into())),
+        ClientMsg::Login { .. }
+        | ClientMsg::Logout {}
+        | ClientMsg::Call { .. }
+        | ClientMsg::Accept { .. }
+        | ClientMsg::Reject { .. }
+        | ClientMsg::Cancel { .. }
+        | ClientMsg::Hangup { .. } => {
+            return Err(ProtoError::Conflict(
+                "call messages need a calling socket (login) of their own".into(),
+            ))
+        }
         ClientMsg::Exit {} => {
             edge.sfu.client_exit(s).await?;
             Reply::Exit

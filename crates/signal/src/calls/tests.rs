@@ -1,0 +1,364 @@
+//! The call book in virtual time: each of the six outcomes, group calls, busy users, ring
+//! timeouts, reconnect grace and the messages everyone involved hears.
+
+use super::book::{CallBook, Now, Out, Who};
+use super::rules::CallRequest;
+use crate::proto::{ProtoError, ServerMsg};
+use hearth_store::{CallLog, CallResult};
+use hearth_types::{RoomKey, SdkAppId, UnixSecs};
+use std::time::{Duration, Instant};
+
+const APP: SdkAppId = SdkAppId(1400000001);
+const RING: Duration = Duration::from_secs(30);
+const GRACE: Duration = Duration::from_secs(10);
+
+struct World {
+    book: CallBook,
+    t0: Instant,
+    at: Duration,
+    sent: Vec<(String, ServerMsg)>,
+    saved: Vec<CallLog>,
+}
+
+fn who(u: &str) -> Who {
+    (APP, u.to_owned())
+}
+
+fn req(callees: &[&str], group: bool) -> CallRequest {
+    CallRequest::parse(
+        callees.iter().map(|s| s.to_string()).collect(),
+        "video",
+        group,
+        None,
+        None,
+        None,
+    )
+    .unwrap()
+}
+
+impl World {
+    fn new(online: &[&str]) -> Self {
+        let mut w = World {
+            book: CallBook::new(RING, GRACE),
+            t0: Instant::now(),
+            at: Duration::ZERO,
+            sent: Vec::new(),
+            saved: Vec::new(),
+        };
+        for u in online {
+            let now = w.now();
+            w.book.login(now, who(u));
+        }
+        w.pump();
+        w
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono: self.t0 + self.at,
+            wall: UnixSecs(1_000_000 + self.at.as_secs() as i64),
+        }
+    }
+
+    fn pump(&mut self) {
+        for o in self.book.drain() {
+            match o {
+                Out::Send((_, u), m) => self.sent.push((u, m)),
+                Out::Save(l) => self.saved.push(l),
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.at += d;
+        let now = self.now();
+        self.book.on_timeout(now);
+        self.pump();
+    }
+
+    fn place(&mut self, caller: &str, r: CallRequest) -> String {
+        let now = self.now();
+        let id = self.book.place(now, who(caller), r).unwrap();
+        self.pump();
+        id
+    }
+
+    fn act(
+        &mut self,
+        f: fn(&mut CallBook, Now, Who, &str) -> Result<(), ProtoError>,
+        u: &str,
+        id: &str,
+    ) -> Result<(), ProtoError> {
+        let now = self.now();
+        let r = f(&mut self.book, now, who(u), id);
+        self.pump();
+        r
+    }
+
+    /// Message types `user` heard, in order, then forgets them.
+    fn heard(&mut self, user: &str) -> Vec<String> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
+            .into_iter()
+            .partition(|(u, _)| u == user);
+        self.sent = rest;
+        mine.into_iter()
+            .map(|(_, m)| {
+                let v = serde_json::to_value(&m).unwrap();
+                match v["result"].as_str() {
+                    Some(r) => format!("{}:{r}", v["type"].as_str().unwrap()),
+                    None => v["type"].as_str().unwrap().to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    fn last_record(&self) -> &CallLog {
+        self.saved.last().unwrap()
+    }
+}
+
+#[test]
+fn answered_then_hung_up_is_normal_end_with_three_timestamps() {
+    let mut w = World::new(&["alice", "bob"]);
+    let id = w.place("alice", req(&["bob"], false));
+    assert_eq!(w.heard("alice"), ["call_placed"]);
+    assert_eq!(w.heard("bob"), ["invited"]);
+    assert_eq!(w.last_record().result, None);
+    w.advance(Duration::from_secs(4));
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    assert_eq!(w.heard("alice"), ["call_accepted"]);
+    assert_eq!(w.heard("bob"), ["call_accepted"]);
+    w.advance(Duration::from_secs(60));
+    w.act(CallBook::hangup, "alice", &id).unwrap();
+    assert_eq!(w.heard("alice"), ["call_left", "call_ended:NormalEnd"]);
+    assert_eq!(w.heard("bob"), ["call_left", "call_ended:NormalEnd"]);
+    let r = w.last_record();
+    assert_eq!(r.result, Some(CallResult::NormalEnd));
+    assert_eq!(r.started_at, UnixSecs(1_000_000));
+    assert_eq!(r.accepted_at, Some(UnixSecs(1_000_004)));
+    assert_eq!(r.ended_at, Some(UnixSecs(1_000_064)));
+    assert_eq!(r.callees, ["bob"]);
+    assert!(matches!(r.room, RoomKey::Num(_)));
+    assert_eq!(w.saved.len(), 3, "placed, answered, ended");
+    // Both are free again; the ended call is gone.
+    assert!(matches!(
+        w.act(CallBook::hangup, "bob", &id),
+        Err(ProtoError::NotFound(_))
+    ));
+    w.place("bob", req(&["alice"], false));
+}
+
+#[test]
+fn rejected_cancelled_and_unanswered_calls() {
+    let mut w = World::new(&["alice", "bob"]);
+    let id = w.place("alice", req(&["bob"], false));
+    w.act(CallBook::reject, "bob", &id).unwrap();
+    assert_eq!(w.last_record().result, Some(CallResult::Reject));
+    assert_eq!(w.last_record().accepted_at, None);
+    assert_eq!(
+        w.heard("alice"),
+        ["call_placed", "call_rejected", "call_ended:Reject"]
+    );
+    assert_eq!(
+        w.heard("bob"),
+        ["invited", "call_rejected", "call_ended:Reject"]
+    );
+
+    w.heard("bob");
+    let id = w.place("alice", req(&["bob"], false));
+    assert!(matches!(
+        w.act(CallBook::cancel, "bob", &id),
+        Err(ProtoError::Forbidden(_))
+    ));
+    w.act(CallBook::cancel, "alice", &id).unwrap();
+    assert_eq!(w.last_record().result, Some(CallResult::Cancel));
+    assert_eq!(w.heard("bob"), ["invited", "call_ended:Cancel"]);
+
+    let id = w.place("alice", req(&["bob"], false));
+    w.advance(RING - Duration::from_secs(1));
+    assert!(w.last_record().result.is_none());
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.last_record().call_id, id);
+    assert_eq!(w.last_record().result, Some(CallResult::NotAnswer));
+    assert_eq!(w.last_record().ended_at, Some(UnixSecs(1_000_030)));
+    assert!(matches!(
+        w.act(CallBook::accept, "bob", &id),
+        Err(ProtoError::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_busy_callee_answers_call_busy_and_a_busy_caller_cannot_call() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    let first = w.place("alice", req(&["bob"], false));
+    w.heard("carol");
+    let busy = w.place("carol", req(&["bob"], false));
+    assert_eq!(
+        w.heard("carol"),
+        ["call_placed", "call_busy", "call_ended:CallBusy"]
+    );
+    assert_eq!(
+        w.heard("bob"),
+        ["invited"],
+        "bob hears nothing of carol's call"
+    );
+    assert_eq!(w.last_record().call_id, busy);
+    assert_eq!(w.last_record().result, Some(CallResult::CallBusy));
+    let now = w.now();
+    assert!(matches!(
+        w.book.place(now, who("alice"), req(&["carol"], false)),
+        Err(ProtoError::Conflict(_))
+    ));
+    // The first call is untouched.
+    w.act(CallBook::accept, "bob", &first).unwrap();
+}
+
+#[test]
+fn a_dropped_party_interrupts_after_the_grace_unless_back_in_time() {
+    let mut w = World::new(&["alice", "bob"]);
+    let id = w.place("alice", req(&["bob"], false));
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    w.heard("alice");
+    w.heard("bob");
+    let now = w.now();
+    w.book.logout(now, who("bob"), false);
+    w.advance(GRACE - Duration::from_secs(1));
+    let now = w.now();
+    w.book.login(now, who("bob"));
+    w.pump();
+    assert_eq!(w.heard("bob"), ["call_state"]);
+    w.advance(GRACE * 2);
+    assert!(w.last_record().result.is_none(), "bob came back in time");
+
+    let now = w.now();
+    w.book.logout(now, who("bob"), false);
+    w.advance(GRACE);
+    assert_eq!(w.heard("alice"), ["call_left", "call_ended:Interrupt"]);
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+}
+
+#[test]
+fn a_caller_dropping_before_an_answer_interrupts_and_logging_out_cancels() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.place("alice", req(&["bob"], false));
+    let now = w.now();
+    w.book.logout(now, who("alice"), false);
+    w.advance(GRACE);
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+    let now = w.now();
+    w.book.login(now, who("alice"));
+    w.place("alice", req(&["bob"], false));
+    let now = w.now();
+    w.book.logout(now, who("alice"), true);
+    w.pump();
+    assert_eq!(w.last_record().result, Some(CallResult::Cancel));
+}
+
+#[test]
+fn group_calls_carry_on_until_one_party_is_left() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let id = w.place("alice", req(&["bob", "carol", "dave"], true));
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    w.act(CallBook::reject, "carol", &id).unwrap();
+    w.act(CallBook::accept, "dave", &id).unwrap();
+    assert!(matches!(
+        w.act(CallBook::accept, "dave", &id),
+        Err(ProtoError::Conflict(_))
+    ));
+    assert!(matches!(
+        w.act(CallBook::accept, "eve", &id),
+        Err(ProtoError::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.act(CallBook::cancel, "alice", &id),
+        Err(ProtoError::Conflict(_))
+    ));
+    w.act(CallBook::hangup, "alice", &id).unwrap();
+    assert!(w.last_record().result.is_none(), "bob and dave still talk");
+    w.act(CallBook::hangup, "bob", &id).unwrap();
+    let r = w.last_record();
+    assert_eq!(r.result, Some(CallResult::NormalEnd));
+    assert!(r.group);
+    assert_eq!(r.callees, ["bob", "carol", "dave"]);
+    assert_eq!(
+        w.heard("dave"),
+        [
+            "invited",
+            "call_accepted",
+            "call_rejected",
+            "call_accepted",
+            "call_left",
+            "call_left",
+            "call_ended:NormalEnd"
+        ]
+    );
+    assert_eq!(
+        w.heard("carol"),
+        ["invited", "call_accepted", "call_rejected"]
+    );
+}
+
+#[test]
+fn an_unanswered_group_call_ends_as_its_last_invitee_answered() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    let id = w.place("alice", req(&["bob", "carol"], true));
+    w.act(CallBook::reject, "bob", &id).unwrap();
+    assert!(w.last_record().result.is_none(), "carol still rings");
+    w.advance(RING);
+    assert_eq!(w.last_record().result, Some(CallResult::NotAnswer));
+}
+
+#[test]
+fn an_offline_invitee_rings_on_login_for_the_time_left() {
+    let mut w = World::new(&["alice"]);
+    let id = w.place("alice", req(&["bob"], false));
+    w.advance(Duration::from_secs(12));
+    let now = w.now();
+    w.book.login(now, who("bob"));
+    w.pump();
+    let (_, msg) = w.sent.iter().rev().find(|(u, _)| u == "bob").unwrap();
+    match msg {
+        ServerMsg::Invited { call, timeout } => {
+            assert_eq!(call.callid, id);
+            assert_eq!(*timeout, 18);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_named_room_in_use_by_another_call_is_refused() {
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    let mut r = req(&["bob"], false);
+    r.room = Some(RoomKey::string("standup").unwrap());
+    w.place("alice", r.clone());
+    let now = w.now();
+    assert!(matches!(
+        w.book.place(
+            now,
+            who("carol"),
+            CallRequest {
+                callees: vec!["dave".into()],
+                ..r
+            }
+        ),
+        Err(ProtoError::Conflict(_))
+    ));
+}
+
+#[test]
+fn server_shutdown_interrupts_every_call() {
+    let mut w = World::new(&["alice", "bob"]);
+    let id = w.place("alice", req(&["bob"], false));
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    let now = w.now();
+    w.book.interrupt_all(now);
+    w.pump();
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+    assert_eq!(
+        w.heard("bob"),
+        ["invited", "call_accepted", "call_ended:Interrupt"]
+    );
+    // Nobody is left busy.
+    w.place("bob", req(&["alice"], false));
+}
