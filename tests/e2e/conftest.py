@@ -180,14 +180,16 @@ def write_config(
     return config, app_keys, cred1, cred2, cert, http_port, https_port
 
 
-def hearth_env() -> dict[str, str]:
-    """The environment without HEARTH_* overrides, so only our config file counts."""
+def hearth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without HEARTH_* overrides, so only our config file (and `extra`) count."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env["HEARTH_LOG"] = "info"
+    env.update(extra or {})
     return env
 
 
-def start_hearth(directory: Path, name: str, *, rate_limits: bool) -> Hearth:
+def start_hearth(directory: Path, name: str, *, rate_limits: bool,
+                 env: dict[str, str] | None = None) -> Hearth:
     if not HEARTH_BIN.is_file():
         pytest.exit(f"{HEARTH_BIN} does not exist: run `cargo build -p hearth` first (or set HEARTH_BIN)", 2)
     # The media ports were free when picked; another process may take one before the server
@@ -204,7 +206,7 @@ def start_hearth(directory: Path, name: str, *, rate_limits: bool) -> Hearth:
                 stdin=subprocess.DEVNULL,
                 stdout=err,
                 stderr=err,
-                env=hearth_env(),
+                env=hearth_env(env),
             )
         h = Hearth(
             name, directory, config, cert, http_port, https_port, app_keys, cred1, cred2, proc,
@@ -272,6 +274,16 @@ def hearth_media(tmp_path_factory) -> Hearth:
     """A server for the media tests (test_media.py) alone: their calls land in its store, not
     in the one the API tests expect empty, and its /healthz media counts are theirs only."""
     h = start_hearth(tmp_path_factory.mktemp("hearth-media"), "media", rate_limits=False)
+    yield h
+    stop_hearth(h)
+
+
+@pytest.fixture(scope="session")
+def hearth_calls(tmp_path_factory) -> Hearth:
+    """A server for the calling tests: a 2 s reconnect grace (set through the environment) so
+    a dropped party interrupts a call quickly."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth-calls"), "calls", rate_limits=False,
+                     env={"HEARTH_CALLS_RECONNECT_GRACE_SECS": "2"})
     yield h
     stop_hearth(h)
 

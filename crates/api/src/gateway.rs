@@ -15,9 +15,13 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The API router, mounted at `/`. Other parts of the server add their own routes beside it.
+/// The API router: TencentCloud API 3.0 at `/`, the IM-style REST APIs under `/v4/`. Other
+/// parts of the server add their own routes beside it.
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new().route("/", any(handle)).with_state(state)
+    Router::new()
+        .route("/", any(handle))
+        .with_state(state.clone())
+        .merge(crate::im::router(state))
 }
 
 async fn handle(

@@ -1,6 +1,6 @@
 //! The TencentCloud API 3.0 gateway of Hearth: transport, TC3 and v1 signatures, the response
 //! envelope with RequestId, error codes, per-SecretId rate limits, and the actions of `trtc`
-//! 2019-07-22 and `lcic` 2022-08-17. Knows nothing of SQL (it queries through the `Store` trait)
+//! 2019-07-22 and `lcic` 2022-08-17; and the IM-style REST API of call records. Knows nothing of SQL (it queries through the `Store` trait)
 //! or of media (it acts on rooms through a [`RoomControl`] handle).
 
 mod actions;
@@ -8,6 +8,7 @@ pub mod catalog;
 mod envelope;
 pub mod error;
 mod gateway;
+mod im;
 mod metrics;
 pub mod params;
 mod rate_limit;

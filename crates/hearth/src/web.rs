@@ -26,8 +26,19 @@ const DEV_USERSIG_SECS: u32 = 86_400;
 #[derive(Clone, Default)]
 pub struct DevKeys(pub Arc<BTreeMap<SdkAppId, String>>);
 
-/// `/` (page or API), `/sdk/*`, the page's assets, and `/dev/usersig` when `dev` has keys.
+/// `/` (page or API), `/v4/*` (the IM-style REST APIs), `/sdk/*`, the page's assets, and
+/// `/dev/usersig` when `dev` has keys.
 pub fn routes(web_dir: PathBuf, api: Router, dev: DevKeys) -> Router {
+    let to_api = api.clone();
+    let im = any(move |req: Request<Body>| {
+        let api = to_api.clone();
+        async move {
+            api.oneshot(req)
+                .await
+                .map(IntoResponse::into_response)
+                .unwrap_or_else(|e| e.into_response())
+        }
+    });
     let index = web_dir.join("index.html");
     let page = ServeFile::new(index);
     let root = any(move |req: Request<Body>| {
@@ -57,6 +68,7 @@ pub fn routes(web_dir: PathBuf, api: Router, dev: DevKeys) -> Router {
     });
     let mut r = Router::new()
         .route("/", root)
+        .route("/v4/{*rest}", im)
         .fallback_service(ServeDir::new(web_dir));
     if !dev.0.is_empty() {
         r = r.route("/dev/usersig", get(dev_usersig).with_state(dev));
