@@ -174,7 +174,7 @@ async fn admit(
     if verified.identifier != identifier {
         return Err(ImError::IdentifierMismatch);
     }
-    if !app.admins.iter().any(|a| *a == identifier) {
+    if !app.admins.contains(&identifier) {
         return Err(ImError::NotAdmin);
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
