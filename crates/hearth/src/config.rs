@@ -311,6 +311,24 @@ apps = [1400000001]
 "#;
 
     #[test]
+    fn calls_timeouts_come_from_file_or_env_and_are_bounded() {
+        let mut c: Config = toml::from_str("[calls]\nring_timeout_secs = 45\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            (c.calls.ring_timeout_secs, c.calls.reconnect_grace_secs),
+            (45, 10)
+        );
+        c.apply_env(|k| (k == "HEARTH_CALLS_RECONNECT_GRACE_SECS").then(|| "3".into()))
+            .unwrap();
+        assert_eq!(c.calls.reconnect_grace_secs, 3);
+        c.calls.ring_timeout_secs = 0;
+        assert!(c.validate().is_err());
+        c.calls.ring_timeout_secs = 30;
+        c.calls.reconnect_grace_secs = 301;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn accepts_the_documented_form() {
         let c: Config = toml::from_str(ISSUE_FORM).unwrap();
         c.validate().unwrap();

@@ -102,6 +102,8 @@ pub async fn serve(config: Config) -> Result<()> {
         media_ip = %config.media.ip,
         media_ports = %config.media.ports,
         web_dir = %s.web_dir.display(),
+        ring_timeout_secs = config.calls.ring_timeout_secs,
+        reconnect_grace_secs = config.calls.reconnect_grace_secs,
         "effective configuration"
     );
 
