@@ -15,6 +15,7 @@ from TLSSigAPIv2 import TLSSigAPIv2
 from call_client import ADMIN, CallLine, get_record, record_of, record_url, wait_record
 from conftest import APP1, APP2, start_hearth, stop_hearth
 from media import run, usersig
+from test_metrics import scrape
 from ws_client import WsClient
 
 
@@ -47,6 +48,8 @@ def test_a_video_call_answered_talked_and_hung_up_is_normal_end(hearth_calls):
         # While it rings, the record exists with no result yet.
         ringing = await asyncio.to_thread(record_of, h, APP1, call_id)
         assert (ringing["CallResult"], ringing["AcceptTime"], ringing["EndTime"]) == ("", 0, 0)
+        gauges = await asyncio.to_thread(scrape, h)
+        assert gauges["hearth_calls_in_progress"] >= 1 and gauges["hearth_call_logins"] >= 2, gauges
 
         await asyncio.sleep(1.1)
         await bob.act("accept", call_id)
@@ -70,6 +73,7 @@ def test_a_video_call_answered_talked_and_hung_up_is_normal_end(hearth_calls):
         await close_all(a_room, b_room, alice, bob)
 
         rec = await wait_record(h, APP1, call_id, "NormalEnd")
+        assert (await asyncio.to_thread(scrape, h))["hearth_calls_in_progress"] == 0
         assert rec["CallId"] == call_id
         assert rec["Caller_Account"] == "call-alice"
         assert rec["CalleeList_Account"] == ["call-bob"]

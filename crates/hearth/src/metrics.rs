@@ -1,8 +1,9 @@
 //! `GET /metrics` in the Prometheus text format: the media plane's gauges and counters, the
-//! telemetry queue, and API calls by action and outcome.
+//! telemetry queue, calls in progress, and API calls by action and outcome.
 
 use hearth_api::ApiState;
 use hearth_sfu::SfuHandle;
+use hearth_signal::Calls;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -14,8 +15,24 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 }
 
 /// Renders every metric; the media part is missing when the workers do not answer.
-pub async fn render(sfu: &SfuHandle, api: &Arc<ApiState>) -> String {
+pub async fn render(sfu: &SfuHandle, api: &Arc<ApiState>, calls: &Calls) -> String {
     let mut out = String::new();
+    if let Some(c) = calls.stats().await {
+        metric(
+            &mut out,
+            "hearth_calls_in_progress",
+            "gauge",
+            "Calls ringing or connected.",
+            c.calls as u64,
+        );
+        metric(
+            &mut out,
+            "hearth_call_logins",
+            "gauge",
+            "Users logged in on a calling socket.",
+            c.logged_in as u64,
+        );
+    }
     if let Ok(m) = sfu.stats().await {
         let c = m.counters;
         metric(

@@ -33,15 +33,19 @@ pub fn app(
     dev: crate::web::DevKeys,
 ) -> Router {
     let health_sfu = sfu.clone();
-    let (metrics_sfu, metrics_api) = (sfu.clone(), api.clone());
+    let (metrics_sfu, metrics_api, metrics_calls) = (sfu.clone(), api.clone(), calls.clone());
     Router::new()
         .route("/healthz", get(move || health(health_sfu.clone())))
         .route(
             "/metrics",
             get(move || {
-                let (sfu, api) = (metrics_sfu.clone(), metrics_api.clone());
+                let (sfu, api, calls) = (
+                    metrics_sfu.clone(),
+                    metrics_api.clone(),
+                    metrics_calls.clone(),
+                );
                 async move {
-                    let body = crate::metrics::render(&sfu, &api).await;
+                    let body = crate::metrics::render(&sfu, &api, &calls).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,

@@ -2,6 +2,7 @@
 //! application's key, and the PrivateMapKey when the application requires one.
 
 use crate::error::EdgeError;
+use crate::proto::ProtoError;
 use hearth_auth::{verify_usersig, PrivateMapKey, Privileges};
 use hearth_types::{RoomKey, SdkAppId, UnixSecs, UserId};
 use std::collections::HashMap;
@@ -31,6 +32,25 @@ pub fn user_of<'a>(
         EdgeError::Unauthorized("invalid or expired UserSig")
     })?;
     Ok((UserId(v.identifier), auth))
+}
+
+/// Verifies the UserSig a socket's first message (`enter`, `login`) carries and that it was
+/// issued to the `userid` the message claims.
+pub fn claimed_user<'a>(
+    apps: &'a Apps,
+    app: SdkAppId,
+    usersig: &str,
+    userid: &str,
+    now: UnixSecs,
+) -> Result<(UserId, &'a AppAuth), ProtoError> {
+    let (user, auth) = user_of(apps, app, usersig, now)
+        .map_err(|_| ProtoError::Unauthorized("invalid or expired UserSig".into()))?;
+    if user.as_str() != userid {
+        return Err(ProtoError::Unauthorized(
+            "the UserSig was issued to another userid".into(),
+        ));
+    }
+    Ok((user, auth))
 }
 
 /// Checks a PrivateMapKey (a UserSig carrying the room-permission userbuf) when the app

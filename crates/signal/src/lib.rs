@@ -12,7 +12,7 @@ mod whip;
 mod ws;
 
 pub use auth::{AppAuth, Apps};
-pub use calls::{Calls, CallsConfig};
+pub use calls::{CallStats, Calls, CallsConfig};
 use hearth_sfu::SfuHandle;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //! the worker's notices (offers, roster, endings) back; a dropped socket detaches the session
 //! so a reconnect can resume it.
 
-use crate::auth::{check_private_map_key, user_of};
+use crate::auth::{check_private_map_key, claimed_user};
 use crate::proto::{
     ClientMsg, OfferTrack, ProtoError, ServerMsg, User, MAX_FRAME_BYTES, PROTOCOL_VERSION,
 };
@@ -360,13 +360,7 @@ async fn enter(
     .map_err(|e| ProtoError::BadRequest(e.to_string()))?;
     let role = parse_role(role.as_deref())?;
     let now = UnixSecs::now();
-    let (user, auth) = user_of(&edge.apps, app, &usersig, now)
-        .map_err(|_| ProtoError::Unauthorized("invalid or expired UserSig".into()))?;
-    if user.as_str() != userid {
-        return Err(ProtoError::Unauthorized(
-            "the UserSig was issued to another userid".into(),
-        ));
-    }
+    let (user, auth) = claimed_user(&edge.apps, app, &usersig, &userid, now)?;
     let mut needed = Privileges::ENTER_ROOM | Privileges::RECV_AUDIO | Privileges::RECV_VIDEO;
     if role == Role::Anchor {
         needed = needed | Privileges::SEND_AUDIO | Privileges::SEND_VIDEO;

@@ -161,6 +161,11 @@ impl CallBook {
         self.out.drain(..)
     }
 
+    /// Calls ringing or connected.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
     /// When [`CallBook::on_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.keys().next().map(|(t, _)| *t)

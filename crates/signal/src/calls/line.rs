@@ -5,7 +5,7 @@
 
 use super::rules::{check_user_id, CallRequest};
 use super::{CallReq, LineOut};
-use crate::auth::{user_of, AppAuth};
+use crate::auth::{claimed_user, AppAuth};
 use crate::proto::{CallInfo, ClientMsg, ProtoError, ServerMsg, PROTOCOL_VERSION};
 use crate::ws::{fail, next, send, IDLE_TIMEOUT};
 use crate::Edge;
@@ -35,13 +35,7 @@ fn authenticate(edge: &Edge, msg: ClientMsg) -> Result<(SdkAppId, String), Proto
         )));
     }
     let app = SdkAppId(sdkappid);
-    let (user, _) = user_of(&edge.apps, app, &usersig, UnixSecs::now())
-        .map_err(|_| ProtoError::Unauthorized("invalid or expired UserSig".into()))?;
-    if user.as_str() != userid {
-        return Err(ProtoError::Unauthorized(
-            "the UserSig was issued to another userid".into(),
-        ));
-    }
+    claimed_user(&edge.apps, app, &usersig, &userid, UnixSecs::now())?;
     check_user_id(&userid).map_err(|e| ProtoError::Unauthorized(e.parts().1))?;
     Ok((app, userid))
 }

@@ -76,6 +76,18 @@ enum Cmd {
     Shutdown {
         done: oneshot::Sender<()>,
     },
+    Stats {
+        reply: oneshot::Sender<CallStats>,
+    },
+}
+
+/// Gauges of the calling service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Calls ringing or connected.
+    pub calls: usize,
+    /// Users logged in on a calling socket.
+    pub logged_in: usize,
 }
 
 /// The handle the client edge talks to calls through.
@@ -152,6 +164,13 @@ impl Calls {
             .await
             .map_err(|_| ProtoError::Unavailable)?;
         answer.await.map_err(|_| ProtoError::Unavailable)?
+    }
+
+    /// Calls in progress and logged-in users; `None` once the driver has stopped.
+    pub async fn stats(&self) -> Option<CallStats> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Cmd::Stats { reply }).await.ok()?;
+        answer.await.ok()
     }
 
     /// Ends every call in progress as `Interrupt` (recorded), closes every calling socket and
@@ -235,6 +254,13 @@ impl Driver {
                     };
                     self.carry_out().await;
                     let _ = reply.send(r);
+                    continue;
+                }
+                Cmd::Stats { reply } => {
+                    let _ = reply.send(CallStats {
+                        calls: self.book.len(),
+                        logged_in: self.lines.len(),
+                    });
                     continue;
                 }
                 Cmd::Shutdown { done } => {
