@@ -169,3 +169,65 @@ pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, first: ClientMsg) {
     }
     edge.calls.gone(who, line, false).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_auth::{verify_usersig, PrivateMapKey};
+
+    fn placed(roomid: Option<u32>, strroomid: Option<&str>) -> ServerMsg {
+        ServerMsg::CallPlaced {
+            call: CallInfo {
+                callid: "c".into(),
+                caller: "alice".into(),
+                callees: vec!["bob".into()],
+                media: "video",
+                group: false,
+                roomid,
+                strroomid: strroomid.map(str::to_owned),
+                privatemapkey: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_room_key_is_added_only_when_the_app_requires_one() {
+        let app = SdkAppId(1400000001);
+        let key = "0123456789abcdef0123456789abcdef";
+        let relaxed = AppAuth {
+            key: key.into(),
+            require_private_map_key: false,
+        };
+        let msg = placed(Some(42), None);
+        assert_eq!(with_room_key(Some(&relaxed), app, "bob", msg.clone()), msg);
+        let strict = AppAuth {
+            key: key.into(),
+            require_private_map_key: true,
+        };
+        for (msg, room) in [
+            (placed(Some(42), None), RoomKey::Num(42)),
+            (
+                placed(None, Some("standup")),
+                RoomKey::Str("standup".into()),
+            ),
+        ] {
+            let ServerMsg::CallPlaced { call } = with_room_key(Some(&strict), app, "bob", msg)
+            else {
+                panic!("message kind changed");
+            };
+            let pmk = call.privatemapkey.expect("a key for the room");
+            let v = verify_usersig(&pmk, app, key, UnixSecs::now()).unwrap();
+            let grant = PrivateMapKey::decode(&v.userbuf.unwrap()).unwrap();
+            assert_eq!((grant.identifier.as_str(), grant.room), ("bob", room));
+            assert!(grant.privileges.contains(Privileges::ALL));
+        }
+        let other = ServerMsg::CallEnded {
+            callid: "c".into(),
+            result: "Cancel",
+        };
+        assert_eq!(
+            with_room_key(Some(&strict), app, "bob", other.clone()),
+            other
+        );
+    }
+}
