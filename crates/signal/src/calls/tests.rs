@@ -362,3 +362,74 @@ fn server_shutdown_interrupts_every_call() {
     // Nobody is left busy.
     w.place("bob", req(&["alice"], false));
 }
+
+/// Random sequences of every operation from a few users: whatever happens, a call's record is
+/// never written after it ended, times are ordered, and once every call is over nobody is busy.
+#[test]
+fn random_play_keeps_the_book_consistent() {
+    use rand::{Rng, SeedableRng};
+    let users = ["u0", "u1", "u2", "u3", "u4"];
+    for seed in 0..200u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut w = World::new(&users);
+        let mut ids: Vec<String> = Vec::new();
+        for _ in 0..60 {
+            let u = users[rng.gen_range(0..users.len())];
+            let id = ids
+                .get(rng.gen_range(0..ids.len().max(1)))
+                .cloned()
+                .unwrap_or_default();
+            let now = w.now();
+            match rng.gen_range(0..9) {
+                0 => {
+                    let n = rng.gen_range(1..=3);
+                    let callees: Vec<&str> =
+                        users.iter().copied().filter(|c| *c != u).take(n).collect();
+                    let group = callees.len() > 1 || rng.gen_bool(0.3);
+                    if let Ok(id) = w.book.place(now, who(u), req(&callees, group)) {
+                        ids.push(id);
+                    }
+                }
+                1 => drop(w.book.accept(now, who(u), &id)),
+                2 => drop(w.book.reject(now, who(u), &id)),
+                3 => drop(w.book.cancel(now, who(u), &id)),
+                4 => drop(w.book.hangup(now, who(u), &id)),
+                5 => w.book.logout(now, who(u), rng.gen_bool(0.5)),
+                6 => w.book.login(now, who(u)),
+                _ => {
+                    w.pump();
+                    w.advance(Duration::from_secs(rng.gen_range(1..15)));
+                }
+            }
+            w.pump();
+        }
+        w.advance(RING + GRACE);
+        let now = w.now();
+        w.book.interrupt_all(now);
+        w.pump();
+        let mut ended = std::collections::HashSet::new();
+        for r in &w.saved {
+            assert!(
+                !ended.contains(&r.call_id),
+                "seed {seed}: {r:?} saved after it ended"
+            );
+            if let Some(a) = r.accepted_at {
+                assert!(r.started_at <= a, "seed {seed}: {r:?}");
+            }
+            if let Some(e) = r.ended_at {
+                assert!(r.result.is_some() && r.accepted_at.is_none_or(|a| a <= e));
+                ended.insert(r.call_id.clone());
+            }
+        }
+        assert_eq!(ended.len(), ids.len(), "seed {seed}: every call ended once");
+        assert_eq!(w.book.len(), 0);
+        for u in users {
+            let now = w.now();
+            w.book.login(now, who(u));
+            let other = if u == "u0" { "u1" } else { "u0" };
+            let placed = w.book.place(now, who(u), req(&[other], false));
+            assert!(placed.is_ok(), "seed {seed}: {u} still busy: {placed:?}");
+            w.book.interrupt_all(now);
+        }
+    }
+}
