@@ -1,7 +1,9 @@
-// Hearth demo page: join a room, see and hear everyone, share a screen.
+// Hearth demo page: join a room, see and hear everyone, share a screen; calls (demo-calls.js)
+// enter their room through this page's room UI. Owns the room form, the tiles and the toggles.
 // Uses only the browser SDK (/sdk/hearth.js); no build step.
 
 import { HearthClient } from '/sdk/hearth.js';
+import { setupCalls } from '/demo-calls.js';
 
 const $ = (sel) => document.querySelector(sel);
 const els = {
@@ -25,6 +27,10 @@ const els = {
 
 let client = null;
 let speaking = null;
+let roomLabel = '';
+let roomCallId = null; // the call whose room this is (null: joined with the form)
+let roomTyped = ''; // the form's room before a call's room replaced it
+let calls = null; // the calling controls (demo-calls.js)
 
 // ---- status -------------------------------------------------------------------------------
 
@@ -84,7 +90,7 @@ async function fetchDevUsersig() {
   } catch (e) {
     status(describe(e), true);
   } finally {
-    els.devUsersig.disabled = !!client;
+    lockForm();
   }
 }
 
@@ -94,11 +100,32 @@ function roomOptions(room) {
   return { strRoomId: room };
 }
 
-function setJoined(joined) {
-  for (const el of els.form.querySelectorAll('input, select')) el.disabled = joined;
-  els.devUsersig.disabled = joined;
+/** The SdkAppId, user and UserSig of the form, or null (and the status says what is missing). */
+function credentials() {
+  const sdkAppId = Number(els.sdkappid.value.trim());
+  const userId = els.userid.value.trim();
+  const userSig = els.usersig.value.trim();
+  if (!sdkAppId || !userId || !userSig) {
+    status('Fill in SdkAppId, user and UserSig (or click Get dev UserSig).', true);
+    return null;
+  }
+  return { sdkAppId, userId, userSig };
+}
+
+const IDENTITY = ['sdkappid', 'userid', 'usersig'];
+
+/** In a room, the form is locked; logged in for calls, the identity fields are. */
+function lockForm() {
+  const joined = !!client;
+  const loggedIn = !!calls?.loggedIn();
+  for (const el of els.form.querySelectorAll('input, select')) el.disabled = joined || (loggedIn && IDENTITY.includes(el.id));
+  els.devUsersig.disabled = joined || loggedIn;
   els.join.disabled = joined;
   els.leave.disabled = !joined;
+}
+
+function setJoined(joined) {
+  lockForm();
   for (const b of [els.mic, els.camera, els.screen]) b.disabled = !joined;
   if (!joined) {
     for (const b of [els.mic, els.camera, els.screen]) b.setAttribute('aria-pressed', 'false');
@@ -256,24 +283,26 @@ class SpeakingIndicator {
 async function join(ev) {
   ev?.preventDefault();
   if (client) return;
-  const sdkAppId = Number(els.sdkappid.value.trim());
   const room = els.room.value.trim();
-  const userId = els.userid.value.trim();
-  const userSig = els.usersig.value.trim();
-  if (!sdkAppId || !room || !userId || !userSig) {
-    status('Fill in SdkAppId, room, user and UserSig (or click Get dev UserSig).', true);
-    return;
-  }
-  const role = els.role.value;
+  const creds = credentials();
+  if (!creds) return;
+  if (!room) { status('Type a room (a number or a name).', true); return; }
+  await enterRoom({ ...creds, role: els.role.value, ...roomOptions(room) }, { label: room });
+}
+
+/** Enters a room with this page's UI (tiles, speaking indicator, toggles) and publishes. */
+async function enterRoom(options, { label, video = true, callId = null }) {
   let c;
   try {
-    c = new HearthClient({ sdkAppId, userId, userSig, role, ...roomOptions(room) });
+    c = new HearthClient(options);
   } catch (e) {
     status(describe(e), true);
     return;
   }
   client = c;
-  speaking = new SpeakingIndicator(); // created on the click, so audio may start
+  roomLabel = label;
+  roomCallId = callId;
+  speaking = new SpeakingIndicator(); // created on a click (Join, Call, Accept), so audio may start
   wire(c);
   setJoined(true);
   status('Connecting…');
@@ -284,16 +313,28 @@ async function join(ev) {
     status(`Could not join: ${describe(e)}`, true);
     return;
   }
-  ensureTile(userId, { local: true });
-  status(`In room ${room} as ${userId} (${c.role}).`);
-  if (c.role === 'anchor') await publishLocal();
+  ensureTile(options.userId, { local: true });
+  status(`In room ${label} as ${options.userId} (${c.role}).`);
+  if (c.role === 'anchor') await publishLocal(video);
   else updateControls();
 }
 
-async function publishLocal() {
+/** Enters a call's room (leaving any other room first): what calls.enter() does. */
+async function enterCallRoom(call, creds) {
+  if (client && roomCallId === call.callId) return;
+  if (client) await leaveRoom();
+  const room = call.strRoomId !== undefined ? { strRoomId: call.strRoomId } : { roomId: call.roomId };
+  roomTyped = els.room.value;
+  els.room.value = String(call.strRoomId ?? call.roomId);
+  const { sdkAppId, userId, userSig } = creds;
+  await enterRoom({ sdkAppId, userId, userSig, role: 'anchor', privateMapKey: call.privateMapKey, ...room },
+    { label: `${els.room.value} (the call's)`, video: call.media === 'video', callId: call.callId });
+}
+
+async function publishLocal(video = true) {
   const c = client;
   try {
-    const stream = await c.publish({ audio: true, video: true, simulcast: els.simulcast.checked });
+    const stream = await c.publish({ audio: true, video, simulcast: els.simulcast.checked });
     if (client !== c) return;
     const tile = ensureTile(c.options.userId, { local: true });
     attach(tile.querySelector('video'), stream);
@@ -340,7 +381,7 @@ function wire(c) {
   c.on('connection-state', (state) => {
     document.body.dataset.state = state;
     if (state === 'reconnecting') status('Connection lost, reconnecting…', true);
-    if (state === 'connected' && client === c && c.session) status(`In room ${els.room.value.trim()} as ${c.options.userId} (${c.role}).`);
+    if (state === 'connected' && client === c && c.session) status(`In room ${roomLabel} as ${c.options.userId} (${c.role}).`);
     if (state === 'disconnected' && client === c) {
       cleanup();
       if (!els.status.classList.contains('error')) status('Disconnected.');
@@ -350,6 +391,8 @@ function wire(c) {
 
 function cleanup() {
   client = null;
+  if (roomCallId) els.room.value = roomTyped;
+  roomCallId = null;
   speaking?.close();
   speaking = null;
   clearTiles();
@@ -357,7 +400,7 @@ function cleanup() {
   document.body.dataset.state = 'disconnected';
 }
 
-async function leave() {
+async function leaveRoom() {
   const c = client;
   if (!c) return;
   els.leave.disabled = true;
@@ -365,6 +408,12 @@ async function leave() {
   await c.exit();
   cleanup();
   status('Left the room.');
+}
+
+/** Leave: in a call's room, hanging up (which leaves the room). */
+async function leave() {
+  if (client && roomCallId && calls.inCall()) await calls.hangup();
+  else await leaveRoom();
 }
 
 // ---- the toggles ------------------------------------------------------------------------------
@@ -434,6 +483,13 @@ els.camera.addEventListener('click', () => toggleMute('camera'));
 els.screen.addEventListener('click', toggleScreen);
 window.addEventListener('pagehide', () => { client?.exit(); });
 
+calls = setupCalls({
+  credentials,
+  describe,
+  lockForm,
+  enter: enterCallRoom,
+  leave: async (callId) => { if (client && roomCallId === callId) await leaveRoom(); },
+});
 prefillFromHash();
 prefillSdkAppId();
 setJoined(false);

@@ -145,6 +145,32 @@ export class Hearth {
     }));
   }
 
+  /**
+   * Calls an IM-style REST API (`POST /v4/<service>/<command>?sdkappid&identifier&usersig&random
+   * &contenttype=json`) as `identifier` (default the config's app admin); resolves the JSON
+   * envelope ({ErrorCode, ErrorInfo, ActionStatus, ...}).
+   */
+  async rest(command, body, { identifier = 'administrator' } = {}) {
+    const q = new URLSearchParams({
+      sdkappid: String(SDK_APP_ID),
+      identifier,
+      usersig: this.userSig(identifier),
+      random: String(crypto.randomInt(1, 2 ** 31)),
+      contenttype: 'json',
+    });
+    const r = await fetch(`${this.url}/v4/${command}?${q}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await r.text();
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new Error(`POST /v4/${command} answered ${r.status} with no JSON: ${text.slice(0, 300)}`);
+    }
+  }
+
   /** SIGTERM; resolves with the exit code. Throws if it does not exit in time. */
   async stop() {
     if (!this.alive) return this.exitCode;
@@ -445,6 +471,8 @@ export class Participant {
     this.label = entry.label;
     this.page = entry.page;
     this.options = options;
+    /** The page global whose methods call() runs: the HearthClient (a subclass may change it). */
+    this.target = 'client';
   }
 
   async setup() {
@@ -453,7 +481,7 @@ export class Participant {
     await this.page.evaluate(pageSetup, this.options);
   }
 
-  /** Calls client[method](...args) in the page; resolves its result or throws its error. */
+  /** Calls window[target][method](...args) in the page; resolves its result or throws its error. */
   async call(method, ...args) {
     const r = await this.tryCall(method, ...args);
     if (!r.ok) {
@@ -464,17 +492,17 @@ export class Participant {
     return r.value;
   }
 
-  /** Calls client[method](...args); resolves {ok, value} or {ok: false, error: {name, code, message}}. */
+  /** Calls window[target][method](...args); resolves {ok, value} or {ok: false, error: {name, code, message}}. */
   tryCall(method, ...args) {
-    return this.page.evaluate(async ([m, a]) => {
+    return this.page.evaluate(async ([t, m, a]) => {
       try {
-        const v = await window.client[m](...a);
+        const v = await window[t][m](...a);
         const plain = v instanceof MediaStream ? { mediaStream: v.id, tracks: v.getTracks().map((t) => t.kind) } : v;
         return { ok: true, value: plain === undefined ? null : JSON.parse(JSON.stringify(plain)) };
       } catch (e) {
         return { ok: false, error: { name: e.name, code: e.code, message: e.message, request: e.request } };
       }
-    }, [method, args]);
+    }, [this.target, method, args]);
   }
 
   state() { return this.page.evaluate(() => window.__hearthState()); }

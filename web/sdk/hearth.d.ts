@@ -1,6 +1,7 @@
-// Type declarations of Hearth's browser SDK (hearth.js), for TypeScript users.
+// Type declarations of Hearth's browser SDK (hearth.js, and calls.js it re-exports), for
+// TypeScript users.
 //
-//   import { HearthClient } from './sdk/hearth.js';
+//   import { HearthClient, HearthCalls } from './sdk/hearth.js';
 //
 // Put this file beside hearth.js (it is) and TypeScript picks it up for the import.
 
@@ -14,6 +15,15 @@ export interface SimulcastEncoding {
 
 /** The camera's layers when publishing with `simulcast: true`, low to high. */
 export declare const SIMULCAST_ENCODINGS: readonly SimulcastEncoding[];
+
+/** Error codes after which the server closes the socket (401, 408, 413, 415, 503). */
+export declare const FATAL_CODES: ReadonlySet<number>;
+/** Notice reasons after which the server closes the socket. */
+export declare const CLOSING_NOTICES: ReadonlySet<string>;
+/** How long the SDK waits for the server's answer to a request, ms. */
+export declare const REQUEST_TIMEOUT_MS: number;
+/** A socket that heard nothing (not even a pong) this long is taken as dead, ms. */
+export declare const SILENCE_LIMIT_MS: number;
 
 export type Role = 'anchor' | 'audience';
 export type Source = 'mic' | 'camera' | 'screen';
@@ -178,6 +188,124 @@ export declare class HearthClient {
   once<E extends keyof HearthEvents>(event: E, fn: HearthEvents[E]): () => void;
   off<E extends keyof HearthEvents>(event: E, fn?: HearthEvents[E]): void;
   listenerCount(event: keyof HearthEvents): number;
+}
+
+// ---- calling (calls.js) -------------------------------------------------------------------
+
+export type CallMedia = 'audio' | 'video';
+export type CallResult = 'Cancel' | 'Reject' | 'NotAnswer' | 'NormalEnd' | 'CallBusy' | 'Interrupt';
+
+export interface HearthCallsOptions {
+  /** As HearthClient's: `ws(s)://host/ws/v1` or `http(s)://host`; default the page's host. */
+  url?: string;
+  sdkAppId: number;
+  userId: string;
+  userSig: string;
+  /** For the rooms joinRoom() enters. Default none. */
+  iceServers?: RTCIceServer[];
+  /** Keepalive period in ms. Default 5000. */
+  pingInterval?: number;
+  /** Log every signaling message with console.debug. */
+  debug?: boolean;
+}
+
+/** A call: who, what, and the room its parties meet in (exactly one of roomId, strRoomId). */
+export interface CallInfo {
+  callId: string;
+  caller: string;
+  callees: string[];
+  media: CallMedia;
+  /** A MultiCall (groupCall) rather than a SingleCall. */
+  group: boolean;
+  roomId?: number;
+  strRoomId?: string;
+  /** Given when the application requires a PrivateMapKey to enter the room. */
+  privateMapKey?: string;
+}
+
+/** This user's call as far as this client has heard. */
+export interface CurrentCall extends CallInfo {
+  /** Those who accepted (as told by call-accepted / call-state). */
+  accepted: string[];
+  /** Invitees still ringing. */
+  ringing: string[];
+  /** Seconds left to answer, when this user was invited. */
+  timeout?: number;
+}
+
+export interface PlaceCallOptions {
+  /** Default 'audio'. */
+  media?: CallMedia;
+  /** The room to meet in (at most one of roomId, strRoomId); default a free numeric room. */
+  roomId?: number;
+  strRoomId?: string;
+  /** Seconds the invitees ring, 1..300; default the server's (30). */
+  timeout?: number;
+}
+
+export interface JoinRoomOptions extends Partial<Omit<HearthClientOptions, 'sdkAppId' | 'userId' | 'userSig' | 'roomId' | 'strRoomId'>> {
+  /** Merged over {audio: true, video: media === 'video'}; false publishes nothing. */
+  publish?: PublishOptions | false;
+}
+
+export interface HearthCallsEvents {
+  /** This user is invited (also, right after login, to a call still ringing them). */
+  invited: (call: CallInfo & { timeout: number }) => void;
+  /** After a login: the call this user is in. */
+  'call-state': (call: CallInfo & { accepted: string[]; ringing: string[] }) => void;
+  'call-accepted': (e: { callId: string; userId: string }) => void;
+  'call-rejected': (e: { callId: string; userId: string }) => void;
+  /** That invitee is in another call. */
+  'call-busy': (e: { callId: string; userId: string }) => void;
+  /** That invitee's ring timed out. */
+  'call-no-answer': (e: { callId: string; userId: string }) => void;
+  'call-left': (e: { callId: string; userId: string; reason: 'hangup' | 'dropped' | (string & {}) }) => void;
+  /** The call is over (for everyone still in it or ringing, and whoever ended it). */
+  'call-ended': (e: { callId: string; result: CallResult }) => void;
+  /** `replaced`: this user logged in elsewhere (this socket closes). */
+  notice: (n: { reason: NoticeReason; message: string }) => void;
+  /** A server error not answering a pending call, or an SDK failure (code 0). */
+  error: (e: HearthError) => void;
+  'connection-state': (state: ConnectionState, previous: ConnectionState) => void;
+}
+
+/** Calling: log in to be reachable, place, answer and end calls (TUICallKit's model). */
+export declare class HearthCalls {
+  constructor(options: HearthCallsOptions);
+
+  readonly options: Required<HearthCallsOptions>;
+  readonly connectionState: ConnectionState;
+  /** This user's call (placing, ringing or in it), or null. */
+  readonly currentCall: CurrentCall | null;
+  /** The HearthClient joinRoom() made for a call (default the current one), or null. */
+  roomOf(callId?: string): HearthClient | null;
+
+  /** Opens the calling socket and logs in. Add `invited`/`call-state` listeners first. */
+  login(): Promise<{ userId: string }>;
+  /** Logs out (the server hangs up this user's call), exits the call's room. */
+  logout(): Promise<void>;
+
+  /** Calls one user (SingleCall). Rejects 400 (bad options), 409 (already in a call). */
+  call(userId: string, options?: PlaceCallOptions): Promise<CallInfo>;
+  /** Calls 1..16 users (MultiCall). */
+  groupCall(userIds: string[], options?: PlaceCallOptions): Promise<CallInfo>;
+  /** Accepts a ringing call. Rejects 403 (not invited), 404 (ended), 409 (answered already). */
+  accept(callId: string): Promise<CurrentCall>;
+  /** Declines a ringing call. */
+  reject(callId: string): Promise<void>;
+  /** Ends a call this user placed before anyone accepted (Cancel). Rejects 403, 404, 409. */
+  cancel(callId: string): Promise<void>;
+  /** Leaves a call and exits its room. */
+  hangup(callId: string): Promise<void>;
+
+  /** Enters the call's room and publishes mic (+ camera for video calls); resolves the entered
+   *  client, exited automatically when the call ends for this user. */
+  joinRoom(call?: CallInfo, options?: JoinRoomOptions): Promise<HearthClient>;
+
+  on<E extends keyof HearthCallsEvents>(event: E, fn: HearthCallsEvents[E]): () => void;
+  once<E extends keyof HearthCallsEvents>(event: E, fn: HearthCallsEvents[E]): () => void;
+  off<E extends keyof HearthCallsEvents>(event: E, fn?: HearthCallsEvents[E]): void;
+  listenerCount(event: keyof HearthCallsEvents): number;
 }
 
 export default HearthClient;

@@ -12,8 +12,13 @@
 // protocol says: the *publish* connection (this client offers, the server answers) and the
 // *subscribe* connection (the server offers, this client answers). See README.md beside this
 // file for the whole API and hearth.d.ts for its types.
+//
+// Calling (log in to be reachable, ring, answer, hang up) is calls.js, re-exported here as
+// HearthCalls; it shares this module's HearthError, signalingUrl and exported constants.
 
 import { Emitter } from './emitter.js';
+
+export { HearthCalls } from './calls.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -25,20 +30,20 @@ export const SIMULCAST_ENCODINGS = Object.freeze([
 ]);
 
 /** Error codes after which the server closes the socket (docs/protocol.md, Errors). */
-const FATAL_CODES = new Set([401, 408, 413, 415, 503]);
+export const FATAL_CODES = new Set([401, 408, 413, 415, 503]);
 /** Notices after which the server closes the socket (the server also ends sessions with
  *  `timeout` and `server_shutdown`); `blocked` keeps it. */
-const CLOSING_NOTICES = new Set(['kicked', 'room_dismissed', 'replaced', 'timeout', 'server_shutdown']);
+export const CLOSING_NOTICES = new Set(['kicked', 'room_dismissed', 'replaced', 'timeout', 'server_shutdown']);
 /** Which server message answers which client request. */
 const REPLY_OF = { enter: 'entered', publish: 'publish_answer', role: 'role', exit: 'exited' };
 
 const ENTER_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 15_000;
+export const REQUEST_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 3_000;
 /** The server keeps a dropped session this long for a `resume`; we stop trying a bit earlier. */
 const RESUME_WINDOW_MS = 25_000;
 /** No message at all (not even a pong) for this long: the socket is taken as dead. */
-const SILENCE_LIMIT_MS = 15_000;
+export const SILENCE_LIMIT_MS = 15_000;
 /** How often quality measurements go to the server (the spec samples every 2 s). */
 const STATS_INTERVAL_MS = 2_000;
 
