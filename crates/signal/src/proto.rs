@@ -4,6 +4,17 @@
 use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Refuses a first message (`enter`, `login`) of another protocol version.
+pub fn check_version(v: u32) -> Result<(), ProtoError> {
+    if v == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(ProtoError::BadRequest(format!(
+            "protocol version {v} is not supported; use {PROTOCOL_VERSION}"
+        )))
+    }
+}
+
 /// Largest text frame accepted.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 

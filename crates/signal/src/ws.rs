@@ -5,7 +5,7 @@
 
 use crate::auth::{check_private_map_key, claimed_user};
 use crate::proto::{
-    ClientMsg, OfferTrack, ProtoError, ServerMsg, User, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+    check_version, ClientMsg, OfferTrack, ProtoError, ServerMsg, User, MAX_FRAME_BYTES,
 };
 use crate::Edge;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -342,11 +342,7 @@ async fn enter(
             "the first message must be enter or login".into(),
         ));
     };
-    if v != PROTOCOL_VERSION {
-        return Err(ProtoError::BadRequest(format!(
-            "protocol version {v} is not supported; use {PROTOCOL_VERSION}"
-        )));
-    }
+    check_version(v)?;
     let app = SdkAppId(sdkappid);
     let room = match (roomid, strroomid) {
         (Some(n), None) => RoomKey::num(n),

@@ -6,7 +6,7 @@
 use super::rules::{check_user_id, CallRequest};
 use super::{CallReq, LineOut};
 use crate::auth::{claimed_user, AppAuth};
-use crate::proto::{CallInfo, ClientMsg, ProtoError, ServerMsg, PROTOCOL_VERSION};
+use crate::proto::{check_version, CallInfo, ClientMsg, ProtoError, ServerMsg};
 use crate::ws::{fail, next, send, IDLE_TIMEOUT};
 use crate::Edge;
 use axum::extract::ws::{Message, WebSocket};
@@ -29,11 +29,7 @@ fn authenticate(edge: &Edge, msg: ClientMsg) -> Result<(SdkAppId, String), Proto
             "the first message must be enter or login".into(),
         ));
     };
-    if v != PROTOCOL_VERSION {
-        return Err(ProtoError::BadRequest(format!(
-            "protocol version {v} is not supported; use {PROTOCOL_VERSION}"
-        )));
-    }
+    check_version(v)?;
     let app = SdkAppId(sdkappid);
     claimed_user(&edge.apps, app, &usersig, &userid, UnixSecs::now())?;
     check_user_id(&userid).map_err(|e| ProtoError::Unauthorized(e.parts().1))?;
