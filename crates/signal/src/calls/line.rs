@@ -123,7 +123,19 @@ pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, first: ClientMsg) {
     .await
     {
         loop {
+            // Biased to the queue: what a request caused is sent before the next message is
+            // read, so a client's `ping` after a request is answered after those messages.
             tokio::select! {
+                biased;
+                out = queue.recv() => {
+                    let Some(LineOut { msg, close }) = out else { break };
+                    let msg = with_room_key(auth, app, &user, msg);
+                    if !send(&mut socket, &msg).await { break; }
+                    if close {
+                        let _ = socket.send(Message::Close(None)).await;
+                        break;
+                    }
+                }
                 msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket)) => {
                     let msg = match msg {
                         Err(_) | Ok(None) => break,
@@ -149,15 +161,6 @@ pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, first: ClientMsg) {
                         let _ = send(&mut socket, &ServerMsg::LoggedOut {}).await;
                         let _ = socket.send(Message::Close(None)).await;
                         return;
-                    }
-                }
-                out = queue.recv() => {
-                    let Some(LineOut { msg, close }) = out else { break };
-                    let msg = with_room_key(auth, app, &user, msg);
-                    if !send(&mut socket, &msg).await { break; }
-                    if close {
-                        let _ = socket.send(Message::Close(None)).await;
-                        break;
                     }
                 }
             }
