@@ -16,6 +16,7 @@
 // imports from there is used only inside functions, never while the modules load.
 
 import { Emitter } from './emitter.js';
+import { Waiters } from './waiters.js';
 import {
   CLOSING_NOTICES, FATAL_CODES, HearthClient, HearthError, PROTOCOL_VERSION, REQUEST_TIMEOUT_MS,
   SILENCE_LIMIT_MS, signalingUrl,
@@ -87,7 +88,7 @@ export class HearthCalls extends Emitter {
     };
     this._state = 'disconnected';
     this._ws = null;
-    this._waiters = [];
+    this._waiters = new Waiters();
     this._pingTimer = null;
     this._pings = 0; // pings sent on this socket
     this._pongs = 0; // pongs heard on this socket (the server answers each, in order)
@@ -299,41 +300,14 @@ export class HearthCalls extends Emitter {
    * messages it causes may still be on their way). Rejects on an `error` naming the request.
    */
   _request(msg, { reply = null, barrier = false, timeout = REQUEST_TIMEOUT_MS }) {
-    return new Promise((resolve, reject) => {
-      const w = { request: msg.type, reply, pongs: Infinity, resolve, reject, timer: null };
-      w.timer = setTimeout(() => {
-        this._dropWaiter(w);
-        reject(new HearthError(0, `no answer to ${msg.type} within ${timeout} ms`, msg.type));
-      }, timeout);
-      this._waiters.push(w);
-      try {
+    return this._waiters.add({ request: msg.type, reply, pongs: Infinity }, {
+      timeoutMs: timeout,
+      timeoutError: () => new HearthError(0, `no answer to ${msg.type} within ${timeout} ms`, msg.type),
+      send: (w) => {
         this._send(msg);
         if (barrier) { this._ping(); w.pongs = this._pings; }
-      } catch (e) {
-        this._dropWaiter(w);
-        clearTimeout(w.timer);
-        reject(e);
-      }
+      },
     });
-  }
-
-  _dropWaiter(w) {
-    const i = this._waiters.indexOf(w);
-    if (i >= 0) this._waiters.splice(i, 1);
-  }
-
-  /** Settles the oldest waiter matching `pred`; true if there was one. */
-  _settle(pred, fn) {
-    const w = this._waiters.find(pred);
-    if (!w) return false;
-    this._dropWaiter(w);
-    clearTimeout(w.timer);
-    fn(w);
-    return true;
-  }
-
-  _rejectWaiters(err) {
-    for (const w of this._waiters.splice(0)) { clearTimeout(w.timer); w.reject(err); }
   }
 
   // ---- internals: socket ----------------------------------------------------------------------
@@ -414,7 +388,7 @@ export class HearthCalls extends Emitter {
     switch (msg.type) {
       case 'pong':
         this._pongs += 1;
-        while (this._settle((w) => w.pongs <= this._pongs, (w) => w.resolve(null))) { /* all of them */ }
+        while (this._waiters.settle((w) => w.pongs <= this._pongs, (w) => w.resolve(null))) { /* all of them */ }
         return;
       case 'logged_in':
         // After a re-login the server goes on with `invited` or `call_state` for the call.
@@ -432,14 +406,14 @@ export class HearthCalls extends Emitter {
       case 'error': {
         const err = new HearthError(msg.code, msg.message, msg.request);
         if (FATAL_CODES.has(msg.code)) this._leaving = true;
-        if (!this._settle((w) => w.request === msg.request, (w) => w.reject(err))) this._emitError(err);
+        if (!this._waiters.settle((w) => w.request === msg.request, (w) => w.reject(err))) this._emitError(err);
         return;
       }
       default:
         if (!EVENTS[msg.type]) return; // a newer server may say more; ignore what we do not know
         this._onCallMessage(msg);
     }
-    this._settle((w) => w.reply?.(msg), (w) => w.resolve(msg));
+    this._waiters.settle((w) => w.reply?.(msg), (w) => w.resolve(msg));
   }
 
   /** Updates what we know of the call, then tells the application. */
@@ -488,7 +462,7 @@ export class HearthCalls extends Emitter {
     if (ws !== this._ws) return;
     this._ws = null;
     clearInterval(this._pingTimer);
-    this._rejectWaiters(new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
+    this._waiters.rejectAll(new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
     if (this._state !== 'connected') return; // connecting or reconnecting: the caller decides
     if (this._leaving) {
       this._teardown();
@@ -541,7 +515,7 @@ export class HearthCalls extends Emitter {
   _teardown() {
     clearInterval(this._pingTimer);
     this._pingTimer = null;
-    this._rejectWaiters(new HearthError(0, 'logged out'));
+    this._waiters.rejectAll(new HearthError(0, 'logged out'));
     if (this._ws) {
       const ws = this._ws;
       this._ws = null;

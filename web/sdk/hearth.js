@@ -17,6 +17,7 @@
 // HearthCalls; it shares this module's HearthError, signalingUrl and exported constants.
 
 import { Emitter } from './emitter.js';
+import { Waiters } from './waiters.js';
 
 export { HearthCalls } from './calls.js';
 
@@ -138,7 +139,7 @@ export class HearthClient extends Emitter {
 
     this._state = 'disconnected';
     this._ws = null;
-    this._waiters = [];
+    this._waiters = new Waiters();
     this._pingTimer = null;
     this._statsTimer = null;
     this._statsTotals = new Map(); // userId -> {freezeMs, concealedMs} at the last report
@@ -396,41 +397,11 @@ export class HearthClient extends Emitter {
   /** Sends a request and waits for its reply type (or an error naming it). */
   _request(msg, timeoutMs) {
     const replyType = REPLY_OF[msg.type];
-    return new Promise((resolve, reject) => {
-      const w = { request: msg.type, replyType, resolve, reject, timer: null };
-      w.timer = setTimeout(() => {
-        this._dropWaiter(w);
-        reject(new HearthError(0, `no ${replyType} within ${timeoutMs} ms`, msg.type));
-      }, timeoutMs);
-      this._waiters.push(w);
-      try {
-        this._send(msg);
-      } catch (e) {
-        this._dropWaiter(w);
-        clearTimeout(w.timer);
-        reject(e);
-      }
+    return this._waiters.add({ request: msg.type, replyType }, {
+      timeoutMs,
+      timeoutError: () => new HearthError(0, `no ${replyType} within ${timeoutMs} ms`, msg.type),
+      send: () => this._send(msg),
     });
-  }
-
-  _dropWaiter(w) {
-    const i = this._waiters.indexOf(w);
-    if (i >= 0) this._waiters.splice(i, 1);
-  }
-
-  /** Settles the oldest waiter matching `pred`; true if there was one. */
-  _settle(pred, fn) {
-    const w = this._waiters.find(pred);
-    if (!w) return false;
-    this._dropWaiter(w);
-    clearTimeout(w.timer);
-    fn(w);
-    return true;
-  }
-
-  _rejectWaiters(err) {
-    const ws = this._waiters.splice(0);
-    for (const w of ws) { clearTimeout(w.timer); w.reject(err); }
   }
 
   _startPing() {
@@ -505,15 +476,15 @@ export class HearthClient extends Emitter {
         break;
       case 'entered':
         this._onEntered(msg);
-        this._settle((w) => w.replyType === 'entered', (w) => w.resolve(msg));
+        this._waiters.settle((w) => w.replyType === 'entered', (w) => w.resolve(msg));
         break;
       case 'publish_answer':
       case 'exited':
-        this._settle((w) => w.replyType === msg.type, (w) => w.resolve(msg));
+        this._waiters.settle((w) => w.replyType === msg.type, (w) => w.resolve(msg));
         break;
       case 'role':
         this.role = msg.role;
-        if (!this._settle((w) => w.replyType === 'role', (w) => w.resolve(msg))) this.emit('role', msg.role);
+        if (!this._waiters.settle((w) => w.replyType === 'role', (w) => w.resolve(msg))) this.emit('role', msg.role);
         break;
       case 'offer':
         this._serialSub(() => this._onOffer(msg)).catch((e) => this._emitError(e));
@@ -549,7 +520,7 @@ export class HearthClient extends Emitter {
         const err = new HearthError(msg.code, msg.message, msg.request);
         if (FATAL_CODES.has(msg.code)) this._leaving = true;
         const reply = msg.request && REPLY_OF[msg.request];
-        const taken = reply && this._settle((w) => w.request === msg.request, (w) => w.reject(err));
+        const taken = reply && this._waiters.settle((w) => w.request === msg.request, (w) => w.reject(err));
         if (!taken) this._emitError(err);
         break;
       }
@@ -586,7 +557,7 @@ export class HearthClient extends Emitter {
     clearInterval(this._pingTimer);
     clearInterval(this._statsTimer);
     const err = new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
-    this._rejectWaiters(err);
+    this._waiters.rejectAll(err);
     if (this._state === 'connecting' || this._state === 'reconnecting') return; // the caller decides
     if (this._state === 'disconnected') return;
     if (this._leaving || !this.session) {
@@ -647,7 +618,7 @@ export class HearthClient extends Emitter {
     this._pingTimer = null;
     clearInterval(this._statsTimer);
     this._statsTimer = null;
-    this._rejectWaiters(new HearthError(0, 'left the room'));
+    this._waiters.rejectAll(new HearthError(0, 'left the room'));
     if (this._ws) {
       const ws = this._ws;
       this._ws = null;
