@@ -12,15 +12,13 @@
 //   calls.on('call-ended', ({ result }) => console.log('call over:', result));
 //   await calls.login();
 //
+// The socket itself (connecting, keepalive, reconnect loop, state, errors) is socket.js's.
+//
 // hearth.js re-exports this module and this module imports from hearth.js (a cycle): what it
 // imports from there is used only inside functions, never while the modules load.
 
-import { Emitter } from './emitter.js';
-import { Waiters } from './waiters.js';
-import {
-  CLOSING_NOTICES, FATAL_CODES, HearthClient, HearthError, PROTOCOL_VERSION, REQUEST_TIMEOUT_MS,
-  SILENCE_LIMIT_MS, signalingUrl,
-} from './hearth.js';
+import { HearthError, SignalingSocket, identityOptions } from './socket.js';
+import { HearthClient, PROTOCOL_VERSION, REQUEST_TIMEOUT_MS } from './hearth.js';
 
 const LOGIN_TIMEOUT_MS = 10_000;
 const LOGOUT_TIMEOUT_MS = 3_000;
@@ -58,7 +56,7 @@ function callFromWire(m) {
 
 const without = (list, userId) => list.filter((u) => u !== userId);
 
-export class HearthCalls extends Emitter {
+export class HearthCalls extends SignalingSocket {
   /**
    * @param {object} options
    * @param {string} [options.url] as HearthClient's: ws(s):// address of `/ws/v1` or the server's
@@ -71,37 +69,21 @@ export class HearthCalls extends Emitter {
    * @param {boolean} [options.debug=false] log every signaling message to the console
    */
   constructor(options = {}) {
-    super();
+    super({ request: 'login', logPrefix: 'hearth calls', logPings: false });
     const o = { ...options };
-    const sdkAppId = Number(o.sdkAppId);
-    if (!Number.isInteger(sdkAppId) || sdkAppId <= 0) throw new TypeError('sdkAppId must be a positive integer');
-    if (!o.userId || typeof o.userId !== 'string') throw new TypeError('userId must be a non-empty string');
-    if (!o.userSig || typeof o.userSig !== 'string') throw new TypeError('userSig must be a non-empty string');
     this.options = {
-      url: signalingUrl(o.url),
-      sdkAppId,
-      userId: o.userId,
-      userSig: o.userSig,
+      ...identityOptions(o),
       iceServers: o.iceServers || [],
       pingInterval: o.pingInterval || 5_000,
       debug: !!o.debug,
     };
-    this._state = 'disconnected';
-    this._ws = null;
-    this._waiters = new Waiters();
-    this._pingTimer = null;
     this._pings = 0; // pings sent on this socket
     this._pongs = 0; // pongs heard on this socket (the server answers each, in order)
-    this._lastHeard = 0;
-    this._leaving = false; // logout() called, a closing notice or a fatal error seen
     this._call = null; // this user's call: callFromWire + {accepted, ringing[, timeout]}
     this._rooms = new Map(); // callId -> {client, ready}: the rooms joinRoom entered
   }
 
   // ---- state -------------------------------------------------------------------------------
-
-  /** 'disconnected' | 'connecting' | 'connected' | 'reconnecting' */
-  get connectionState() { return this._state; }
 
   /**
    * This user's call (placing, ringing or in it), as far as this client has heard, or null:
@@ -125,30 +107,17 @@ export class HearthCalls extends Emitter {
    * (also one placed while offline) or one they are in.
    */
   async login() {
-    if (this._state !== 'disconnected') throw new HearthError(0, `login() while ${this._state}`, 'login');
-    this._leaving = false;
-    this._setState('connecting');
-    try {
-      await this._open();
-    } catch (e) {
-      this._teardown();
-      this._setState('disconnected');
-      throw e;
-    }
+    await this._start('login', () => this._open());
     return { userId: this.options.userId };
   }
 
   /** Logs out (the server hangs up this user's call first), exits the call's room, closes. */
   async logout() {
-    if (this._state === 'disconnected') return;
-    this._leaving = true;
-    if (this._state === 'connected' && this._isOpen()) {
-      try {
-        await this._request({ type: 'logout' }, { reply: (m) => m.type === 'logged_out', timeout: LOGOUT_TIMEOUT_MS });
-      } catch { /* leaving anyway */ }
-    }
-    this._teardown();
-    this._setState('disconnected');
+    await this._stop(() => {
+      if (this._state !== 'connected' || !this._isOpen()) return null;
+      return this._request({ type: 'logout' }, { reply: (m) => m.type === 'logged_out', timeout: LOGOUT_TIMEOUT_MS })
+        .catch(() => { /* leaving anyway */ });
+    });
   }
 
   // ---- placing and answering ----------------------------------------------------------------
@@ -312,7 +281,10 @@ export class HearthCalls extends Emitter {
 
   // ---- internals: socket ----------------------------------------------------------------------
 
+  /** Opens a socket and logs in on it. */
   async _open() {
+    this._pings = 0; // counted per socket
+    this._pongs = 0;
     await this._connect();
     const o = this.options;
     await this._request(
@@ -321,70 +293,13 @@ export class HearthCalls extends Emitter {
     );
   }
 
-  _connect() {
-    return new Promise((resolve, reject) => {
-      let ws;
-      try {
-        ws = new WebSocket(this.options.url);
-      } catch (e) {
-        reject(new HearthError(0, `cannot open ${this.options.url}: ${e.message}`, 'login'));
-        return;
-      }
-      this._ws = ws;
-      this._pings = 0;
-      this._pongs = 0;
-      let opened = false;
-      ws.onopen = () => {
-        opened = true;
-        this._lastHeard = Date.now();
-        this._startPing();
-        resolve();
-      };
-      ws.onmessage = (ev) => this._onMessage(ws, ev);
-      ws.onerror = () => { /* the close event follows */ };
-      ws.onclose = (ev) => {
-        if (!opened) reject(new HearthError(0, `cannot connect to ${this.options.url} (close code ${ev.code})`, 'login'));
-        this._onClose(ws, ev);
-      };
-    });
-  }
-
-  _isOpen() { return !!this._ws && this._ws.readyState === WebSocket.OPEN; }
-
-  _send(msg) {
-    if (!this._isOpen()) throw new HearthError(0, `not connected (${this._state})`, msg.type);
-    if (this.options.debug && msg.type !== 'ping') console.debug('hearth calls →', msg.type, msg);
-    this._ws.send(JSON.stringify(msg));
-  }
-
+  /** A ping, counted: a barrier's pong is the one answering its ping. */
   _ping() {
-    this._send({ type: 'ping' });
+    super._ping();
     this._pings += 1;
   }
 
-  _startPing() {
-    clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => {
-      if (!this._isOpen()) return;
-      if (Date.now() - this._lastHeard > SILENCE_LIMIT_MS) {
-        try { this._ws.close(4000, 'silent'); } catch { /* closing */ }
-        return;
-      }
-      try { this._ping(); } catch { /* closing */ }
-    }, this.options.pingInterval);
-  }
-
-  _onMessage(ws, ev) {
-    if (ws !== this._ws) return;
-    this._lastHeard = Date.now();
-    let msg;
-    try {
-      msg = JSON.parse(ev.data);
-    } catch {
-      this._emitError(new HearthError(0, 'the server sent malformed JSON'));
-      return;
-    }
-    if (this.options.debug && msg.type !== 'pong') console.debug('hearth calls ←', msg.type, msg);
+  _onMessage(msg) {
     switch (msg.type) {
       case 'pong':
         this._pongs += 1;
@@ -400,15 +315,11 @@ export class HearthCalls extends Emitter {
         break;
       }
       case 'notice':
-        if (CLOSING_NOTICES.has(msg.reason)) this._leaving = true;
-        this.emit('notice', { reason: msg.reason, message: msg.message || '' });
+        this._onNotice(msg);
         break;
-      case 'error': {
-        const err = new HearthError(msg.code, msg.message, msg.request);
-        if (FATAL_CODES.has(msg.code)) this._leaving = true;
-        if (!this._waiters.settle((w) => w.request === msg.request, (w) => w.reject(err))) this._emitError(err);
+      case 'error':
+        this._onServerError(msg);
         return;
-      }
       default:
         if (!EVENTS[msg.type]) return; // a newer server may say more; ignore what we do not know
         this._onCallMessage(msg);
@@ -458,11 +369,8 @@ export class HearthCalls extends Emitter {
     entry.client.exit().catch(() => {});
   }
 
-  _onClose(ws, ev) {
-    if (ws !== this._ws) return;
-    this._ws = null;
-    clearInterval(this._pingTimer);
-    this._waiters.rejectAll(new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`));
+  /** The socket closed (its requests failed already): log in again, or give up. */
+  _onClose() {
     if (this._state !== 'connected') return; // connecting or reconnecting: the caller decides
     if (this._leaving) {
       this._teardown();
@@ -473,54 +381,14 @@ export class HearthCalls extends Emitter {
   }
 
   /** Logs in again after a dropped socket; the server keeps the call through its grace period. */
-  async _relogin() {
-    this._setState('reconnecting');
-    const deadline = Date.now() + RELOGIN_WINDOW_MS;
-    let delay = 250;
-    while (Date.now() < deadline && this._state === 'reconnecting' && !this._leaving) {
-      try {
-        await this._open();
-        return; // logged_in set 'connected'
-      } catch (e) {
-        if (e instanceof HearthError && e.code !== 0) {
-          // The server refused (a UserSig expired meanwhile, ...): give up.
-          this._leaving = true;
-          this._emitError(e);
-          break;
-        }
-        if (this._ws) { try { this._ws.close(); } catch { /* already */ } this._ws = null; }
-      }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 2, 4_000);
-    }
-    if (this._state === 'disconnected') return;
-    this._teardown();
-    this._setState('disconnected');
-  }
-
-  _setState(state) {
-    if (state === this._state) return;
-    const previous = this._state;
-    this._state = state;
-    this.emit('connection-state', state, previous);
-  }
-
-  _emitError(e) {
-    const err = e instanceof HearthError ? e : new HearthError(0, e?.message || String(e));
-    if (this.listenerCount('error') === 0) console.error('hearth calls:', err);
-    this.emit('error', err);
+  _relogin() {
+    // logged_in sets 'connected'; a refusal (a UserSig expired meanwhile, ...) gives up.
+    return this._reconnect(RELOGIN_WINDOW_MS, () => this._open());
   }
 
   /** Closes everything local: socket, timers, the call and its room. */
   _teardown() {
-    clearInterval(this._pingTimer);
-    this._pingTimer = null;
-    this._waiters.rejectAll(new HearthError(0, 'logged out'));
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      try { ws.close(1000, 'bye'); } catch { /* already closed */ }
-    }
+    this._closeSocket('logged out');
     if (this._call) this._forget(this._call.callId);
     for (const id of [...this._rooms.keys()]) this._forget(id);
   }

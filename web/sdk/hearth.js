@@ -14,12 +14,13 @@
 // file for the whole API and hearth.d.ts for its types.
 //
 // Calling (log in to be reachable, ring, answer, hang up) is calls.js, re-exported here as
-// HearthCalls; it shares this module's HearthError, signalingUrl and exported constants.
+// HearthCalls. The signaling socket both use (connecting, keepalive, reconnecting, errors) is
+// socket.js; its HearthError, signalingUrl and constants are re-exported here.
 
-import { Emitter } from './emitter.js';
-import { Waiters } from './waiters.js';
+import { HearthError, SignalingSocket, identityOptions } from './socket.js';
 
 export { HearthCalls } from './calls.js';
+export { CLOSING_NOTICES, FATAL_CODES, HearthError, SILENCE_LIMIT_MS, signalingUrl } from './socket.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -30,11 +31,6 @@ export const SIMULCAST_ENCODINGS = Object.freeze([
   Object.freeze({ rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 }),
 ]);
 
-/** Error codes after which the server closes the socket (docs/protocol.md, Errors). */
-export const FATAL_CODES = new Set([401, 408, 413, 415, 503]);
-/** Notices after which the server closes the socket (the server also ends sessions with
- *  `timeout` and `server_shutdown`); `blocked` keeps it. */
-export const CLOSING_NOTICES = new Set(['kicked', 'room_dismissed', 'replaced', 'timeout', 'server_shutdown']);
 /** Which server message answers which client request. */
 const REPLY_OF = { enter: 'entered', publish: 'publish_answer', role: 'role', exit: 'exited' };
 
@@ -43,32 +39,11 @@ export const REQUEST_TIMEOUT_MS = 15_000;
 const EXIT_TIMEOUT_MS = 3_000;
 /** The server keeps a dropped session this long for a `resume`; we stop trying a bit earlier. */
 const RESUME_WINDOW_MS = 25_000;
-/** No message at all (not even a pong) for this long: the socket is taken as dead. */
-export const SILENCE_LIMIT_MS = 15_000;
 /** How often quality measurements go to the server (the spec samples every 2 s). */
 const STATS_INTERVAL_MS = 2_000;
 
 const SOURCES = ['mic', 'camera', 'screen'];
 const VIDEO_CODECS = ['video/vp8', 'video/h264', 'video/rtx', 'video/red', 'video/ulpfec'];
-
-/** An error reported by the server (`code` as in the protocol) or by the SDK (`code` 0). */
-export class HearthError extends Error {
-  constructor(code, message, request) {
-    super(message || `error ${code}`);
-    this.name = 'HearthError';
-    this.code = code;
-    this.request = request;
-  }
-}
-
-/** The WebSocket address: a ws(s) URL as is; an http(s) URL or nothing → `/ws/v1` on that host. */
-export function signalingUrl(url) {
-  if (url && /^wss?:\/\//i.test(url)) return url;
-  const base = new URL(url || globalThis.location.href, globalThis.location?.href);
-  const scheme = base.protocol === 'https:' ? 'wss:' : 'ws:';
-  const path = !url || base.pathname === '/' || base.pathname === '' ? '/ws/v1' : base.pathname;
-  return `${scheme}//${base.host}${path}${base.search}`;
-}
 
 function userFromWire(u) {
   return {
@@ -86,9 +61,7 @@ function sameUser(a, b) {
     a.audioMuted === b.audioMuted && a.videoMuted === b.videoMuted;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export class HearthClient extends Emitter {
+export class HearthClient extends SignalingSocket {
   /**
    * @param {object} options
    * @param {string} [options.url] ws(s):// address of `/ws/v1`, or the server's http(s) address;
@@ -106,12 +79,9 @@ export class HearthClient extends Emitter {
    * @param {boolean} [options.debug=false] log every signaling message to the console
    */
   constructor(options = {}) {
-    super();
+    super({ request: 'enter', logPrefix: 'hearth', logPings: true });
     const o = { ...options };
-    const sdkAppId = Number(o.sdkAppId);
-    if (!Number.isInteger(sdkAppId) || sdkAppId <= 0) throw new TypeError('sdkAppId must be a positive integer');
-    if (!o.userId || typeof o.userId !== 'string') throw new TypeError('userId must be a non-empty string');
-    if (!o.userSig || typeof o.userSig !== 'string') throw new TypeError('userSig must be a non-empty string');
+    const identity = identityOptions(o);
     const hasNum = o.roomId !== undefined && o.roomId !== null && o.roomId !== '';
     const hasStr = o.strRoomId !== undefined && o.strRoomId !== null && o.strRoomId !== '';
     if (hasNum === hasStr) throw new TypeError('give exactly one of roomId and strRoomId');
@@ -121,10 +91,7 @@ export class HearthClient extends Emitter {
     const role = o.role || 'anchor';
     if (role !== 'anchor' && role !== 'audience') throw new TypeError("role must be 'anchor' or 'audience'");
     this.options = {
-      url: signalingUrl(o.url),
-      sdkAppId,
-      userId: o.userId,
-      userSig: o.userSig,
+      ...identity,
       roomId: hasNum ? Number(o.roomId) : undefined,
       strRoomId: hasStr ? String(o.strRoomId) : undefined,
       role,
@@ -137,14 +104,8 @@ export class HearthClient extends Emitter {
     this.role = role;
     this.session = null;
 
-    this._state = 'disconnected';
-    this._ws = null;
-    this._waiters = new Waiters();
-    this._pingTimer = null;
     this._statsTimer = null;
     this._statsTotals = new Map(); // userId -> {freezeMs, concealedMs} at the last report
-    this._lastHeard = 0;
-    this._leaving = false; // exit() called, a closing notice or a fatal error seen
     this._users = new Map(); // userId -> user
 
     this._pub = null; // RTCPeerConnection (publish)
@@ -161,8 +122,6 @@ export class HearthClient extends Emitter {
 
   // ---- state -------------------------------------------------------------------------------
 
-  /** 'disconnected' | 'connecting' | 'connected' | 'reconnecting' */
-  get connectionState() { return this._state; }
   /** Everyone else in the room, as last told by the server. */
   get users() { return [...this._users.values()].map((u) => ({ ...u })); }
   /** The local camera + mic (null before publish()). */
@@ -182,30 +141,19 @@ export class HearthClient extends Emitter {
 
   /** Opens the socket and enters the room. Resolves with `{session, userId, role, users}`. */
   async enter() {
-    if (this._state !== 'disconnected') throw new HearthError(0, `enter() while ${this._state}`, 'enter');
-    this._leaving = false;
-    this._setState('connecting');
-    let reply;
-    try {
+    const reply = await this._start('enter', async () => {
       await this._connect();
-      reply = await this._request(this._enterMessage(), ENTER_TIMEOUT_MS);
-    } catch (e) {
-      this._teardown();
-      this._setState('disconnected');
-      throw e;
-    }
+      return this._request(this._enterMessage(), ENTER_TIMEOUT_MS);
+    });
     return { session: reply.session, userId: reply.userid, role: reply.role, users: this.users };
   }
 
   /** Leaves the room: `exit`, waits for `exited` (briefly), closes everything, stops local media. */
   async exit() {
-    if (this._state === 'disconnected') return;
-    this._leaving = true;
-    if (this._ws && this._ws.readyState === WebSocket.OPEN && this.session) {
-      try { await this._request({ type: 'exit' }, EXIT_TIMEOUT_MS); } catch { /* leaving anyway */ }
-    }
-    this._teardown();
-    this._setState('disconnected');
+    await this._stop(() => {
+      if (!this._isOpen() || !this.session) return null;
+      return this._request({ type: 'exit' }, EXIT_TIMEOUT_MS).catch(() => { /* leaving anyway */ });
+    });
   }
 
   // ---- publishing ---------------------------------------------------------------------------
@@ -360,40 +308,6 @@ export class HearthClient extends Emitter {
     return m;
   }
 
-  _connect() {
-    return new Promise((resolve, reject) => {
-      let ws;
-      try {
-        ws = new WebSocket(this.options.url);
-      } catch (e) {
-        reject(new HearthError(0, `cannot open ${this.options.url}: ${e.message}`, 'enter'));
-        return;
-      }
-      this._ws = ws;
-      let opened = false;
-      ws.onopen = () => {
-        opened = true;
-        this._lastHeard = Date.now();
-        this._startPing();
-        resolve();
-      };
-      ws.onmessage = (ev) => this._onMessage(ws, ev);
-      ws.onerror = () => { /* the close event follows and tells the rest */ };
-      ws.onclose = (ev) => {
-        if (!opened) reject(new HearthError(0, `cannot connect to ${this.options.url} (close code ${ev.code})`, 'enter'));
-        this._onClose(ws, ev);
-      };
-    });
-  }
-
-  _isOpen() { return !!this._ws && this._ws.readyState === WebSocket.OPEN; }
-
-  _send(msg) {
-    if (!this._isOpen()) throw new HearthError(0, `not connected (${this._state})`, msg.type);
-    if (this.options.debug) console.debug('hearth →', msg.type, msg);
-    this._ws.send(JSON.stringify(msg));
-  }
-
   /** Sends a request and waits for its reply type (or an error naming it). */
   _request(msg, timeoutMs) {
     const replyType = REPLY_OF[msg.type];
@@ -404,19 +318,17 @@ export class HearthClient extends Emitter {
     });
   }
 
-  _startPing() {
-    clearInterval(this._pingTimer);
-    this._pingTimer = setInterval(() => {
-      if (!this._isOpen()) return;
-      if (Date.now() - this._lastHeard > SILENCE_LIMIT_MS) {
-        // Nothing heard, not even pongs: the path is dead even if the socket does not know yet.
-        try { this._ws.close(4000, 'silent'); } catch { /* closing */ }
-        return;
-      }
-      try { this._send({ type: 'ping' }); } catch { /* closing */ }
-    }, this.options.pingInterval);
+  /** The keepalive, and alongside it the quality reports (_report). */
+  _startKeepalive() {
+    super._startKeepalive();
     clearInterval(this._statsTimer);
     this._statsTimer = setInterval(() => { this._report().catch(() => {}); }, STATS_INTERVAL_MS);
+  }
+
+  _stopKeepalive() {
+    super._stopKeepalive();
+    clearInterval(this._statsTimer);
+    this._statsTimer = null;
   }
 
   /**
@@ -460,17 +372,7 @@ export class HearthClient extends Emitter {
     if (this._isOpen()) this._send(msg);
   }
 
-  _onMessage(ws, ev) {
-    if (ws !== this._ws) return;
-    this._lastHeard = Date.now();
-    let msg;
-    try {
-      msg = JSON.parse(ev.data);
-    } catch {
-      this._emitError(new HearthError(0, 'the server sent malformed JSON'));
-      return;
-    }
-    if (this.options.debug && msg.type !== 'pong') console.debug('hearth ←', msg.type, msg);
+  _onMessage(msg) {
     switch (msg.type) {
       case 'pong':
         break;
@@ -513,17 +415,11 @@ export class HearthClient extends Emitter {
         break;
       }
       case 'notice':
-        if (CLOSING_NOTICES.has(msg.reason)) this._leaving = true;
-        this.emit('notice', { reason: msg.reason, message: msg.message || '' });
+        this._onNotice(msg);
         break;
-      case 'error': {
-        const err = new HearthError(msg.code, msg.message, msg.request);
-        if (FATAL_CODES.has(msg.code)) this._leaving = true;
-        const reply = msg.request && REPLY_OF[msg.request];
-        const taken = reply && this._waiters.settle((w) => w.request === msg.request, (w) => w.reject(err));
-        if (!taken) this._emitError(err);
+      case 'error':
+        this._onServerError(msg, !!(msg.request && REPLY_OF[msg.request]));
         break;
-      }
       default:
         // A newer server may say more; ignore what we do not know.
         break;
@@ -551,13 +447,8 @@ export class HearthClient extends Emitter {
     }
   }
 
-  _onClose(ws, ev) {
-    if (ws !== this._ws) return;
-    this._ws = null;
-    clearInterval(this._pingTimer);
-    clearInterval(this._statsTimer);
-    const err = new HearthError(0, `the connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`);
-    this._waiters.rejectAll(err);
+  /** The socket closed (its requests failed already): resume, or give up. */
+  _onClose() {
     if (this._state === 'connecting' || this._state === 'reconnecting') return; // the caller decides
     if (this._state === 'disconnected') return;
     if (this._leaving || !this.session) {
@@ -569,61 +460,21 @@ export class HearthClient extends Emitter {
   }
 
   /** Reconnects with the session token; the server keeps our media connections meanwhile. */
-  async _resume() {
-    this._setState('reconnecting');
-    const deadline = Date.now() + RESUME_WINDOW_MS;
-    let delay = 250;
-    while (Date.now() < deadline && this._state === 'reconnecting' && !this._leaving) {
-      try {
-        await this._connect();
-        await this._request(this._enterMessage(this.session), ENTER_TIMEOUT_MS);
-        return; // _onEntered set 'connected'
-      } catch (e) {
-        if (e instanceof HearthError && e.code !== 0) {
-          // The server refused the resume (the session ended): give up.
-          this._leaving = true;
-          this._emitError(e);
-          break;
-        }
-        if (this._ws) { try { this._ws.close(); } catch { /* already */ } this._ws = null; }
-      }
-      await sleep(delay);
-      delay = Math.min(delay * 2, 4_000);
-    }
-    if (this._state === 'disconnected') return;
-    this._teardown();
-    this._setState('disconnected');
-  }
-
-  _setState(state) {
-    if (state === this._state) return;
-    const previous = this._state;
-    this._state = state;
-    this.emit('connection-state', state, previous);
+  _resume() {
+    // _onEntered sets 'connected'; a refusal (the session ended) gives up.
+    return this._reconnect(RESUME_WINDOW_MS, async () => {
+      await this._connect();
+      await this._request(this._enterMessage(this.session), ENTER_TIMEOUT_MS);
+    });
   }
 
   _mustBeEntered(request) {
     if (this._state !== 'connected') throw new HearthError(0, `not in a room (${this._state})`, request);
   }
 
-  _emitError(e) {
-    const err = e instanceof HearthError ? e : new HearthError(0, e?.message || String(e));
-    if (this.listenerCount('error') === 0) console.error('hearth:', err);
-    this.emit('error', err);
-  }
-
   /** Closes everything local: socket, timers, both connections, local media, remote tracks. */
   _teardown() {
-    clearInterval(this._pingTimer);
-    this._pingTimer = null;
-    clearInterval(this._statsTimer);
-    this._statsTimer = null;
-    this._waiters.rejectAll(new HearthError(0, 'left the room'));
-    if (this._ws) {
-      const ws = this._ws;
-      this._ws = null;
-      try { ws.close(1000, 'bye'); } catch { /* already closed */ }
-    }
+    this._closeSocket('left the room');
     this._closePublish();
     if (this._sub) { this._sub.close(); this._sub = null; }
     for (const r of this._remote.values()) this.emit('track-removed', { ...r });
