@@ -45,8 +45,11 @@ describe('moderation', () => {
     // Block alice's audio and video: carol stops decoding her video, keeps bob's.
     await server.api('SetUserBlocked', { SdkAppId: SDK_APP_ID, RoomId: room, UserId: 'mod-alice', IsMute: 1 });
     await alice.waitEvent('notice', (e) => e.reason === 'blocked', { timeout: 2000 });
-    await sleep(1000);
-    assert.ok(await progress(carol, 'mod-alice') <= 1, "alice's video stopped at carol");
+    // Stopped: a 1.5 s window with no new frame. A page decoding behind (a busy machine: decode
+    // fps above the source's as it catches up) may take a few seconds to drain what it has.
+    let stopped = false;
+    for (let i = 0; i < 4 && !stopped; i++) stopped = await progress(carol, 'mod-alice') <= 1;
+    assert.ok(stopped, "alice's video stopped at carol");
     assert.ok(await progress(carol, 'mod-bob') > 5, "bob's video still flows at carol");
     // Unblock: within 2 s carol decodes alice again (a keyframe is asked at once).
     await server.api('SetUserBlocked', { SdkAppId: SDK_APP_ID, RoomId: room, UserId: 'mod-alice', IsMute: 0 });
