@@ -151,7 +151,9 @@ def test_loss_on_one_subscribers_path_is_its_downstream_loss_and_an_abnormal_exp
         try:
             await view.start()
             await view.wait_frames(video=20, audio=20)
-            await asyncio.sleep(10)
+            # ~8 samples of 2 s: room for the 3 consecutive lossy ones the rule needs even when
+            # a loaded box lets one report interval look clean.
+            await asyncio.sleep(16)
             cid = comm_id_of(h, started, "810")
         finally:
             RTCRtpReceiver._handle_rtp_packet = original
@@ -174,4 +176,4 @@ def test_loss_on_one_subscribers_path_is_its_downstream_loss_and_an_abnormal_exp
     unusual = client.call_json("DescribeUnusualEvent", {"SdkAppId": APP1, "StartTime": started,
                                                         "EndTime": now, "RoomId": "810"})["Response"]
     users = {e["UserId"] for e in unusual["AbnormalExperienceList"]}
-    assert "loss-view" in users and "loss-pub" not in users, unusual
+    assert "loss-view" in users and "loss-pub" not in users, (unusual, down)
