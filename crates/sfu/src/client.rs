@@ -37,6 +37,7 @@ pub struct RosterUser {
     pub sub: bool,
     pub audio_muted: bool,
     pub video_muted: bool,
+    pub bot: bool,
 }
 
 /// A media line of a subscribe-connection offer.

@@ -14,6 +14,8 @@ pub struct JoinRequest {
     pub client_ip: String,
     pub device_type: String,
     pub sdk_version: String,
+    /// A media bot of Hearth (marked in rosters so that other bots can skip it).
+    pub bot: bool,
 }
 
 /// A session the media plane accepted: its answer, and what a later `leave` must quote.

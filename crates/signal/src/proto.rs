@@ -32,6 +32,8 @@ pub enum ClientMsg {
         privatemapkey: Option<String>,
         autosubscribe: Option<bool>,
         resume: Option<String>,
+        /// A media bot of Hearth: marked `bot` in rosters.
+        bot: Option<bool>,
     },
     Exit {},
     Publish {
@@ -149,6 +151,8 @@ pub struct User {
     pub sub: bool,
     pub audio_muted: bool,
     pub video_muted: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
 }
 
 #[derive(Debug, Serialize, Clone, PartialEq)]

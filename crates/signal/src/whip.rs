@@ -115,6 +115,7 @@ fn join_request(
         client_ip: peer.ip().to_string(),
         device_type: "WHIP/WHEP".into(),
         sdk_version: agent.chars().take(64).collect(),
+        bot: false,
     }
 }
 

@@ -110,6 +110,7 @@ fn user_msg(u: RosterUser) -> User {
         sub: u.sub,
         audio_muted: u.audio_muted,
         video_muted: u.video_muted,
+        bot: u.bot,
     }
 }
 
@@ -336,6 +337,7 @@ async fn enter(
         privatemapkey,
         autosubscribe,
         resume,
+        bot,
     } = msg
     else {
         return Err(ProtoError::Conflict(
@@ -382,8 +384,9 @@ async fn enter(
                 room,
                 user: user.clone(),
                 client_ip: peer.ip().to_string(),
-                device_type: "Web".into(),
+                device_type: if bot == Some(true) { "Bot" } else { "Web" }.into(),
                 sdk_version: agent.to_owned(),
+                bot: bot == Some(true),
             };
             edge.sfu
                 .client_enter(req, role, autosubscribe.unwrap_or(true), notify)

@@ -48,6 +48,7 @@ pub(crate) struct ClientState {
     pub slot: RoomSlot,
     pub user: UserId,
     role: Role,
+    bot: bool,
     token: String,
     autosubscribe: bool,
     notify: mpsc::Sender<ClientNotice>,
@@ -196,6 +197,7 @@ impl Worker {
                 slot,
                 user: req.user.clone(),
                 role,
+                bot: req.bot,
                 token: token.clone(),
                 autosubscribe,
                 notify,
@@ -824,6 +826,7 @@ impl Worker {
             sub: false,
             audio_muted: false,
             video_muted: false,
+            bot: false,
         };
         if let Some(room) = self.rooms.get(&slot) {
             for (_, t) in room.core.tracks() {
@@ -842,6 +845,7 @@ impl Worker {
             {
                 r.audio_muted = c.muted.contains(&Source::Mic);
                 r.video_muted = c.muted.contains(&Source::Camera);
+                r.bot = c.bot;
             }
         }
         r

@@ -1,0 +1,257 @@
+//! What a media task is asked to do ([`TaskSpec`]), what may change while it runs
+//! ([`Command`]) and what it reports ([`Event`]).
+
+use crate::layout::Layout;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// How the worker enters the room: as any client of Hearth's protocol.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Join {
+    /// `ws://host:port/ws/v1`.
+    pub ws_url: String,
+    pub sdk_app_id: u32,
+    pub room: RoomRef,
+    pub user_id: String,
+    pub user_sig: String,
+    pub private_map_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomRef {
+    Num(u32),
+    Str(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskSpec {
+    pub task_id: String,
+    pub join: Join,
+    /// Where the worker writes its files; the supervisor uploads them from here.
+    pub work_dir: PathBuf,
+    /// A pipeline that makes no progress for this long is ended as frozen.
+    pub eos_timeout_secs: u64,
+    pub recording: Recording,
+}
+
+/// RecordMode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordMode {
+    /// 1: one file set per user.
+    Single,
+    /// 2: one mixed picture and mixed audio.
+    Mixed,
+}
+
+/// StreamType: what is recorded of each user.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamType {
+    AudioVideo,
+    Audio,
+    Video,
+}
+
+impl StreamType {
+    pub fn audio(self) -> bool {
+        self != StreamType::Video
+    }
+    pub fn video(self) -> bool {
+        self != StreamType::Audio
+    }
+}
+
+/// Which video streams of a user: MediaId of RecordParams.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaSel {
+    Both,
+    Main,
+    Sub,
+}
+
+impl MediaSel {
+    pub fn main(self) -> bool {
+        self != MediaSel::Sub
+    }
+    pub fn sub(self) -> bool {
+        self != MediaSel::Main
+    }
+}
+
+/// Which files are written (OutputFormat, or TencentVod.MediaType).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Outputs {
+    pub hls: bool,
+    pub mp4: bool,
+    pub aac: bool,
+}
+
+/// When an upstream video stops: FillType.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Fill {
+    LastFrame,
+    Black,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VideoEncode {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_bps: u32,
+    pub gop_secs: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AudioEncode {
+    pub sample_rate: u32,
+    pub channels: u32,
+    pub bitrate_bps: u32,
+}
+
+/// A user filter of SubscribeStreamUserIds: names, or prefixes written `abc.*$`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct UserFilter {
+    /// Non-empty: only these users.
+    pub allow: Vec<String>,
+    pub block: Vec<String>,
+}
+
+impl UserFilter {
+    pub fn admits(&self, user: &str) -> bool {
+        let hit = |list: &[String]| list.iter().any(|p| pattern_matches(p, user));
+        (self.allow.is_empty() || hit(&self.allow)) && !hit(&self.block)
+    }
+}
+
+/// TRTC's rule: a pattern ending in `.*$` names every user with that prefix, unless a user id
+/// literally equals the pattern.
+pub fn pattern_matches(pattern: &str, user: &str) -> bool {
+    if pattern == user {
+        return true;
+    }
+    match pattern.strip_suffix(".*$") {
+        Some(prefix) => user.starts_with(prefix),
+        None => false,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Subscriptions {
+    pub audio: UserFilter,
+    pub video: UserFilter,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Recording {
+    pub mode: RecordMode,
+    pub stream_type: StreamType,
+    pub media: MediaSel,
+    pub outputs: Outputs,
+    /// Single mode: audio and video in one file set.
+    pub av_merge: bool,
+    pub max_idle_secs: u64,
+    /// MP4/AAC files are split at this length and at `max_file_bytes`.
+    pub max_file_secs: u64,
+    pub max_file_bytes: u64,
+    /// HLS segment length.
+    pub segment_secs: u64,
+    pub video: VideoEncode,
+    pub audio: AudioEncode,
+    pub layout: Layout,
+    pub subscriptions: Subscriptions,
+    pub fill: Fill,
+    /// SubscribeAbility 1: also record other bots.
+    pub include_bots: bool,
+}
+
+/// Supervisor → worker, after the spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// ModifyCloudRecording: each given part replaces the running one in full.
+    Update {
+        layout: Option<Box<Layout>>,
+        subscriptions: Option<Subscriptions>,
+    },
+    /// End the task: close every file, exit the room, exit.
+    Stop,
+}
+
+/// What a file holds (StorageFile.TrackType).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackType {
+    Audio,
+    Video,
+    AudioVideo,
+}
+
+impl TrackType {
+    pub fn api_name(self) -> &'static str {
+        match self {
+            TrackType::Audio => "audio",
+            TrackType::Video => "video",
+            TrackType::AudioVideo => "audio_video",
+        }
+    }
+}
+
+/// Why a task ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// DeleteCloudRecording.
+    Stopped,
+    /// No anchor for MaxIdleTime.
+    Idle,
+    /// The bot was removed or the room dismissed.
+    Removed,
+    /// Something broke (the message says what).
+    Failed,
+}
+
+/// Worker → supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The bot is in the room.
+    Joined,
+    /// A file is being written (`path` relative to the work dir).
+    FileOpened {
+        path: String,
+        user: Option<String>,
+        track: TrackType,
+        /// Unix ms of its first media.
+        begin_ms: u64,
+    },
+    /// A file is complete and will not change again. `playlist`: the HLS playlist it belongs
+    /// to (relative path), with the segment's duration.
+    FileClosed {
+        path: String,
+        bytes: u64,
+        duration_ms: u64,
+        playlist: Option<String>,
+    },
+    /// Media was recorded from these users (for usage), every few seconds.
+    Usage { secs: f64, video: bool },
+    /// Something went wrong that the task survives.
+    Warning { message: String },
+    /// The last line a worker writes.
+    Ended {
+        reason: EndReason,
+        message: Option<String>,
+    },
+}
+
+impl Event {
+    pub fn to_line(&self) -> String {
+        let mut s = serde_json::to_string(self).expect("events serialize");
+        s.push('\n');
+        s
+    }
+}

@@ -1,0 +1,389 @@
+//! A live canvas: a compositor and an audio mixer over users' decoded tracks, always clocking
+//! (a solid background and silence underneath), so that users coming, going, muting or
+//! stalling never stop the output. Mixed recording has one for the room; single-stream
+//! recording one per user.
+
+use crate::gst_util::{link_chain, make, watch_bus, BusEvent, RunningClock};
+use crate::input::{decoder, Feeder, Pushed};
+use crate::output::{attach, OutputSpec, VideoIn};
+use anyhow::{Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use hearth_client::{Frame, Kind, TrackKey};
+use hearth_media_proto::layout::{Fit, Placement};
+use hearth_media_proto::{AudioEncode, Fill, VideoEncode};
+use std::collections::HashMap;
+use std::path::Path;
+use tokio::sync::mpsc;
+
+/// How long the mixers wait for late inputs.
+const MIX_LATENCY_NS: u64 = 300_000_000;
+
+struct Input {
+    feeder: Feeder,
+    elements: Vec<gst::Element>,
+    /// The mixer's request pad this input feeds.
+    pad: gst::Pad,
+    crop: Option<gst::Element>,
+}
+
+/// What a canvas records and how.
+pub struct CanvasSpec<'a> {
+    pub video: Option<VideoEncode>,
+    pub audio: Option<AudioEncode>,
+    pub background: u32,
+    pub background_image: Option<&'a Path>,
+    pub fill: Fill,
+    /// One output set, or (AvMerge 0) one for audio and one for video.
+    pub outputs: Vec<(OutputSpec, bool, bool)>,
+}
+
+pub struct Canvas {
+    pub id: u64,
+    pipeline: gst::Pipeline,
+    compositor: Option<gst::Element>,
+    audiomixer: Option<gst::Element>,
+    inputs: HashMap<TrackKey, Input>,
+    clock: Option<RunningClock>,
+    fill: Fill,
+    size: (u32, u32),
+}
+
+impl Canvas {
+    pub fn new(
+        id: u64,
+        spec: CanvasSpec<'_>,
+        events: mpsc::UnboundedSender<(u64, BusEvent)>,
+    ) -> Result<Self> {
+        let pipeline = gst::Pipeline::with_name(&format!("canvas-{id}"));
+        let mut compositor = None;
+        let mut video_out = None;
+        let mut size = (0, 0);
+        if let Some(v) = spec.video {
+            size = (v.width, v.height);
+            let bg = make("videotestsrc")?;
+            bg.set_property("is-live", true);
+            bg.set_property_from_str("pattern", "solid-color");
+            bg.set_property("foreground-color", 0xFF00_0000u32 | spec.background);
+            let bgcaps = raw_video_caps(v.width, v.height, v.fps)?;
+            let comp = make("compositor")?;
+            comp.set_property("latency", MIX_LATENCY_NS);
+            comp.set_property_from_str("background", "black");
+            let outcaps = raw_video_caps(v.width, v.height, v.fps)?;
+            for e in [&bg, &bgcaps, &comp, &outcaps] {
+                pipeline.add(e)?;
+            }
+            link_chain(&[&bg, &bgcaps, &comp, &outcaps])?;
+            if let Some(img) = spec.background_image {
+                add_image(&pipeline, &comp, img, 0, 0, v.width, v.height, 1)?;
+            }
+            video_out = Some((outcaps, v));
+            compositor = Some(comp);
+        }
+        let mut audiomixer = None;
+        let mut audio_out = None;
+        if let Some(a) = spec.audio {
+            let silence = make("audiotestsrc")?;
+            silence.set_property("is-live", true);
+            silence.set_property_from_str("wave", "silence");
+            let caps = raw_audio_caps(a)?;
+            let mixer = make("audiomixer")?;
+            mixer.set_property("latency", MIX_LATENCY_NS);
+            for e in [&silence, &caps, &mixer] {
+                pipeline.add(e)?;
+            }
+            link_chain(&[&silence, &caps, &mixer])?;
+            audio_out = Some((mixer.clone(), a));
+            audiomixer = Some(mixer);
+        }
+        for (out, with_video, with_audio) in &spec.outputs {
+            let video = match (&video_out, with_video) {
+                (Some((src, v)), true) => Some(VideoIn::Raw(tee_point(&pipeline, src)?, *v)),
+                _ => None,
+            };
+            let audio = match (&audio_out, with_audio) {
+                (Some((src, a)), true) => Some((tee_point(&pipeline, src)?, *a)),
+                _ => None,
+            };
+            attach(&pipeline, id, video, audio, out, events.clone())?;
+        }
+        watch_bus(id, &pipeline, events);
+        pipeline
+            .set_state(gst::State::Playing)
+            .context("starting the pipeline")?;
+        Ok(Canvas {
+            id,
+            pipeline,
+            compositor,
+            audiomixer,
+            inputs: HashMap::new(),
+            clock: None,
+            fill: spec.fill,
+            size,
+        })
+    }
+
+    /// Adds a track's input (decoder into the mixer); a no-op if present or not mixed here.
+    pub fn add_input(&mut self, key: &TrackKey, codec: hearth_client::Codec) -> Result<()> {
+        if self.inputs.contains_key(key) {
+            return Ok(());
+        }
+        let mixer = match key.kind {
+            Kind::Video => self.compositor.clone(),
+            Kind::Audio => self.audiomixer.clone(),
+        };
+        let Some(mixer) = mixer else {
+            return Ok(());
+        };
+        let feeder = Feeder::new(codec)?;
+        let mut elements: Vec<gst::Element> = vec![feeder.src.clone().upcast()];
+        let q = make("queue")?;
+        q.set_property("max-size-time", 2_000_000_000u64);
+        elements.push(q);
+        elements.extend(decoder(codec)?);
+        let mut crop = None;
+        match key.kind {
+            Kind::Video => {
+                elements.push(make("videoconvert")?);
+                let c = make("aspectratiocrop")?;
+                crop = Some(c.clone());
+                elements.push(c);
+            }
+            Kind::Audio => {
+                elements.push(make("audioconvert")?);
+                elements.push(make("audioresample")?);
+            }
+        }
+        for e in &elements {
+            self.pipeline.add(e)?;
+        }
+        let refs: Vec<&gst::Element> = elements.iter().collect();
+        link_chain(&refs)?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .context("mixer request pad")?;
+        if key.kind == Kind::Video {
+            // Hidden until the layout places it.
+            pad.set_property("alpha", 0.0f64);
+            pad.set_property("zorder", 1u32);
+        }
+        let last = elements.last().expect("at least appsrc");
+        last.static_pad("src")
+            .expect("src pad")
+            .link(&pad)
+            .context("linking an input to the mixer")?;
+        for e in &elements {
+            e.sync_state_with_parent()?;
+        }
+        self.inputs.insert(
+            key.clone(),
+            Input {
+                feeder,
+                elements,
+                pad,
+                crop,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn remove_input(&mut self, key: &TrackKey) {
+        let Some(input) = self.inputs.remove(key) else {
+            return;
+        };
+        let mixer = match key.kind {
+            Kind::Video => self.compositor.as_ref(),
+            Kind::Audio => self.audiomixer.as_ref(),
+        };
+        if let Some(last) = input.elements.last().and_then(|e| e.static_pad("src")) {
+            let _ = last.unlink(&input.pad);
+        }
+        if let Some(m) = mixer {
+            m.release_request_pad(&input.pad);
+        }
+        for e in &input.elements {
+            let _ = e.set_state(gst::State::Null);
+            let _ = self.pipeline.remove(e);
+        }
+    }
+
+    pub fn input_keys(&self) -> Vec<TrackKey> {
+        self.inputs.keys().cloned().collect()
+    }
+
+    pub fn has_input(&self, key: &TrackKey) -> bool {
+        self.inputs.contains_key(key)
+    }
+
+    /// Pushes a frame at its capture instant; true when the sender should send a keyframe.
+    pub fn push(&mut self, f: &Frame, capture: std::time::Instant) -> bool {
+        let Some(input) = self.inputs.get_mut(&f.track) else {
+            return false;
+        };
+        if self.clock.is_none() {
+            self.clock = RunningClock::of(&self.pipeline).ok();
+        }
+        let Some(clock) = self.clock else {
+            return false;
+        };
+        matches!(
+            input.feeder.push(f, clock.running_ns(capture)),
+            Pushed::NeedKeyframe
+        )
+    }
+
+    /// Places the video inputs; those without a placement, or whose user shows no video
+    /// (muted, unpublished) with FillType black, are hidden.
+    pub fn apply(&self, placements: &[Placement]) {
+        for (key, input) in &self.inputs {
+            if key.kind != Kind::Video {
+                continue;
+            }
+            let p = placements
+                .iter()
+                .find(|p| *p.user == *key.user && stream_of(p.stream) == key.stream);
+            let pad = &input.pad;
+            match p {
+                Some(p) => {
+                    let visible = p.has_video || self.fill == Fill::LastFrame;
+                    pad.set_property("xpos", p.x);
+                    pad.set_property("ypos", p.y);
+                    pad.set_property("width", p.width as i32);
+                    pad.set_property("height", p.height as i32);
+                    pad.set_property("zorder", p.zorder + 1);
+                    pad.set_property("alpha", if visible { p.alpha } else { 0.0 });
+                    pad.set_property_from_str(
+                        "sizing-policy",
+                        if p.fit == Fit::Pad {
+                            "keep-aspect-ratio"
+                        } else {
+                            "none"
+                        },
+                    );
+                    if let Some(c) = &input.crop {
+                        let ratio = match p.fit {
+                            Fit::Crop | Fit::SmartCrop => {
+                                gst::Fraction::new(p.width as i32, p.height.max(1) as i32)
+                            }
+                            Fit::Stretch | Fit::Pad => gst::Fraction::new(0, 1),
+                        };
+                        c.set_property("aspect-ratio", ratio);
+                    }
+                }
+                None => pad.set_property("alpha", 0.0f64),
+            }
+        }
+    }
+
+    pub fn size(&self) -> (u32, u32) {
+        self.size
+    }
+
+    /// Ends the output: every file is finished once [`BusEvent::Eos`] arrives.
+    pub fn send_eos(&self) {
+        self.pipeline.send_event(gst::event::Eos::new());
+    }
+
+    pub fn stop(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn stream_of(s: hearth_media_proto::layout::Stream) -> hearth_client::Stream {
+    match s {
+        hearth_media_proto::layout::Stream::Main => hearth_client::Stream::Main,
+        hearth_media_proto::layout::Stream::Sub => hearth_client::Stream::Sub,
+    }
+}
+
+fn raw_video_caps(w: u32, h: u32, fps: u32) -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("framerate", gst::Fraction::new(fps as i32, 1))
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        )
+        .build()?)
+}
+
+fn raw_audio_caps(a: AudioEncode) -> Result<gst::Element> {
+    Ok(gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", a.sample_rate as i32)
+                .field("channels", a.channels as i32)
+                .build(),
+        )
+        .build()?)
+}
+
+/// A tee after `src` (made on first use) and a queue on a new branch of it: several outputs
+/// can hang off one source.
+fn tee_point(pipeline: &gst::Pipeline, src: &gst::Element) -> Result<gst::Element> {
+    let tee = match src
+        .static_pad("src")
+        .and_then(|p| p.peer())
+        .and_then(|p| p.parent_element())
+    {
+        Some(t) if t.factory().is_some_and(|f| f.name() == "tee") => t,
+        _ => {
+            let t = make("tee")?;
+            pipeline.add(&t)?;
+            src.link(&t)?;
+            t
+        }
+    };
+    let q = make("queue")?;
+    pipeline.add(&q)?;
+    tee.link(&q)?;
+    Ok(q)
+}
+
+/// A still image (PNG/JPEG file) as a live compositor input.
+#[allow(clippy::too_many_arguments)]
+fn add_image(
+    pipeline: &gst::Pipeline,
+    comp: &gst::Element,
+    path: &Path,
+    x: i32,
+    y: i32,
+    w: u32,
+    h: u32,
+    zorder: u32,
+) -> Result<()> {
+    let src = make("filesrc")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let dec = make("decodebin")?;
+    let conv = make("videoconvert")?;
+    let scale = make("videoscale")?;
+    let freeze = make("imagefreeze")?;
+    freeze.set_property("is-live", true);
+    for e in [&src, &dec, &conv, &scale, &freeze] {
+        pipeline.add(e)?;
+    }
+    src.link(&dec)?;
+    link_chain(&[&conv, &scale, &freeze])?;
+    let conv_weak = conv.downgrade();
+    dec.connect_pad_added(move |_, pad| {
+        if let Some(conv) = conv_weak.upgrade() {
+            if let Some(sink) = conv.static_pad("sink") {
+                let _ = pad.link(&sink);
+            }
+        }
+    });
+    let pad = comp
+        .request_pad_simple("sink_%u")
+        .context("compositor pad for an image")?;
+    pad.set_property("xpos", x);
+    pad.set_property("ypos", y);
+    pad.set_property("width", w as i32);
+    pad.set_property("height", h as i32);
+    pad.set_property("zorder", zorder);
+    freeze.static_pad("src").expect("src").link(&pad)?;
+    Ok(())
+}

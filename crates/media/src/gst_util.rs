@@ -1,0 +1,134 @@
+//! Small GStreamer helpers used by every pipeline: making elements, watching a bus from a
+//! thread, and the running time of a local instant.
+
+use anyhow::{anyhow, Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+pub fn make(factory: &str) -> Result<gst::Element> {
+    gst::ElementFactory::make(factory).build().with_context(|| {
+        format!("GStreamer element {factory} is missing (install its plugin package)")
+    })
+}
+
+/// What a pipeline's bus said that the task cares about.
+#[derive(Debug)]
+pub enum BusEvent {
+    FragmentOpened { location: String, running_ns: u64 },
+    FragmentClosed { location: String, running_ns: u64 },
+    Eos,
+    Error(String),
+}
+
+/// Forwards a pipeline's bus to `tx` as `(pipeline id, event)` from a thread of its own, and
+/// recomputes latency when elements join a running pipeline.
+pub fn watch_bus(id: u64, pipeline: &gst::Pipeline, tx: mpsc::UnboundedSender<(u64, BusEvent)>) {
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let weak = pipeline.downgrade();
+    std::thread::Builder::new()
+        .name(format!("bus-{id}"))
+        .spawn(move || {
+            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+                use gst::MessageView as M;
+                let ev = match msg.view() {
+                    M::Eos(_) => Some(BusEvent::Eos),
+                    M::Error(e) => Some(BusEvent::Error(format!(
+                        "{}: {} ({})",
+                        e.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
+                        e.error(),
+                        e.debug().unwrap_or_default()
+                    ))),
+                    M::Latency(_) => {
+                        if let Some(p) = weak.upgrade() {
+                            let _ = p.recalculate_latency();
+                        }
+                        None
+                    }
+                    M::Element(el) => el.structure().and_then(|s| {
+                        let loc = s.get::<String>("location").ok()?;
+                        match s.name().as_str() {
+                            "splitmuxsink-fragment-opened" => Some(BusEvent::FragmentOpened {
+                                location: loc,
+                                running_ns: running_time(s),
+                            }),
+                            "splitmuxsink-fragment-closed" => Some(BusEvent::FragmentClosed {
+                                location: loc,
+                                running_ns: running_time(s),
+                            }),
+                            _ => None,
+                        }
+                    }),
+                    _ => None,
+                };
+                if let Some(ev) = ev {
+                    let end = matches!(ev, BusEvent::Eos | BusEvent::Error(_));
+                    if tx.send((id, ev)).is_err() || end {
+                        break;
+                    }
+                }
+            }
+        })
+        .expect("spawning a bus thread");
+}
+
+fn running_time(s: &gst::StructureRef) -> u64 {
+    s.get::<u64>("running-time")
+        .or_else(|_| {
+            s.get::<gst::ClockTime>("running-time")
+                .map(|c| c.nseconds())
+        })
+        .unwrap_or(0)
+}
+
+/// Maps local instants onto a playing pipeline's running time.
+#[derive(Clone, Copy)]
+pub struct RunningClock {
+    at: Instant,
+    running_ns: u64,
+}
+
+impl RunningClock {
+    /// Reads the pipeline's clock now (the pipeline must be playing).
+    pub fn of(pipeline: &gst::Pipeline) -> Result<Self> {
+        let clock = pipeline
+            .clock()
+            .ok_or_else(|| anyhow!("pipeline has no clock"))?;
+        let now = clock.time();
+        let base = pipeline.base_time().unwrap_or(gst::ClockTime::ZERO);
+        Ok(RunningClock {
+            at: Instant::now(),
+            running_ns: now.saturating_sub(base).nseconds(),
+        })
+    }
+
+    pub fn running_ns(&self, t: Instant) -> u64 {
+        if t >= self.at {
+            self.running_ns + (t - self.at).as_nanos() as u64
+        } else {
+            self.running_ns
+                .saturating_sub((self.at - t).as_nanos() as u64)
+        }
+    }
+}
+
+/// Links a chain of elements, naming the pair that fails.
+pub fn link_chain(elements: &[&gst::Element]) -> Result<()> {
+    for w in elements.windows(2) {
+        w[0].link(w[1]).with_context(|| {
+            format!(
+                "linking {} to {}",
+                w[0].factory()
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_default(),
+                w[1].factory()
+                    .map(|f| f.name().to_string())
+                    .unwrap_or_default()
+            )
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! `hearth-media`: runs one media task in its own process, so that a GStreamer crash or hang
+//! ends that task and nothing else. The task spec is the first line of standard input, then
+//! commands; events go to standard output (see `hearth-media-proto`). This is the only part of
+//! Hearth that links GStreamer.
+
+mod canvas;
+mod gst_util;
+mod input;
+mod output;
+mod recorder;
+mod timing;
+
+use anyhow::{Context, Result};
+use hearth_client::{Event as RoomEvent, JoinParams, Role, RoomId};
+use hearth_media_proto::{Command, EndReason, Event, RoomRef, TaskSpec};
+use recorder::Recorder;
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Elements every recording needs; checked at start so that a missing plugin is one clear
+/// message.
+const NEEDED: &[(&str, &str)] = &[
+    ("compositor", "gstreamer1.0-plugins-base"),
+    ("audiomixer", "gstreamer1.0-plugins-base"),
+    ("opusdec", "gstreamer1.0-plugins-base"),
+    ("vp8dec", "gstreamer1.0-plugins-good"),
+    ("splitmuxsink", "gstreamer1.0-plugins-good"),
+    ("mp4mux", "gstreamer1.0-plugins-good"),
+    ("aspectratiocrop", "gstreamer1.0-plugins-good"),
+    ("mpegtsmux", "gstreamer1.0-plugins-bad"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("avenc_aac", "gstreamer1.0-libav"),
+    ("avdec_h264", "gstreamer1.0-libav"),
+];
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    if std::env::args().nth(1).as_deref() == Some("--check") {
+        match check() {
+            Ok(()) => println!("ok"),
+            Err(e) => {
+                println!("{e:#}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let (reason, message) = match run() {
+        Ok(r) => r,
+        Err(e) => (EndReason::Failed, Some(format!("{e:#}"))),
+    };
+    emit(&Event::Ended { reason, message });
+    // Leave without unwinding GStreamer's threads.
+    std::process::exit(if reason == EndReason::Failed { 1 } else { 0 });
+}
+
+fn emit(e: &Event) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(e.to_line().as_bytes());
+    let _ = out.flush();
+}
+
+/// Initializes GStreamer and looks for every element a recording needs.
+fn check() -> Result<()> {
+    gstreamer::init().context("initializing GStreamer")?;
+    let missing: Vec<String> = NEEDED
+        .iter()
+        .filter(|(f, _)| gstreamer::ElementFactory::find(f).is_none())
+        .map(|(f, p)| format!("{f} ({p})"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("GStreamer elements missing: {}", missing.join(", "))
+    }
+}
+
+fn run() -> Result<(EndReason, Option<String>)> {
+    let mut line = String::new();
+    // The lock must go before the command reader takes it.
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the task spec")?;
+    let spec: TaskSpec = serde_json::from_str(&line).context("parsing the task spec")?;
+    check()?;
+    str0m::crypto::from_feature_flags().install_process_default();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for l in stdin.lock().lines() {
+            let Ok(l) = l else { break };
+            match serde_json::from_str::<Command>(&l) {
+                Ok(c) => {
+                    if cmd_tx.send(c).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "bad command line"),
+            }
+        }
+        // The supervisor went away: stop.
+        let _ = cmd_tx.send(Command::Stop);
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(task(spec, cmd_rx))
+}
+
+async fn task(
+    spec: TaskSpec,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+) -> Result<(EndReason, Option<String>)> {
+    std::fs::create_dir_all(&spec.work_dir).context("creating the work dir")?;
+    let j = &spec.join;
+    let (client, mut room) = hearth_client::join(JoinParams {
+        url: j.ws_url.clone(),
+        sdk_app_id: j.sdk_app_id,
+        room: match &j.room {
+            RoomRef::Num(n) => RoomId::Num(*n),
+            RoomRef::Str(s) => RoomId::Str(s.clone()),
+        },
+        user_id: j.user_id.clone(),
+        user_sig: j.user_sig.clone(),
+        private_map_key: j.private_map_key.clone(),
+        role: Role::Anchor,
+        bot: true,
+    })
+    .await
+    .context("entering the room")?;
+    emit(&Event::Joined);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Event>();
+    let (bus_tx, mut bus_rx) = mpsc::unbounded_channel();
+    let mut rec = Recorder::new(
+        spec.task_id.clone(),
+        spec.work_dir.clone(),
+        spec.recording.clone(),
+        client.clone(),
+        bus_tx,
+        out_tx,
+    )?;
+    let max_idle = Duration::from_secs(spec.recording.max_idle_secs);
+    let mut idle_since = Some(Instant::now());
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let (reason, message) = loop {
+        tokio::select! {
+            ev = room.recv() => match ev {
+                Some(RoomEvent::UserEntered(u)) => rec.user_entered(u),
+                Some(RoomEvent::UserUpdated(u)) => rec.user_updated(u),
+                Some(RoomEvent::UserExited(u)) => rec.user_exited(&u),
+                Some(RoomEvent::TrackAdded(_)) => {}
+                Some(RoomEvent::TrackRemoved(k)) => rec.track_removed(&k),
+                Some(RoomEvent::Frame(f)) => rec.frame(f),
+                Some(RoomEvent::Error { code, message }) => {
+                    tracing::warn!(code, %message, "the server refused a request");
+                }
+                Some(RoomEvent::Closed { reason, message }) => {
+                    let r = if matches!(reason.as_str(), "kicked" | "room_dismissed") {
+                        EndReason::Removed
+                    } else {
+                        EndReason::Failed
+                    };
+                    break (r, Some(format!("{reason}: {message}")));
+                }
+                None => break (EndReason::Failed, Some("the room session ended".into())),
+            },
+            c = cmds.recv() => match c {
+                Some(Command::Update { layout, subscriptions }) => rec.update(layout.map(|l| *l), subscriptions),
+                Some(Command::Stop) | None => break (EndReason::Stopped, None),
+            },
+            b = bus_rx.recv() => {
+                if let Some((id, ev)) = b {
+                    if let Err(e) = rec.bus_event(id, ev) {
+                        break (EndReason::Failed, Some(format!("pipeline error: {e}")));
+                    }
+                }
+            },
+            Some(e) = out_rx.recv() => emit(&e),
+            _ = tick.tick() => {
+                if rec.anchors() > 0 {
+                    idle_since = None;
+                } else {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= max_idle {
+                        break (EndReason::Idle, None);
+                    }
+                }
+            },
+        }
+    };
+    // Close every file: EOS through each pipeline, bounded by the watchdog.
+    rec.finish();
+    let deadline = Instant::now() + Duration::from_secs(spec.eos_timeout_secs);
+    let mut frozen = false;
+    while rec.canvases_left() > 0 {
+        tokio::select! {
+            b = bus_rx.recv() => match b {
+                Some((id, ev)) => { let _ = rec.bus_event(id, ev); }
+                None => break,
+            },
+            Some(e) = out_rx.recv() => emit(&e),
+            _ = tokio::time::sleep_until(deadline.into()) => { frozen = true; break; }
+        }
+    }
+    drop(rec);
+    // Events sent while the pipelines were torn down (the last AAC part).
+    while let Ok(e) = out_rx.try_recv() {
+        emit(&e);
+    }
+    while let Ok((_, gst_util::BusEvent::FragmentClosed { .. })) = bus_rx.try_recv() {}
+    client.exit();
+    if frozen {
+        return Ok((
+            EndReason::Failed,
+            Some("the pipeline did not finish within the EOS timeout".into()),
+        ));
+    }
+    Ok((reason, message))
+}

@@ -1,0 +1,292 @@
+//! Encoders and file sinks behind a pipeline's raw (or pass-through H.264) video and raw
+//! audio: H.264 + AAC-LC into HLS segments (MPEG-TS), fragmented MP4 parts and ADTS AAC parts,
+//! split by length and size. Every file is complete when its `fragment-closed` is reported.
+
+use crate::gst_util::{link_chain, make, BusEvent};
+use anyhow::{Context, Result};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use hearth_media_proto::{AudioEncode, Outputs, VideoEncode};
+use std::io::Write;
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// Where video comes from: raw frames to encode (its src pad is free).
+pub enum VideoIn {
+    Raw(gst::Element, VideoEncode),
+}
+
+pub struct OutputSpec {
+    pub dir: PathBuf,
+    /// File name without extension or index.
+    pub base: String,
+    pub outputs: Outputs,
+    pub segment_secs: u64,
+    pub max_file_secs: u64,
+    pub max_file_bytes: u64,
+}
+
+/// MP4 fragments are closed this often, so a killed worker leaves a file playable up to here.
+const MP4_FRAGMENT_MS: u32 = 1000;
+
+/// Builds encoders and sinks in `pipeline` after `video` and `audio`.
+pub fn attach(
+    pipeline: &gst::Pipeline,
+    id: u64,
+    video: Option<VideoIn>,
+    audio: Option<(gst::Element, AudioEncode)>,
+    spec: &OutputSpec,
+    events: mpsc::UnboundedSender<(u64, BusEvent)>,
+) -> Result<()> {
+    let add = |e: &gst::Element| pipeline.add(e).context("adding an element");
+    let vtee = match video {
+        Some(v) => {
+            let tee = make("tee")?;
+            add(&tee)?;
+            match v {
+                VideoIn::Raw(src, enc) => {
+                    let conv = make("videoconvert")?;
+                    let caps = gst::ElementFactory::make("capsfilter")
+                        .property(
+                            "caps",
+                            gst::Caps::builder("video/x-raw")
+                                .field("format", "I420")
+                                .build(),
+                        )
+                        .build()?;
+                    let x264 = make("x264enc")?;
+                    x264.set_property_from_str("tune", "zerolatency");
+                    x264.set_property_from_str("speed-preset", "veryfast");
+                    x264.set_property("bitrate", (enc.bitrate_bps / 1000).max(1));
+                    x264.set_property("key-int-max", (enc.gop_secs * enc.fps).max(1));
+                    for e in [&conv, &caps, &x264] {
+                        add(e)?;
+                    }
+                    link_chain(&[&src, &conv, &caps, &x264, &tee])?;
+                }
+            }
+            Some(tee)
+        }
+        None => None,
+    };
+    let atee = match audio {
+        Some((src, enc)) => {
+            let conv = make("audioconvert")?;
+            let res = make("audioresample")?;
+            let caps = gst::ElementFactory::make("capsfilter")
+                .property(
+                    "caps",
+                    gst::Caps::builder("audio/x-raw")
+                        .field("rate", enc.sample_rate as i32)
+                        .field("channels", enc.channels as i32)
+                        .build(),
+                )
+                .build()?;
+            let aac = make("avenc_aac")?;
+            aac.set_property("bitrate", enc.bitrate_bps as i32);
+            let parse = make("aacparse")?;
+            let tee = make("tee")?;
+            for e in [&conv, &res, &caps, &aac, &parse, &tee] {
+                add(e)?;
+            }
+            link_chain(&[&src, &conv, &res, &caps, &aac, &parse, &tee])?;
+            Some(tee)
+        }
+        None => None,
+    };
+    let path = |ext: &str, digits: usize| {
+        spec.dir
+            .join(format!("{}_%0{digits}d.{ext}", spec.base))
+            .to_string_lossy()
+            .into_owned()
+    };
+    if spec.outputs.hls {
+        let sink = make("splitmuxsink")?;
+        sink.set_property("muxer-factory", "mpegtsmux");
+        sink.set_property("location", path("ts", 5));
+        sink.set_property("max-size-time", spec.segment_secs * 1_000_000_000);
+        sink.set_property("send-keyframe-requests", true);
+        sink.set_property("async-finalize", false);
+        add(&sink)?;
+        branch(pipeline, vtee.as_ref(), atee.as_ref(), &sink, true)?;
+    }
+    if spec.outputs.mp4 && (vtee.is_some() || atee.is_some()) {
+        let sink = make("splitmuxsink")?;
+        let mux = make("mp4mux")?;
+        mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
+        sink.set_property("muxer", &mux);
+        sink.set_property("location", path("mp4", 3));
+        sink.set_property("max-size-time", spec.max_file_secs * 1_000_000_000);
+        sink.set_property("max-size-bytes", spec.max_file_bytes);
+        add(&sink)?;
+        branch(pipeline, vtee.as_ref(), atee.as_ref(), &sink, false)?;
+    }
+    if spec.outputs.aac {
+        if let Some(atee) = &atee {
+            let q = make("queue")?;
+            let sink = gst_app::AppSink::builder()
+                .caps(
+                    &gst::Caps::builder("audio/mpeg")
+                        .field("stream-format", "adts")
+                        .build(),
+                )
+                .sync(false)
+                .build();
+            let adts = make("aacparse")?;
+            add(&q)?;
+            add(&adts)?;
+            add(sink.upcast_ref())?;
+            link_chain(&[atee, &q, &adts, sink.upcast_ref()])?;
+            let mut w = AacParts::new(
+                spec.dir.clone(),
+                format!("{}_%03d.aac", spec.base),
+                spec.max_file_secs,
+                spec.max_file_bytes,
+                id,
+                events,
+            );
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(b) = sample.buffer() {
+                            w.write(b).map_err(|_| gst::FlowError::Error)?;
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .eos(move |_| {})
+                    .build(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Links the tees to one splitmuxsink through queues (one parser per branch: mp4mux wants
+/// avc, mpegtsmux byte-stream with parameter sets before every keyframe).
+fn branch(
+    pipeline: &gst::Pipeline,
+    vtee: Option<&gst::Element>,
+    atee: Option<&gst::Element>,
+    sink: &gst::Element,
+    ts: bool,
+) -> Result<()> {
+    if let Some(t) = vtee {
+        let q = make("queue")?;
+        let parse = make("h264parse")?;
+        if ts {
+            parse.set_property("config-interval", -1i32);
+        }
+        pipeline.add(&q)?;
+        pipeline.add(&parse)?;
+        link_chain(&[t, &q, &parse])?;
+        let pad = sink
+            .request_pad_simple("video")
+            .context("splitmuxsink video pad")?;
+        parse
+            .static_pad("src")
+            .expect("h264parse has src")
+            .link(&pad)?;
+    }
+    if let Some(t) = atee {
+        let q = make("queue")?;
+        pipeline.add(&q)?;
+        t.link(&q)?;
+        let pad = sink
+            .request_pad_simple("audio_%u")
+            .context("splitmuxsink audio pad")?;
+        q.static_pad("src").expect("queue has src").link(&pad)?;
+    }
+    Ok(())
+}
+
+/// ADTS AAC written straight to numbered files (ADTS needs no container), rotated by length
+/// and size; each file is complete at every frame.
+struct AacParts {
+    dir: PathBuf,
+    pattern: String,
+    max_ns: u64,
+    max_bytes: u64,
+    id: u64,
+    events: mpsc::UnboundedSender<(u64, BusEvent)>,
+    index: u32,
+    open: Option<(std::fs::File, String, u64, u64)>,
+    last_pts: u64,
+}
+
+impl AacParts {
+    fn new(
+        dir: PathBuf,
+        pattern: String,
+        max_secs: u64,
+        max_bytes: u64,
+        id: u64,
+        events: mpsc::UnboundedSender<(u64, BusEvent)>,
+    ) -> Self {
+        AacParts {
+            dir,
+            pattern,
+            max_ns: max_secs * 1_000_000_000,
+            max_bytes,
+            id,
+            events,
+            index: 0,
+            open: None,
+            last_pts: 0,
+        }
+    }
+
+    fn write(&mut self, b: &gst::BufferRef) -> std::io::Result<()> {
+        let pts = b.pts().map(|p| p.nseconds()).unwrap_or(self.last_pts);
+        self.last_pts = pts;
+        let map = b
+            .map_readable()
+            .map_err(|_| std::io::ErrorKind::InvalidData)?;
+        let rotate = self.open.as_ref().is_some_and(|(_, _, start, bytes)| {
+            pts.saturating_sub(*start) >= self.max_ns || bytes + map.len() as u64 > self.max_bytes
+        });
+        if rotate {
+            self.close(pts);
+        }
+        if self.open.is_none() {
+            let name = self.pattern.replace("%03d", &format!("{:03}", self.index));
+            self.index += 1;
+            let path = self.dir.join(&name);
+            let f = std::fs::File::create(&path)?;
+            let location = path.to_string_lossy().into_owned();
+            let _ = self.events.send((
+                self.id,
+                BusEvent::FragmentOpened {
+                    location: location.clone(),
+                    running_ns: pts,
+                },
+            ));
+            self.open = Some((f, location, pts, 0));
+        }
+        let (f, _, _, bytes) = self.open.as_mut().expect("opened above");
+        f.write_all(&map)?;
+        *bytes += map.len() as u64;
+        Ok(())
+    }
+
+    fn close(&mut self, pts: u64) {
+        if let Some((f, location, _, _)) = self.open.take() {
+            let _ = f.sync_all();
+            let _ = self.events.send((
+                self.id,
+                BusEvent::FragmentClosed {
+                    location,
+                    running_ns: pts,
+                },
+            ));
+        }
+    }
+}
+
+/// The last part closes when the pipeline is torn down (after its EOS).
+impl Drop for AacParts {
+    fn drop(&mut self) {
+        self.close(self.last_pts);
+    }
+}

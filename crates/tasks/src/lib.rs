@@ -1,0 +1,1 @@
+//! Media tasks: admission, supervision of hearth-media workers, uploads.
