@@ -405,10 +405,11 @@ class Publisher(Client):
     kind = "whip"
 
     def __init__(self, h: Hearth, app: int, user: str, *, rgb: tuple[int, int, int] = (200, 40, 40),
-                 fps: int = FPS, **room):
+                 fps: int = FPS, hz: float = 440.0, video: MediaStreamTrack | None = None,
+                 audio: MediaStreamTrack | None = None, **room):
         super().__init__(h, app, user, **room)
-        self.video = ColorVideoTrack(rgb, fps=fps)
-        self.audio = ToneAudioTrack()
+        self.video = video or ColorVideoTrack(rgb, fps=fps)
+        self.audio = audio or ToneAudioTrack(hz)
         self.pc.addTransceiver(self.audio, direction="sendonly")
         self.pc.addTransceiver(self.video, direction="sendonly")
 

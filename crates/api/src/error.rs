@@ -50,6 +50,12 @@ pub enum ApiError {
     LcicRoomNotFound,
     Internal,
     DbError,
+    /// `FailedOperation` with what went wrong.
+    FailedOperation(String),
+    /// The media task budget is spent.
+    RestrictedConcurrency,
+    /// A media task that does not exist for this application, or has ended.
+    TaskNotFound,
 }
 
 impl std::fmt::Display for ApiError {
@@ -163,6 +169,15 @@ impl ApiError {
                 "The room does not exist.".into(),
             ),
             ApiError::Internal => (Borrowed("InternalError"), "Internal error.".into()),
+            ApiError::FailedOperation(m) => (Borrowed("FailedOperation"), m.clone()),
+            ApiError::RestrictedConcurrency => (
+                Borrowed("FailedOperation.RestrictedConcurrency"),
+                "Maximum number of concurrent media tasks reached: this server's budget for media tasks (media.cpu_budget) is spent.".into(),
+            ),
+            ApiError::TaskNotFound => (
+                Borrowed("ResourceNotFound"),
+                "The task does not exist, has ended, or is past its ResourceExpiredHour.".into(),
+            ),
             ApiError::DbError => (
                 Borrowed("InternalError.DBError"),
                 "An error occurred while querying the database.".into(),
@@ -194,6 +209,17 @@ pub(crate) fn detail_for_param(name: &str) -> Option<&'static str> {
         "PageNumber" => "PageNumber",
         "PageSize" => "PageSize",
         "TaskId" => "TaskId",
+        "RecordParams" => "RecordParams",
+        "StorageParams" => "StorageParams",
+        "RecordMode" => "RecordMode",
+        "StreamType" => "StreamType",
+        "UserSig" => "UserSig",
+        "CloudStorage" => "CloudStorage",
+        "Vendor" => "Vendor",
+        "Region" => "Region",
+        "Bucket" => "Bucket",
+        "AccessKey" => "AccessKey",
+        "SecretKey" => "SecretKey",
         _ => return None,
     })
 }
@@ -201,13 +227,43 @@ pub(crate) fn detail_for_param(name: &str) -> Option<&'static str> {
 /// Which detail codes exist for invalid parameters (a subset of [`detail_for_param`]; there is
 /// no `InvalidParameter.CommId`).
 pub(crate) fn invalid_detail_exists(detail: &str) -> bool {
-    detail != "CommId"
+    matches!(
+        detail,
+        "SdkAppId"
+            | "RoomId"
+            | "UserId"
+            | "UserIds"
+            | "StartTs"
+            | "EndTs"
+            | "PageNumber"
+            | "PageSize"
+            | "TaskId"
+            | "UserSig"
+    )
 }
 
 /// Which detail codes exist for missing parameters (a subset of [`detail_for_param`]).
 pub(crate) fn missing_detail_exists(detail: &str) -> bool {
     matches!(
         detail,
-        "SdkAppId" | "RoomId" | "UserId" | "UserIds" | "CommId" | "StartTs" | "EndTs" | "TaskId"
+        "SdkAppId"
+            | "RoomId"
+            | "UserId"
+            | "UserIds"
+            | "CommId"
+            | "StartTs"
+            | "EndTs"
+            | "TaskId"
+            | "RecordParams"
+            | "StorageParams"
+            | "RecordMode"
+            | "StreamType"
+            | "UserSig"
+            | "CloudStorage"
+            | "Vendor"
+            | "Region"
+            | "Bucket"
+            | "AccessKey"
+            | "SecretKey"
     )
 }

@@ -9,6 +9,7 @@ mod envelope;
 pub mod error;
 mod gateway;
 mod im;
+pub mod media;
 mod metrics;
 pub mod params;
 mod rate_limit;
@@ -20,6 +21,7 @@ mod window;
 
 pub use error::ApiError;
 pub use gateway::router;
+pub use media::{MediaTasks, NoMediaTasks, TaskError};
 pub use metrics::ApiMetrics;
 pub use rate_limit::RateLimiter;
 pub use rooms::{Block, RoomControl, RoomError, RoomFuture};
@@ -37,6 +39,7 @@ pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub tenants: Arc<Tenants>,
     pub rooms: Arc<dyn RoomControl>,
+    pub media: Arc<dyn MediaTasks>,
     /// `None` turns rate limiting off (benchmarks).
     pub rate_limiter: Option<RateLimiter>,
     pub clock: Clock,
@@ -49,6 +52,9 @@ impl ApiState {
             store,
             tenants,
             rooms,
+            media: Arc::new(NoMediaTasks(
+                "media tasks are not available on this server".into(),
+            )),
             rate_limiter: Some(RateLimiter::default()),
             clock: Arc::new(UnixSecs::now),
             metrics: ApiMetrics::default(),

@@ -16,6 +16,8 @@ pub struct Config {
     #[serde(default)]
     pub calls: CallsConfig,
     #[serde(default)]
+    pub outbound: OutboundConfig,
+    #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub credentials: Vec<CredentialConfig>,
@@ -67,6 +69,24 @@ pub struct MediaConfig {
     pub ports: String,
     /// Media worker threads (each owns whole rooms); 0 = one per CPU core.
     pub workers: usize,
+    /// The `hearth-media` executable of media tasks; default: next to `hearth`.
+    pub worker_bin: Option<PathBuf>,
+    /// CPU cores media tasks (recordings, …) may use together; 0 = 80 % of the cores.
+    pub cpu_budget: f64,
+    /// A media task told to stop must finish its files within this many seconds.
+    pub eos_timeout_secs: u64,
+    /// Length of HLS segments of recordings.
+    pub hls_segment_secs: u64,
+    /// Failed uploads of an ended task are retried this long, then kept on local disk.
+    pub upload_grace_secs: u64,
+}
+
+/// Where Hearth may fetch from and push to, beyond public addresses.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// CIDRs or host names that are reachable although loopback, private or link-local.
+    pub allow: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -75,6 +95,11 @@ impl Default for MediaConfig {
             ip: "127.0.0.1".into(),
             ports: "50000-50100".into(),
             workers: 0,
+            worker_bin: None,
+            cpu_budget: 0.0,
+            eos_timeout_secs: 30,
+            hls_segment_secs: 10,
+            upload_grace_secs: 300,
         }
     }
 }
@@ -184,6 +209,28 @@ impl Config {
         if let Some(v) = get("HEARTH_MEDIA_WORKERS") {
             self.media.workers = parse("HEARTH_MEDIA_WORKERS", v)?;
         }
+        if let Some(v) = get("HEARTH_MEDIA_WORKER_BIN") {
+            self.media.worker_bin = Some(v.into());
+        }
+        if let Some(v) = get("HEARTH_MEDIA_CPU_BUDGET") {
+            self.media.cpu_budget = parse("HEARTH_MEDIA_CPU_BUDGET", v)?;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_EOS_TIMEOUT_SECS") {
+            self.media.eos_timeout_secs = parse("HEARTH_MEDIA_EOS_TIMEOUT_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_HLS_SEGMENT_SECS") {
+            self.media.hls_segment_secs = parse("HEARTH_MEDIA_HLS_SEGMENT_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_UPLOAD_GRACE_SECS") {
+            self.media.upload_grace_secs = parse("HEARTH_MEDIA_UPLOAD_GRACE_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_OUTBOUND_ALLOW") {
+            self.outbound.allow = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
         if let Some(v) = get("HEARTH_CALLS_RING_TIMEOUT_SECS") {
             self.calls.ring_timeout_secs = parse("HEARTH_CALLS_RING_TIMEOUT_SECS", v)?;
         }
@@ -215,6 +262,21 @@ impl Config {
             .ip
             .parse::<std::net::IpAddr>()
             .with_context(|| format!("media.ip {:?}", self.media.ip))?;
+        let m = &self.media;
+        if !(m.cpu_budget >= 0.0 && m.cpu_budget.is_finite()) {
+            bail!("media.cpu_budget must be a non-negative number of cores");
+        }
+        if !(5..=600).contains(&m.eos_timeout_secs) {
+            bail!("media.eos_timeout_secs must be 5 to 600");
+        }
+        if !(1..=60).contains(&m.hls_segment_secs) {
+            bail!("media.hls_segment_secs must be 1 to 60");
+        }
+        if m.upload_grace_secs > 86_400 {
+            bail!("media.upload_grace_secs must be at most 86400");
+        }
+        hearth_outbound::Rules::new(&self.outbound.allow)
+            .map_err(|e| anyhow::anyhow!("outbound.allow: {e}"))?;
         if !(1..=300).contains(&self.calls.ring_timeout_secs) {
             bail!("calls.ring_timeout_secs must be 1 to 300");
         }
@@ -257,6 +319,25 @@ impl Config {
 
 impl MediaConfig {
     /// Workers to run: the configured number, or one per CPU core.
+    /// Cores media tasks may use: the configured budget, or 80 % of the machine.
+    pub fn task_budget(&self) -> f64 {
+        if self.cpu_budget > 0.0 {
+            self.cpu_budget
+        } else {
+            0.8 * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
+        }
+    }
+
+    /// The media task worker: configured, or `hearth-media` next to this executable.
+    pub fn worker_bin(&self) -> PathBuf {
+        self.worker_bin.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("hearth-media")))
+                .unwrap_or_else(|| PathBuf::from("hearth-media"))
+        })
+    }
+
     pub fn worker_count(&self) -> usize {
         match self.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

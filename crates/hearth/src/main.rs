@@ -6,6 +6,7 @@ mod retention;
 mod rooms;
 mod server;
 mod tenants;
+mod vod;
 mod web;
 
 use anyhow::{Context, Result};

@@ -15,8 +15,43 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
 }
 
 /// Renders every metric; the media part is missing when the workers do not answer.
-pub async fn render(sfu: &SfuHandle, api: &Arc<ApiState>, calls: &Calls) -> String {
+pub async fn render(
+    sfu: &SfuHandle,
+    api: &Arc<ApiState>,
+    calls: &Calls,
+    tasks: &hearth_tasks::Tasks,
+) -> String {
     let mut out = String::new();
+    let t = tasks.counts();
+    let _ = writeln!(
+        out,
+        "# HELP hearth_media_tasks Media tasks by kind and state (running now; ended since start).\n# TYPE hearth_media_tasks gauge"
+    );
+    for (state, n) in [
+        ("running", t.running),
+        ("finished", t.finished),
+        ("failed", t.failed),
+        ("refused", t.refused),
+    ] {
+        let _ = writeln!(
+            out,
+            "hearth_media_tasks{{kind=\"recording\",state=\"{state}\"}} {n}"
+        );
+    }
+    metric(
+        &mut out,
+        "hearth_media_upload_failures_total",
+        "counter",
+        "Uploads of recorded files that failed (each is retried).",
+        t.uploads_failed,
+    );
+    metric(
+        &mut out,
+        "hearth_media_files_kept_local_total",
+        "counter",
+        "Recorded files that could not be stored and stay on local disk.",
+        t.files_left_local,
+    );
     if let Some(c) = calls.stats().await {
         metric(
             &mut out,

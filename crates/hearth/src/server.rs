@@ -31,21 +31,24 @@ pub fn app(
     calls: Calls,
     web_dir: std::path::PathBuf,
     dev: crate::web::DevKeys,
+    tasks: hearth_tasks::Tasks,
 ) -> Router {
     let health_sfu = sfu.clone();
     let (metrics_sfu, metrics_api, metrics_calls) = (sfu.clone(), api.clone(), calls.clone());
+    let metrics_tasks = tasks.clone();
     Router::new()
         .route("/healthz", get(move || health(health_sfu.clone())))
         .route(
             "/metrics",
             get(move || {
-                let (sfu, api, calls) = (
+                let (sfu, api, calls, tasks) = (
                     metrics_sfu.clone(),
                     metrics_api.clone(),
                     metrics_calls.clone(),
+                    metrics_tasks.clone(),
                 );
                 async move {
-                    let body = crate::metrics::render(&sfu, &api, &calls).await;
+                    let body = crate::metrics::render(&sfu, &api, &calls, &tasks).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -56,6 +59,7 @@ pub fn app(
                 }
             }),
         )
+        .merge(crate::vod::routes(tasks.vod().clone()))
         .merge(hearth_signal::router(sfu, apps, calls))
         .merge(crate::web::routes(web_dir, hearth_api::router(api), dev))
 }
@@ -108,6 +112,10 @@ pub async fn serve(config: Config) -> Result<()> {
         web_dir = %s.web_dir.display(),
         ring_timeout_secs = config.calls.ring_timeout_secs,
         reconnect_grace_secs = config.calls.reconnect_grace_secs,
+        media_worker_bin = %config.media.worker_bin().display(),
+        media_cpu_budget = config.media.task_budget(),
+        media_hls_segment_secs = config.media.hls_segment_secs,
+        outbound_allow = ?config.outbound.allow,
         "effective configuration"
     );
 
@@ -156,6 +164,27 @@ pub async fn serve(config: Config) -> Result<()> {
     if !s.rate_limits {
         state.rate_limiter = None;
     }
+    let ws_host = if s.http.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), s.http.port())
+    } else {
+        s.http
+    };
+    let rules = hearth_outbound::Rules::new(&config.outbound.allow).map_err(anyhow::Error::msg)?;
+    let tasks = hearth_tasks::Tasks::new(
+        hearth_tasks::TasksConfig {
+            worker_bin: config.media.worker_bin(),
+            ws_url: format!("ws://{ws_host}/ws/v1"),
+            data_dir: s.data_dir.clone(),
+            cpu_budget: config.media.task_budget(),
+            eos_timeout_secs: config.media.eos_timeout_secs,
+            hls_segment_secs: config.media.hls_segment_secs,
+            upload_grace_secs: config.media.upload_grace_secs,
+        },
+        rules,
+        store.clone(),
+    )
+    .await?;
+    state.media = Arc::new(tasks.clone());
     let dev = if provisioned_dev {
         crate::web::DevKeys(Arc::new(dev_keys))
     } else {
@@ -175,6 +204,7 @@ pub async fn serve(config: Config) -> Result<()> {
         calls.clone(),
         s.web_dir.clone(),
         dev,
+        tasks.clone(),
     );
     let handle = Handle::new();
 
@@ -206,6 +236,9 @@ pub async fn serve(config: Config) -> Result<()> {
         r = futures_first(&mut servers) => failed = Some(r),
     }
     calls.shutdown().await;
+    tasks
+        .shutdown(Duration::from_secs(config.media.eos_timeout_secs + 10))
+        .await;
     handle.graceful_shutdown(Some(DRAIN));
     for server in servers {
         let _ = server.await;

@@ -2,7 +2,6 @@
 //! each user's picture goes on the canvas for the users present ([`place`]).
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 
 /// TRTC's template layouts and the custom one (MixLayoutMode 1–4).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -50,8 +49,8 @@ pub struct CustomCell {
     pub fit: Fit,
     pub stream: Stream,
     pub layer: u32,
-    /// Local file of the cell's background image (fetched by the supervisor).
-    pub image: Option<PathBuf>,
+    /// The cell's background image: a URL as the API took it, a local file once fetched.
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -60,7 +59,8 @@ pub struct Layout {
     pub cells: Vec<CustomCell>,
     /// 0xRRGGBB.
     pub background: u32,
-    pub background_image: Option<PathBuf>,
+    /// A URL as the API took it, a local file once fetched (also the other images).
+    pub background_image: Option<String>,
     /// Floating and screen-share: who gets the big window.
     pub big_user: Option<String>,
     pub big_stream: Stream,
@@ -69,7 +69,7 @@ pub struct Layout {
     pub fit: Fit,
     /// PlaceHolderMode 1: a user without video holds a cell showing this image (or background).
     pub placeholder: bool,
-    pub placeholder_image: Option<PathBuf>,
+    pub placeholder_image: Option<String>,
     /// PureAudioDisableLayout: audio-only users take no cell.
     pub audio_only_no_cell: bool,
 }
@@ -115,7 +115,7 @@ pub struct Placement {
     pub alpha: f64,
     pub fit: Fit,
     /// Shown when the user has no video (placeholder or custom cell background).
-    pub image: Option<PathBuf>,
+    pub image: Option<String>,
     pub has_video: bool,
 }
 

@@ -245,7 +245,11 @@ impl Recorder {
                 video: video.then_some(self.spec.video),
                 audio: audio.then_some(self.spec.audio),
                 background: layout.background,
-                background_image: layout.background_image.as_deref().filter(|_| mixed),
+                background_image: layout
+                    .background_image
+                    .as_deref()
+                    .map(Path::new)
+                    .filter(|_| mixed),
                 fill: self.spec.fill,
                 outputs,
             },

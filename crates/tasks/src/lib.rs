@@ -1,1 +1,249 @@
-//! Media tasks: admission, supervision of hearth-media workers, uploads.
+//! Media tasks (recording now; relay, ingest and AI bots next): admission by CPU cost, one
+//! `hearth-media` worker process per task started and supervised here, task state for the
+//! API, and the files' way to storage. Knows nothing of GStreamer: a server without it still
+//! runs, and media actions say what is missing.
+
+mod dest;
+mod images;
+mod s3;
+mod task;
+mod vod;
+
+pub use vod::Vod;
+
+use hearth_api::media::{
+    MediaTasks, RecordedFile, RecordingInfo, RecordingStart, TaskError, TaskFuture,
+};
+use hearth_media_proto::layout::Layout;
+use hearth_media_proto::{Command, Subscriptions};
+use hearth_outbound::Rules;
+use hearth_store::Store;
+use hearth_types::SdkAppId;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How tasks run on this server.
+#[derive(Clone, Debug)]
+pub struct TasksConfig {
+    /// The `hearth-media` executable.
+    pub worker_bin: PathBuf,
+    /// Where bots enter: `ws://<http address>/ws/v1`.
+    pub ws_url: String,
+    pub data_dir: PathBuf,
+    /// CPU cores media tasks may use together; a task beyond it is refused.
+    pub cpu_budget: f64,
+    /// A worker that has not finished this long after being told to stop is killed.
+    pub eos_timeout_secs: u64,
+    /// HLS segment length.
+    pub hls_segment_secs: u64,
+    /// After a task ends, failed uploads are retried this long; then files stay on local disk.
+    pub upload_grace_secs: u64,
+}
+
+/// A task the API can see.
+pub(crate) struct Entry {
+    pub status: &'static str,
+    pub files: Vec<RecordedFile>,
+    pub cmds: mpsc::UnboundedSender<Command>,
+    pub expires: Instant,
+    pub cost: f64,
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    pub tasks: HashMap<(u32, String), Entry>,
+    pub used: f64,
+}
+
+/// Counts for `/metrics`.
+#[derive(Default, Debug, Clone)]
+pub struct TaskCounts {
+    pub running: u64,
+    pub exiting: u64,
+    pub finished: u64,
+    pub failed: u64,
+    pub refused: u64,
+    pub uploads_failed: u64,
+    pub files_left_local: u64,
+}
+
+pub(crate) struct Shared {
+    pub cfg: TasksConfig,
+    pub table: Mutex<Table>,
+    pub store: Arc<dyn Store>,
+    pub rules: Rules,
+    pub vod: Vod,
+    /// `Err`: why media tasks cannot run here.
+    pub available: Result<(), String>,
+    pub counts: Mutex<TaskCounts>,
+}
+
+/// The media tasks of this server.
+#[derive(Clone)]
+pub struct Tasks {
+    shared: Arc<Shared>,
+}
+
+impl Tasks {
+    /// Checks the worker (`hearth-media --check`) once; without it media actions answer
+    /// `FailedOperation` saying what is missing.
+    pub async fn new(
+        cfg: TasksConfig,
+        rules: Rules,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let vod = Vod::open(&cfg.data_dir)?;
+        std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
+        let available = check_worker(&cfg.worker_bin).await;
+        match &available {
+            Ok(()) => {
+                tracing::info!(worker = %cfg.worker_bin.display(), budget = cfg.cpu_budget, "media tasks available")
+            }
+            Err(why) => tracing::warn!(%why, "media tasks unavailable"),
+        }
+        Ok(Tasks {
+            shared: Arc::new(Shared {
+                cfg,
+                table: Mutex::new(Table::default()),
+                store,
+                rules,
+                vod,
+                available,
+                counts: Mutex::new(TaskCounts::default()),
+            }),
+        })
+    }
+
+    pub fn vod(&self) -> &Vod {
+        &self.shared.vod
+    }
+
+    pub fn counts(&self) -> TaskCounts {
+        self.shared
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops every task and waits (bounded) for their files to be finished.
+    pub async fn shutdown(&self, wait: Duration) {
+        let cmds: Vec<_> = {
+            let t = self.shared.table.lock().unwrap_or_else(|p| p.into_inner());
+            t.tasks.values().map(|e| e.cmds.clone()).collect()
+        };
+        for c in cmds {
+            let _ = c.send(Command::Stop);
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if self
+                .shared
+                .table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tasks
+                .is_empty()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The live entry of a task the caller may act on.
+    fn with_entry<T>(
+        &self,
+        app: SdkAppId,
+        id: &str,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> Result<T, TaskError> {
+        let mut t = self.shared.table.lock().unwrap_or_else(|p| p.into_inner());
+        match t.tasks.get_mut(&(app.0, id.to_owned())) {
+            Some(e) if e.expires > Instant::now() => Ok(f(e)),
+            _ => Err(TaskError::NotFound),
+        }
+    }
+}
+
+async fn check_worker(bin: &std::path::Path) -> Result<(), String> {
+    if !bin.exists() {
+        return Err(format!(
+            "the media worker {} is not installed (build it with `cargo build -p hearth-media`, or set media.worker_bin)",
+            bin.display()
+        ));
+    }
+    let out = tokio::process::Command::new(bin)
+        .arg("--check")
+        .output()
+        .await
+        .map_err(|e| format!("the media worker {} cannot run: {e}", bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("the media worker cannot record: {text}"))
+    }
+}
+
+impl MediaTasks for Tasks {
+    fn create_recording(&self, req: RecordingStart) -> TaskFuture<'_, String> {
+        Box::pin(task::create(self.shared.clone(), req))
+    }
+
+    fn describe_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, RecordingInfo> {
+        let r = self.with_entry(app, &task_id, |e| RecordingInfo {
+            status: e.status,
+            files: e.files.clone(),
+        });
+        Box::pin(async move { r })
+    }
+
+    fn modify_recording(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        layout: Option<Layout>,
+        subscriptions: Option<Subscriptions>,
+    ) -> TaskFuture<'_, ()> {
+        let shared = self.shared.clone();
+        let this = self.clone();
+        Box::pin(async move {
+            let layout = match layout {
+                Some(l) => {
+                    let dir = shared.cfg.data_dir.join("tasks").join(&task_id);
+                    Some(Box::new(
+                        images::fetch_layout(&shared.rules, l, &dir).await?,
+                    ))
+                }
+                None => None,
+            };
+            let cmd = Command::Update {
+                layout,
+                subscriptions,
+            };
+            this.with_entry(app, &task_id, |e| {
+                if e.status == "Exited" {
+                    Err(TaskError::NotFound)
+                } else {
+                    e.cmds
+                        .send(cmd)
+                        .map_err(|_| TaskError::Failed("the task is ending".into()))
+                }
+            })?
+        })
+    }
+
+    fn delete_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
+        let r = self.with_entry(app, &task_id, |e| {
+            if e.status != "Exited" {
+                e.status = "Exited";
+                let _ = e.cmds.send(Command::Stop);
+            }
+        });
+        Box::pin(async move { r })
+    }
+}

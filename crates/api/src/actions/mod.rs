@@ -6,6 +6,7 @@ mod calls;
 mod lcic;
 mod moderation;
 mod monitor;
+mod record;
 mod room;
 mod unusual;
 
@@ -73,6 +74,10 @@ pub async fn dispatch(
         "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,
         "GetRoomEvent" => lcic::get_room_event(&ctx, params).await,
         "DescribeUnusualEvent" => unusual::describe_unusual_event(&ctx, params).await,
+        "CreateCloudRecording" => record::create_cloud_recording(&ctx, params).await,
+        "DescribeCloudRecording" => record::describe_cloud_recording(&ctx, params).await,
+        "ModifyCloudRecording" => record::modify_cloud_recording(&ctx, params).await,
+        "DeleteCloudRecording" => record::delete_cloud_recording(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
             tracing::error!(action = other, "catalog says built but no handler");

@@ -1,0 +1,133 @@
+//! The API's only way to media tasks (recording now; relay, ingest and AI bots next): a handle
+//! supplied by whoever runs them, so that the API knows nothing of processes or GStreamer.
+
+use crate::error::ApiError;
+use hearth_media_proto::layout::Layout;
+use hearth_media_proto::{Recording, Subscriptions};
+use hearth_types::{RoomKey, SdkAppId};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type TaskFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TaskError>> + Send + 'a>>;
+
+/// Why a task operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskError {
+    /// No such task of this application, it has ended, or its ResourceExpiredHour passed.
+    NotFound,
+    /// The machine's budget for media tasks is spent.
+    Concurrency,
+    /// Media tasks cannot run here (no worker binary, no GStreamer): the message says what.
+    Unavailable(String),
+    /// A parameter that only running the task could judge (storage credentials, a bucket, an
+    /// image URL, the robot's entry).
+    Invalid(String),
+    /// The task could not be started or changed.
+    Failed(String),
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::NotFound => ApiError::TaskNotFound,
+            TaskError::Concurrency => ApiError::RestrictedConcurrency,
+            TaskError::Unavailable(m) | TaskError::Failed(m) => ApiError::FailedOperation(m),
+            TaskError::Invalid(m) => ApiError::InvalidParameter(m),
+        }
+    }
+}
+
+/// Where recording files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// CloudStorage: an S3-compatible store.
+    S3 {
+        /// `https://s3.<region>.amazonaws.com`, COS's S3 endpoint, or the SDK's EndpointUrl.
+        endpoint: String,
+        region: String,
+        bucket: String,
+        access_key: String,
+        secret_key: String,
+        /// FileNamePrefix elements; files go to `p1/p2/<TaskId>/<file>`.
+        prefix: Vec<String>,
+    },
+    /// CloudVod: Hearth's own store, served over signed, expiring URLs.
+    Vod {
+        /// Seconds until the media expires; 0 = kept (subject to retention).
+        expire_secs: u64,
+        /// Custom file prefix (UserDefineRecordId).
+        user_prefix: Option<String>,
+    },
+}
+
+/// A recording to start.
+#[derive(Debug, Clone)]
+pub struct RecordingStart {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: String,
+    pub user_sig: String,
+    pub private_map_key: Option<String>,
+    /// Image fields of its layout hold URLs; the task fetches them.
+    pub recording: Recording,
+    pub storage: Storage,
+    pub expire_hours: u64,
+}
+
+/// A file of a running recording (StorageFile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub file_name: String,
+    pub user_id: Option<String>,
+    pub track_type: &'static str,
+    pub begin_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingInfo {
+    /// `Idle`, `InProgress` or `Exited`.
+    pub status: &'static str,
+    pub files: Vec<RecordedFile>,
+}
+
+/// Operations on media tasks.
+pub trait MediaTasks: Send + Sync + 'static {
+    /// Starts a recording; answers once the robot is in the room.
+    fn create_recording(&self, req: RecordingStart) -> TaskFuture<'_, String>;
+    fn describe_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, RecordingInfo>;
+    /// Replaces the layout and/or subscriptions of a running recording.
+    fn modify_recording(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        layout: Option<Layout>,
+        subscriptions: Option<Subscriptions>,
+    ) -> TaskFuture<'_, ()>;
+    /// Stops a recording (its files finish uploading afterwards).
+    fn delete_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
+}
+
+/// Where no media tasks run (API tests, a server built without workers).
+pub struct NoMediaTasks(pub String);
+
+impl MediaTasks for NoMediaTasks {
+    fn create_recording(&self, _: RecordingStart) -> TaskFuture<'_, String> {
+        let m = self.0.clone();
+        Box::pin(async move { Err(TaskError::Unavailable(m)) })
+    }
+    fn describe_recording(&self, _: SdkAppId, _: String) -> TaskFuture<'_, RecordingInfo> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn modify_recording(
+        &self,
+        _: SdkAppId,
+        _: String,
+        _: Option<Layout>,
+        _: Option<Subscriptions>,
+    ) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn delete_recording(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+}

@@ -1,0 +1,111 @@
+//! Where a task's files go, and the HLS playlists written as segments arrive there: an
+//! S3-compatible bucket under `prefix/TaskId/`, or Hearth's VOD store.
+
+use crate::s3::{Bucket, S3Error};
+use crate::vod::Vod;
+use std::collections::BTreeMap;
+
+pub enum Dest {
+    S3 {
+        bucket: Bucket,
+        prefix: String,
+    },
+    Vod {
+        vod: Vod,
+        app: u32,
+        task: String,
+        url_expires: u64,
+    },
+}
+
+impl Dest {
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), S3Error> {
+        match self {
+            Dest::S3 { bucket, prefix } => {
+                bucket
+                    .put(&format!("{prefix}{name}"), body, content_type(name))
+                    .await
+            }
+            Dest::Vod { vod, app, task, .. } => {
+                let path = vod.path(*app, task, name);
+                let write = async {
+                    if let Some(dir) = path.parent() {
+                        tokio::fs::create_dir_all(dir).await?;
+                    }
+                    let tmp = path.with_extension("part");
+                    tokio::fs::write(&tmp, &body).await?;
+                    tokio::fs::rename(&tmp, &path).await
+                };
+                write.await.map_err(|e| S3Error {
+                    message: format!("writing {}: {e}", path.display()),
+                    retry: true,
+                })
+            }
+        }
+    }
+
+    /// How a file is named to the API (StorageFile.FileName) and inside playlists: its name in
+    /// a bucket, a signed URL in the VOD store.
+    pub fn public_name(&self, name: &str) -> String {
+        match self {
+            Dest::S3 { .. } => name.to_owned(),
+            Dest::Vod {
+                vod,
+                app,
+                task,
+                url_expires,
+            } => vod.signed_url(*app, task, name, *url_expires),
+        }
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        Some("mp4") => "video/mp4",
+        Some("aac") => "audio/aac",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The HLS playlists of a task: segments in order with their durations.
+#[derive(Default)]
+pub struct Playlists {
+    lists: BTreeMap<String, Vec<(String, f64)>>,
+}
+
+impl Playlists {
+    pub fn add(&mut self, playlist: &str, segment: String, secs: f64) {
+        self.lists
+            .entry(playlist.to_owned())
+            .or_default()
+            .push((segment, secs));
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.lists.keys().cloned().collect()
+    }
+
+    /// The playlist text; `ended` adds ENDLIST (a complete recording).
+    pub fn render(&self, playlist: &str, ended: bool, dest: &Dest) -> String {
+        let segs = self.lists.get(playlist).map(Vec::as_slice).unwrap_or(&[]);
+        let target = segs
+            .iter()
+            .map(|(_, d)| d.ceil() as u64)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let mut s = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:{}\n",
+            if ended { "VOD" } else { "EVENT" }
+        );
+        for (name, secs) in segs {
+            s.push_str(&format!("#EXTINF:{secs:.3},\n{}\n", dest.public_name(name)));
+        }
+        if ended {
+            s.push_str("#EXT-X-ENDLIST\n");
+        }
+        s
+    }
+}

@@ -1,0 +1,565 @@
+//! One task's life: admission, storage checks, the worker process (spec in, events out,
+//! commands in), uploads as files close, and the end (files finished, leftovers uploaded,
+//! playlists closed, the record kept). A worker that crashes, hangs or is killed ends its own
+//! task as failed with the files it completed.
+
+use crate::dest::{Dest, Playlists};
+use crate::s3::Bucket;
+use crate::{images, Entry, Shared};
+use hearth_api::media::{RecordedFile, RecordingStart, Storage, TaskError};
+use hearth_media_proto::{
+    Command, EndReason, Event, Join, RecordMode, Recording, RoomRef, TaskSpec,
+};
+use hearth_store::TaskRecord;
+use hearth_types::{RoomKey, UnixSecs};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, watch};
+
+/// How long the robot may take to enter the room.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The CPU a recording is expected to take (cores): the mix scales with the output's pixel
+/// rate; a single-stream task is charged for a few users.
+fn cost_of(r: &Recording) -> f64 {
+    match r.mode {
+        RecordMode::Mixed => {
+            let px = f64::from(r.video.width * r.video.height * r.video.fps);
+            0.1 + 0.25 * px / (1280.0 * 720.0 * 15.0)
+        }
+        RecordMode::Single => 0.3,
+    }
+}
+
+/// Gives the reserved budget back unless the task took it over.
+struct Reservation {
+    shared: Arc<Shared>,
+    cost: f64,
+    kept: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.shared.lock_table().used -= self.cost;
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock_table(&self) -> std::sync::MutexGuard<'_, crate::Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn count(&self, f: impl FnOnce(&mut crate::TaskCounts)) {
+        f(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<String, TaskError> {
+    shared.available.clone().map_err(TaskError::Unavailable)?;
+    let cost = cost_of(&req.recording);
+    {
+        let mut t = shared.lock_table();
+        if t.used + cost > shared.cfg.cpu_budget + 1e-9 {
+            drop(t);
+            shared.count(|c| c.refused += 1);
+            return Err(TaskError::Concurrency);
+        }
+        t.used += cost;
+    }
+    let mut reservation = Reservation {
+        shared: shared.clone(),
+        cost,
+        kept: false,
+    };
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
+    let dest = prepare_dest(&shared, &req, &task_id).await?;
+    let mut recording = req.recording;
+    recording.segment_secs = shared.cfg.hls_segment_secs;
+    recording.layout =
+        images::fetch_layout(&shared.rules, recording.layout, &work_dir.join("images")).await?;
+    let mode = recording.mode;
+    let spec = TaskSpec {
+        task_id: task_id.clone(),
+        join: Join {
+            ws_url: shared.cfg.ws_url.clone(),
+            sdk_app_id: req.app.0,
+            room: match &req.room {
+                RoomKey::Num(n) => RoomRef::Num(*n),
+                RoomKey::Str(s) => RoomRef::Str(s.clone()),
+            },
+            user_id: req.user_id.clone(),
+            user_sig: req.user_sig,
+            private_map_key: req.private_map_key,
+        },
+        work_dir: work_dir.clone(),
+        eos_timeout_secs: shared.cfg.eos_timeout_secs,
+        recording,
+    };
+    let (mut child, mut stdin, mut lines) = spawn(&shared.cfg.worker_bin, &spec).await?;
+    // The answer waits for the robot to be in the room: a refused entry is the caller's error.
+    let joined = tokio::time::timeout(JOIN_TIMEOUT, async {
+        loop {
+            match lines.next_line().await {
+                Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {
+                    Ok(Event::Joined) => return Ok(()),
+                    Ok(Event::Ended { message, .. }) => {
+                        return Err(message.unwrap_or_else(|| "the worker ended".into()))
+                    }
+                    _ => continue,
+                },
+                _ => return Err("the worker exited before entering the room".into()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("the robot did not enter the room in time".into()));
+    if let Err(why) = joined {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        let _ = tokio::fs::remove_dir_all(&work_dir).await;
+        return Err(if why.contains("enter refused") {
+            TaskError::Invalid(format!("the robot could not enter the room: {why}"))
+        } else {
+            TaskError::Failed(format!("the recording could not start: {why}"))
+        });
+    }
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let key = (req.app.0, task_id.clone());
+    shared.lock_table().tasks.insert(
+        key.clone(),
+        Entry {
+            status: "InProgress",
+            files: Vec::new(),
+            cmds: cmd_tx,
+            expires: Instant::now() + Duration::from_secs(req.expire_hours * 3600),
+            cost,
+        },
+    );
+    reservation.kept = true;
+    shared.count(|c| c.running += 1);
+    let record = TaskRecord {
+        task_id: task_id.clone(),
+        sdk_app_id: req.app,
+        kind: "recording".into(),
+        state: "InProgress".into(),
+        room: Some(req.room.clone()),
+        params_json: serde_json::json!({"mode": mode, "user_id": req.user_id}).to_string(),
+        created_at: UnixSecs::now(),
+        ended_at: None,
+    };
+    save(&shared, record.clone()).await;
+    let _ = stdin.flush().await;
+    tokio::spawn(drive(Driver {
+        shared,
+        key,
+        child,
+        stdin,
+        lines,
+        cmds: cmd_rx,
+        dest: Arc::new(dest),
+        work_dir,
+        record,
+    }));
+    Ok(task_id)
+}
+
+async fn prepare_dest(
+    shared: &Shared,
+    req: &RecordingStart,
+    task_id: &str,
+) -> Result<Dest, TaskError> {
+    match &req.storage {
+        Storage::S3 {
+            endpoint,
+            region,
+            bucket,
+            access_key,
+            secret_key,
+            prefix,
+        } => {
+            let checked = shared
+                .rules
+                .check(endpoint, &["http", "https"])
+                .await
+                .map_err(|e| {
+                    TaskError::Invalid(format!("CloudStorage endpoint {endpoint}: {e}"))
+                })?;
+            let b = Bucket {
+                endpoint: checked,
+                region: region.clone(),
+                bucket: bucket.clone(),
+                access_key: access_key.clone(),
+                secret_key: secret_key.clone(),
+            };
+            b.probe()
+                .await
+                .map_err(|e| TaskError::Invalid(format!("CloudStorage: {e}")))?;
+            let mut p: String = prefix.iter().map(|s| format!("{s}/")).collect();
+            p.push_str(task_id);
+            p.push('/');
+            Ok(Dest::S3 {
+                bucket: b,
+                prefix: p,
+            })
+        }
+        Storage::Vod {
+            expire_secs,
+            user_prefix: _,
+        } => Ok(Dest::Vod {
+            vod: shared.vod.clone(),
+            app: req.app.0,
+            task: task_id.to_owned(),
+            url_expires: crate::Vod::url_expiry(UnixSecs::now().0 as u64, *expire_secs),
+        }),
+    }
+}
+
+async fn spawn(
+    bin: &Path,
+    spec: &TaskSpec,
+) -> Result<(Child, ChildStdin, Lines<BufReader<ChildStdout>>), TaskError> {
+    let failed = |e: std::io::Error| TaskError::Failed(format!("starting the media worker: {e}"));
+    let mut child = tokio::process::Command::new(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(failed)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let stdout = child.stdout.take().expect("piped");
+    let mut line = serde_json::to_string(spec).expect("specs serialize");
+    line.push('\n');
+    stdin.write_all(line.as_bytes()).await.map_err(failed)?;
+    Ok((child, stdin, BufReader::new(stdout).lines()))
+}
+
+async fn save(shared: &Shared, record: TaskRecord) {
+    let store = shared.store.clone();
+    let r = tokio::task::spawn_blocking(move || store.upsert_task(&record)).await;
+    if !matches!(r, Ok(Ok(()))) {
+        tracing::error!("could not record a task in the store");
+    }
+}
+
+struct Driver {
+    shared: Arc<Shared>,
+    key: (u32, String),
+    child: Child,
+    stdin: ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    dest: Arc<Dest>,
+    work_dir: PathBuf,
+    record: TaskRecord,
+}
+
+enum Upload {
+    File {
+        name: String,
+        playlist: Option<String>,
+        secs: f64,
+    },
+    /// The worker is gone: upload what is left, close the playlists.
+    Finish,
+}
+
+async fn drive(mut d: Driver) {
+    let task = d.key.1.clone();
+    let (up_tx, up_rx) = mpsc::unbounded_channel();
+    let (end_tx, end_rx) = watch::channel(None::<Instant>);
+    let uploader = tokio::spawn(upload_loop(
+        d.shared.clone(),
+        d.dest.clone(),
+        d.work_dir.clone(),
+        up_rx,
+        end_rx,
+    ));
+    let mut ended: Option<(EndReason, Option<String>)> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut playlists_listed: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            l = d.lines.next_line() => match l {
+                Ok(Some(line)) => match serde_json::from_str::<Event>(&line) {
+                    Ok(ev) => on_event(&d, ev, &up_tx, &mut ended, &mut playlists_listed),
+                    Err(e) => tracing::warn!(%task, error = %e, "unreadable worker event"),
+                },
+                _ => break,
+            },
+            Some(cmd) = d.cmds.recv() => {
+                let stop = cmd == Command::Stop;
+                let mut line = serde_json::to_string(&cmd).expect("commands serialize");
+                line.push('\n');
+                let _ = d.stdin.write_all(line.as_bytes()).await;
+                let _ = d.stdin.flush().await;
+                if stop && kill_at.is_none() {
+                    kill_at = Some(Instant::now() + Duration::from_secs(d.shared.cfg.eos_timeout_secs + 5));
+                }
+            },
+            _ = sleep_until(kill_at) => {
+                tracing::warn!(%task, "the worker did not stop in time: killed");
+                let _ = d.child.start_kill();
+                ended.get_or_insert((EndReason::Failed, Some("the worker did not finish its files in time".into())));
+                kill_at = None;
+            },
+        }
+    }
+    let status = d.child.wait().await;
+    let crashed = !status.as_ref().is_ok_and(|s| s.success());
+    let (reason, message) = match ended {
+        Some((r, m)) if !(crashed && r != EndReason::Failed) => (r, m),
+        _ => (
+            EndReason::Failed,
+            Some(format!(
+                "the media worker ended abnormally ({})",
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|e| e.to_string())
+            )),
+        ),
+    };
+    set_status(&d.shared, &d.key, "Exited");
+    let _ = end_tx.send(Some(
+        Instant::now() + Duration::from_secs(d.shared.cfg.upload_grace_secs),
+    ));
+    let _ = up_tx.send(Upload::Finish);
+    drop(up_tx);
+    let (uploaded, local) = uploader.await.unwrap_or_default();
+    let failed = reason == EndReason::Failed;
+    if !local.is_empty() {
+        tracing::warn!(%task, files = ?local, dir = %d.work_dir.display(), "files could not be stored: kept on local disk");
+    }
+    let files = {
+        let t = d.shared.lock_table();
+        t.tasks
+            .get(&d.key)
+            .map(|e| e.files.clone())
+            .unwrap_or_default()
+    };
+    let mut rec = d.record;
+    rec.state = if failed { "Failed" } else { "Finished" }.into();
+    rec.ended_at = Some(UnixSecs::now());
+    rec.params_json = serde_json::json!({
+        "reason": reason,
+        "message": message,
+        "files": files.iter().map(|f| serde_json::json!({
+            "FileName": f.file_name, "UserId": f.user_id, "TrackType": f.track_type, "BeginTimeStamp": f.begin_ms,
+        })).collect::<Vec<_>>(),
+        "uploaded": uploaded,
+        "local_files": local,
+        "local_dir": d.work_dir,
+    })
+    .to_string();
+    save(&d.shared, rec).await;
+    if local.is_empty() {
+        let _ = tokio::fs::remove_dir_all(&d.work_dir).await;
+    }
+    let cost = d
+        .shared
+        .lock_table()
+        .tasks
+        .remove(&d.key)
+        .map(|e| e.cost)
+        .unwrap_or(0.0);
+    d.shared.lock_table().used -= cost;
+    d.shared.count(|c| {
+        c.running = c.running.saturating_sub(1);
+        if failed {
+            c.failed += 1;
+        } else {
+            c.finished += 1;
+        }
+        c.files_left_local += local.len() as u64;
+    });
+    tracing::info!(%task, ?reason, message = message.as_deref().unwrap_or(""), "task ended");
+}
+
+fn set_status(shared: &Shared, key: &(u32, String), status: &'static str) {
+    if let Some(e) = shared.lock_table().tasks.get_mut(key) {
+        e.status = status;
+    }
+}
+
+fn on_event(
+    d: &Driver,
+    ev: Event,
+    up: &mpsc::UnboundedSender<Upload>,
+    ended: &mut Option<(EndReason, Option<String>)>,
+    listed: &mut HashSet<String>,
+) {
+    match ev {
+        Event::FileOpened {
+            path,
+            user,
+            track,
+            begin_ms,
+        } => {
+            let name = match path.strip_suffix(".ts").and_then(|s| s.rsplit_once('_')) {
+                Some((base, _)) => {
+                    let pl = format!("{base}.m3u8");
+                    if !listed.insert(pl.clone()) {
+                        return;
+                    }
+                    pl
+                }
+                None => path,
+            };
+            let file = RecordedFile {
+                file_name: d.dest.public_name(&name),
+                user_id: user,
+                track_type: track.api_name(),
+                begin_ms,
+            };
+            if let Some(e) = d.shared.lock_table().tasks.get_mut(&d.key) {
+                e.files.push(file);
+            }
+        }
+        Event::FileClosed {
+            path,
+            duration_ms,
+            playlist,
+            ..
+        } => {
+            let _ = up.send(Upload::File {
+                name: path,
+                playlist,
+                secs: duration_ms as f64 / 1000.0,
+            });
+        }
+        Event::Ended { reason, message } => {
+            *ended = Some((reason, message));
+            set_status(&d.shared, &d.key, "Exited");
+        }
+        Event::Warning { message } => tracing::warn!(task = %d.key.1, %message, "worker"),
+        Event::Joined | Event::Usage { .. } => {}
+    }
+}
+
+async fn sleep_until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Uploads files in the order they closed, retrying while the task runs and for the grace
+/// period after; returns how many went up and which stayed on local disk.
+async fn upload_loop(
+    shared: Arc<Shared>,
+    dest: Arc<Dest>,
+    dir: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<Upload>,
+    end: watch::Receiver<Option<Instant>>,
+) -> (u64, Vec<String>) {
+    let mut playlists = Playlists::default();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut local = Vec::new();
+    let mut uploaded = 0;
+    while let Some(job) = rx.recv().await {
+        match job {
+            Upload::File {
+                name,
+                playlist,
+                secs,
+            } => {
+                if put_file(&shared, &dest, &dir, &name, &end).await {
+                    uploaded += 1;
+                    done.insert(name.clone());
+                    if let Some(pl) = playlist {
+                        playlists.add(&pl, name, secs);
+                        let text = playlists.render(&pl, false, &dest);
+                        put_bytes(&shared, &dest, &pl, text.into_bytes(), &end).await;
+                    }
+                } else {
+                    local.push(name);
+                }
+            }
+            Upload::Finish => {
+                // What the worker did not report closed (it was killed): the partial segment,
+                // the MP4 part playable up to its last fragment.
+                let mut rest: Vec<String> = std::fs::read_dir(&dir)
+                    .map(|it| {
+                        it.filter_map(|e| e.ok())
+                            .filter(|e| e.path().is_file())
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .filter(|n| !done.contains(n) && !local.contains(n))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rest.sort();
+                for name in rest {
+                    if put_file(&shared, &dest, &dir, &name, &end).await {
+                        uploaded += 1;
+                        done.insert(name);
+                    } else {
+                        local.push(name);
+                    }
+                }
+                for pl in playlists.names() {
+                    let text = playlists.render(&pl, true, &dest);
+                    if !put_bytes(&shared, &dest, &pl, text.clone().into_bytes(), &end).await {
+                        let _ = std::fs::write(dir.join(&pl), text);
+                        local.push(pl);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    for name in &done {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    (uploaded, local)
+}
+
+async fn put_file(
+    shared: &Shared,
+    dest: &Dest,
+    dir: &Path,
+    name: &str,
+    end: &watch::Receiver<Option<Instant>>,
+) -> bool {
+    match tokio::fs::read(dir.join(name)).await {
+        Ok(body) => put_bytes(shared, dest, name, body, end).await,
+        Err(e) => {
+            tracing::warn!(file = name, error = %e, "a recorded file cannot be read");
+            false
+        }
+    }
+}
+
+/// One object, retried with backoff until it is stored, the error is final, or the grace
+/// after the task's end runs out.
+async fn put_bytes(
+    shared: &Shared,
+    dest: &Dest,
+    name: &str,
+    body: Vec<u8>,
+    end: &watch::Receiver<Option<Instant>>,
+) -> bool {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match dest.put(name, body.clone()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                shared.count(|c| c.uploads_failed += 1);
+                tracing::warn!(file = name, error = %e, "upload failed");
+                let past = end.borrow().is_some_and(|t| Instant::now() >= t);
+                if !e.retry || past {
+                    return false;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(4));
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+"""On-cloud recording end to end: aiortc publishers with distinct pictures and tones in a room,
+the official SDK driving Create/Describe/Modify/DeleteCloudRecording, a real S3-compatible
+server (s3s-fs) on loopback receiving the files as they close, Hearth's VOD store behind signed
+URLs, and ffprobe/ffmpeg judging what was recorded: streams, durations, the picture in each
+layout cell, the tones, A/V sync. Faults: the worker killed, the storage server gone for 10 s,
+the robot removed, the room idle; and every documented validation error."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import APP1, APP2, free_port, sdk_client, start_hearth, stop_hearth
+from media import Publisher, run, usersig, wait_for
+from recording import (
+    S3Server, audio_pcm, call, cell_rgb, cloud_storage, error_of, frame_at, near, probe,
+    streams, tone_power,
+)
+
+RED, BLUE, GREEN = (220, 30, 30), (30, 30, 220), (30, 200, 30)
+BLACK = (0, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory) -> S3Server:
+    s = S3Server(tmp_path_factory.mktemp("s3"), free_port())
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def rec(tmp_path_factory):
+    """A server whose outbound rules allow loopback (the S3 server and image hosts run here),
+    with 2 s HLS segments and a CPU budget of 1.2 cores for media tasks."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth-rec"), "recording", rate_limits=False,
+                     env={"HEARTH_OUTBOUND_ALLOW": "127.0.0.0/8",
+                          "HEARTH_MEDIA_HLS_SEGMENT_SECS": "2",
+                          "HEARTH_MEDIA_CPU_BUDGET": "1.2",
+                          "HEARTH_MEDIA_UPLOAD_GRACE_SECS": "20"})
+    yield h
+    stop_hearth(h)
+
+
+_rooms = iter(range(7100, 7999))
+
+
+def room() -> int:
+    return next(_rooms)
+
+
+def create(h, r: int, storage: dict, *, record: dict | None = None, bot: str = "recbot",
+           **extra) -> str:
+    params = {"SdkAppId": APP1, "RoomId": str(r), "UserId": bot, "UserSig": usersig(h, APP1, bot),
+              "RecordParams": record or {"RecordMode": 2}, "StorageParams": storage}
+    params.update(extra)
+    return call(sdk_client(h), "CreateCloudRecording", params)["TaskId"]
+
+
+def describe(h, task: str) -> dict:
+    return call(sdk_client(h), "DescribeCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+
+
+def ended(h, task: str) -> bool:
+    try:
+        describe(h, task)
+        return False
+    except Exception as e:  # ResourceNotFound once the task is over
+        assert "ResourceNotFound" in str(e), e
+        return True
+
+
+async def wait_ended(h, task: str, timeout: float = 40) -> None:
+    await wait_for(lambda: ended(h, task), timeout, f"task {task} to end", step=0.5)
+
+
+async def publishers(h, r: int, *specs) -> list[Publisher]:
+    pubs = [Publisher(h, APP1, user, rgb=rgb, hz=hz, room=r) for user, rgb, hz in specs]
+    for p in pubs:
+        # One after the other: each arrives before the next (entry order is layout order).
+        await p.start()
+        await asyncio.sleep(0.3)
+    return pubs
+
+
+def test_mixed_grid_recording_into_s3_then_a_custom_layout(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        t0 = time.monotonic()
+        task = create(rec, r, cloud_storage(s3, ["grid", "e2e"]),
+                      record={"RecordMode": 2, "OutputFormat": 1, "MaxIdleTime": 30},
+                      MixTranscodeParams={
+                          "VideoParams": {"Width": 640, "Height": 360, "Fps": 15, "BitRate": 800000, "Gop": 2},
+                          "AudioParams": {"SampleRate": 1, "Channel": 2, "BitRate": 64000}},
+                      MixLayoutParams={"MixLayoutMode": 3})
+        prefix = f"grid/e2e/{task}/"
+        # Objects appear while it records: segments and the playlist as they close.
+        await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(prefix))
+                       and any(k.endswith(".m3u8") for k in s3.objects(prefix)), 15,
+                       "HLS segments in the bucket while recording", step=0.25)
+        d = describe(rec, task)
+        assert d["Status"] == "InProgress", d
+        names = {f["FileName"] for f in d["StorageFileList"]}
+        assert f"{task}.m3u8" in names and any(n.endswith(".mp4") for n in names), d
+        assert all(f["TrackType"] == "audio_video" and f["BeginTimeStamp"] > 1e12
+                   for f in d["StorageFileList"]), d
+        await asyncio.sleep(3)
+        # The custom layout: alice top-left quarter, bob bottom-right quarter.
+        t_modify = time.monotonic() - t0
+        call(sdk_client(rec), "ModifyCloudRecording", {
+            "SdkAppId": APP1, "TaskId": task,
+            "MixLayoutParams": {"MixLayoutMode": 4, "MixLayoutList": [
+                {"UserId": "alice", "Top": 0, "Left": 0, "Width": 320, "Height": 180, "RenderMode": 0},
+                {"UserId": "bob", "Top": 180, "Left": 320, "Width": 320, "Height": 180, "RenderMode": 0}]}})
+        await asyncio.sleep(5)
+        wall = time.monotonic() - t0
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        for p in pubs:
+            await p.close()
+        return task, prefix, t_modify, wall
+
+    task, prefix, t_modify, wall = run(body())
+    objs = s3.objects(prefix)
+    mp4s = sorted(k for k in objs if k.endswith(".mp4"))
+    assert len(mp4s) == 1, objs.keys()
+    mp4 = objs[mp4s[0]]
+    info = probe(mp4)
+    (v,) = streams(info, "video")
+    (a,) = streams(info, "audio")
+    assert (v["codec_name"], v["width"], v["height"]) == ("h264", 640, 360), v
+    assert v["avg_frame_rate"] in ("15/1", "15/1") or abs(eval(v["avg_frame_rate"]) - 15) < 0.5, v
+    assert (a["codec_name"], a.get("profile"), int(a["sample_rate"]), a["channels"]) == ("aac", "LC", 48000, 2), a
+    duration = float(info["format"]["duration"])
+    assert abs(duration - wall) <= 1.0, (duration, wall)
+    # Grid of two: alice left half, bob right half.
+    img = frame_at(mp4, 2.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 320, 360), RED), cell_rgb(img, 0, 0, 320, 360)
+    assert near(cell_rgb(img, 320, 0, 320, 360), BLUE), cell_rgb(img, 320, 0, 320, 360)
+    # Within 2 s of ModifyCloudRecording the cells have moved.
+    img = frame_at(mp4, t_modify + 2.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 320, 180), RED), cell_rgb(img, 0, 0, 320, 180)
+    assert near(cell_rgb(img, 320, 180, 320, 180), BLUE), cell_rgb(img, 320, 180, 320, 180)
+    assert near(cell_rgb(img, 320, 0, 320, 180), BLACK), cell_rgb(img, 320, 0, 320, 180)
+    assert near(cell_rgb(img, 0, 180, 320, 180), BLACK), cell_rgb(img, 0, 180, 320, 180)
+    # Both tones are in the mix.
+    pcm = audio_pcm(mp4)[16000 * 1: 16000 * 4]
+    assert tone_power(pcm, 440) > 0.1 and tone_power(pcm, 1000) > 0.1, (
+        tone_power(pcm, 440), tone_power(pcm, 1000))
+    # The HLS playlist is complete and every segment it names is in the bucket and plays.
+    playlist = objs[f"{prefix}{task}.m3u8"].read_text()
+    assert playlist.rstrip().endswith("#EXT-X-ENDLIST"), playlist
+    segs = [l for l in playlist.splitlines() if l and not l.startswith("#")]
+    assert len(segs) >= int(wall / 2) - 1, playlist
+    for s in segs:
+        assert f"{prefix}{s}" in objs, s
+    hls = probe(objs[f"{prefix}{task}.m3u8"])
+    assert abs(float(hls["format"]["duration"]) - wall) <= 2.5, hls
