@@ -166,3 +166,131 @@ def test_mixed_grid_recording_into_s3_then_a_custom_layout(rec, s3):
         assert f"{prefix}{s}" in objs, s
     hls = probe(objs[f"{prefix}{task}.m3u8"])
     assert abs(float(hls["format"]["duration"]) - wall) <= 2.5, hls
+
+
+def _files(d: dict) -> list[tuple[str, str, str]]:
+    return sorted((f["UserId"] or "", f["TrackType"], f["FileName"]) for f in d["StorageFileList"])
+
+
+def test_single_stream_recording_per_user_av_merge_0_and_1(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        split = create(rec, r, cloud_storage(s3, ["single"]), bot="rec-split",
+                       record={"RecordMode": 1, "AvMerge": 0, "OutputFormat": 0})
+        merged = create(rec, r, cloud_storage(s3, ["single"]), bot="rec-merged",
+                        record={"RecordMode": 1, "AvMerge": 1, "OutputFormat": 3})
+        await asyncio.sleep(6)
+        d_split, d_merged = describe(rec, split), describe(rec, merged)
+        for t in (split, merged):
+            call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": t})
+        for t in (split, merged):
+            await wait_ended(rec, t)
+        for p in pubs:
+            await p.close()
+        return split, merged, d_split, d_merged
+
+    split, merged, d_split, d_merged = run(body())
+    # AvMerge 0: an audio and a video playlist per user, with UserId and TrackType.
+    got = [(u, t) for u, t, _ in _files(d_split)]
+    assert got == [("alice", "audio"), ("alice", "video"), ("bob", "audio"), ("bob", "video")], d_split
+    objs = s3.objects(f"single/{split}/")
+    for user, track, name in _files(d_split):
+        assert name.endswith(".m3u8"), name
+        info = probe(objs[f"single/{split}/{name}"])
+        assert bool(streams(info, "video")) == (track == "video"), (name, info)
+        assert bool(streams(info, "audio")) == (track == "audio"), (name, info)
+    # Each user's picture is their own.
+    alice_video = next(n for u, t, n in _files(d_split) if u == "alice" and t == "video")
+    img = frame_at(objs[f"single/{split}/{alice_video}"], 2.0, 1280, 720)
+    assert near(cell_rgb(img, 320, 180, 640, 360), RED), cell_rgb(img, 320, 180, 640, 360)
+    # AvMerge 1 with MP4: one audio_video file per user, its own tone only.
+    got = [(u, t) for u, t, _ in _files(d_merged)]
+    assert got == [("alice", "audio_video"), ("bob", "audio_video")], d_merged
+    objs = s3.objects(f"single/{merged}/")
+    for user, _, name in _files(d_merged):
+        assert name.endswith(".mp4"), name
+        path = objs[f"single/{merged}/{name}"]
+        info = probe(path)
+        assert streams(info, "video")[0]["codec_name"] == "h264" and streams(info, "audio")[0]["codec_name"] == "aac"
+        pcm = audio_pcm(path)[16000:16000 * 3]
+        mine, other = (440, 1000) if user == "alice" else (1000, 440)
+        assert tone_power(pcm, mine) > 0.3 and tone_power(pcm, other) < 0.05, (user, tone_power(pcm, mine))
+
+
+def test_stream_type_and_media_id_choose_what_is_recorded(rec, s3):
+    from media import ColorVideoTrack
+
+    r = room()
+
+    async def body():
+        # carol publishes camera (green) and, as her second video line, a screen share (blue).
+        carol = Publisher(rec, APP1, "carol", rgb=GREEN, room=r)
+        carol.pc.addTransceiver(ColorVideoTrack(BLUE), direction="sendonly")
+        await carol.start()
+        await asyncio.sleep(1.0)
+        audio_only = create(rec, r, cloud_storage(s3, ["types"]), bot="rec-audio",
+                            record={"RecordMode": 1, "StreamType": 1, "OutputFormat": 4})
+        video_only = create(rec, r, cloud_storage(s3, ["types"]), bot="rec-video",
+                            record={"RecordMode": 1, "StreamType": 2, "MediaId": 1})
+        screen = create(rec, r, cloud_storage(s3, ["types"]), bot="rec-screen",
+                        record={"RecordMode": 1, "MediaId": 2, "OutputFormat": 3})
+        await asyncio.sleep(6)
+        ds = {t: describe(rec, t) for t in (audio_only, video_only, screen)}
+        for t in ds:
+            call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": t})
+        for t in ds:
+            await wait_ended(rec, t)
+        await carol.close()
+        return audio_only, video_only, screen, ds
+
+    audio_only, video_only, screen, ds = run(body())
+    objs = s3.objects("types/")
+    # StreamType 1 + OutputFormat 4: AAC files of carol's audio only.
+    files = _files(ds[audio_only])
+    assert files and all(t == "audio" and n.endswith(".aac") for _, t, n in files), files
+    info = probe(objs[f"types/{audio_only}/{files[0][2]}"])
+    assert not streams(info, "video") and streams(info, "audio")[0]["codec_name"] == "aac", info
+    # StreamType 2, MediaId 1: her camera only (no screen, no audio).
+    files = _files(ds[video_only])
+    assert [(u, t) for u, t, _ in files] == [("carol", "video")], files
+    assert "__UserId_e_main" in files[0][2], files
+    # MediaId 2: the screen share only, which is blue.
+    files = _files(ds[screen])
+    assert [(u, t) for u, t, _ in files] == [("carol", "video")], files
+    assert "__UserId_e_sub" in files[0][2] and files[0][2].endswith(".mp4"), files
+    img = frame_at(objs[f"types/{screen}/{files[0][2]}"], 2.0, 1280, 720)
+    assert near(cell_rgb(img, 320, 180, 640, 360), BLUE), cell_rgb(img, 320, 180, 640, 360)
+
+
+def test_cloud_vod_files_open_only_through_their_signed_url(rec):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, {"CloudVod": {"TencentVod": {"MediaType": 0, "ExpireTime": 3600}}},
+                      record={"RecordMode": 2})
+        await asyncio.sleep(5)
+        d = describe(rec, task)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        for p in pubs:
+            await p.close()
+        return d
+
+    d = run(body())
+    (f,) = d["StorageFileList"]
+    url = f["FileName"]
+    assert re.fullmatch(r"/vod/\d+/[\w-]+/[\w-]+_000\.mp4\?expires=\d+&sign=[0-9a-f]{64}", url), url
+    full = f"http://{rec.host}{url}"
+    got = requests.get(full, timeout=10)
+    assert got.status_code == 200 and len(got.content) > 10_000, got.status_code
+    info = probe(full)
+    assert streams(info, "video")[0]["width"] == 360 and streams(info, "video")[0]["height"] == 640, info
+    path = url.split("?")[0]
+    assert requests.get(f"http://{rec.host}{path}", timeout=10).status_code == 403
+    tampered = full[:-1] + ("0" if full[-1] != "0" else "1")
+    assert requests.get(tampered, timeout=10).status_code == 403
+    longer = re.sub(r"expires=(\d+)", lambda m: f"expires={int(m.group(1)) + 1}", full)
+    assert requests.get(longer, timeout=10).status_code == 403

@@ -158,7 +158,9 @@ async fn task(
                 Some(RoomEvent::UserEntered(u)) => rec.user_entered(u),
                 Some(RoomEvent::UserUpdated(u)) => rec.user_updated(u),
                 Some(RoomEvent::UserExited(u)) => rec.user_exited(&u),
-                Some(RoomEvent::TrackAdded(_)) => {}
+                Some(RoomEvent::TrackAdded(k)) => {
+                    tracing::info!(user = %k.user, stream = ?k.stream, kind = ?k.kind, "track subscribed");
+                }
                 Some(RoomEvent::TrackRemoved(k)) => rec.track_removed(&k),
                 Some(RoomEvent::Frame(f)) => rec.frame(f),
                 Some(RoomEvent::Error { code, message }) => {

@@ -118,6 +118,7 @@ impl Recorder {
         let video_ok = st.video() && subs.video.admits(&u.userid);
         let main = self.spec.media.main() && (audio || (video_ok && u.video));
         let sub = self.spec.media.sub() && video_ok && u.sub;
+        tracing::info!(user = %u.userid, main, sub, "subscriptions");
         self.client.subscribe(&u.userid, Stream::Main, main);
         self.client.subscribe(&u.userid, Stream::Sub, sub);
     }
