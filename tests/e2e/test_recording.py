@@ -294,3 +294,130 @@ def test_cloud_vod_files_open_only_through_their_signed_url(rec):
     assert requests.get(tampered, timeout=10).status_code == 403
     longer = re.sub(r"expires=(\d+)", lambda m: f"expires={int(m.group(1)) + 1}", full)
     assert requests.get(longer, timeout=10).status_code == 403
+
+
+def worker_pids(h) -> list[int]:
+    """The hearth-media processes `h` started."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1: text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if comm == "hearth-media" and ppid == h.pid:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def segments_play(s3: S3Server, prefix: str) -> list[str]:
+    """The playlist's segments, each checked to be in the bucket and decodable."""
+    objs = s3.objects(prefix)
+    (pl,) = [k for k in objs if k.endswith(".m3u8")]
+    text = objs[pl].read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST"), text
+    segs = [l for l in text.splitlines() if l and not l.startswith("#")]
+    for s in segs:
+        assert f"{prefix}{s}" in objs, (s, sorted(objs))
+        info = probe(objs[f"{prefix}{s}"])
+        assert streams(info, "video") and float(info["format"]["duration"]) > 0, (s, info)
+    return segs
+
+
+def test_max_idle_time_ends_the_task_after_the_last_anchor_leaves(rec, s3):
+    r = room()
+
+    async def body():
+        (pub,) = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["idle"]), record={"RecordMode": 2, "MaxIdleTime": 5})
+        await asyncio.sleep(7)
+        assert not ended(rec, task), "ended while an anchor was in the room"
+        await pub.delete()
+        await pub.close()
+        left = time.monotonic()
+        await wait_ended(rec, task, timeout=20)
+        return task, time.monotonic() - left
+
+    task, after = run(body())
+    assert 4.5 <= after <= 10, after
+    assert len(segments_play(s3, f"idle/{task}/")) >= 3
+
+
+def test_a_killed_worker_fails_its_task_and_leaves_its_closed_segments(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        other = create(rec, room(), cloud_storage(s3, ["kill"]), bot="rec-other")
+        task = create(rec, r, cloud_storage(s3, ["kill"]), record={"RecordMode": 2, "OutputFormat": 1})
+        await wait_for(lambda: len([k for k in s3.objects(f"kill/{task}/") if k.endswith(".ts")]) >= 2,
+                       15, "two closed segments", step=0.25)
+        pids = worker_pids(rec)
+        assert len(pids) == 2, pids
+        # The newest worker is this task's.
+        victim = max(pids)
+        os.kill(victim, signal.SIGKILL)
+        await wait_ended(rec, task, timeout=20)
+        # The other task goes on.
+        assert describe(rec, other)["Status"] == "InProgress"
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": other})
+        await wait_ended(rec, other)
+        for p in pubs:
+            await p.close()
+        return task
+
+    task = run(body())
+    assert len(segments_play(s3, f"kill/{task}/")) >= 2
+    # The MP4 part the worker was writing plays up to its last fragment.
+    (mp4,) = [p for k, p in s3.objects(f"kill/{task}/").items() if k.endswith(".mp4")]
+    info = probe(mp4)
+    assert streams(info, "video")[0]["codec_name"] == "h264" and float(info["format"]["duration"]) >= 2, info
+    assert 'state="failed"} ' in requests.get(f"http://{rec.host}/metrics", timeout=5).text.replace("1\n", "} ")
+
+
+def test_nothing_is_lost_while_the_storage_server_is_down_for_10_s(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["outage"]), record={"RecordMode": 2})
+        await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"outage/{task}/")), 15,
+                       "a first segment", step=0.25)
+        s3.stop()
+        try:
+            await asyncio.sleep(10)
+        finally:
+            s3.start()
+        await asyncio.sleep(4)
+        wall_start = time.monotonic()
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task, timeout=40)
+        for p in pubs:
+            await p.close()
+        return task
+
+    task = run(body())
+    segs = segments_play(s3, f"outage/{task}/")
+    # About 16 s in 2 s segments, none missing (names are consecutive).
+    assert len(segs) >= 7, segs
+    numbers = [int(re.search(r"_(\d+)\.ts$", s).group(1)) for s in segs]
+    assert numbers == list(range(len(numbers))), numbers
+    assert "hearth_media_upload_failures_total" in requests.get(f"http://{rec.host}/metrics", timeout=5).text
+
+
+def test_removing_the_robot_ends_its_task(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["removed"]), bot="rec-removed")
+        await asyncio.sleep(3)
+        call(sdk_client(rec), "RemoveUser", {"SdkAppId": APP1, "RoomId": r, "UserIds": ["rec-removed"]})
+        await wait_ended(rec, task, timeout=20)
+        for p in pubs:
+            await p.close()
+        return task
+
+    task = run(body())
+    assert len(segments_play(s3, f"removed/{task}/")) >= 1

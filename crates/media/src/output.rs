@@ -108,6 +108,7 @@ pub fn attach(
         sink.set_property("max-size-time", spec.segment_secs * 1_000_000_000);
         sink.set_property("send-keyframe-requests", true);
         sink.set_property("async-finalize", false);
+        sink.set_property("sink", &unbuffered_file()?);
         add(&sink)?;
         branch(pipeline, vtee.as_ref(), atee.as_ref(), &sink, true)?;
     }
@@ -116,6 +117,7 @@ pub fn attach(
         let mux = make("mp4mux")?;
         mux.set_property("fragment-duration", MP4_FRAGMENT_MS);
         sink.set_property("muxer", &mux);
+        sink.set_property("sink", &unbuffered_file()?);
         sink.set_property("location", path("mp4", 3));
         sink.set_property("max-size-time", spec.max_file_secs * 1_000_000_000);
         sink.set_property("max-size-bytes", spec.max_file_bytes);
@@ -161,6 +163,14 @@ pub fn attach(
         }
     }
     Ok(())
+}
+
+/// A file sink that writes every buffer through (no user-space buffer), so that a killed
+/// worker leaves all it has muxed on disk.
+fn unbuffered_file() -> Result<gst::Element> {
+    let f = make("filesink")?;
+    f.set_property_from_str("buffer-mode", "unbuffered");
+    Ok(f)
 }
 
 /// Links the tees to one splitmuxsink through queues (one parser per branch: mp4mux wants
