@@ -8,6 +8,7 @@ the robot removed, the room idle; and every documented validation error."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -421,3 +422,222 @@ def test_removing_the_robot_ends_its_task(rec, s3):
 
     task = run(body())
     assert len(segments_play(s3, f"removed/{task}/")) >= 1
+
+
+def test_bad_input_gets_the_documented_error_codes(rec, s3):
+    c = sdk_client(rec)
+    r = room()
+    sig = usersig(rec, APP1, "recbot")
+    good = {"SdkAppId": APP1, "RoomId": str(r), "UserId": "recbot", "UserSig": sig,
+            "RecordParams": {"RecordMode": 2}, "StorageParams": cloud_storage(s3, ["bad"])}
+
+    def without(*path):
+        p = json.loads(json.dumps(good))
+        node = p
+        for k in path[:-1]:
+            node = node[k]
+        del node[path[-1]]
+        return p
+
+    def with_(value, *path):
+        p = json.loads(json.dumps(good))
+        node = p
+        for k in path[:-1]:
+            node = node[k]
+        node[path[-1]] = value
+        return p
+
+    cases = [
+        (without("RecordParams"), "MissingParameter.RecordParams"),
+        (without("StorageParams"), "MissingParameter.StorageParams"),
+        (without("UserSig"), "MissingParameter.UserSig"),
+        (without("UserId"), "MissingParameter.UserId"),
+        (without("RoomId"), "MissingParameter.RoomId"),
+        (without("RecordParams", "RecordMode"), "MissingParameter.RecordMode"),
+        (with_({}, "StorageParams"), "MissingParameter.CloudStorage"),
+        (without("StorageParams", "CloudStorage", "Vendor"), "MissingParameter.Vendor"),
+        (without("StorageParams", "CloudStorage", "Bucket"), "MissingParameter.Bucket"),
+        (without("StorageParams", "CloudStorage", "AccessKey"), "MissingParameter.AccessKey"),
+        (without("StorageParams", "CloudStorage", "SecretKey"), "MissingParameter.SecretKey"),
+        (without("StorageParams", "CloudStorage", "Region"), "MissingParameter.Region"),
+        (with_(3, "RecordParams", "RecordMode"), "InvalidParameter.OutOfRange"),
+        (with_(4, "RecordParams", "MaxIdleTime"), "InvalidParameter.OutOfRange"),
+        (with_(86401, "RecordParams", "MaxIdleTime"), "InvalidParameter.OutOfRange"),
+        (with_(5, "RecordParams", "OutputFormat"), "InvalidParameter.OutOfRange"),
+        (with_(3, "RecordParams", "StreamType"), "InvalidParameter.OutOfRange"),
+        (with_(0, "RecordParams", "MaxMediaFileDuration"), "InvalidParameter.OutOfRange"),
+        (with_(5, "ResourceExpiredHour"), "InvalidParameter.OutOfRange"),
+        (with_(2, "StorageParams", "CloudStorage", "Vendor"), "InvalidParameter.OutOfRange"),
+        (with_({"VideoParams": {"Width": 1920, "Height": 1920, "Fps": 15, "BitRate": 500000, "Gop": 2}},
+               "MixTranscodeParams"), "InvalidParameter.OutOfRange"),
+        (with_({"SubscribeAudioUserIds": ["a"], "UnSubscribeAudioUserIds": ["b"]},
+               "RecordParams", "SubscribeStreamUserIds"), "InvalidParameter"),
+        (with_({"SubscribeVideoUserIds": [f"u{i}" for i in range(33)]},
+               "RecordParams", "SubscribeStreamUserIds"), "InvalidParameter.OutOfRange"),
+        (with_({"MixLayoutMode": 3, "BackGroundColor": "orange"}, "MixLayoutParams"), "InvalidParameter"),
+        (with_({"MixLayoutMode": 4, "MixLayoutList": [{"Top": 0, "Left": 300, "Width": 200, "Height": 100}]},
+               "MixLayoutParams"), "InvalidParameter.OutOfRange"),
+        (with_({"MixLayoutMode": 3, "BackgroundImageUrl": "http://127.0.0.1:1/bg.gif"},
+               "MixLayoutParams"), "InvalidParameter"),
+        (with_("not-a-room", "RoomId"), "InvalidParameter.RoomId"),
+        (with_(usersig(rec, APP1, "someone-else"), "UserSig"), "InvalidParameter.UserSig"),
+        (with_("garbage", "UserSig"), "InvalidParameter.UserSig"),
+        # The storage is checked at Create: wrong key, a missing bucket, a refused address.
+        (with_("wrong-secret", "StorageParams", "CloudStorage", "SecretKey"), "InvalidParameter"),
+        (with_("no-such-bucket", "StorageParams", "CloudStorage", "Bucket"), "InvalidParameter"),
+        (with_("http://10.1.2.3:9000", "StorageParams", "CloudStorage", "EndpointUrl"), "InvalidParameter"),
+        (with_(APP2, "SdkAppId"), "UnauthorizedOperation.SdkAppId"),
+    ]
+    for params, code in cases:
+        got = error_of(c, "CreateCloudRecording", params)
+        assert got == code, (code, got, params)
+    # A background image on a refused address, then a good one that is not an image.
+    assert error_of(c, "CreateCloudRecording", with_(
+        {"MixLayoutMode": 3, "BackgroundImageUrl": "http://169.254.169.254/latest/bg.png"},
+        "MixLayoutParams")) == "InvalidParameter"
+    # No storage object was written by any refused request.
+    assert not s3.objects("bad/")
+    for action in ("DescribeCloudRecording", "ModifyCloudRecording", "DeleteCloudRecording"):
+        assert error_of(c, action, {"SdkAppId": APP1, "TaskId": "no-such-task"}) == "ResourceNotFound"
+        assert error_of(c, action, {"SdkAppId": APP1}) == "MissingParameter.TaskId"
+        assert error_of(c, action, {"SdkAppId": APP2, "TaskId": "x"}) == "UnauthorizedOperation.SdkAppId"
+
+
+def test_another_apps_task_is_not_found_and_the_budget_is_enforced(rec, s3):
+    c = sdk_client(rec)
+    r = room()
+
+    async def body():
+        big = {"VideoParams": {"Width": 1280, "Height": 720, "Fps": 30, "BitRate": 1000000, "Gop": 2}}
+        # 1280x720 at 30 fps costs 0.6 cores: two fit the 1.2-core budget, a third does not.
+        a = create(rec, r, cloud_storage(s3, ["budget"]), bot="rec-a", MixTranscodeParams=big)
+        b = create(rec, r, cloud_storage(s3, ["budget"]), bot="rec-b", MixTranscodeParams=big)
+        assert error_of(c, "CreateCloudRecording", {
+            "SdkAppId": APP1, "RoomId": str(r), "UserId": "rec-c", "UserSig": usersig(rec, APP1, "rec-c"),
+            "RecordParams": {"RecordMode": 2}, "StorageParams": cloud_storage(s3, ["budget"]),
+            "MixTranscodeParams": big}) == "FailedOperation.RestrictedConcurrency"
+        # The other application's credential cannot see these tasks; a valid TaskId with
+        # the wrong SdkAppId is simply not found.
+        c2 = sdk_client(rec, rec.cred2)
+        assert error_of(c2, "DescribeCloudRecording", {"SdkAppId": APP2, "TaskId": a}) == "ResourceNotFound"
+        assert error_of(c2, "DeleteCloudRecording", {"SdkAppId": APP2, "TaskId": a}) == "ResourceNotFound"
+        assert describe(rec, a)["Status"] == "InProgress"
+        for t in (a, b):
+            call(c, "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": t})
+        # Ending (files finishing) is Exited until the task is gone.
+        for t in (a, b):
+            await wait_ended(rec, t)
+        # The budget is free again.
+        t = create(rec, r, cloud_storage(s3, ["budget"]), bot="rec-c", MixTranscodeParams=big)
+        call(c, "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": t})
+        await wait_ended(rec, t)
+
+    run(body())
+
+
+class FlashTrack:
+    """A picture that is white for the first 200 ms of every second and black otherwise, and a
+    1 kHz beep at the same instants: both timed off one shared start."""
+
+    def __init__(self, fps: int = 30):
+        import fractions
+
+        import numpy as np
+        from aiortc import MediaStreamTrack
+        from av import AudioFrame, VideoFrame
+
+        start = [None]
+        on = lambda t: (t % 1.0) < 0.2  # noqa: E731
+
+        class Video(MediaStreamTrack):
+            kind = "video"
+
+            def __init__(self):
+                super().__init__()
+                self.n = 0
+
+            async def recv(self):
+                if start[0] is None:
+                    start[0] = time.time()
+                t = self.n / fps
+                wait = start[0] + t - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                img = np.full((360 * 3 // 2, 640), 235 if on(t) else 16, dtype=np.uint8)
+                img[360:] = 128
+                f = VideoFrame.from_ndarray(img, format="yuv420p")
+                f.pts, f.time_base = int(t * 90000), fractions.Fraction(1, 90000)
+                self.n += 1
+                return f
+
+        class Audio(MediaStreamTrack):
+            kind = "audio"
+
+            def __init__(self):
+                super().__init__()
+                self.n = 0
+
+            async def recv(self):
+                if start[0] is None:
+                    start[0] = time.time()
+                t = self.n * 0.02
+                wait = start[0] + t - time.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                ts = t + np.arange(960) / 48000
+                wave = np.where(ts % 1.0 < 0.2, 0.4 * 32767 * np.sin(2 * np.pi * 1000 * ts), 0)
+                f = AudioFrame.from_ndarray(wave.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+                f.sample_rate, f.pts, f.time_base = 48000, self.n * 960, fractions.Fraction(1, 48000)
+                self.n += 1
+                return f
+
+        self.video, self.audio = Video(), Audio()
+
+
+def onsets(values, times, threshold) -> list[float]:
+    out, prev = [], False
+    for v, t in zip(values, times):
+        now = v > threshold
+        if now and not prev:
+            out.append(t)
+        prev = now
+    return out
+
+
+def test_flash_and_beep_stay_within_100_ms_in_the_recording(rec, s3):
+    import numpy as np
+
+    r = room()
+
+    async def body():
+        flash = FlashTrack()
+        pub = Publisher(rec, APP1, "flasher", room=r, video=flash.video, audio=flash.audio)
+        await pub.start()
+        task = create(rec, r, cloud_storage(s3, ["sync"]), record={"RecordMode": 2, "OutputFormat": 3},
+                      MixTranscodeParams={"VideoParams": {"Width": 640, "Height": 360, "Fps": 30,
+                                                          "BitRate": 600000, "Gop": 2}})
+        await asyncio.sleep(9)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        await pub.close()
+        return task
+
+    task = run(body())
+    (mp4,) = [p for k, p in s3.objects(f"sync/{task}/").items() if k.endswith(".mp4")]
+    starts = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time",
+                             "-of", "csv=p=0", str(mp4)], capture_output=True, text=True).stdout
+    start = {k: float(v) for k, v in (l.split(",") for l in starts.split())}
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(mp4), "-an", "-vf", "scale=16:9",
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-"], capture_output=True).stdout
+    luma = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 16 * 9).mean(axis=1)
+    vt = start["video"] + np.arange(len(luma)) / 30
+    flashes = onsets(luma, vt, 128)
+    pcm = audio_pcm(mp4)
+    win = 80  # 5 ms at 16 kHz
+    energy = np.sqrt((pcm[: len(pcm) // win * win].reshape(-1, win) ** 2).mean(axis=1))
+    at = start["audio"] + np.arange(len(energy)) * win / 16000
+    beeps = onsets(energy, at, 0.25 * energy.max())
+    assert len(flashes) >= 5 and len(beeps) >= 5, (flashes, beeps)
+    gaps = [min(abs(f - b) for b in beeps) for f in flashes[1:-1]]
+    print("A/V gaps", [round(g, 3) for g in gaps])
+    assert max(gaps) <= 0.1, (gaps, flashes, beeps)
