@@ -579,7 +579,8 @@ PARAM_CASES = [
     ("DismissRoomByStrRoomId", {"SdkAppId": APP1, "RoomId": "!#$%&()+-:;<=.>?@[]^_{}|~, ok"},
      "FailedOperation.RoomNotExist"),
     ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "FailedOperation.RoomNotExist"),
-    ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
+    ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter.UserId"),
+    ("StartPublishCdnStream", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
 ]
 
 

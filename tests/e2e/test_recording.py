@@ -641,3 +641,24 @@ def test_flash_and_beep_stay_within_100_ms_in_the_recording(rec, s3):
     gaps = [min(abs(f - b) for b in beeps) for f in flashes[1:-1]]
     print("A/V gaps", [round(g, 3) for g in gaps])
     assert max(gaps) <= 0.1, (gaps, flashes, beeps)
+
+
+def test_without_the_media_worker_recording_answers_what_is_missing(tmp_path, s3):
+    h = start_hearth(tmp_path, "no-worker", rate_limits=False,
+                     env={"HEARTH_MEDIA_WORKER_BIN": str(tmp_path / "no-such-hearth-media"),
+                          "HEARTH_OUTBOUND_ALLOW": "127.0.0.0/8"})
+    try:
+        c = sdk_client(h)
+        try:
+            call(c, "CreateCloudRecording", {
+                "SdkAppId": APP1, "RoomId": "1", "UserId": "bot", "UserSig": usersig(h, APP1, "bot"),
+                "RecordParams": {"RecordMode": 2}, "StorageParams": cloud_storage(s3, ["none"])})
+            raise AssertionError("recording started without a worker")
+        except Exception as e:
+            assert e.get_code() == "FailedOperation", e
+            assert "not installed" in e.get_message() and "hearth-media" in e.get_message(), e.get_message()
+        # The rest of the server works.
+        assert call(c, "DescribeRoomInfo", {"SdkAppId": APP1, "StartTime": int(time.time()) - 3600,
+                                            "EndTime": int(time.time())})["Total"] == 0
+    finally:
+        stop_hearth(h)
