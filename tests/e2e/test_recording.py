@@ -662,3 +662,51 @@ def test_without_the_media_worker_recording_answers_what_is_missing(tmp_path, s3
                                             "EndTime": int(time.time())})["Total"] == 0
     finally:
         stop_hearth(h)
+
+
+def test_recording_usage_counts_the_minutes_recorded(rec, s3):
+    import datetime
+
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        mixed = create(rec, r, cloud_storage(s3, ["usage"]), bot="rec-usage-m",
+                       MixTranscodeParams={"VideoParams": {"Width": 1280, "Height": 720, "Fps": 15,
+                                                           "BitRate": 900000, "Gop": 2}})
+        single = create(rec, r, cloud_storage(s3, ["usage"]), bot="rec-usage-s",
+                        record={"RecordMode": 1, "StreamType": 1})
+        await asyncio.sleep(8)
+        for t in (mixed, single):
+            call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": t})
+        for t in (mixed, single):
+            await wait_ended(rec, t)
+        for p in pubs:
+            await p.close()
+
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    before = {m: call(sdk_client(rec), "DescribeRecordingUsage", {
+        "StartTime": today, "EndTime": today, "MixType": m, "SdkAppId": APP1}) for m in ("multi", "single")}
+    run(body())
+    c = sdk_client(rec)
+    got = {m: call(c, "DescribeRecordingUsage", {"StartTime": today, "EndTime": today, "MixType": m})
+           for m in ("multi", "single")}
+    for m, u in got.items():
+        assert u["UsageKey"] == ["Audio", "SD", "HD", "FullHD", "2K", "4K"], u
+        assert len(u["UsageList"]) == 288 and u["UsageList"][0]["TimeKey"] == f"{today} 00:00:00", u["UsageList"][:2]
+    total = lambda u: [sum(row["UsageValue"][i] for row in u["UsageList"]) for i in range(6)]  # noqa: E731
+    multi = [a - b for a, b in zip(total(got["multi"]), total(before["multi"]))]
+    single = [a - b for a, b in zip(total(got["single"]), total(before["single"]))]
+    # About 8 s recorded: HD for the 1280x720 mix, Audio for the audio-only single stream.
+    assert 0.08 <= multi[2] <= 0.2 and sum(multi) - multi[2] < 1e-6, multi
+    assert 0.08 <= single[0] <= 0.2 and sum(single) - single[0] < 1e-6, single
+    # Above one day: daily rows; more than 31 days is refused.
+    week = call(c, "DescribeRecordingUsage", {"StartTime": "2026-01-01", "EndTime": "2026-01-07", "MixType": "multi"})
+    assert [r["TimeKey"] for r in week["UsageList"]][:2] == ["2026-01-01 00:00:00", "2026-01-02 00:00:00"]
+    assert len(week["UsageList"]) == 7
+    assert error_of(c, "DescribeRecordingUsage", {"StartTime": "2026-01-01", "EndTime": "2026-02-01",
+                                                  "MixType": "multi"}) == "InvalidParameter.QueryScaleOversize"
+    assert error_of(c, "DescribeRecordingUsage", {"StartTime": "2026-01-01", "EndTime": "2026-01-02",
+                                                  "MixType": "mixed"}) == "InvalidParameter"
+    assert error_of(c, "DescribeRecordingUsage", {"StartTime": "2026-01-01", "EndTime": "2026-01-02",
+                                                  "MixType": "multi", "SdkAppId": APP2}) == "UnauthorizedOperation.SdkAppId"

@@ -79,6 +79,14 @@ pub trait Store: Send + Sync + 'static {
     // --- tasks (recording, relay, ingest, AI) -------------------------------------------
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()>;
     fn task(&self, app: SdkAppId, task_id: &str) -> StoreResult<Option<TaskRecord>>;
+    /// Tasks of `kind` that ended at or after `from` and started before `to` (usage).
+    fn tasks_ended_between(
+        &self,
+        app: SdkAppId,
+        kind: &str,
+        from: UnixSecs,
+        to: UnixSecs,
+    ) -> StoreResult<Vec<TaskRecord>>;
 
     // --- reports and housekeeping --------------------------------------------------------
     /// Per UTC day in `[from, to)`: rooms, distinct users and entries, newest day first.

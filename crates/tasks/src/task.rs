@@ -86,6 +86,7 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
     recording.layout =
         images::fetch_layout(&shared.rules, recording.layout, &work_dir.join("images")).await?;
     let mode = recording.mode;
+    let usage = UsageRule::of(&recording);
     let spec = TaskSpec {
         task_id: task_id.clone(),
         join: Join {
@@ -167,6 +168,9 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
         dest: Arc::new(dest),
         work_dir,
         record,
+        usage,
+        opened: std::collections::HashMap::new(),
+        intervals: Vec::new(),
     }));
     Ok(task_id)
 }
@@ -260,6 +264,45 @@ struct Driver {
     dest: Arc<Dest>,
     work_dir: PathBuf,
     record: TaskRecord,
+    usage: UsageRule,
+    /// Files being written: path → (begin ms, track).
+    opened: std::collections::HashMap<String, (u64, hearth_media_proto::TrackType)>,
+    /// Recorded media for usage: (begin ms, seconds, resolution class).
+    intervals: Vec<(u64, f64, &'static str)>,
+}
+
+/// Which files count for usage (one output format, so HLS and MP4 of the same media are not
+/// counted twice) and in which resolution class.
+#[derive(Clone, Copy)]
+struct UsageRule {
+    ext: &'static str,
+    video_class: &'static str,
+    /// Audio files count only when the task records no video.
+    audio_counts: bool,
+}
+
+impl UsageRule {
+    fn of(r: &Recording) -> Self {
+        let ext = if r.outputs.hls {
+            ".ts"
+        } else if r.outputs.mp4 {
+            ".mp4"
+        } else {
+            ".aac"
+        };
+        UsageRule {
+            ext,
+            video_class: hearth_types::resolution_class(r.video.width, r.video.height),
+            audio_counts: !r.stream_type.video(),
+        }
+    }
+
+    fn class(&self, track: hearth_media_proto::TrackType) -> Option<&'static str> {
+        match track {
+            hearth_media_proto::TrackType::Audio => self.audio_counts.then_some("Audio"),
+            _ => Some(self.video_class),
+        }
+    }
 }
 
 enum Upload {
@@ -290,7 +333,7 @@ async fn drive(mut d: Driver) {
         tokio::select! {
             l = d.lines.next_line() => match l {
                 Ok(Some(line)) => match serde_json::from_str::<Event>(&line) {
-                    Ok(ev) => on_event(&d, ev, &up_tx, &mut ended, &mut playlists_listed),
+                    Ok(ev) => on_event(&mut d, ev, &up_tx, &mut ended, &mut playlists_listed),
                     Err(e) => tracing::warn!(%task, error = %e, "unreadable worker event"),
                 },
                 _ => break,
@@ -348,17 +391,23 @@ async fn drive(mut d: Driver) {
     let mut rec = d.record;
     rec.state = if failed { "Failed" } else { "Finished" }.into();
     rec.ended_at = Some(UnixSecs::now());
-    rec.params_json = serde_json::json!({
+    let mut params: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&rec.params_json).unwrap_or_default();
+    let outcome = serde_json::json!({
         "reason": reason,
         "message": message,
         "files": files.iter().map(|f| serde_json::json!({
             "FileName": f.file_name, "UserId": f.user_id, "TrackType": f.track_type, "BeginTimeStamp": f.begin_ms,
         })).collect::<Vec<_>>(),
         "uploaded": uploaded,
+        "usage": d.intervals,
         "local_files": local,
         "local_dir": d.work_dir,
-    })
-    .to_string();
+    });
+    if let serde_json::Value::Object(o) = outcome {
+        params.extend(o);
+    }
+    rec.params_json = serde_json::Value::Object(params).to_string();
     save(&d.shared, rec).await;
     if local.is_empty() {
         let _ = tokio::fs::remove_dir_all(&d.work_dir).await;
@@ -390,7 +439,7 @@ fn set_status(shared: &Shared, key: &(u32, String), status: &'static str) {
 }
 
 fn on_event(
-    d: &Driver,
+    d: &mut Driver,
     ev: Event,
     up: &mpsc::UnboundedSender<Upload>,
     ended: &mut Option<(EndReason, Option<String>)>,
@@ -403,6 +452,7 @@ fn on_event(
             track,
             begin_ms,
         } => {
+            d.opened.insert(path.clone(), (begin_ms, track));
             let name = match path.strip_suffix(".ts").and_then(|s| s.rsplit_once('_')) {
                 Some((base, _)) => {
                     let pl = format!("{base}.m3u8");
@@ -429,6 +479,12 @@ fn on_event(
             playlist,
             ..
         } => {
+            if let Some((begin, track)) = d.opened.remove(&path) {
+                if let Some(class) = d.usage.class(track).filter(|_| path.ends_with(d.usage.ext)) {
+                    d.intervals
+                        .push((begin, duration_ms as f64 / 1000.0, class));
+                }
+            }
             let _ = up.send(Upload::File {
                 name: path,
                 playlist,

@@ -9,6 +9,7 @@ mod monitor;
 mod record;
 mod room;
 mod unusual;
+mod usage;
 
 use crate::error::ApiError;
 use crate::tenants::Caller;
@@ -78,6 +79,7 @@ pub async fn dispatch(
         "DescribeCloudRecording" => record::describe_cloud_recording(&ctx, params).await,
         "ModifyCloudRecording" => record::modify_cloud_recording(&ctx, params).await,
         "DeleteCloudRecording" => record::delete_cloud_recording(&ctx, params).await,
+        "DescribeRecordingUsage" => usage::describe_recording_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
             tracing::error!(action = other, "catalog says built but no handler");

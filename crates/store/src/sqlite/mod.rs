@@ -202,6 +202,17 @@ impl Store for SqliteStore {
         self.pool.read(|c| tasks::task(c, app, task_id))
     }
 
+    fn tasks_ended_between(
+        &self,
+        app: SdkAppId,
+        kind: &str,
+        from: UnixSecs,
+        to: UnixSecs,
+    ) -> StoreResult<Vec<TaskRecord>> {
+        self.pool
+            .read(|c| tasks::tasks_ended_between(c, app, kind, from, to))
+    }
+
     fn daily_scale(
         &self,
         app: SdkAppId,

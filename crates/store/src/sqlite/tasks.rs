@@ -36,20 +36,47 @@ pub(super) fn upsert_task(conn: &Connection, t: &TaskRecord) -> StoreResult<()> 
     Ok(())
 }
 
+const COLUMNS: &str = "sdk_app_id, task_id, kind, state, room_kind, room_string, params_json, \
+                       created_at, ended_at";
+
 pub(super) fn task(
     conn: &Connection,
     app: SdkAppId,
     task_id: &str,
 ) -> StoreResult<Option<TaskRecord>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT sdk_app_id, task_id, kind, state, room_kind, room_string, params_json, created_at,
-                ended_at
-         FROM tasks WHERE sdk_app_id = ?1 AND task_id = ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE sdk_app_id = ?1 AND task_id = ?2"
+    ))?;
     let mut rows = stmt.query(params![app.0, task_id])?;
-    let Some(r) = rows.next()? else {
-        return Ok(None);
-    };
+    match rows.next()? {
+        Some(r) => Ok(Some(from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// Tasks of a kind that ended at or after `from` and started before `to`.
+pub(super) fn tasks_ended_between(
+    conn: &Connection,
+    app: SdkAppId,
+    kind: &str,
+    from: UnixSecs,
+    to: UnixSecs,
+) -> StoreResult<Vec<TaskRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tasks
+         WHERE ended_at >= ?3 AND sdk_app_id = ?1 AND kind = ?2 AND created_at < ?4
+         ORDER BY created_at"
+    ))?;
+    let mut rows = stmt.query(params![app.0, kind, from.0, to.0])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(from_row(r)?);
+    }
+    Ok(out)
+}
+
+fn from_row(r: &rusqlite::Row<'_>) -> StoreResult<TaskRecord> {
+    let task_id: String = r.get(1)?;
     let room = match (
         r.get::<_, Option<String>>(4)?,
         r.get::<_, Option<String>>(5)?,
@@ -62,14 +89,14 @@ pub(super) fn task(
             )))
         }
     };
-    Ok(Some(TaskRecord {
+    Ok(TaskRecord {
         sdk_app_id: app_from_column(r.get(0)?)?,
-        task_id: r.get(1)?,
+        task_id,
         kind: r.get(2)?,
         state: r.get(3)?,
         room,
         params_json: r.get(6)?,
         created_at: UnixSecs(r.get(7)?),
         ended_at: r.get::<_, Option<i64>>(8)?.map(UnixSecs),
-    }))
+    })
 }
