@@ -238,9 +238,11 @@ def test_a_real_call_shows_in_user_events_call_detail_and_room_events(media):
     # GetRoomEvent: RoomStart, the two joins and quits, RoomEnd.
     out = lcic(media).GetRoomEvent(room_event_req(room))
     kinds = [e.EventType for e in out.Events]
-    assert out.Total == 6 == len(kinds), [e._serialize() for e in out.Events]
+    # The publisher's camera and mic coming on are device events of the room.
+    assert out.Total == 8 == len(kinds), [e._serialize() for e in out.Events]
     assert kinds[0] == "RoomStart" and kinds[-1] == "RoomEnd", kinds
-    assert sorted(kinds[1:-1]) == ["MemberJoin", "MemberJoin", "MemberQuit", "MemberQuit"], kinds
+    assert sorted(kinds[1:-1]) == ["CameraOn", "MemberJoin", "MemberJoin", "MemberQuit", "MemberQuit", "MicOn"], kinds
+    assert {e.EventData.UserId for e in out.Events if e.EventType in ("CameraOn", "MicOn")} == {"pub7"}
     stamps = [e.Timestamp for e in out.Events]
     assert stamps == sorted(stamps) and started - 1 <= stamps[0] and stamps[-1] <= ended + 1, stamps
     assert all(e.EventData.RoomId == room for e in out.Events)
@@ -250,6 +252,6 @@ def test_a_real_call_shows_in_user_events_call_detail_and_room_events(media):
     assert out.Events[0].EventData.UserId == "pub7"
     # Keyword filters but Total stays the room's; pages follow Page/Limit.
     out = lcic(media).GetRoomEvent(room_event_req(room, keyword="MemberQuit"))
-    assert out.Total == 6 and [e.EventType for e in out.Events] == ["MemberQuit"] * 2
+    assert out.Total == 8 and [e.EventType for e in out.Events] == ["MemberQuit"] * 2
     out = lcic(media).GetRoomEvent(room_event_req(room, page=2, limit=4))
-    assert out.Total == 6 and [e.EventType for e in out.Events] == kinds[4:]
+    assert out.Total == 8 and [e.EventType for e in out.Events] == kinds[4:]

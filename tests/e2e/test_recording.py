@@ -710,3 +710,46 @@ def test_recording_usage_counts_the_minutes_recorded(rec, s3):
                                                   "MixType": "mixed"}) == "InvalidParameter"
     assert error_of(c, "DescribeRecordingUsage", {"StartTime": "2026-01-01", "EndTime": "2026-01-02",
                                                   "MixType": "multi", "SdkAppId": APP2}) == "UnauthorizedOperation.SdkAppId"
+
+
+def test_get_room_event_reports_record_finish_and_device_events(rec, s3):
+    from media import ColorVideoTrack
+    from test_monitor import lcic, room_event_req
+
+    r = room()
+
+    async def body():
+        pub = Publisher(rec, APP1, "dana", rgb=GREEN, room=r)
+        pub.pc.addTransceiver(ColorVideoTrack(BLUE), direction="sendonly")
+        await pub.start()
+        task = create(rec, r, cloud_storage(s3, ["events"]), bot="rec-events")
+        await asyncio.sleep(5)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        await pub.delete()
+        await pub.close()
+        return task
+
+    task = run(body())
+
+    def events():
+        resp = lcic(rec).GetRoomEvent(room_event_req(r))
+        return [(e.EventType, e.EventData.UserId, e.EventData) for e in resp.Events]
+
+    deadline = time.monotonic() + 10
+    while True:
+        evs = events()
+        kinds = {(t, u) for t, u, _ in evs}
+        want = {("RecordFinish", "rec-events"), ("CameraOn", "dana"), ("MicOn", "dana"), ("ScreenOn", "dana")}
+        if want <= kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert want <= kinds, evs
+    (fin,) = [d for t, _, d in evs if t == "RecordFinish"]
+    stored = {k: p for k, p in s3.objects(f"events/{task}/").items()}
+    assert 4 <= fin.Duration <= 12, fin.Duration
+    media_bytes = sum(p.stat().st_size for k, p in stored.items() if not k.endswith(".m3u8"))
+    assert fin.RecordSize == media_bytes, (fin.RecordSize, stored)
+    assert fin.RecordUrl == f"{s3.endpoint}/recordings/events/{task}/{task}.m3u8", fin.RecordUrl
+    only = lcic(rec).GetRoomEvent(room_event_req(r, keyword="RecordFinish"))
+    assert [e.EventType for e in only.Events] == ["RecordFinish"]

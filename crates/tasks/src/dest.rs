@@ -44,6 +44,15 @@ impl Dest {
         }
     }
 
+    /// Where a stored file can be fetched: the object's URL in the bucket, or its signed URL
+    /// path in the VOD store.
+    pub fn url(&self, name: &str) -> String {
+        match self {
+            Dest::S3 { bucket, prefix } => bucket.object_url(&format!("{prefix}{name}")),
+            Dest::Vod { .. } => self.public_name(name),
+        }
+    }
+
     /// How a file is named to the API (StorageFile.FileName) and inside playlists: its name in
     /// a bucket, a signed URL in the VOD store.
     pub fn public_name(&self, name: &str) -> String {

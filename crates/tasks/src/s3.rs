@@ -55,6 +55,12 @@ impl Bucket {
         p
     }
 
+    /// The path-style URL of an object.
+    pub fn object_url(&self, key: &str) -> String {
+        let u = &self.endpoint.url;
+        format!("{}://{}{}", u.scheme(), self.host(), self.path(key))
+    }
+
     fn host(&self) -> String {
         let u = &self.endpoint.url;
         let host = u.host_str().unwrap_or_default();

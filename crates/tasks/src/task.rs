@@ -169,6 +169,7 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
         work_dir,
         record,
         usage,
+        first_file: None,
         opened: std::collections::HashMap::new(),
         intervals: Vec::new(),
     }));
@@ -265,6 +266,8 @@ struct Driver {
     work_dir: PathBuf,
     record: TaskRecord,
     usage: UsageRule,
+    /// The first file listed (the recording's URL in GetRoomEvent).
+    first_file: Option<String>,
     /// Files being written: path → (begin ms, track).
     opened: std::collections::HashMap<String, (u64, hearth_media_proto::TrackType)>,
     /// Recorded media for usage: (begin ms, seconds, resolution class).
@@ -376,7 +379,7 @@ async fn drive(mut d: Driver) {
     ));
     let _ = up_tx.send(Upload::Finish);
     drop(up_tx);
-    let (uploaded, local) = uploader.await.unwrap_or_default();
+    let (uploaded, bytes, local) = uploader.await.unwrap_or_default();
     let failed = reason == EndReason::Failed;
     if !local.is_empty() {
         tracing::warn!(%task, files = ?local, dir = %d.work_dir.display(), "files could not be stored: kept on local disk");
@@ -400,6 +403,8 @@ async fn drive(mut d: Driver) {
             "FileName": f.file_name, "UserId": f.user_id, "TrackType": f.track_type, "BeginTimeStamp": f.begin_ms,
         })).collect::<Vec<_>>(),
         "uploaded": uploaded,
+        "bytes": bytes,
+        "url": d.first_file.as_deref().map(|f| d.dest.url(f)),
         "usage": d.intervals,
         "local_files": local,
         "local_dir": d.work_dir,
@@ -463,6 +468,7 @@ fn on_event(
                 }
                 None => path,
             };
+            d.first_file.get_or_insert_with(|| name.clone());
             let file = RecordedFile {
                 file_name: d.dest.public_name(&name),
                 user_id: user,
@@ -515,11 +521,12 @@ async fn upload_loop(
     dir: PathBuf,
     mut rx: mpsc::UnboundedReceiver<Upload>,
     end: watch::Receiver<Option<Instant>>,
-) -> (u64, Vec<String>) {
+) -> (u64, u64, Vec<String>) {
     let mut playlists = Playlists::default();
     let mut done: HashSet<String> = HashSet::new();
     let mut local = Vec::new();
     let mut uploaded = 0;
+    let mut bytes = 0;
     while let Some(job) = rx.recv().await {
         match job {
             Upload::File {
@@ -527,8 +534,9 @@ async fn upload_loop(
                 playlist,
                 secs,
             } => {
-                if put_file(&shared, &dest, &dir, &name, &end).await {
+                if let Some(n) = put_file(&shared, &dest, &dir, &name, &end).await {
                     uploaded += 1;
+                    bytes += n;
                     done.insert(name.clone());
                     if let Some(pl) = playlist {
                         playlists.add(&pl, name, secs);
@@ -553,8 +561,9 @@ async fn upload_loop(
                     .unwrap_or_default();
                 rest.sort();
                 for name in rest {
-                    if put_file(&shared, &dest, &dir, &name, &end).await {
+                    if let Some(n) = put_file(&shared, &dest, &dir, &name, &end).await {
                         uploaded += 1;
+                        bytes += n;
                         done.insert(name);
                     } else {
                         local.push(name);
@@ -574,7 +583,7 @@ async fn upload_loop(
     for name in &done {
         let _ = std::fs::remove_file(dir.join(name));
     }
-    (uploaded, local)
+    (uploaded, bytes, local)
 }
 
 async fn put_file(
@@ -583,12 +592,15 @@ async fn put_file(
     dir: &Path,
     name: &str,
     end: &watch::Receiver<Option<Instant>>,
-) -> bool {
+) -> Option<u64> {
     match tokio::fs::read(dir.join(name)).await {
-        Ok(body) => put_bytes(shared, dest, name, body, end).await,
+        Ok(body) => {
+            let n = body.len() as u64;
+            put_bytes(shared, dest, name, body, end).await.then_some(n)
+        }
         Err(e) => {
             tracing::warn!(file = name, error = %e, "a recorded file cannot be read");
-            false
+            None
         }
     }
 }

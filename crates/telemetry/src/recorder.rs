@@ -132,7 +132,11 @@ fn write(
                 user_id: e.user.clone(),
                 time_ms: e.at_ms,
                 event_id,
-                param_one: -1,
+                // The screen share's video on/off: ParamOne 1 (the sub stream).
+                param_one: match e.kind {
+                    EventKind::SubStreamOn | EventKind::SubStreamOff => 1,
+                    _ => -1,
+                },
                 param_two: -1,
             });
         }

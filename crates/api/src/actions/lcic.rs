@@ -9,15 +9,18 @@
 //!   equal seconds RoomStart < MemberJoin < MemberQuit < RoomEnd.
 //! - `Total` counts all events of the room whatever the Keyword. Without Keyword one page
 //!   (`Page` from 1, `Limit` ≤ 200) is returned; with Keyword every matching event is (the
-//!   spec: Page/Limit are "valid only if Keyword is empty"). `RecordFinish` never matches yet
-//!   (there is no recording).
+//!   spec: Page/Limit are "valid only if Keyword is empty").
+//! - CameraOn/Off, MicOn/Off and ScreenOn/Off come from the users' video/audio on/off events
+//!   of the call (the screen share is the sub stream); `RecordFinish` is a recording task of
+//!   the room ending, with its robot as UserId, Duration (s), RecordSize (bytes stored) and
+//!   RecordUrl (the first file: its object URL in the bucket, or its signed VOD URL).
 //! - `ResourceNotFound.Room` when the room has no call in the store (never existed, or older
 //!   than the retention), and for RoomIds no numeric room can have.
 
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::params::{decode, int};
-use hearth_store::{CallQuery, SessionQuery};
+use hearth_store::{CallQuery, EventQuery, SessionQuery};
 use hearth_types::{RoomKey, SdkAppId, UnixSecs};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -54,6 +57,12 @@ struct EventDataInfo {
     room_id: u32,
     #[serde(rename = "UserId")]
     user_id: Option<String>,
+    #[serde(rename = "Duration", skip_serializing_if = "Option::is_none")]
+    duration: Option<i64>,
+    #[serde(rename = "RecordSize", skip_serializing_if = "Option::is_none")]
+    record_size: Option<u64>,
+    #[serde(rename = "RecordUrl", skip_serializing_if = "Option::is_none")]
+    record_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -94,9 +103,24 @@ fn rank(event_type: &str) -> u8 {
     match event_type {
         "RoomStart" => 0,
         "MemberJoin" => 1,
-        "MemberQuit" => 2,
-        _ => 3,
+        "MemberQuit" | "RecordFinish" => 3,
+        "RoomEnd" => 4,
+        _ => 2,
     }
+}
+
+/// The device events of GetRoomEvent from WebRTC event IDs (§4.2); ParamOne 1 marks the sub
+/// stream (screen share).
+fn device_event(event_id: u32, param_one: i64) -> Option<&'static str> {
+    Some(match (event_id, param_one == 1) {
+        (32768, false) => "CameraOn",
+        (32770, false) => "CameraOff",
+        (32768, true) => "ScreenOn",
+        (32770, true) => "ScreenOff",
+        (32769, _) => "MicOn",
+        (32771, _) => "MicOff",
+        _ => return None,
+    })
 }
 
 pub async fn get_room_event(ctx: &Ctx, params: Value) -> Result<Map<String, Value>, ApiError> {
@@ -151,6 +175,9 @@ pub async fn get_room_event(ctx: &Ctx, params: Value) -> Result<Map<String, Valu
                 let data = |user_id: Option<String>| EventDataInfo {
                     room_id: room_no,
                     user_id,
+                    duration: None,
+                    record_size: None,
+                    record_url: None,
                 };
                 let mut these = vec![EventInfo {
                     timestamp: call.created_at.0,
@@ -166,6 +193,27 @@ pub async fn get_room_event(ctx: &Ctx, params: Value) -> Result<Map<String, Valu
                     offset: 0,
                     limit: u64::MAX,
                 })?;
+                let mut users: Vec<_> = sessions.items.iter().map(|s| s.user_id.clone()).collect();
+                users.sort_by(|a, b| a.0.cmp(&b.0));
+                users.dedup_by(|a, b| a.0 == b.0);
+                for user in users {
+                    let evs = s.user_events(&EventQuery {
+                        sdk_app_id: app,
+                        comm_id: call.comm_id.clone(),
+                        user_id: user.clone(),
+                        start_ms: 0,
+                        end_ms: i64::MAX,
+                    })?;
+                    for e in evs {
+                        if let Some(t) = device_event(e.event_id, e.param_one) {
+                            these.push(EventInfo {
+                                timestamp: e.time_ms / 1000,
+                                event_type: t,
+                                event_data: data(Some(user.0.clone())),
+                            });
+                        }
+                    }
+                }
                 for s in sessions.items {
                     these.push(EventInfo {
                         timestamp: s.joined_at.0,
@@ -185,6 +233,31 @@ pub async fn get_room_event(ctx: &Ctx, params: Value) -> Result<Map<String, Valu
                         timestamp: end.0,
                         event_type: "RoomEnd",
                         event_data: data(None),
+                    });
+                }
+                let ended = call.destroyed_at.unwrap_or(UnixSecs(i64::MAX));
+                for t in
+                    s.tasks_ended_between(app, "recording", call.created_at, UnixSecs(i64::MAX))?
+                {
+                    // A task belongs to the call it started in (it may end after the call).
+                    let started_here = t.created_at >= call.created_at && t.created_at <= ended;
+                    let Some(end) = t
+                        .ended_at
+                        .filter(|_| t.room.as_ref() == Some(&room) && started_here)
+                    else {
+                        continue;
+                    };
+                    let v: Value = serde_json::from_str(&t.params_json).unwrap_or_default();
+                    these.push(EventInfo {
+                        timestamp: end.0,
+                        event_type: "RecordFinish",
+                        event_data: EventDataInfo {
+                            room_id: room_no,
+                            user_id: v.get("user_id").and_then(Value::as_str).map(str::to_owned),
+                            duration: Some((end.0 - t.created_at.0).max(0)),
+                            record_size: v.get("bytes").and_then(Value::as_u64),
+                            record_url: v.get("url").and_then(Value::as_str).map(str::to_owned),
+                        },
                     });
                 }
                 // Within one call; calls themselves follow each other oldest first.
