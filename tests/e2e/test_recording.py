@@ -753,3 +753,116 @@ def test_get_room_event_reports_record_finish_and_device_events(rec, s3):
     assert fin.RecordUrl == f"{s3.endpoint}/recordings/events/{task}/{task}.m3u8", fin.RecordUrl
     only = lcic(rec).GetRoomEvent(room_event_req(r, keyword="RecordFinish"))
     assert [e.EventType for e in only.Events] == ["RecordFinish"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """PNG images served over HTTP on loopback (allowed by the server's outbound rules)."""
+    import http.server
+    import threading
+
+    d = tmp_path_factory.mktemp("images")
+    for name, colour in (("green", "0x1EC81E"), ("yellow", "0xE6E61E")):
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=64x64",
+                        "-frames:v", "1", str(d / f"{name}.png")], check=True)
+    (d / "not-an-image.png").write_text("hello")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(d), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+class AudioOnly(Publisher):
+    def __init__(self, h, app, user, **room):
+        from media import Client, ToneAudioTrack
+
+        Client.__init__(self, h, app, user, **room)
+        self.audio = ToneAudioTrack(660.0)
+        self.pc.addTransceiver(self.audio, direction="sendonly")
+
+
+def test_placeholder_and_background_images(rec, s3, images):
+    r = room()
+
+    async def body():
+        (alice,) = await publishers(rec, r, ("alice", RED, 440.0))
+        quiet = AudioOnly(rec, APP1, "quiet", room=r)
+        await quiet.start()
+        await asyncio.sleep(0.5)
+        task = create(rec, r, cloud_storage(s3, ["images"]), record={"RecordMode": 2, "OutputFormat": 3},
+                      MixTranscodeParams={"VideoParams": {"Width": 640, "Height": 360, "Fps": 15,
+                                                          "BitRate": 600000, "Gop": 2}},
+                      MixLayoutParams={
+                          "MixLayoutMode": 4, "PlaceHolderMode": 1,
+                          "DefaultSubBackgroundImage": f"{images}/green.png",
+                          "BackgroundImageUrl": f"{images}/yellow.png",
+                          "MixLayoutList": [
+                              {"UserId": "alice", "Top": 0, "Left": 0, "Width": 320, "Height": 180, "RenderMode": 0},
+                              {"UserId": "quiet", "Top": 0, "Left": 320, "Width": 320, "Height": 180, "RenderMode": 0}]})
+        await asyncio.sleep(5)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        for p in (alice, quiet):
+            await p.close()
+        return task
+
+    task = run(body())
+    (mp4,) = [p for k, p in s3.objects(f"images/{task}/").items() if k.endswith(".mp4")]
+    img = frame_at(mp4, 3.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 320, 180), RED), cell_rgb(img, 0, 0, 320, 180)
+    # The audio-only user holds its cell with the placeholder; the rest is the background image.
+    assert near(cell_rgb(img, 320, 0, 320, 180), (30, 200, 30)), cell_rgb(img, 320, 0, 320, 180)
+    assert near(cell_rgb(img, 0, 180, 640, 180), (230, 230, 30)), cell_rgb(img, 0, 180, 640, 180)
+    # An image that is not one, or on a refused address, is an error at Create.
+    c = sdk_client(rec)
+    for url in (f"{images}/not-an-image.png", f"{images}/missing.png"):
+        assert error_of(c, "CreateCloudRecording", {
+            "SdkAppId": APP1, "RoomId": str(room()), "UserId": "recbot", "UserSig": usersig(rec, APP1, "recbot"),
+            "RecordParams": {"RecordMode": 2}, "StorageParams": cloud_storage(s3, ["images"]),
+            "MixLayoutParams": {"MixLayoutMode": 3, "BackgroundImageUrl": url}}) == "InvalidParameter", url
+
+
+def test_subscription_lists_choose_who_is_mixed_and_modify_replaces_them(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0), ("bobby", GREEN, 700.0))
+        task = create(rec, r, cloud_storage(s3, ["subs"]),
+                      record={"RecordMode": 2, "OutputFormat": 3,
+                              "SubscribeStreamUserIds": {"UnSubscribeVideoUserIds": ["bob.*$"],
+                                                         "SubscribeAudioUserIds": ["bob"]}},
+                      MixTranscodeParams={"VideoParams": {"Width": 640, "Height": 360, "Fps": 15,
+                                                          "BitRate": 600000, "Gop": 2}})
+        t0 = time.monotonic()
+        await asyncio.sleep(4)
+        t_modify = time.monotonic() - t0
+        call(sdk_client(rec), "ModifyCloudRecording", {
+            "SdkAppId": APP1, "TaskId": task,
+            "SubscribeStreamUserIds": {"SubscribeVideoUserIds": ["bob"]}})
+        await asyncio.sleep(4)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        for p in pubs:
+            await p.close()
+        return task, t_modify
+
+    task, t_modify = run(body())
+    (mp4,) = [p for k, p in s3.objects(f"subs/{task}/").items() if k.endswith(".mp4")]
+    # bob and bobby blocked by the prefix: alice alone fills the canvas; only bob is heard.
+    img = frame_at(mp4, 2.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 640, 360), RED), cell_rgb(img, 0, 0, 640, 360)
+    pcm = audio_pcm(mp4)[16000: 16000 * 3]
+    assert tone_power(pcm, 1000) > 0.3 and tone_power(pcm, 440) < 0.05 and tone_power(pcm, 700) < 0.05
+    # After Modify (a full replacement): only bob's video; every audio again.
+    img = frame_at(mp4, t_modify + 2.5, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 640, 360), BLUE), cell_rgb(img, 0, 0, 640, 360)
+    pcm = audio_pcm(mp4)[int(16000 * (t_modify + 2)): int(16000 * (t_modify + 3.5))]
+    assert min(tone_power(pcm, f) for f in (440, 1000, 700)) > 0.05, [tone_power(pcm, f) for f in (440, 1000, 700)]

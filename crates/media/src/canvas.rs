@@ -19,6 +19,12 @@ use tokio::sync::mpsc;
 /// How long the mixers wait for late inputs.
 const MIX_LATENCY_NS: u64 = 300_000_000;
 
+/// A still image shown in a cell (placeholder or cell background).
+struct CellImage {
+    path: String,
+    pad: gst::Pad,
+}
+
 struct Input {
     feeder: Feeder,
     elements: Vec<gst::Element>,
@@ -44,6 +50,7 @@ pub struct Canvas {
     compositor: Option<gst::Element>,
     audiomixer: Option<gst::Element>,
     inputs: HashMap<TrackKey, Input>,
+    images: HashMap<TrackKey, CellImage>,
     clock: Option<RunningClock>,
     fill: Fill,
     size: (u32, u32),
@@ -75,7 +82,22 @@ impl Canvas {
             }
             link_chain(&[&bg, &bgcaps, &comp, &outcaps])?;
             if let Some(img) = spec.background_image {
-                add_image(&pipeline, &comp, img, 0, 0, v.width, v.height, 1)?;
+                let whole = Placement {
+                    user: String::new(),
+                    stream: hearth_media_proto::layout::Stream::Main,
+                    x: 0,
+                    y: 0,
+                    width: v.width,
+                    height: v.height,
+                    zorder: 0,
+                    alpha: 1.0,
+                    fit: Fit::Stretch,
+                    image: None,
+                    has_video: false,
+                };
+                let pad = add_image(&pipeline, &comp, img, &whole)?;
+                // Above the solid background, below every cell.
+                pad.set_property("zorder", 1u32);
             }
             video_out = Some((outcaps, v));
             compositor = Some(comp);
@@ -117,6 +139,7 @@ impl Canvas {
             compositor,
             audiomixer,
             inputs: HashMap::new(),
+            images: HashMap::new(),
             clock: None,
             fill: spec.fill,
             size,
@@ -234,45 +257,80 @@ impl Canvas {
 
     /// Places the video inputs; those without a placement, or whose user shows no video
     /// (muted, unpublished) with FillType black, are hidden.
-    pub fn apply(&self, placements: &[Placement]) {
-        for (key, input) in &self.inputs {
-            if key.kind != Kind::Video {
-                continue;
-            }
-            let p = placements
-                .iter()
-                .find(|p| *p.user == *key.user && stream_of(p.stream) == key.stream);
-            let pad = &input.pad;
-            match p {
-                Some(p) => {
-                    let visible = p.has_video || self.fill == Fill::LastFrame;
-                    pad.set_property("xpos", p.x);
-                    pad.set_property("ypos", p.y);
-                    pad.set_property("width", p.width as i32);
-                    pad.set_property("height", p.height as i32);
-                    pad.set_property("zorder", p.zorder + 1);
-                    pad.set_property("alpha", if visible { p.alpha } else { 0.0 });
-                    pad.set_property_from_str(
-                        "sizing-policy",
-                        if p.fit == Fit::Pad {
-                            "keep-aspect-ratio"
-                        } else {
-                            "none"
-                        },
-                    );
-                    if let Some(c) = &input.crop {
-                        let ratio = match p.fit {
-                            Fit::Crop | Fit::SmartCrop => {
-                                gst::Fraction::new(p.width as i32, p.height.max(1) as i32)
-                            }
-                            Fit::Stretch | Fit::Pad => gst::Fraction::new(0, 1),
-                        };
-                        c.set_property("aspect-ratio", ratio);
+    pub fn apply(&mut self, placements: &[Placement]) {
+        let mut shown_images = Vec::new();
+        for p in placements {
+            let key = TrackKey {
+                user: p.user.as_str().into(),
+                stream: stream_of(p.stream),
+                kind: Kind::Video,
+            };
+            let has_input = self.inputs.contains_key(&key);
+            // A user without video holds the cell with its image (placeholder or the cell's
+            // background), if there is one.
+            if !(p.has_video && has_input) {
+                if let Some(img) = p.image.as_deref() {
+                    if let Err(e) = self.show_image(&key, img, p) {
+                        tracing::warn!(error = %e, "placeholder image");
                     }
+                    shown_images.push(key.clone());
                 }
-                None => pad.set_property("alpha", 0.0f64),
+            }
+            let Some(input) = self.inputs.get(&key) else {
+                continue;
+            };
+            let visible = p.has_video || (self.fill == Fill::LastFrame && p.image.is_none());
+            place_pad(&input.pad, p, if visible { p.alpha } else { 0.0 });
+            if let Some(c) = &input.crop {
+                let ratio = match p.fit {
+                    Fit::Crop | Fit::SmartCrop => {
+                        gst::Fraction::new(p.width as i32, p.height.max(1) as i32)
+                    }
+                    Fit::Stretch | Fit::Pad => gst::Fraction::new(0, 1),
+                };
+                c.set_property("aspect-ratio", ratio);
             }
         }
+        for (key, input) in &self.inputs {
+            if key.kind == Kind::Video
+                && !placements
+                    .iter()
+                    .any(|p| *p.user == *key.user && stream_of(p.stream) == key.stream)
+            {
+                input.pad.set_property("alpha", 0.0f64);
+            }
+        }
+        for (key, img) in &self.images {
+            if !shown_images.contains(key) {
+                img.pad.set_property("alpha", 0.0f64);
+            }
+        }
+    }
+
+    /// Shows `path` in a user's cell (made on first use; replaced if the image changed).
+    fn show_image(&mut self, key: &TrackKey, path: &str, p: &Placement) -> Result<()> {
+        if self.images.get(key).is_some_and(|i| i.path != path) {
+            if let Some(old) = self.images.remove(key) {
+                old.pad.set_property("alpha", 0.0f64);
+            }
+        }
+        if !self.images.contains_key(key) {
+            let Some(comp) = self.compositor.clone() else {
+                return Ok(());
+            };
+            let pad = add_image(&self.pipeline, &comp, Path::new(path), p)?;
+            self.images.insert(
+                key.clone(),
+                CellImage {
+                    path: path.to_owned(),
+                    pad,
+                },
+            );
+        }
+        if let Some(img) = self.images.get(key) {
+            place_pad(&img.pad, p, p.alpha);
+        }
+        Ok(())
     }
 
     pub fn size(&self) -> (u32, u32) {
@@ -344,18 +402,31 @@ fn tee_point(pipeline: &gst::Pipeline, src: &gst::Element) -> Result<gst::Elemen
     Ok(q)
 }
 
-/// A still image (PNG/JPEG file) as a live compositor input.
-#[allow(clippy::too_many_arguments)]
+/// Puts a compositor pad where a placement says.
+fn place_pad(pad: &gst::Pad, p: &Placement, alpha: f64) {
+    pad.set_property("xpos", p.x);
+    pad.set_property("ypos", p.y);
+    pad.set_property("width", p.width as i32);
+    pad.set_property("height", p.height as i32);
+    pad.set_property("zorder", p.zorder + 1);
+    pad.set_property("alpha", alpha);
+    pad.set_property_from_str(
+        "sizing-policy",
+        if p.fit == Fit::Pad {
+            "keep-aspect-ratio"
+        } else {
+            "none"
+        },
+    );
+}
+
+/// A still image (PNG/JPEG file) as a live compositor input placed at `p`; returns its pad.
 fn add_image(
     pipeline: &gst::Pipeline,
     comp: &gst::Element,
     path: &Path,
-    x: i32,
-    y: i32,
-    w: u32,
-    h: u32,
-    zorder: u32,
-) -> Result<()> {
+    p: &Placement,
+) -> Result<gst::Pad> {
     let src = make("filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
     let dec = make("decodebin")?;
@@ -379,11 +450,10 @@ fn add_image(
     let pad = comp
         .request_pad_simple("sink_%u")
         .context("compositor pad for an image")?;
-    pad.set_property("xpos", x);
-    pad.set_property("ypos", y);
-    pad.set_property("width", w as i32);
-    pad.set_property("height", h as i32);
-    pad.set_property("zorder", zorder);
+    place_pad(&pad, p, p.alpha);
     freeze.static_pad("src").expect("src").link(&pad)?;
-    Ok(())
+    for e in [&src, &dec, &conv, &scale, &freeze] {
+        e.sync_state_with_parent()?;
+    }
+    Ok(pad)
 }

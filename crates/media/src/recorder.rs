@@ -270,27 +270,33 @@ impl Recorder {
     /// Applies the layout to the users present.
     pub fn relayout(&mut self) {
         if self.spec.mode == RecordMode::Single {
-            for ((user, stream), id) in &self.canvas_of {
-                if let Some(c) = self.canvases.get(id) {
-                    let (w, h) = c.size();
-                    let present = [Present {
+            let one = Layout {
+                fit: layout::Fit::Pad,
+                ..Layout::default()
+            };
+            let cells: Vec<(u64, Present)> = self
+                .canvas_of
+                .iter()
+                .map(|((user, stream), id)| {
+                    let present = Present {
                         user: user.clone(),
                         stream: proto_stream(*stream),
                         video: self.shows_video(user, *stream),
-                    }];
-                    let one = Layout {
-                        fit: layout::Fit::Pad,
-                        ..Layout::default()
                     };
-                    c.apply(&layout::place(&one, &present, w, h));
+                    (*id, present)
+                })
+                .collect();
+            for (id, present) in cells {
+                if let Some(c) = self.canvases.get_mut(&id) {
+                    let (w, h) = c.size();
+                    c.apply(&layout::place(&one, &[present], w, h));
                 }
             }
             return;
         }
-        let Some(c) = self.canvases.get(&0) else {
+        let Some((w, h)) = self.canvases.get(&0).map(Canvas::size) else {
             return;
         };
-        let (w, h) = c.size();
         let mut present = Vec::new();
         for u in &self.roster {
             if !self.wanted(u) || !self.spec.subscriptions.video.admits(&u.userid) {
@@ -311,7 +317,10 @@ impl Recorder {
                 });
             }
         }
-        c.apply(&layout::place(&self.spec.layout, &present, w, h));
+        let placements = layout::place(&self.spec.layout, &present, w, h);
+        if let Some(c) = self.canvases.get_mut(&0) {
+            c.apply(&placements);
+        }
     }
 
     fn shows_video(&self, user: &str, stream: Stream) -> bool {
