@@ -94,6 +94,14 @@ pub async fn serve(config: Config) -> Result<()> {
     if stale > 0 {
         tracing::warn!(calls = stale, "closed calls left open by an earlier run");
     }
+    let orphaned = store.fail_open_tasks(UnixSecs::now())?;
+    if orphaned > 0 {
+        tracing::warn!(
+            tasks = orphaned,
+            dir = %s.data_dir.join("tasks").display(),
+            "media tasks left running by an earlier run recorded as failed; files they had not stored stay in their task dirs"
+        );
+    }
     let cut_off = store.interrupt_open_call_logs(UnixSecs::now())?;
     if cut_off > 0 {
         tracing::warn!(

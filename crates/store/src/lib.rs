@@ -79,6 +79,8 @@ pub trait Store: Send + Sync + 'static {
     // --- tasks (recording, relay, ingest, AI) -------------------------------------------
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()>;
     fn task(&self, app: SdkAppId, task_id: &str) -> StoreResult<Option<TaskRecord>>;
+    /// Marks tasks left open by an earlier run as failed at `now`; returns how many.
+    fn fail_open_tasks(&self, now: UnixSecs) -> StoreResult<usize>;
     /// Tasks of `kind` that ended at or after `from` and started before `to` (usage).
     fn tasks_ended_between(
         &self,

@@ -658,7 +658,52 @@ fn tasks_are_upserted_and_read_back() {
     task.room = None;
     task.ended_at = Some(t(D + 5));
     store.upsert_task(&task).unwrap();
-    assert_eq!(store.task(APP, "t-1").unwrap(), Some(task));
+    assert_eq!(store.task(APP, "t-1").unwrap(), Some(task.clone()));
+}
+
+#[test]
+fn ended_tasks_are_listed_by_window_and_open_ones_failed_at_start() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let task = |id: &str, kind: &str, created: i64, ended: Option<i64>| TaskRecord {
+        task_id: id.into(),
+        sdk_app_id: APP,
+        kind: kind.into(),
+        state: "Finished".into(),
+        room: Some(RoomKey::Num(7)),
+        params_json: "{}".into(),
+        created_at: t(created),
+        ended_at: ended.map(t),
+    };
+    store
+        .upsert_task(&task("a", "recording", D, Some(D + 100)))
+        .unwrap();
+    store
+        .upsert_task(&task("b", "recording", D + 200, Some(D + 300)))
+        .unwrap();
+    store
+        .upsert_task(&task("c", "relay", D, Some(D + 100)))
+        .unwrap();
+    store
+        .upsert_task(&task("open", "recording", D + 50, None))
+        .unwrap();
+    let ids = |from, to| -> Vec<String> {
+        store
+            .tasks_ended_between(APP, "recording", t(from), t(to))
+            .unwrap()
+            .into_iter()
+            .map(|t| t.task_id)
+            .collect()
+    };
+    assert_eq!(ids(D, D + 1000), vec!["a", "b"]);
+    assert_eq!(ids(D + 150, D + 1000), vec!["b"]);
+    assert_eq!(ids(D, D + 200), vec!["a"], "b started at the window's end");
+    assert_eq!(store.fail_open_tasks(t(D + 400)).unwrap(), 1);
+    let open = store.task(APP, "open").unwrap().unwrap();
+    assert_eq!(
+        (open.state.as_str(), open.ended_at),
+        ("Failed", Some(t(D + 400)))
+    );
+    assert_eq!(store.fail_open_tasks(t(D + 500)).unwrap(), 0);
 }
 
 #[test]

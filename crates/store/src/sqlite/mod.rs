@@ -202,6 +202,10 @@ impl Store for SqliteStore {
         self.pool.read(|c| tasks::task(c, app, task_id))
     }
 
+    fn fail_open_tasks(&self, now: UnixSecs) -> StoreResult<usize> {
+        self.pool.write(|c| tasks::fail_open_tasks(c, now))
+    }
+
     fn tasks_ended_between(
         &self,
         app: SdkAppId,

@@ -100,3 +100,11 @@ fn from_row(r: &rusqlite::Row<'_>) -> StoreResult<TaskRecord> {
         ended_at: r.get::<_, Option<i64>>(8)?.map(UnixSecs),
     })
 }
+
+/// Tasks an earlier run left open (its workers died with it): failed at `now`.
+pub(super) fn fail_open_tasks(conn: &Connection, now: UnixSecs) -> StoreResult<usize> {
+    Ok(conn.execute(
+        "UPDATE tasks SET state = 'Failed', ended_at = ?1 WHERE ended_at IS NULL",
+        params![now.0],
+    )?)
+}
