@@ -41,12 +41,14 @@ def s3(tmp_path_factory) -> S3Server:
 @pytest.fixture(scope="module")
 def rec(tmp_path_factory):
     """A server whose outbound rules allow loopback (the S3 server and image hosts run here),
-    with 2 s HLS segments and a CPU budget of 1.2 cores for media tasks."""
+    with 2 s HLS segments, a CPU budget of 1.2 cores for media tasks, 15 s of upload retries
+    after a task ends and 8 s for a stopping worker to finish."""
     h = start_hearth(tmp_path_factory.mktemp("hearth-rec"), "recording", rate_limits=False,
                      env={"HEARTH_OUTBOUND_ALLOW": "127.0.0.0/8",
                           "HEARTH_MEDIA_HLS_SEGMENT_SECS": "2",
                           "HEARTH_MEDIA_CPU_BUDGET": "1.2",
-                          "HEARTH_MEDIA_UPLOAD_GRACE_SECS": "20"})
+                          "HEARTH_MEDIA_UPLOAD_GRACE_SECS": "15",
+                          "HEARTH_MEDIA_EOS_TIMEOUT_SECS": "8"})
     yield h
     stop_hearth(h)
 
@@ -270,7 +272,8 @@ def test_cloud_vod_files_open_only_through_their_signed_url(rec):
 
     async def body():
         pubs = await publishers(rec, r, ("alice", RED, 440.0))
-        task = create(rec, r, {"CloudVod": {"TencentVod": {"MediaType": 0, "ExpireTime": 3600}}},
+        task = create(rec, r, {"CloudVod": {"TencentVod": {"MediaType": 0, "ExpireTime": 3600,
+                                                           "UserDefineRecordId": "class-7"}}},
                       record={"RecordMode": 2})
         await asyncio.sleep(5)
         d = describe(rec, task)
@@ -283,7 +286,9 @@ def test_cloud_vod_files_open_only_through_their_signed_url(rec):
     d = run(body())
     (f,) = d["StorageFileList"]
     url = f["FileName"]
-    assert re.fullmatch(r"/vod/\d+/[\w-]+/[\w-]+_000\.mp4\?expires=\d+&sign=[0-9a-f]{64}", url), url
+    assert re.fullmatch(r"/vod/\d+/[\w-]+/class-7__UserId_u_[\w-]+_000\.mp4\?expires=\d+&sign=[0-9a-f]{64}", url), url
+    expires = int(re.search(r"expires=(\d+)", url).group(1))
+    assert abs(expires - (time.time() + 3600)) < 120, expires
     full = f"http://{rec.host}{url}"
     got = requests.get(full, timeout=10)
     assert got.status_code == 200 and len(got.content) > 10_000, got.status_code
@@ -866,3 +871,58 @@ def test_subscription_lists_choose_who_is_mixed_and_modify_replaces_them(rec, s3
     assert near(cell_rgb(img, 0, 0, 640, 360), BLUE), cell_rgb(img, 0, 0, 640, 360)
     pcm = audio_pcm(mp4)[int(16000 * (t_modify + 2)): int(16000 * (t_modify + 3.5))]
     assert min(tone_power(pcm, f) for f in (440, 1000, 700)) > 0.05, [tone_power(pcm, f) for f in (440, 1000, 700)]
+
+
+def test_a_hung_worker_is_killed_by_the_eos_watchdog(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["hung"]), bot="rec-hung")
+        await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"hung/{task}/")), 15,
+                       "a first segment", step=0.25)
+        (pid,) = worker_pids(rec)
+        os.kill(pid, signal.SIGSTOP)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        assert describe(rec, task)["Status"] == "Exited"
+        stopped = time.monotonic()
+        await wait_ended(rec, task, timeout=30)
+        for p in pubs:
+            await p.close()
+        return task, time.monotonic() - stopped
+
+    task, took = run(body())
+    # 8 s for EOS, 5 s more, then killed; the closed segments are stored.
+    assert 12 <= took <= 25, took
+    assert len(segments_play(s3, f"hung/{task}/")) >= 1
+
+
+def test_files_stay_on_local_disk_when_the_storage_stays_down(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["down"]), bot="rec-down")
+        await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"down/{task}/")), 15,
+                       "a first segment", step=0.25)
+        s3.stop()
+        try:
+            await asyncio.sleep(4)
+            call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+            # Retried for the 15 s grace, then kept.
+            await wait_ended(rec, task, timeout=40)
+        finally:
+            s3.start()
+        for p in pubs:
+            await p.close()
+        return task
+
+    task = run(body())
+    local = sorted(p.name for p in (rec.dir / "data" / "tasks" / task).iterdir() if p.is_file())
+    assert any(n.endswith(".ts") for n in local) and f"{task}.m3u8" in local, local
+    for n in local:
+        if n.endswith(".ts"):
+            assert streams(probe(rec.dir / "data" / "tasks" / task / n), "video"), n
+    m = re.search(r"^hearth_media_files_kept_local_total (\d+)$",
+                  requests.get(f"http://{rec.host}/metrics", timeout=5).text, re.M)
+    assert m and int(m.group(1)) >= len(local) - 1, m

@@ -8,7 +8,7 @@ mod session;
 mod subscriber;
 
 pub use proto::{Role, RoomId, User};
-pub use session::{join, publishes, Client, JoinParams};
+pub use session::{join, Client, JoinParams};
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

@@ -1,7 +1,7 @@
 //! A room session: the WebSocket, the subscribe connection and the task that drives both.
 //! [`join`] enters and returns a [`Client`] handle and the stream of [`Event`]s.
 
-use crate::proto::{In, Out, Role, RoomId, User};
+use crate::proto::{In, Out, Role, RoomId};
 use crate::subscriber::{Produced, Subscriber};
 use crate::{Event, Stream, TrackKey};
 use anyhow::{anyhow, bail, Context, Result};
@@ -304,9 +304,4 @@ impl State {
             }
         }
     }
-}
-
-/// Users as the roster reports them, for callers that track presence.
-pub fn publishes(u: &User) -> bool {
-    u.audio || u.video || u.sub
 }

@@ -268,7 +268,10 @@ impl Client {
                 key,
             };
             let len = if key { p.key_bytes } else { p.delta_bytes };
-            let data = media::video_frame(&stamp, len);
+            let (key, data) = match media::clip_frame(p.video_n) {
+                Some(f) => f,
+                None => (key, media::video_frame(&stamp, len)),
+            };
             let time = MediaTime::new(p.video_n * media::VIDEO_TICKS, Frequency::NINETY_KHZ);
             p.counters.bytes += data.len() as u64;
             ok &= write(&mut self.rtc, p.video_mid, p.video_pt, now, time, data);

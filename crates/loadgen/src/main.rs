@@ -53,6 +53,10 @@ pub struct Args {
     /// Publishers send no audio frames (video only; the audio m-line stays in the offer).
     #[arg(long)]
     no_audio: bool,
+    /// Publishers send the VP8 frames of this IVF file (30 fps, looped) instead of synthetic
+    /// ones, so that receivers can decode them (recording benchmarks); latency is not measured.
+    #[arg(long)]
+    vp8_clip: Option<std::path::PathBuf>,
     /// Seconds of measurement once everyone has connected.
     #[arg(long, default_value_t = 30)]
     duration: u64,
@@ -229,6 +233,13 @@ fn main() -> Result<()> {
         client::TRACE_SLOW_US.store((ms * 1000.0) as u64, std::sync::atomic::Ordering::Relaxed);
     }
     str0m::crypto::from_feature_flags().install_process_default();
+    if let Some(path) = &args.vp8_clip {
+        let n = media::load_clip(path)?;
+        eprintln!(
+            "loadgen: publishing {n} VP8 frames of {} in a loop",
+            path.display()
+        );
+    }
     let start = media::epoch();
     let server = http::Server::parse(&args.url)?;
     let drivers: Vec<DriverHandle> = (0..threads)

@@ -139,6 +139,47 @@ pub fn read_stamp(data: &[u8], video: bool) -> Option<Stamp> {
     })
 }
 
+/// Frames of a real VP8 clip (keyframe flag, data), when publishers send one.
+static CLIP: OnceLock<Vec<(bool, Vec<u8>)>> = OnceLock::new();
+
+/// Reads an IVF file of VP8 frames (32-byte file header, then per frame a 12-byte header with
+/// its size); returns how many frames it holds.
+pub fn load_clip(path: &std::path::Path) -> anyhow::Result<usize> {
+    let data = std::fs::read(path)?;
+    anyhow::ensure!(
+        data.len() > 32 && &data[..4] == b"DKIF",
+        "{} is not an IVF file",
+        path.display()
+    );
+    anyhow::ensure!(
+        &data[8..12] == b"VP80",
+        "{} does not hold VP8",
+        path.display()
+    );
+    let mut frames = Vec::new();
+    let mut at = 32;
+    while at + 12 <= data.len() {
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        at += 12;
+        anyhow::ensure!(at + len <= data.len(), "truncated IVF frame");
+        let f = data[at..at + len].to_vec();
+        frames.push((f.first().is_some_and(|b| b & 1 == 0), f));
+        at += len;
+    }
+    anyhow::ensure!(
+        frames.first().is_some_and(|f| f.0),
+        "the clip must start with a keyframe"
+    );
+    let n = frames.len();
+    let _ = CLIP.set(frames);
+    Ok(n)
+}
+
+/// Frame `n` of the clip (looped), if one was loaded.
+pub fn clip_frame(n: u64) -> Option<(bool, Vec<u8>)> {
+    CLIP.get().map(|c| c[(n % c.len() as u64) as usize].clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,8 +237,6 @@ pub enum Event {
         duration_ms: u64,
         playlist: Option<String>,
     },
-    /// Media was recorded from these users (for usage), every few seconds.
-    Usage { secs: f64, video: bool },
     /// Something went wrong that the task survives.
     Warning { message: String },
     /// The last line a worker writes.

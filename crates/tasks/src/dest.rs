@@ -15,6 +15,8 @@ pub enum Dest {
         app: u32,
         task: String,
         url_expires: u64,
+        /// UserDefineRecordId: stored names are `<it>__UserId_u_<name>`.
+        user_prefix: Option<String>,
     },
 }
 
@@ -27,7 +29,7 @@ impl Dest {
                     .await
             }
             Dest::Vod { vod, app, task, .. } => {
-                let path = vod.path(*app, task, name);
+                let path = vod.path(*app, task, &self.stored_name(name));
                 let write = async {
                     if let Some(dir) = path.parent() {
                         tokio::fs::create_dir_all(dir).await?;
@@ -41,6 +43,17 @@ impl Dest {
                     retry: true,
                 })
             }
+        }
+    }
+
+    /// The name a file is stored under.
+    fn stored_name(&self, name: &str) -> String {
+        match self {
+            Dest::Vod {
+                user_prefix: Some(p),
+                ..
+            } => format!("{p}__UserId_u_{name}"),
+            _ => name.to_owned(),
         }
     }
 
@@ -63,7 +76,8 @@ impl Dest {
                 app,
                 task,
                 url_expires,
-            } => vod.signed_url(*app, task, name, *url_expires),
+                ..
+            } => vod.signed_url(*app, task, &self.stored_name(name), *url_expires),
         }
     }
 }

@@ -217,8 +217,9 @@ async fn prepare_dest(
         }
         Storage::Vod {
             expire_secs,
-            user_prefix: _,
+            user_prefix,
         } => Ok(Dest::Vod {
+            user_prefix: user_prefix.clone(),
             vod: shared.vod.clone(),
             app: req.app.0,
             task: task_id.to_owned(),
@@ -502,7 +503,7 @@ fn on_event(
             set_status(&d.shared, &d.key, "Exited");
         }
         Event::Warning { message } => tracing::warn!(task = %d.key.1, %message, "worker"),
-        Event::Joined | Event::Usage { .. } => {}
+        Event::Joined => {}
     }
 }
 
