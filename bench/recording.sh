@@ -9,7 +9,8 @@
 #   bench/recording.sh                   # USERS="2 4 9", DURATION=20 (s measured), WARMUP=5
 #
 # Needs what scripts/test.sh installs (GStreamer, ffmpeg, the Python venv with the SDK).
-# SKIP_BUILD=1 reuses target/release. PIN=1 pins hearth (and its workers) to CPU 0 and the load
+# SKIP_BUILD=1 reuses target/release. PERF=1 profiles each worker with perf (linux-perf) and
+# leaves the top symbols in $PERF_OUT/perf-<mode>-<users>.txt (default /tmp). PIN=1 pins hearth (and its workers) to CPU 0 and the load
 # generator to CPU 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +24,15 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release -q -p hearth -p hearth-media -p hearth-loadgen
 fi
 WORK="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'rc=$?; [ $rc = 0 ] || tail -n 5 "$WORK"/*.log >&2; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ffmpeg -v error -f lavfi -i testsrc2=s=640x360:r=30 -t 10 -c:v libvpx -b:v 500k -g 30 \
   -deadline realtime -cpu-used 8 "$WORK/clip.ivf"
 APP=1400000001
 APP_KEY="bench-recording-key-0123456789abcdef0123456789"
 SID="AKIDbenchrecording000000000000000000"
 SKEY="benchrecordingsecret"
-pin() { if [ "$PIN" = 1 ]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+CPU0=(); CPU1=()
+if [ "$PIN" = 1 ]; then CPU0=(taskset -c 0); CPU1=(taskset -c 1); fi
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_case() { # mode users width height fps
@@ -53,10 +55,10 @@ secret_id = "$SID"
 secret_key = "$SKEY"
 apps = [$APP]
 CONF
-  HEARTH_LOG=warn pin 0 target/release/hearth serve --config "$WORK/hearth.toml" 2> "$WORK/hearth.log" &
+  HEARTH_LOG=warn "${CPU0[@]}" target/release/hearth serve --config "$WORK/hearth.toml" > /dev/null 2> "$WORK/hearth.log" &
   local hpid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  pin 1 target/release/hearth-loadgen --url "http://127.0.0.1:$port" --sdkappid $APP --key "$APP_KEY" \
+  "${CPU1[@]}" target/release/hearth-loadgen --url "http://127.0.0.1:$port" --sdkappid $APP --key "$APP_KEY" \
     --room 4321 --publishers "$users" --no-audio --vp8-clip "$WORK/clip.ivf" \
     --duration $((DURATION + WARMUP + 30)) 2> "$WORK/loadgen.log" > /dev/null &
   local lpid=$!
@@ -64,14 +66,20 @@ CONF
   local task
   task=$($PY bench/recording_ctl.py create "$port" "$SID" "$SKEY" $APP "$APP_KEY" 4321 "$mode" "$3" "$4" "$5")
   sleep "$WARMUP"
-  local wpids; wpids=$(pgrep -P "$hpid" hearth-media)
+  local wpids; wpids=$(pgrep -x hearth-media)
   local t0=0; for p in $wpids; do t0=$((t0 + $(ticks "$p"))); done
   local start; start=$(date +%s.%N)
-  sleep "$DURATION"
+  if [ "${PERF:-0}" = 1 ]; then
+    perf record -q -F 499 -g -o "$WORK/perf-$mode-$users.data" -p "$(echo $wpids | tr ' ' ,)" -- sleep "$DURATION" 2>/dev/null
+    perf report -q -i "$WORK/perf-$mode-$users.data" --no-children --sort dso -g none 2>/dev/null \
+      | grep -v '^$' | head -25 > "${PERF_OUT:-/tmp}/perf-$mode-$users.txt"
+  else
+    sleep "$DURATION"
+  fi
   local t1=0; for p in $wpids; do t1=$((t1 + $(ticks "$p"))); done
   local end; end=$(date +%s.%N)
   $PY bench/recording_ctl.py delete "$port" "$SID" "$SKEY" $APP "$task"
-  for _ in $(seq 300); do pgrep -P "$hpid" hearth-media >/dev/null || break; sleep 0.1; done
+  for _ in $(seq 300); do pgrep -x hearth-media >/dev/null || break; sleep 0.1; done
   local cores; cores=$(python3 -c "print(f'{($t1 - $t0) / 100 / ($end - $start):.3f}')")
   local mp4 dur
   mp4=$(find "$WORK/data/vod" -name '*.mp4' | head -1)

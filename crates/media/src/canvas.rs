@@ -359,6 +359,8 @@ fn raw_video_caps(w: u32, h: u32, fps: u32) -> Result<gst::Element> {
         .property(
             "caps",
             gst::Caps::builder("video/x-raw")
+                // Blend in I420, the decoders' and x264's format: no conversion per frame.
+                .field("format", "I420")
                 .field("width", w as i32)
                 .field("height", h as i32)
                 .field("framerate", gst::Fraction::new(fps as i32, 1))

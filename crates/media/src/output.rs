@@ -57,7 +57,7 @@ pub fn attach(
                         .build()?;
                     let x264 = make("x264enc")?;
                     x264.set_property_from_str("tune", "zerolatency");
-                    x264.set_property_from_str("speed-preset", "veryfast");
+                    x264.set_property_from_str("speed-preset", "superfast");
                     x264.set_property("bitrate", (enc.bitrate_bps / 1000).max(1));
                     x264.set_property("key-int-max", (enc.gop_secs * enc.fps).max(1));
                     for e in [&conv, &caps, &x264] {
