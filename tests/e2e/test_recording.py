@@ -926,3 +926,40 @@ def test_files_stay_on_local_disk_when_the_storage_stays_down(rec, s3):
     m = re.search(r"^hearth_media_files_kept_local_total (\d+)$",
                   requests.get(f"http://{rec.host}/metrics", timeout=5).text, re.M)
     assert m and int(m.group(1)) >= len(local) - 1, m
+
+
+def test_a_publisher_who_leaves_and_comes_back_is_mixed_again(rec, s3):
+    r = room()
+
+    async def body():
+        alice, bob = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        task = create(rec, r, cloud_storage(s3, ["rejoin"]), record={"RecordMode": 2, "OutputFormat": 3},
+                      MixTranscodeParams={"VideoParams": {"Width": 640, "Height": 360, "Fps": 15,
+                                                          "BitRate": 600000, "Gop": 2}})
+        t0 = time.monotonic()
+        await asyncio.sleep(3)
+        await bob.delete()
+        await bob.close()
+        t_left = time.monotonic() - t0
+        await asyncio.sleep(3)
+        (bob2,) = await publishers(rec, r, ("bob", BLUE, 1000.0))
+        t_back = time.monotonic() - t0
+        await asyncio.sleep(4)
+        call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+        await wait_ended(rec, task)
+        for p in (alice, bob2):
+            await p.close()
+        return task, t_left, t_back
+
+    task, t_left, t_back = run(body())
+    (mp4,) = [p for k, p in s3.objects(f"rejoin/{task}/").items() if k.endswith(".mp4")]
+    img = frame_at(mp4, 2.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 320, 360), RED) and near(cell_rgb(img, 320, 0, 320, 360), BLUE)
+    # bob gone: alice alone fills the canvas; the recording goes on.
+    img = frame_at(mp4, t_left + 2.0, 640, 360)
+    assert near(cell_rgb(img, 0, 0, 640, 360), RED), cell_rgb(img, 0, 0, 640, 360)
+    # bob back: two cells again.
+    img = frame_at(mp4, t_back + 3.0, 640, 360)
+    assert near(cell_rgb(img, 320, 0, 320, 360), BLUE), cell_rgb(img, 320, 0, 320, 360)
+    info = probe(mp4)
+    assert abs(float(info["format"]["duration"]) - (t_back + 4)) < 1.5, info["format"]
