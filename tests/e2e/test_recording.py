@@ -963,3 +963,25 @@ def test_a_publisher_who_leaves_and_comes_back_is_mixed_again(rec, s3):
     assert near(cell_rgb(img, 320, 0, 320, 360), BLUE), cell_rgb(img, 320, 0, 320, 360)
     info = probe(mp4)
     assert abs(float(info["format"]["duration"]) - (t_back + 4)) < 1.5, info["format"]
+
+
+def test_a_frozen_worker_is_ended_without_being_asked(rec, s3):
+    r = room()
+
+    async def body():
+        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        task = create(rec, r, cloud_storage(s3, ["frozen"]), bot="rec-frozen")
+        await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"frozen/{task}/")), 15,
+                       "a first segment", step=0.25)
+        (pid,) = worker_pids(rec)
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        await wait_ended(rec, task, timeout=30)
+        for p in pubs:
+            await p.close()
+        return task, time.monotonic() - frozen
+
+    task, took = run(body())
+    # Silent for more than 8 + 5 s: killed, failed, its closed segments stored.
+    assert 12 <= took <= 25, took
+    assert len(segments_play(s3, f"frozen/{task}/")) >= 1

@@ -169,6 +169,9 @@ pub struct Recording {
     pub include_bots: bool,
 }
 
+/// How often a healthy worker says so.
+pub const HEARTBEAT_SECS: u64 = 2;
+
 /// Supervisor → worker, after the spec.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -239,6 +242,9 @@ pub enum Event {
     },
     /// Something went wrong that the task survives.
     Warning { message: String },
+    /// Sent every [`HEARTBEAT_SECS`] while every pipeline makes progress; a worker that stops
+    /// sending it is frozen and is killed by its supervisor.
+    Alive,
     /// The last line a worker writes.
     Ended {
         reason: EndReason,

@@ -54,6 +54,9 @@ pub struct Canvas {
     clock: Option<RunningClock>,
     fill: Fill,
     size: (u32, u32),
+    /// Milliseconds (since the canvas started) of the last buffer the mixers produced.
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    started: std::time::Instant,
 }
 
 impl Canvas {
@@ -129,6 +132,24 @@ impl Canvas {
             };
             attach(&pipeline, id, video, audio, out, events.clone())?;
         }
+        let started = std::time::Instant::now();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // The mixers produce on the clock whatever the inputs do: their output is the
+        // pipeline's heartbeat.
+        if let Some(pad) = compositor
+            .as_ref()
+            .or(audiomixer.as_ref())
+            .and_then(|m| m.static_pad("src"))
+        {
+            let p = progress.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                p.store(
+                    started.elapsed().as_millis() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                gst::PadProbeReturn::Ok
+            });
+        }
         watch_bus(id, &pipeline, events);
         pipeline
             .set_state(gst::State::Playing)
@@ -143,6 +164,8 @@ impl Canvas {
             clock: None,
             fill: spec.fill,
             size,
+            progress,
+            started,
         })
     }
 
@@ -331,6 +354,14 @@ impl Canvas {
             place_pad(&img.pad, p, p.alpha);
         }
         Ok(())
+    }
+
+    /// How long ago the mixers last produced (the whole age of the canvas if never).
+    pub fn stalled_for(&self) -> std::time::Duration {
+        let last = self.progress.load(std::sync::atomic::Ordering::Relaxed);
+        self.started
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(last))
     }
 
     pub fn size(&self) -> (u32, u32) {

@@ -152,6 +152,8 @@ async fn task(
     let max_idle = Duration::from_secs(spec.recording.max_idle_secs);
     let mut idle_since = Some(Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_beat = Instant::now();
+    let heartbeat = Duration::from_secs(hearth_media_proto::HEARTBEAT_SECS);
     let (reason, message) = loop {
         tokio::select! {
             ev = room.recv() => match ev {
@@ -189,6 +191,11 @@ async fn task(
             },
             Some(e) = out_rx.recv() => emit(&e),
             _ = tick.tick() => {
+                // A frozen pipeline stops the heartbeat; the supervisor then ends the task.
+                if last_beat.elapsed() >= heartbeat && rec.stalled_for() < 2 * heartbeat {
+                    emit(&Event::Alive);
+                    last_beat = Instant::now();
+                }
                 if rec.anchors() > 0 {
                     idle_since = None;
                 } else {
@@ -201,6 +208,7 @@ async fn task(
         }
     };
     // Close every file: EOS through each pipeline, bounded by the watchdog.
+    emit(&Event::Alive);
     rec.finish();
     let deadline = Instant::now() + Duration::from_secs(spec.eos_timeout_secs);
     let mut frozen = false;

@@ -425,6 +425,15 @@ impl Recorder {
         }
     }
 
+    /// The longest any pipeline has gone without producing.
+    pub fn stalled_for(&self) -> std::time::Duration {
+        self.canvases
+            .values()
+            .map(Canvas::stalled_for)
+            .max()
+            .unwrap_or_default()
+    }
+
     pub fn canvases_left(&self) -> usize {
         self.canvases.len()
     }

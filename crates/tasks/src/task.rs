@@ -333,11 +333,27 @@ async fn drive(mut d: Driver) {
     let mut ended: Option<(EndReason, Option<String>)> = None;
     let mut kill_at: Option<Instant> = None;
     let mut playlists_listed: HashSet<String> = HashSet::new();
+    // A worker that stops reporting (frozen pipeline, hung process) is killed.
+    // (Past the worker's own EOS timeout, so that a worker finishing its files is not cut.)
+    let frozen_after = Duration::from_secs(d.shared.cfg.eos_timeout_secs + 5);
+    let mut last_heard = Instant::now();
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = check.tick() => {
+                if last_heard.elapsed() > frozen_after && kill_at.is_none() {
+                    tracing::warn!(%task, "the worker stopped reporting: killed");
+                    let _ = d.child.start_kill();
+                    ended.get_or_insert((EndReason::Failed, Some("the media worker froze".into())));
+                    kill_at = Some(Instant::now() + Duration::from_secs(5));
+                }
+            },
             l = d.lines.next_line() => match l {
                 Ok(Some(line)) => match serde_json::from_str::<Event>(&line) {
-                    Ok(ev) => on_event(&mut d, ev, &up_tx, &mut ended, &mut playlists_listed),
+                    Ok(ev) => {
+                        last_heard = Instant::now();
+                        on_event(&mut d, ev, &up_tx, &mut ended, &mut playlists_listed)
+                    }
                     Err(e) => tracing::warn!(%task, error = %e, "unreadable worker event"),
                 },
                 _ => break,
@@ -360,7 +376,14 @@ async fn drive(mut d: Driver) {
             },
         }
     }
-    let status = d.child.wait().await;
+    // Its stdout is closed; the process itself gets a bounded time to go.
+    let status = match tokio::time::timeout(Duration::from_secs(5), d.child.wait()).await {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = d.child.start_kill();
+            d.child.wait().await
+        }
+    };
     let crashed = !status.as_ref().is_ok_and(|s| s.success());
     let (reason, message) = match ended {
         Some((r, m)) if !(crashed && r != EndReason::Failed) => (r, m),
@@ -503,7 +526,7 @@ fn on_event(
             set_status(&d.shared, &d.key, "Exited");
         }
         Event::Warning { message } => tracing::warn!(task = %d.key.1, %message, "worker"),
-        Event::Joined => {}
+        Event::Joined | Event::Alive => {}
     }
 }
 
