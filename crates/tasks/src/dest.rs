@@ -132,3 +132,54 @@ impl Playlists {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vod(prefix: Option<&str>) -> (tempfile::TempDir, Dest) {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = Dest::Vod {
+            vod: Vod::open(dir.path()).unwrap(),
+            app: 1400000001,
+            task: "t".into(),
+            url_expires: 5000,
+            user_prefix: prefix.map(str::to_owned),
+        };
+        (dir, dest)
+    }
+
+    #[test]
+    fn playlists_list_segments_in_order_and_end_only_when_complete() {
+        let (_d, dest) = vod(None);
+        let mut p = Playlists::default();
+        p.add("t.m3u8", "t_00000.ts".into(), 2.0);
+        p.add("t.m3u8", "t_00001.ts".into(), 2.4);
+        let live = p.render("t.m3u8", false, &dest);
+        assert!(live.contains("#EXT-X-TARGETDURATION:3\n"), "{live}");
+        assert!(live.contains("#EXT-X-PLAYLIST-TYPE:EVENT") && !live.contains("ENDLIST"));
+        let first = live.find("t_00000.ts").unwrap();
+        assert!(first < live.find("t_00001.ts").unwrap());
+        // VOD playlists name each segment by its signed URL.
+        assert!(
+            live.contains("/vod/1400000001/t/t_00000.ts?expires=5000&sign="),
+            "{live}"
+        );
+        let done = p.render("t.m3u8", true, &dest);
+        assert!(done.ends_with("#EXT-X-ENDLIST\n") && done.contains("PLAYLIST-TYPE:VOD"));
+        assert_eq!(p.names(), vec!["t.m3u8".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn vod_files_carry_the_user_defined_prefix() {
+        let (dir, dest) = vod(Some("class-7"));
+        dest.put("t_000.mp4", b"mp4".to_vec()).await.unwrap();
+        let stored = dir
+            .path()
+            .join("vod/1400000001/t/class-7__UserId_u_t_000.mp4");
+        assert_eq!(std::fs::read(stored).unwrap(), b"mp4");
+        assert!(dest
+            .public_name("t_000.mp4")
+            .starts_with("/vod/1400000001/t/class-7__UserId_u_t_000.mp4?"));
+    }
+}
