@@ -985,3 +985,48 @@ def test_a_frozen_worker_is_ended_without_being_asked(rec, s3):
     # Silent for more than 8 + 5 s: killed, failed, its closed segments stored.
     assert 12 <= took <= 25, took
     assert len(segments_play(s3, f"frozen/{task}/")) >= 1
+
+
+def test_the_rust_client_publishes_what_others_receive(rec, tmp_path):
+    """The client crate that bots use also publishes: its example sends a VP8 clip into a
+    room, and an aiortc viewer decodes it; the robot that records sees it as any anchor."""
+    from media import Viewer
+
+    example = Path(__file__).resolve().parents[2] / "target" / "debug" / "examples" / "publish_clip"
+    assert example.exists(), f"{example} missing: `cargo test --workspace` builds it"
+    clip = tmp_path / "red.ivf"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0xDC1E1E:s=640x360:r=30",
+                    "-t", "2", "-c:v", "libvpx", "-b:v", "300k", "-g", "30", "-deadline", "realtime",
+                    str(clip)], check=True)
+    r = room()
+    proc = subprocess.Popen([str(example), f"ws://{rec.host}/ws/v1", str(APP1), str(r), "rustpub",
+                             usersig(rec, APP1, "rustpub"), str(clip), "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "entered and publishing", proc.stderr.read()
+
+        async def body():
+            from media import MediaHTTPError
+
+            deadline = time.monotonic() + 15
+            while True:
+                v = Viewer(rec, APP1, "watcher", "rustpub", room=r)
+                try:
+                    await v.start()
+                    break
+                except MediaHTTPError:
+                    # Until its publish connection is up, it publishes nothing.
+                    await v.close()
+                    assert time.monotonic() < deadline, "the Rust publisher never published"
+                    await asyncio.sleep(0.3)
+            await v.wait_frames(20, 0, timeout=20)
+            await v.wait_frames(v.counts.video + 5, 0)
+            rgb = v.counts.rgb
+            await v.close()
+            return rgb
+
+        rgb = run(body())
+        assert near(rgb, RED, tol=40), rgb
+    finally:
+        proc.kill()
+        proc.wait()

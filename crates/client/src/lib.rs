@@ -1,9 +1,12 @@
 //! A client of Hearth's own protocol (`docs/protocol.md`) in Rust: it enters a room over the
 //! WebSocket, follows the roster and notices, subscribes to users' streams over a str0m
-//! subscribe connection and hands out whole frames with their timing. Media bots use it as
-//! apps use the browser SDK, so a bot is an ordinary user of the room. It does not publish yet.
+//! subscribe connection and hands out whole frames with their timing, and publishes audio and
+//! video frames over a publish connection. Media bots use it as apps use the browser SDK, so a
+//! bot is an ordinary user of the room.
 
+mod peer;
 mod proto;
+mod publisher;
 mod session;
 mod subscriber;
 
@@ -83,6 +86,8 @@ pub enum Event {
     /// A subscribed track is gone (its user unpublished or left).
     TrackRemoved(TrackKey),
     Frame(Frame),
+    /// A receiver of what this client publishes asked for a keyframe.
+    KeyframeRequested,
     /// An `error` answer of the server to one of this client's requests (the session goes on).
     Error {
         code: u16,

@@ -65,6 +65,16 @@ pub(crate) enum Out<'a> {
     Answer {
         sdp: &'a str,
     },
+    Publish {
+        sdp: &'a str,
+        tracks: Vec<PublishTrack<'a>>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct PublishTrack<'a> {
+    pub mid: &'a str,
+    pub source: &'static str,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +110,9 @@ pub(crate) enum In {
     Notice {
         reason: String,
         message: String,
+    },
+    PublishAnswer {
+        sdp: String,
     },
     Pong {},
     Error {

@@ -1,9 +1,11 @@
 //! A room session: the WebSocket, the subscribe connection and the task that drives both.
 //! [`join`] enters and returns a [`Client`] handle and the stream of [`Event`]s.
 
+use crate::proto::PublishTrack;
 use crate::proto::{In, Out, Role, RoomId};
-use crate::subscriber::{Produced, Subscriber};
-use crate::{Event, Stream, TrackKey};
+use crate::publisher::{PubEvent, Publisher};
+use crate::subscriber::Subscriber;
+use crate::{Codec, Event, Kind, Stream, TrackKey};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub struct JoinParams {
 enum Cmd {
     Subscribe(String, Stream, bool),
     Keyframe(TrackKey),
+    Publish(Codec),
+    Write(Kind, u64, Vec<u8>),
     Exit,
 }
 
@@ -50,6 +54,18 @@ impl Client {
     /// Asks the sender of a video track for a keyframe.
     pub fn request_keyframe(&self, track: TrackKey) {
         let _ = self.cmds.send(Cmd::Keyframe(track));
+    }
+
+    /// Publishes a microphone (Opus) and a camera (`video`: VP8 or H.264) line; frames follow
+    /// with [`Client::send_frame`]. The role must be anchor.
+    pub fn publish(&self, video: Codec) {
+        let _ = self.cmds.send(Cmd::Publish(video));
+    }
+
+    /// Sends one whole frame (Opus packet; VP8 frame or H.264 access unit in Annex-B) with its
+    /// RTP time (48 kHz audio, 90 kHz video). Frames before the connection is up are dropped.
+    pub fn send_frame(&self, kind: Kind, rtp_time: u64, data: Vec<u8>) {
+        let _ = self.cmds.send(Cmd::Write(kind, rtp_time, data));
     }
 
     /// Leaves the room; [`Event::Closed`] follows.
@@ -131,22 +147,28 @@ async fn next_msg(ws: &mut Ws) -> Result<Option<In>> {
 
 struct State {
     sub: Option<Subscriber>,
+    publ: Option<Publisher>,
     events: mpsc::Sender<Event>,
     dropped_frames: u64,
-    produced: Vec<Produced>,
+    frames: Vec<crate::Frame>,
+    pub_events: Vec<PubEvent>,
 }
 
 async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::Sender<Event>) {
     let mut st = State {
         sub: None,
+        publ: None,
         events,
         dropped_frames: 0,
-        produced: Vec::new(),
+        frames: Vec::new(),
+        pub_events: Vec::new(),
     };
     let mut buf = vec![0u8; 2000];
+    let mut pbuf = vec![0u8; 2000];
     let mut ping = tokio::time::interval(PING_EVERY);
     let closed = loop {
-        let deadline = st.sub.as_ref().map(|s| s.next_timeout);
+        let deadline = st.sub.as_ref().map(|s| s.peer.next_timeout);
+        let pub_deadline = st.publ.as_ref().map(|p| p.peer.next_timeout);
         tokio::select! {
             m = next_msg(&mut ws) => match m {
                 Ok(Some(msg)) => {
@@ -174,26 +196,57 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                         st.drive().await;
                     }
                 }
+                Some(Cmd::Publish(codec)) => match Publisher::offer(codec) {
+                    Ok((p, (sdp, tracks))) => {
+                        let tracks = tracks
+                            .iter()
+                            .map(|(mid, source)| PublishTrack { mid, source })
+                            .collect();
+                        if send(&mut ws, &Out::Publish { sdp: &sdp, tracks }).await.is_err() {
+                            break ("closed".to_owned(), "signaling failed".to_owned());
+                        }
+                        st.publ = Some(p);
+                    }
+                    Err(e) => st.event(Event::Error { code: 0, message: format!("publish: {e:#}") }).await,
+                },
+                Some(Cmd::Write(kind, rtp, data)) => {
+                    if let Some(p) = st.publ.as_mut() {
+                        p.write(kind, rtp, data);
+                        st.drive_pub().await;
+                    }
+                }
                 Some(Cmd::Exit) | None => {
                     let _ = send(&mut ws, &Out::Exit {}).await;
                     let _ = ws.close(None).await;
                     break ("exit".to_owned(), "left the room".to_owned());
                 }
             },
-            r = recv(st.sub.as_ref(), &mut buf) => {
+            r = recv(st.sub.as_ref().and_then(|s| s.peer.socket.as_ref()), &mut buf) => {
                 if let (Ok((n, from)), Some(s)) = (r, st.sub.as_mut()) {
-                    s.receive(from, &buf[..n]);
+                    s.peer.receive(from, &buf[..n]);
                     // Take what else is queued before driving: one drive per burst.
-                    while let Ok((n, from)) = s.socket.try_recv_from(&mut buf) {
-                        s.receive(from, &buf[..n]);
+                    while let Some(Ok((n, from))) = s.peer.socket.as_ref().map(|k| k.try_recv_from(&mut buf)) {
+                        s.peer.receive(from, &buf[..n]);
                     }
                     st.drive().await;
                 }
             },
+            r = recv(st.publ.as_ref().and_then(|p| p.peer.socket.as_ref()), &mut pbuf) => {
+                if let (Ok((n, from)), Some(p)) = (r, st.publ.as_mut()) {
+                    p.peer.receive(from, &pbuf[..n]);
+                    st.drive_pub().await;
+                }
+            },
             _ = sleep_until(deadline) => {
                 if let Some(s) = st.sub.as_mut() {
-                    s.timeout();
+                    s.peer.timeout();
                     st.drive().await;
+                }
+            },
+            _ = sleep_until(pub_deadline) => {
+                if let Some(p) = st.publ.as_mut() {
+                    p.peer.timeout();
+                    st.drive_pub().await;
                 }
             },
             _ = ping.tick() => {
@@ -202,7 +255,9 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                 }
             },
         }
-        if st.sub.as_ref().is_some_and(|s| !s.rtc.is_alive()) {
+        if st.sub.as_ref().is_some_and(|s| !s.peer.rtc.is_alive())
+            || st.publ.as_ref().is_some_and(|p| !p.peer.rtc.is_alive())
+        {
             break (
                 "timeout".to_owned(),
                 "the media connection was lost".to_owned(),
@@ -225,11 +280,11 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
 }
 
 async fn recv(
-    sub: Option<&Subscriber>,
+    socket: Option<&tokio::net::UdpSocket>,
     buf: &mut [u8],
 ) -> std::io::Result<(usize, std::net::SocketAddr)> {
-    match sub {
-        Some(s) => s.socket.recv_from(buf).await,
+    match socket {
+        Some(s) => s.recv_from(buf).await,
         None => std::future::pending().await,
     }
 }
@@ -269,6 +324,14 @@ impl State {
                     Err(e) => return Some(("closed".into(), format!("bad offer: {e:#}"))),
                 }
             }
+            In::PublishAnswer { sdp } => {
+                if let Some(p) = self.publ.as_mut() {
+                    if let Err(e) = p.accept(&sdp) {
+                        return Some(("closed".into(), format!("bad publish answer: {e:#}")));
+                    }
+                    self.drive_pub().await;
+                }
+            }
             In::UserEntered { user } => self.event(Event::UserEntered(user)).await,
             In::UserUpdated { user } => self.event(Event::UserUpdated(user)).await,
             In::UserExited { userid } => self.event(Event::UserExited(userid)).await,
@@ -292,15 +355,22 @@ impl State {
         let Some(sub) = self.sub.as_mut() else {
             return;
         };
-        sub.drive(&mut self.produced);
-        for p in self.produced.drain(..) {
-            match p {
-                Produced::Frame(f) => {
-                    if self.events.try_send(Event::Frame(f)).is_err() {
-                        self.dropped_frames += 1;
-                    }
-                }
-                Produced::Disconnected => {}
+        sub.drive(&mut self.frames);
+        for f in self.frames.drain(..) {
+            if self.events.try_send(Event::Frame(f)).is_err() {
+                self.dropped_frames += 1;
+            }
+        }
+    }
+
+    async fn drive_pub(&mut self) {
+        let Some(p) = self.publ.as_mut() else {
+            return;
+        };
+        p.drive(&mut self.pub_events);
+        for e in std::mem::take(&mut self.pub_events) {
+            match e {
+                PubEvent::Keyframe => self.event(Event::KeyframeRequested).await,
             }
         }
     }

@@ -165,6 +165,7 @@ async fn task(
                 }
                 Some(RoomEvent::TrackRemoved(k)) => rec.track_removed(&k),
                 Some(RoomEvent::Frame(f)) => rec.frame(f),
+                Some(RoomEvent::KeyframeRequested) => {}
                 Some(RoomEvent::Error { code, message }) => {
                     tracing::warn!(code, %message, "the server refused a request");
                 }
