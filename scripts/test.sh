@@ -20,15 +20,14 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v gcc >/dev/null || missing+=(build-essential)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
-# GStreamer for hearth-media (the recording worker) and what its pipelines use.
-for p in $(scripts/media-packages.sh); do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+step "GStreamer for hearth-media, the recording worker (scripts/setup.sh)"
+scripts/setup.sh
 
 step "s3s-fs (an S3-compatible server for the recording tests)"
 command -v s3s-fs >/dev/null || [ -x "$HOME/.cargo/bin/s3s-fs" ] \
