@@ -3,7 +3,7 @@
 //! stalling never stop the output. Mixed recording has one for the room; single-stream
 //! recording one per user.
 
-use crate::gst_util::{link_chain, make, watch_bus, BusEvent, RunningClock};
+use crate::gst_util::{capsfilter, link_chain, make, watch_bus, BusEvent, RunningClock};
 use crate::input::{decoder, Feeder, Pushed};
 use crate::output::{attach, OutputSpec, VideoIn};
 use anyhow::{Context, Result};
@@ -386,31 +386,25 @@ fn stream_of(s: hearth_media_proto::layout::Stream) -> hearth_client::Stream {
 }
 
 fn raw_video_caps(w: u32, h: u32, fps: u32) -> Result<gst::Element> {
-    Ok(gst::ElementFactory::make("capsfilter")
-        .property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                // Blend in I420, the decoders' and x264's format: no conversion per frame.
-                .field("format", "I420")
-                .field("width", w as i32)
-                .field("height", h as i32)
-                .field("framerate", gst::Fraction::new(fps as i32, 1))
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build(),
-        )
-        .build()?)
+    capsfilter(
+        gst::Caps::builder("video/x-raw")
+            // Blend in I420, the decoders' and x264's format: no conversion per frame.
+            .field("format", "I420")
+            .field("width", w as i32)
+            .field("height", h as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    )
 }
 
-fn raw_audio_caps(a: AudioEncode) -> Result<gst::Element> {
-    Ok(gst::ElementFactory::make("capsfilter")
-        .property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("rate", a.sample_rate as i32)
-                .field("channels", a.channels as i32)
-                .build(),
-        )
-        .build()?)
+pub(crate) fn raw_audio_caps(a: AudioEncode) -> Result<gst::Element> {
+    capsfilter(
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", a.sample_rate as i32)
+            .field("channels", a.channels as i32)
+            .build(),
+    )
 }
 
 /// A tee after `src` (made on first use) and a queue on a new branch of it: several outputs

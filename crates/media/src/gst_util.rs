@@ -13,6 +13,14 @@ pub fn make(factory: &str) -> Result<gst::Element> {
     })
 }
 
+/// A capsfilter holding `caps`.
+pub fn capsfilter(caps: gst::Caps) -> Result<gst::Element> {
+    gst::ElementFactory::make("capsfilter")
+        .property("caps", caps)
+        .build()
+        .context("GStreamer element capsfilter is missing")
+}
+
 /// What a pipeline's bus said that the task cares about.
 #[derive(Debug)]
 pub enum BusEvent {

@@ -223,12 +223,14 @@ async fn task(
             _ = tokio::time::sleep_until(deadline.into()) => { frozen = true; break; }
         }
     }
+    // What the pipelines said while they were torn down (the last AAC part closes then).
+    while let Ok((id, ev)) = bus_rx.try_recv() {
+        let _ = rec.bus_event(id, ev);
+    }
     drop(rec);
-    // Events sent while the pipelines were torn down (the last AAC part).
     while let Ok(e) = out_rx.try_recv() {
         emit(&e);
     }
-    while let Ok((_, gst_util::BusEvent::FragmentClosed { .. })) = bus_rx.try_recv() {}
     client.exit();
     if frozen {
         return Ok((

@@ -2,7 +2,7 @@
 //! audio: H.264 + AAC-LC into HLS segments (MPEG-TS), fragmented MP4 parts and ADTS AAC parts,
 //! split by length and size. Every file is complete when its `fragment-closed` is reported.
 
-use crate::gst_util::{link_chain, make, BusEvent};
+use crate::gst_util::{capsfilter, link_chain, make, BusEvent};
 use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -47,14 +47,11 @@ pub fn attach(
             match v {
                 VideoIn::Raw(src, enc) => {
                     let conv = make("videoconvert")?;
-                    let caps = gst::ElementFactory::make("capsfilter")
-                        .property(
-                            "caps",
-                            gst::Caps::builder("video/x-raw")
-                                .field("format", "I420")
-                                .build(),
-                        )
-                        .build()?;
+                    let caps = capsfilter(
+                        gst::Caps::builder("video/x-raw")
+                            .field("format", "I420")
+                            .build(),
+                    )?;
                     let x264 = make("x264enc")?;
                     x264.set_property_from_str("tune", "zerolatency");
                     x264.set_property_from_str("speed-preset", "superfast");
@@ -74,15 +71,7 @@ pub fn attach(
         Some((src, enc)) => {
             let conv = make("audioconvert")?;
             let res = make("audioresample")?;
-            let caps = gst::ElementFactory::make("capsfilter")
-                .property(
-                    "caps",
-                    gst::Caps::builder("audio/x-raw")
-                        .field("rate", enc.sample_rate as i32)
-                        .field("channels", enc.channels as i32)
-                        .build(),
-                )
-                .build()?;
+            let caps = crate::canvas::raw_audio_caps(enc)?;
             let aac = make("avenc_aac")?;
             aac.set_property("bitrate", enc.bitrate_bps as i32);
             let parse = make("aacparse")?;

@@ -13,6 +13,7 @@ use hearth_media_proto::layout::{self, Layout, Present};
 use hearth_media_proto::{Event, Outputs, RecordMode, Recording, Subscriptions, TrackType};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub struct Recorder {
@@ -25,7 +26,7 @@ pub struct Recorder {
     clocks: Clocks,
     /// Mixed: one canvas (id 0). Single: one per (user, stream).
     canvases: HashMap<u64, Canvas>,
-    canvas_of: HashMap<(String, Stream), u64>,
+    canvas_of: HashMap<(Arc<str>, Stream), u64>,
     next_id: u64,
     bus: mpsc::UnboundedSender<(u64, BusEvent)>,
     /// Open files: location → (relative path, running ns at open).
@@ -188,7 +189,8 @@ impl Recorder {
         if self.spec.mode == RecordMode::Mixed {
             return Some(0);
         }
-        let k = (key.user.to_string(), key.stream);
+        // An Arc clone, not a copy of the name: this runs for every frame.
+        let k = (key.user.clone(), key.stream);
         if let Some(id) = self.canvas_of.get(&k) {
             return Some(*id);
         }
@@ -259,7 +261,7 @@ impl Recorder {
     }
 
     fn end_canvas(&mut self, user: &str, stream: Stream) {
-        if let Some(id) = self.canvas_of.remove(&(user.to_owned(), stream)) {
+        if let Some(id) = self.canvas_of.remove(&(Arc::from(user), stream)) {
             if let Some(c) = self.canvases.get(&id) {
                 // Its files close on EOS; the canvas goes when the bus says so.
                 c.send_eos();
@@ -279,7 +281,7 @@ impl Recorder {
                 .iter()
                 .map(|((user, stream), id)| {
                     let present = Present {
-                        user: user.clone(),
+                        user: user.to_string(),
                         stream: proto_stream(*stream),
                         video: self.shows_video(user, *stream),
                     };
@@ -369,7 +371,7 @@ impl Recorder {
                     .canvas_of
                     .iter()
                     .find(|(_, v)| **v == id)
-                    .map(|((u, _), _)| u.clone());
+                    .map(|((u, _), _)| u.to_string());
                 let track = match self.spec.mode {
                     RecordMode::Mixed => match self.spec.stream_type {
                         hearth_media_proto::StreamType::AudioVideo => TrackType::AudioVideo,

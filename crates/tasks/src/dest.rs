@@ -3,6 +3,7 @@
 
 use crate::s3::{Bucket, S3Error};
 use crate::vod::Vod;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 
 pub enum Dest {
@@ -21,7 +22,8 @@ pub enum Dest {
 }
 
 impl Dest {
-    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), S3Error> {
+    /// Stores `body` (a cheap handle: retries do not copy it).
+    pub async fn put(&self, name: &str, body: Bytes) -> Result<(), S3Error> {
         match self {
             Dest::S3 { bucket, prefix } => {
                 bucket
@@ -173,7 +175,9 @@ mod tests {
     #[tokio::test]
     async fn vod_files_carry_the_user_defined_prefix() {
         let (dir, dest) = vod(Some("class-7"));
-        dest.put("t_000.mp4", b"mp4".to_vec()).await.unwrap();
+        dest.put("t_000.mp4", Bytes::from_static(b"mp4"))
+            .await
+            .unwrap();
         let stored = dir
             .path()
             .join("vod/1400000001/t/class-7__UserId_u_t_000.mp4");

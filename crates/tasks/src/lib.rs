@@ -62,7 +62,6 @@ pub(crate) struct Table {
 #[derive(Default, Debug, Clone)]
 pub struct TaskCounts {
     pub running: u64,
-    pub exiting: u64,
     pub finished: u64,
     pub failed: u64,
     pub refused: u64,
@@ -212,6 +211,14 @@ impl MediaTasks for Tasks {
         let shared = self.shared.clone();
         let this = self.clone();
         Box::pin(async move {
+            // Nothing is fetched (or written under the task's dir) for a task that is not there.
+            this.with_entry(app, &task_id, |e| {
+                if e.status == "Exited" {
+                    Err(TaskError::NotFound)
+                } else {
+                    Ok(())
+                }
+            })??;
             let layout = match layout {
                 Some(l) => {
                     let dir = shared.cfg.data_dir.join("tasks").join(&task_id);

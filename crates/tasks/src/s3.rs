@@ -2,6 +2,7 @@
 //! missing bucket at create) and PUT an object, signed with AWS Signature V4, path-style, on
 //! any S3-compatible endpoint.
 
+use bytes::Bytes;
 use hearth_outbound::Checked;
 use hmac::{Hmac, Mac};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -11,7 +12,9 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Bucket {
     /// The endpoint as checked by the outbound rules (scheme, host, port).
-    pub endpoint: Checked,
+    endpoint: Checked,
+    /// One client for the task's life (connections are reused between uploads).
+    client: reqwest::Client,
     pub region: String,
     pub bucket: String,
     pub access_key: String,
@@ -41,6 +44,24 @@ const KEY_SET: &AsciiSet = &NON_ALPHANUMERIC
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Bucket {
+    pub fn new(
+        endpoint: Checked,
+        region: String,
+        bucket: String,
+        access_key: String,
+        secret_key: String,
+    ) -> Self {
+        let client = endpoint.client(TIMEOUT);
+        Bucket {
+            endpoint,
+            client,
+            region,
+            bucket,
+            access_key,
+            secret_key,
+        }
+    }
+
     fn path(&self, key: &str) -> String {
         let base = self.endpoint.url.path().trim_end_matches('/');
         let mut p = format!("{base}/{}", utf8_percent_encode(&self.bucket, KEY_SET));
@@ -72,7 +93,7 @@ impl Bucket {
 
     /// Checks that the bucket exists and the credentials are accepted.
     pub async fn probe(&self) -> Result<(), S3Error> {
-        let r = self.send("HEAD", "", Vec::new(), None).await?;
+        let r = self.send("HEAD", "", Bytes::new(), None).await?;
         match r.status().as_u16() {
             200..=299 => Ok(()),
             301 | 400 => Err(fatal(format!(
@@ -93,7 +114,7 @@ impl Bucket {
     }
 
     /// Stores `body` at `key`.
-    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), S3Error> {
+    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), S3Error> {
         let r = self.send("PUT", key, body, Some(content_type)).await?;
         let s = r.status().as_u16();
         if (200..300).contains(&s) {
@@ -114,7 +135,7 @@ impl Bucket {
         &self,
         method: &str,
         key: &str,
-        body: Vec<u8>,
+        body: Bytes,
         content_type: Option<&str>,
     ) -> Result<reqwest::Response, S3Error> {
         let now = time::OffsetDateTime::now_utc();
@@ -168,8 +189,8 @@ impl Bucket {
         let mut url = self.endpoint.url.clone();
         url.set_path(&path);
         url.set_query(None);
-        let client = self.endpoint.client(TIMEOUT);
-        let mut req = client
+        let mut req = self
+            .client
             .request(method.parse().expect("valid method"), url)
             .header("authorization", auth);
         for (k, v) in &headers {

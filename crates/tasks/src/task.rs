@@ -197,13 +197,13 @@ async fn prepare_dest(
                 .map_err(|e| {
                     TaskError::Invalid(format!("CloudStorage endpoint {endpoint}: {e}"))
                 })?;
-            let b = Bucket {
-                endpoint: checked,
-                region: region.clone(),
-                bucket: bucket.clone(),
-                access_key: access_key.clone(),
-                secret_key: secret_key.clone(),
-            };
+            let b = Bucket::new(
+                checked,
+                region.clone(),
+                bucket.clone(),
+                access_key.clone(),
+                secret_key.clone(),
+            );
             b.probe()
                 .await
                 .map_err(|e| TaskError::Invalid(format!("CloudStorage: {e}")))?;
@@ -565,7 +565,7 @@ async fn upload_loop(
                     if let Some(pl) = playlist {
                         playlists.add(&pl, name, secs);
                         let text = playlists.render(&pl, false, &dest);
-                        put_bytes(&shared, &dest, &pl, text.into_bytes(), &end).await;
+                        put_bytes(&shared, &dest, &pl, text.into(), &end).await;
                     }
                 } else {
                     local.push(name);
@@ -595,7 +595,7 @@ async fn upload_loop(
                 }
                 for pl in playlists.names() {
                     let text = playlists.render(&pl, true, &dest);
-                    if !put_bytes(&shared, &dest, &pl, text.clone().into_bytes(), &end).await {
+                    if !put_bytes(&shared, &dest, &pl, text.clone().into(), &end).await {
                         let _ = std::fs::write(dir.join(&pl), text);
                         local.push(pl);
                     }
@@ -620,7 +620,9 @@ async fn put_file(
     match tokio::fs::read(dir.join(name)).await {
         Ok(body) => {
             let n = body.len() as u64;
-            put_bytes(shared, dest, name, body, end).await.then_some(n)
+            put_bytes(shared, dest, name, body.into(), end)
+                .await
+                .then_some(n)
         }
         Err(e) => {
             tracing::warn!(file = name, error = %e, "a recorded file cannot be read");
@@ -635,7 +637,7 @@ async fn put_bytes(
     shared: &Shared,
     dest: &Dest,
     name: &str,
-    body: Vec<u8>,
+    body: bytes::Bytes,
     end: &watch::Receiver<Option<Instant>>,
 ) -> bool {
     let mut wait = Duration::from_millis(250);
