@@ -120,21 +120,14 @@ class WsClient:
 
     # --- media --------------------------------------------------------------------------
 
-    async def publish(self, rgb=(200, 40, 40), *, screen_rgb=None, hz: float = 440.0) -> None:
-        """Publishes mic and camera, and a screen share of `screen_rgb` if given."""
+    async def publish(self, rgb=(200, 40, 40)) -> None:
         self.pub = new_pc()
         self.video_track = ColorVideoTrack(rgb)
-        a = self.pub.addTransceiver(ToneAudioTrack(hz), direction="sendonly")
+        a = self.pub.addTransceiver(ToneAudioTrack(), direction="sendonly")
         v = self.pub.addTransceiver(self.video_track, direction="sendonly")
-        tracks = [{"source": "mic"}, {"source": "camera"}]
-        trs = [a, v]
-        if screen_rgb is not None:
-            trs.append(self.pub.addTransceiver(ColorVideoTrack(screen_rgb), direction="sendonly"))
-            tracks.append({"source": "screen"})
         await self.pub.setLocalDescription(await self.pub.createOffer())
-        for t, tr in zip(tracks, trs):
-            t["mid"] = tr.mid
-        await self.send({"type": "publish", "sdp": self.pub.localDescription.sdp, "tracks": tracks})
+        await self.send({"type": "publish", "sdp": self.pub.localDescription.sdp,
+                         "tracks": [{"mid": a.mid, "source": "mic"}, {"mid": v.mid, "source": "camera"}]})
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         mid = next((t.mid for t in self.sub.getTransceivers() if t.receiver.track is track), None)
