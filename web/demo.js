@@ -241,7 +241,9 @@ class SpeakingIndicator {
     this.remove(userId);
     const source = this.ctx.createMediaStreamSource(new MediaStream([track]));
     const analyser = this.ctx.createAnalyser();
-    analyser.fftSize = 512;
+    // The window (8192 samples, 170 ms at 48 kHz) is longer than the 100 ms tick, so a short
+    // sound between two ticks is still in the buffer at the next one.
+    analyser.fftSize = 8192;
     source.connect(analyser);
     this.meters.set(userId, { source, analyser, buf: new Float32Array(analyser.fftSize), until: 0 });
     if (this.ctx.state === 'suspended') this.ctx.resume().catch(() => {});
@@ -259,10 +261,7 @@ class SpeakingIndicator {
     const now = performance.now();
     for (const [userId, m] of this.meters) {
       m.analyser.getFloatTimeDomainData(m.buf);
-      let sum = 0;
-      for (const x of m.buf) sum += x * x;
-      const rms = Math.sqrt(sum / m.buf.length);
-      if (rms > 0.02) m.until = now + 400; // hold briefly so the mark does not flicker
+      if (loudestBlockRms(m.buf) > 0.02) m.until = now + 400; // hold so the mark does not flicker
       const tile = tileOf(userId);
       if (!tile) continue;
       const on = now < m.until;
@@ -276,6 +275,17 @@ class SpeakingIndicator {
     for (const id of [...this.meters.keys()]) this.remove(id);
     this.ctx.close().catch(() => {});
   }
+}
+
+/** The highest RMS of the 10 ms blocks in `buf` (a word or a beep, not diluted by the silence around it). */
+function loudestBlockRms(buf, block = 480) {
+  let loudest = 0;
+  for (let start = 0; start + block <= buf.length; start += block) {
+    let sum = 0;
+    for (let i = start; i < start + block; i++) sum += buf[i] * buf[i];
+    loudest = Math.max(loudest, Math.sqrt(sum / block));
+  }
+  return loudest;
 }
 
 // ---- joining and leaving ----------------------------------------------------------------------
