@@ -20,6 +20,9 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v gcc >/dev/null || missing+=(build-essential)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
+# The CDN of the relay tests: nginx with Debian's RTMP module.
+command -v nginx >/dev/null || missing+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

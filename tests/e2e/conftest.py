@@ -319,3 +319,33 @@ def node_bin() -> str:
     if not (E2E_DIR / "node_modules" / "tls-sig-api-v2").is_dir():
         pytest.fail("tests/e2e/node_modules is missing: run `npm ci --prefix tests/e2e`")
     return node
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """PNG images served over HTTP on loopback (allowed by the servers' outbound rules): green and
+    yellow 64×64, a half-transparent white one, and a file that is not an image."""
+    import http.server
+    import threading
+
+    d = tmp_path_factory.mktemp("images")
+    for name, colour in (("green", "0x1EC81E"), ("yellow", "0xE6E61E")):
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=64x64",
+                        "-frames:v", "1", str(d / f"{name}.png")], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=white@0.5:s=64x64,format=rgba",
+                    "-frames:v", "1", str(d / "halfwhite.png")], check=True)
+    (d / "not-an-image.png").write_text("hello")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(d), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+

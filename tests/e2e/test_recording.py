@@ -760,31 +760,6 @@ def test_get_room_event_reports_record_finish_and_device_events(rec, s3):
     assert [e.EventType for e in only.Events] == ["RecordFinish"]
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """PNG images served over HTTP on loopback (allowed by the server's outbound rules)."""
-    import http.server
-    import threading
-
-    d = tmp_path_factory.mktemp("images")
-    for name, colour in (("green", "0x1EC81E"), ("yellow", "0xE6E61E")):
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=64x64",
-                        "-frames:v", "1", str(d / f"{name}.png")], check=True)
-    (d / "not-an-image.png").write_text("hello")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(d), **kw)
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-
-
 class AudioOnly(Publisher):
     def __init__(self, h, app, user, **room):
         from media import Client, ToneAudioTrack

@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use hearth_media_proto::layout::Layout;
-use hearth_media_proto::{Recording, Subscriptions};
+use hearth_media_proto::{AudioEncode, Recording, Relay, RelayUpdate, Subscriptions, VideoEncode};
 use hearth_types::{RoomKey, SdkAppId};
 use std::future::Future;
 use std::pin::Pin;
@@ -74,6 +74,33 @@ pub struct RecordingStart {
     pub expire_hours: u64,
 }
 
+/// A relay to start (StartPublishCdnStream).
+#[derive(Debug, Clone)]
+pub struct RelayStart {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: String,
+    pub user_sig: String,
+    /// Image fields of its layout and watermarks hold URLs; the task fetches them.
+    pub relay: Relay,
+    /// AudioEncode and VideoEncode as asked (updates may not change them).
+    pub audio: Option<AudioEncode>,
+    pub video_encode: Option<VideoEncode>,
+}
+
+/// What an UpdatePublishCdnStream request says about the task's shape, checked against how
+/// it was started.
+#[derive(Debug, Clone)]
+pub struct RelayChange {
+    pub sequence: u64,
+    pub transcoding: bool,
+    pub audio: Option<AudioEncode>,
+    pub video_encode: Option<VideoEncode>,
+    /// VideoParams was given (a task started audio-only cannot take video).
+    pub video_params: bool,
+    pub update: RelayUpdate,
+}
+
 /// A file of a running recording (StorageFile).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedFile {
@@ -105,6 +132,15 @@ pub trait MediaTasks: Send + Sync + 'static {
     ) -> TaskFuture<'_, ()>;
     /// Stops a recording (its files finish uploading afterwards).
     fn delete_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
+    /// Starts a relay; answers once the robot is in the room.
+    fn start_relay(&self, req: RelayStart) -> TaskFuture<'_, String>;
+    fn update_relay(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        change: RelayChange,
+    ) -> TaskFuture<'_, ()>;
+    fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
 }
 
 /// Where no media tasks run (API tests, a server built without workers).
@@ -128,6 +164,16 @@ impl MediaTasks for NoMediaTasks {
         Box::pin(async { Err(TaskError::NotFound) })
     }
     fn delete_recording(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn start_relay(&self, _: RelayStart) -> TaskFuture<'_, String> {
+        let m = self.0.clone();
+        Box::pin(async move { Err(TaskError::Unavailable(m)) })
+    }
+    fn update_relay(&self, _: SdkAppId, _: String, _: RelayChange) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn stop_relay(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
 }

@@ -45,6 +45,18 @@ pub async fn render(
         "Uploads of recorded files that failed (each is retried).",
         t.uploads_failed,
     );
+    let (up, retrying) = tasks.push_counts();
+    let _ = writeln!(
+        out,
+        "# HELP hearth_relay_pushes CDN pushes of running relays, connected or retrying.\n# TYPE hearth_relay_pushes gauge\nhearth_relay_pushes{{state=\"connected\"}} {up}\nhearth_relay_pushes{{state=\"retrying\"}} {retrying}"
+    );
+    metric(
+        &mut out,
+        "hearth_relay_push_failures_total",
+        "counter",
+        "CDN pushes that failed to connect or dropped (each is retried with backoff).",
+        t.push_failures,
+    );
     metric(
         &mut out,
         "hearth_media_files_kept_local_total",

@@ -32,7 +32,17 @@ pub struct TaskSpec {
     pub work_dir: PathBuf,
     /// A pipeline that makes no progress for this long is ended as frozen.
     pub eos_timeout_secs: u64,
-    pub recording: Recording,
+    pub job: Job,
+}
+
+/// What the task does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// CreateCloudRecording: files.
+    Record(Recording),
+    /// StartPublishCdnStream: a live stream to CDNs and back into rooms.
+    Relay(Relay),
 }
 
 /// RecordMode.
@@ -169,6 +179,111 @@ pub struct Recording {
     pub include_bots: bool,
 }
 
+/// A mix or relay pushed live (StartPublishCdnStream).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Relay {
+    /// Ends when no anchor has been in the room this long.
+    pub max_idle_secs: u64,
+    pub audio: Option<AudioEncode>,
+    pub source: RelaySource,
+    /// RTMP(S) URLs, each pushed on its own connection.
+    pub cdn: Vec<String>,
+    /// Rooms the output is published into, each by its own robot.
+    pub feedback: Vec<Join>,
+    pub sei: Sei,
+}
+
+/// What is pushed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RelaySource {
+    /// WithTranscoding 1: the room mixed into one picture and one sound.
+    Mix(Mix),
+    /// WithTranscoding 0: one user's stream; H.264 passes through, VP8/VP9 are transcoded to
+    /// `video` (FLV carries H.264 only), Opus to AAC.
+    Single {
+        user: String,
+        stream: crate::layout::Stream,
+        video: Option<VideoEncode>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Mix {
+    /// `None`: audio only.
+    pub video: Option<VideoEncode>,
+    pub layout: Layout,
+    /// SubscribeAudioList / UnSubscribeAudioList.
+    pub audio_users: UserFilter,
+    pub watermarks: Vec<Watermark>,
+}
+
+/// A watermark on the mixed picture (McuWaterMarkParams).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Watermark {
+    Image {
+        /// A URL as the API took it, a local file once fetched.
+        image: String,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        zorder: u32,
+    },
+    Text {
+        text: String,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        font_size: u32,
+        /// 0xRRGGBB.
+        color: u32,
+        /// 0xRRGGBB; `None`: transparent.
+        background: Option<u32>,
+        zorder: u32,
+    },
+}
+
+/// SEI added to the pushed H.264 (McuSeiParams).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sei {
+    pub layout_volume: Option<LayoutVolume>,
+    pub pass_through: Option<PassThrough>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LayoutVolume {
+    pub app_data: String,
+    pub payload_type: u8,
+    pub interval_ms: u64,
+    pub follow_idr: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PassThrough {
+    pub content: String,
+    pub payload_type: u8,
+    /// 16 bytes, for payload type 5 (user data unregistered).
+    pub uuid: Option<[u8; 16]>,
+    pub interval_ms: u64,
+    pub follow_idr: bool,
+}
+
+/// What UpdatePublishCdnStream changes; each given part replaces the running one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RelayUpdate {
+    pub layout: Option<Layout>,
+    pub audio_users: Option<UserFilter>,
+    pub watermarks: Option<Vec<Watermark>>,
+    pub background: Option<(u32, Option<String>)>,
+    pub single_user: Option<(String, crate::layout::Stream)>,
+    pub cdn: Option<Vec<String>>,
+    pub feedback: Option<Vec<Join>>,
+    pub sei: Option<Sei>,
+}
+
 /// How often a healthy worker says so.
 pub const HEARTBEAT_SECS: u64 = 2;
 
@@ -181,6 +296,8 @@ pub enum Command {
         layout: Option<Box<Layout>>,
         subscriptions: Option<Subscriptions>,
     },
+    /// UpdatePublishCdnStream.
+    UpdateRelay(Box<RelayUpdate>),
     /// End the task: close every file, exit the room, exit.
     Stop,
 }
@@ -208,7 +325,7 @@ impl TrackType {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
-    /// DeleteCloudRecording.
+    /// DeleteCloudRecording, StopPublishCdnStream.
     Stopped,
     /// No anchor for MaxIdleTime.
     Idle,
@@ -239,6 +356,13 @@ pub enum Event {
         bytes: u64,
         duration_ms: u64,
         playlist: Option<String>,
+    },
+    /// A CDN push changed state: `connected` after its first media went out without error,
+    /// else retrying after `message`.
+    Push {
+        url: String,
+        connected: bool,
+        message: Option<String>,
     },
     /// Something went wrong that the task survives.
     Warning { message: String },

@@ -5,7 +5,8 @@
 
 use crate::gst_util::{capsfilter, link_chain, make, watch_bus, BusEvent, RunningClock};
 use crate::input::{decoder, Feeder, Pushed};
-use crate::output::{attach, OutputSpec, VideoIn};
+use crate::output::{attach, OutputSpec, Tap, VideoIn};
+use crate::overlay::{self, place_pad, Source, Watermarks};
 use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -14,6 +15,7 @@ use hearth_media_proto::layout::{Fit, Placement};
 use hearth_media_proto::{AudioEncode, Fill, VideoEncode};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// How long the mixers wait for late inputs.
@@ -22,7 +24,7 @@ const MIX_LATENCY_NS: u64 = 300_000_000;
 /// A still image shown in a cell (placeholder or cell background).
 struct CellImage {
     path: String,
-    pad: gst::Pad,
+    source: Source,
 }
 
 struct Input {
@@ -42,18 +44,30 @@ pub struct CanvasSpec<'a> {
     pub fill: Fill,
     /// One output set, or (AvMerge 0) one for audio and one for video.
     pub outputs: Vec<(OutputSpec, bool, bool)>,
+    /// A relay's encoded media (with the first output set).
+    pub tap: Option<Tap>,
+    /// Watermark slots after the compositor.
+    pub watermarks: bool,
+    /// Each audio input reports its level ([`BusEvent::Level`]).
+    pub levels: bool,
 }
 
 pub struct Canvas {
     pub id: u64,
     pipeline: gst::Pipeline,
     compositor: Option<gst::Element>,
+    background: Option<gst::Element>,
     audiomixer: Option<gst::Element>,
     inputs: HashMap<TrackKey, Input>,
     images: HashMap<TrackKey, CellImage>,
     clock: Option<RunningClock>,
     fill: Fill,
     size: (u32, u32),
+    encoder: Option<gst::Element>,
+    watermarks: Option<Watermarks>,
+    levels: bool,
+    /// Level element name → the user it measures.
+    level_of: HashMap<String, Arc<str>>,
     /// Milliseconds (since the canvas started) of the last buffer the mixers produced.
     progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
     started: std::time::Instant,
@@ -67,6 +81,8 @@ impl Canvas {
     ) -> Result<Self> {
         let pipeline = gst::Pipeline::with_name(&format!("canvas-{id}"));
         let mut compositor = None;
+        let mut background = None;
+        let mut watermarks = None;
         let mut video_out = None;
         let mut size = (0, 0);
         if let Some(v) = spec.video {
@@ -84,6 +100,12 @@ impl Canvas {
                 pipeline.add(e)?;
             }
             link_chain(&[&bg, &bgcaps, &comp, &outcaps])?;
+            let mut video_end = outcaps.clone();
+            if spec.watermarks {
+                let (w, end) = Watermarks::build(&pipeline, &outcaps)?;
+                watermarks = Some(w);
+                video_end = end;
+            }
             if let Some(img) = spec.background_image {
                 let whole = Placement {
                     user: String::new(),
@@ -98,12 +120,13 @@ impl Canvas {
                     image: None,
                     has_video: false,
                 };
-                let pad = add_image(&pipeline, &comp, img, &whole)?;
+                let src = overlay::image(&pipeline, &comp, img, &whole)?;
                 // Above the solid background, below every cell.
-                pad.set_property("zorder", 1u32);
+                src.pad.set_property("zorder", 1u32);
             }
-            video_out = Some((outcaps, v));
+            video_out = Some((video_end, v));
             compositor = Some(comp);
+            background = Some(bg);
         }
         let mut audiomixer = None;
         let mut audio_out = None;
@@ -121,6 +144,8 @@ impl Canvas {
             audio_out = Some((mixer.clone(), a));
             audiomixer = Some(mixer);
         }
+        let mut tap = spec.tap;
+        let mut encoder = None;
         for (out, with_video, with_audio) in &spec.outputs {
             let video = match (&video_out, with_video) {
                 (Some((src, v)), true) => Some(VideoIn::Raw(tee_point(&pipeline, src)?, *v)),
@@ -130,7 +155,12 @@ impl Canvas {
                 (Some((src, a)), true) => Some((tee_point(&pipeline, src)?, *a)),
                 _ => None,
             };
-            attach(&pipeline, id, video, audio, out, events.clone())?;
+            let mut this_tap = tap.take();
+            if let (Some((src, _)), Some(t)) = (&audio_out, this_tap.as_mut()) {
+                t.opus = Some(tee_point(&pipeline, src)?);
+            }
+            let enc = attach(&pipeline, id, video, audio, out, this_tap, events.clone())?;
+            encoder = encoder.or(enc);
         }
         let started = std::time::Instant::now();
         let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -158,12 +188,17 @@ impl Canvas {
             id,
             pipeline,
             compositor,
+            background,
             audiomixer,
             inputs: HashMap::new(),
             images: HashMap::new(),
             clock: None,
             fill: spec.fill,
             size,
+            encoder,
+            watermarks,
+            levels: spec.levels,
+            level_of: HashMap::new(),
             progress,
             started,
         })
@@ -198,6 +233,17 @@ impl Canvas {
             Kind::Audio => {
                 elements.push(make("audioconvert")?);
                 elements.push(make("audioresample")?);
+                if self.levels {
+                    let name = format!("level-{}", self.level_of.len());
+                    let level = gst::ElementFactory::make("level")
+                        .name(name.as_str())
+                        .property("post-messages", true)
+                        .property("interval", 250_000_000u64)
+                        .build()
+                        .context("GStreamer element level is missing")?;
+                    self.level_of.insert(name, key.user.clone());
+                    elements.push(level);
+                }
             }
         }
         for e in &elements {
@@ -325,7 +371,7 @@ impl Canvas {
         }
         for (key, img) in &self.images {
             if !shown_images.contains(key) {
-                img.pad.set_property("alpha", 0.0f64);
+                img.source.pad.set_property("alpha", 0.0f64);
             }
         }
     }
@@ -333,27 +379,67 @@ impl Canvas {
     /// Shows `path` in a user's cell (made on first use; replaced if the image changed).
     fn show_image(&mut self, key: &TrackKey, path: &str, p: &Placement) -> Result<()> {
         if self.images.get(key).is_some_and(|i| i.path != path) {
-            if let Some(old) = self.images.remove(key) {
-                old.pad.set_property("alpha", 0.0f64);
+            if let (Some(old), Some(comp)) = (self.images.remove(key), &self.compositor) {
+                old.source.remove(&self.pipeline, comp);
             }
         }
         if !self.images.contains_key(key) {
             let Some(comp) = self.compositor.clone() else {
                 return Ok(());
             };
-            let pad = add_image(&self.pipeline, &comp, Path::new(path), p)?;
+            let source = overlay::image(&self.pipeline, &comp, Path::new(path), p)?;
             self.images.insert(
                 key.clone(),
                 CellImage {
                     path: path.to_owned(),
-                    pad,
+                    source,
                 },
             );
         }
         if let Some(img) = self.images.get(key) {
-            place_pad(&img.pad, p, p.alpha);
+            place_pad(&img.source.pad, p, p.alpha);
         }
         Ok(())
+    }
+
+    /// Replaces the watermarks (a canvas built with slots).
+    pub fn set_watermarks(&mut self, list: &[hearth_media_proto::Watermark]) -> Result<()> {
+        match (&mut self.watermarks, &self.compositor) {
+            (Some(w), Some(comp)) => w.apply(&self.pipeline, comp, list),
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes the solid background (0xRRGGBB).
+    pub fn set_background(&self, rgb: u32) {
+        if let Some(bg) = &self.background {
+            bg.set_property("foreground-color", 0xFF00_0000u32 | rgb);
+        }
+    }
+
+    /// The user a level element measures.
+    pub fn level_user(&self, element: &str) -> Option<Arc<str>> {
+        self.level_of.get(element).cloned()
+    }
+
+    /// Asks the video encoder for a keyframe now (a CDN connection or a room viewer starts).
+    pub fn force_keyframe(&self) {
+        if let Some(pad) = self.encoder.as_ref().and_then(|e| e.static_pad("src")) {
+            let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                .all_headers(true)
+                .build();
+            pad.send_event(ev);
+        }
+    }
+
+    /// The pipeline's clock time of a local instant (relays line passed-through frames up
+    /// with encoded ones).
+    pub fn clock_ns(&mut self, t: std::time::Instant) -> Option<u64> {
+        if self.clock.is_none() {
+            self.clock = RunningClock::of(&self.pipeline).ok();
+        }
+        let base = self.pipeline.base_time()?.nseconds();
+        Some(self.clock?.running_ns(t) + base)
     }
 
     /// How long ago the mixers last produced (the whole age of the canvas if never).
@@ -427,60 +513,4 @@ fn tee_point(pipeline: &gst::Pipeline, src: &gst::Element) -> Result<gst::Elemen
     pipeline.add(&q)?;
     tee.link(&q)?;
     Ok(q)
-}
-
-/// Puts a compositor pad where a placement says.
-fn place_pad(pad: &gst::Pad, p: &Placement, alpha: f64) {
-    pad.set_property("xpos", p.x);
-    pad.set_property("ypos", p.y);
-    pad.set_property("width", p.width as i32);
-    pad.set_property("height", p.height as i32);
-    pad.set_property("zorder", p.zorder + 1);
-    pad.set_property("alpha", alpha);
-    pad.set_property_from_str(
-        "sizing-policy",
-        if p.fit == Fit::Pad {
-            "keep-aspect-ratio"
-        } else {
-            "none"
-        },
-    );
-}
-
-/// A still image (PNG/JPEG file) as a live compositor input placed at `p`; returns its pad.
-fn add_image(
-    pipeline: &gst::Pipeline,
-    comp: &gst::Element,
-    path: &Path,
-    p: &Placement,
-) -> Result<gst::Pad> {
-    let src = make("filesrc")?;
-    src.set_property("location", path.to_string_lossy().as_ref());
-    let dec = make("decodebin")?;
-    let conv = make("videoconvert")?;
-    let scale = make("videoscale")?;
-    let freeze = make("imagefreeze")?;
-    freeze.set_property("is-live", true);
-    for e in [&src, &dec, &conv, &scale, &freeze] {
-        pipeline.add(e)?;
-    }
-    src.link(&dec)?;
-    link_chain(&[&conv, &scale, &freeze])?;
-    let conv_weak = conv.downgrade();
-    dec.connect_pad_added(move |_, pad| {
-        if let Some(conv) = conv_weak.upgrade() {
-            if let Some(sink) = conv.static_pad("sink") {
-                let _ = pad.link(&sink);
-            }
-        }
-    });
-    let pad = comp
-        .request_pad_simple("sink_%u")
-        .context("compositor pad for an image")?;
-    place_pad(&pad, p, p.alpha);
-    freeze.static_pad("src").expect("src").link(&pad)?;
-    for e in [&src, &dec, &conv, &scale, &freeze] {
-        e.sync_state_with_parent()?;
-    }
-    Ok(pad)
 }

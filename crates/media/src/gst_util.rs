@@ -24,8 +24,19 @@ pub fn capsfilter(caps: gst::Caps) -> Result<gst::Element> {
 /// What a pipeline's bus said that the task cares about.
 #[derive(Debug)]
 pub enum BusEvent {
-    FragmentOpened { location: String, running_ns: u64 },
-    FragmentClosed { location: String, running_ns: u64 },
+    FragmentOpened {
+        location: String,
+        running_ns: u64,
+    },
+    FragmentClosed {
+        location: String,
+        running_ns: u64,
+    },
+    /// A `level` element's reading: the loudest channel's RMS in dBFS.
+    Level {
+        element: String,
+        rms_db: f64,
+    },
     Eos,
     Error(String),
 }
@@ -55,6 +66,22 @@ pub fn watch_bus(id: u64, pipeline: &gst::Pipeline, tx: mpsc::UnboundedSender<(u
                             let _ = p.recalculate_latency();
                         }
                         None
+                    }
+                    M::Element(el) if el.structure().is_some_and(|s| s.name() == "level") => {
+                        let s = el.structure().expect("checked");
+                        let rms = s
+                            .get::<gst::glib::ValueArray>("rms")
+                            .ok()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.get::<f64>().ok())
+                                    .fold(f64::NEG_INFINITY, f64::max)
+                            })
+                            .unwrap_or(f64::NEG_INFINITY);
+                        Some(BusEvent::Level {
+                            element: el.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                            rms_db: rms,
+                        })
                     }
                     M::Element(el) => el.structure().and_then(|s| {
                         let loc = s.get::<String>("location").ok()?;

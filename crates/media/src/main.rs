@@ -4,16 +4,23 @@
 //! Hearth that links GStreamer.
 
 mod canvas;
+mod fanout;
 mod gst_util;
 mod input;
 mod output;
+mod overlay;
 mod recorder;
+mod relay;
+mod sei;
 mod timing;
 
 use anyhow::{Context, Result};
+use gst_util::BusEvent;
 use hearth_client::{Event as RoomEvent, JoinParams, Role, RoomId};
-use hearth_media_proto::{Command, EndReason, Event, RoomRef, TaskSpec};
+use hearth_client::{Frame, TrackKey, User};
+use hearth_media_proto::{Command, EndReason, Event, Job, RoomRef, TaskSpec};
 use recorder::Recorder;
+use relay::Relayer;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -31,9 +38,39 @@ const NEEDED: &[(&str, &str)] = &[
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("flvmux", "gstreamer1.0-plugins-good"),
+    ("rtmp2sink", "gstreamer1.0-plugins-bad"),
+    ("opusenc", "gstreamer1.0-plugins-base"),
+    ("level", "gstreamer1.0-plugins-good"),
+    ("textoverlay", "gstreamer1.0-x"),
+    ("gdkpixbufoverlay", "gstreamer1.0-plugins-good"),
     ("avenc_aac", "gstreamer1.0-libav"),
     ("avdec_h264", "gstreamer1.0-libav"),
 ];
+
+/// What a task does with the room, whatever it makes (files, live pushes).
+pub trait Runner {
+    /// Users in the room the task takes media from (the idle timer runs while there are none).
+    fn anchors(&self) -> usize;
+    fn user_entered(&mut self, u: User);
+    fn user_updated(&mut self, u: User);
+    fn user_exited(&mut self, user: &str);
+    fn track_removed(&mut self, key: &TrackKey);
+    fn frame(&mut self, f: Frame);
+    fn command(&mut self, c: Command);
+    /// Every half second.
+    fn tick(&mut self) {}
+    /// A bus event of pipeline `id`; true when it has finished (EOS).
+    fn bus_event(&mut self, id: u64, ev: BusEvent) -> Result<bool, String>;
+    /// Sends EOS to every pipeline.
+    fn finish(&mut self);
+    fn stalled_for(&self) -> Duration;
+    fn canvases_left(&self) -> usize;
+    /// After the pipelines finished: what still has to end (a relay's pushes).
+    fn outputs_done(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        None
+    }
+}
 
 fn main() {
     tracing_subscriber::fmt()
@@ -141,15 +178,30 @@ async fn task(
     emit(&Event::Joined);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Event>();
     let (bus_tx, mut bus_rx) = mpsc::unbounded_channel();
-    let mut rec = Recorder::new(
-        spec.task_id.clone(),
-        spec.work_dir.clone(),
-        spec.recording.clone(),
-        client.clone(),
-        bus_tx,
-        out_tx,
-    )?;
-    let max_idle = Duration::from_secs(spec.recording.max_idle_secs);
+    let (mut rec, max_idle): (Box<dyn Runner>, u64) = match &spec.job {
+        Job::Record(r) => (
+            Box::new(Recorder::new(
+                spec.task_id.clone(),
+                spec.work_dir.clone(),
+                r.clone(),
+                client.clone(),
+                bus_tx,
+                out_tx,
+            )?),
+            r.max_idle_secs,
+        ),
+        Job::Relay(r) => (
+            Box::new(Relayer::new(
+                spec.work_dir.clone(),
+                r.clone(),
+                client.clone(),
+                bus_tx,
+                out_tx,
+            )?),
+            r.max_idle_secs,
+        ),
+    };
+    let max_idle = Duration::from_secs(max_idle);
     let mut idle_since = Some(Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_beat = Instant::now();
@@ -180,8 +232,8 @@ async fn task(
                 None => break (EndReason::Failed, Some("the room session ended".into())),
             },
             c = cmds.recv() => match c {
-                Some(Command::Update { layout, subscriptions }) => rec.update(layout.map(|l| *l), subscriptions),
                 Some(Command::Stop) | None => break (EndReason::Stopped, None),
+                Some(c) => rec.command(c),
             },
             b = bus_rx.recv() => {
                 if let Some((id, ev)) = b {
@@ -192,6 +244,7 @@ async fn task(
             },
             Some(e) = out_rx.recv() => emit(&e),
             _ = tick.tick() => {
+                rec.tick();
                 // A frozen pipeline stops the heartbeat; the supervisor then ends the task.
                 if last_beat.elapsed() >= heartbeat && rec.stalled_for() < 2 * heartbeat {
                     emit(&Event::Alive);
@@ -226,6 +279,10 @@ async fn task(
     // What the pipelines said while they were torn down (the last AAC part closes then).
     while let Ok((id, ev)) = bus_rx.try_recv() {
         let _ = rec.bus_event(id, ev);
+    }
+    if let Some(done) = rec.outputs_done() {
+        // The pushes end their streams.
+        let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
     }
     drop(rec);
     while let Ok(e) = out_rx.try_recv() {

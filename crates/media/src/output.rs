@@ -1,6 +1,7 @@
-//! Encoders and file sinks behind a pipeline's raw (or pass-through H.264) video and raw
-//! audio: H.264 + AAC-LC into HLS segments (MPEG-TS), fragmented MP4 parts and ADTS AAC parts,
-//! split by length and size. Every file is complete when its `fragment-closed` is reported.
+//! Encoders and sinks behind a pipeline's raw video and raw audio: H.264 + AAC-LC into HLS
+//! segments (MPEG-TS), fragmented MP4 parts and ADTS AAC parts, split by length and size (every
+//! file is complete when its `fragment-closed` is reported); and, for live relays, the encoded
+//! H.264 (with its SEI), AAC and Opus handed out through a [`Tap`].
 
 use crate::gst_util::{capsfilter, link_chain, make, BusEvent};
 use anyhow::{Context, Result};
@@ -11,6 +12,51 @@ use hearth_media_proto::{AudioEncode, Outputs, VideoEncode};
 use std::io::Write;
 use std::path::PathBuf;
 use tokio::sync::mpsc;
+
+/// Encoded media handed out of a pipeline, on the shared system clock (so that several
+/// pipelines and passed-through frames line up).
+pub struct Encoded {
+    pub kind: EncKind,
+    pub buffer: gst::Buffer,
+    pub caps: gst::Caps,
+    /// Presentation time as a time of the system clock (running time + base time).
+    pub clock_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncKind {
+    /// Byte-stream access units, parameter sets before each IDR.
+    H264,
+    /// Raw AAC with codec data in the caps.
+    Aac,
+    /// 20 ms Opus packets, for publishing into rooms.
+    Opus,
+}
+
+/// Where a relay takes its media: encoded buffers out, and the SEI to put into the H.264.
+pub struct Tap {
+    pub tx: mpsc::UnboundedSender<Encoded>,
+    /// Replacements of the SEI messages (each whole), read by the encoder's streaming thread.
+    pub sei: Option<std::sync::mpsc::Receiver<SeiMessages>>,
+    /// A raw audio point for the Opus encoder (set by the canvas).
+    pub opus: Option<gst::Element>,
+}
+
+/// One SEI message a relay adds, and when.
+#[derive(Clone, PartialEq)]
+pub struct SeiMessage {
+    pub payload_type: u8,
+    pub uuid: Option<[u8; 16]>,
+    pub payload: Vec<u8>,
+    pub interval_ms: u64,
+    pub follow_idr: bool,
+}
+
+/// The SEI messages a relay adds (each replacement whole; their cadences carry over).
+#[derive(Default)]
+pub struct SeiMessages {
+    pub messages: Vec<SeiMessage>,
+}
 
 /// Where video comes from: raw frames to encode (its src pad is free).
 pub enum VideoIn {
@@ -30,16 +76,22 @@ pub struct OutputSpec {
 /// MP4 fragments are closed this often, so a killed worker leaves a file playable up to here.
 const MP4_FRAGMENT_MS: u32 = 1000;
 
-/// Builds encoders and sinks in `pipeline` after `video` and `audio`.
+/// Builds encoders and sinks in `pipeline` after `video` and `audio`; returns the video encoder (to force keyframes).
 pub fn attach(
     pipeline: &gst::Pipeline,
     id: u64,
     video: Option<VideoIn>,
     audio: Option<(gst::Element, AudioEncode)>,
     spec: &OutputSpec,
+    tap: Option<Tap>,
     events: mpsc::UnboundedSender<(u64, BusEvent)>,
-) -> Result<()> {
+) -> Result<Option<gst::Element>> {
     let add = |e: &gst::Element| pipeline.add(e).context("adding an element");
+    let mut encoder = None;
+    let (tap_tx, tap_sei, opus) = match tap {
+        Some(t) => (Some(t.tx), t.sei, t.opus),
+        None => (None, None, None),
+    };
     let vtee = match video {
         Some(v) => {
             let tee = make("tee")?;
@@ -57,10 +109,16 @@ pub fn attach(
                     x264.set_property_from_str("speed-preset", "superfast");
                     x264.set_property("bitrate", (enc.bitrate_bps / 1000).max(1));
                     x264.set_property("key-int-max", (enc.gop_secs * enc.fps).max(1));
+                    // Every GOP starts with an IDR (a CDN viewer can join at any of them).
+                    x264.set_property("option-string", "repeat-headers=1");
                     for e in [&conv, &caps, &x264] {
                         add(e)?;
                     }
                     link_chain(&[&src, &conv, &caps, &x264, &tee])?;
+                    if let Some(rx) = tap_sei {
+                        add_sei(&x264, rx);
+                    }
+                    encoder = Some(x264);
                 }
             }
             Some(tee)
@@ -80,10 +138,38 @@ pub fn attach(
                 add(e)?;
             }
             link_chain(&[&src, &conv, &res, &caps, &aac, &parse, &tee])?;
-            Some(tee)
+            Some((tee, enc))
         }
         None => None,
     };
+    let aenc = atee.as_ref().map(|(_, e)| *e);
+    let atee = atee.map(|(t, _)| t);
+    if let Some(tx) = &tap_tx {
+        if let Some(t) = &vtee {
+            tap_branch(pipeline, t, EncKind::H264, tx.clone())?;
+        }
+        if let Some(t) = &atee {
+            tap_branch(pipeline, t, EncKind::Aac, tx.clone())?;
+        }
+        if let (Some(src), Some(enc)) = (opus, aenc) {
+            let conv = make("audioconvert")?;
+            let res = make("audioresample")?;
+            let caps = capsfilter(
+                gst::Caps::builder("audio/x-raw")
+                    .field("rate", 48_000i32)
+                    .field("channels", enc.channels as i32)
+                    .build(),
+            )?;
+            let opusenc = make("opusenc")?;
+            opusenc.set_property_from_str("frame-size", "20");
+            let tee = make("tee")?;
+            for e in [&conv, &res, &caps, &opusenc, &tee] {
+                add(e)?;
+            }
+            link_chain(&[&src, &conv, &res, &caps, &opusenc, &tee])?;
+            tap_branch(pipeline, &tee, EncKind::Opus, tx.clone())?;
+        }
+    }
     let path = |ext: &str, digits: usize| {
         spec.dir
             .join(format!("{}_%0{digits}d.{ext}", spec.base))
@@ -151,7 +237,110 @@ pub fn attach(
             );
         }
     }
+    Ok(encoder)
+}
+
+/// A queue and an appsink on a tee, handing each buffer out with its clock time.
+fn tap_branch(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    kind: EncKind,
+    tx: mpsc::UnboundedSender<Encoded>,
+) -> Result<()> {
+    let q = make("queue")?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline.add(&q)?;
+    pipeline.add(sink.upcast_ref::<gst::Element>())?;
+    link_chain(&[tee, &q, sink.upcast_ref()])?;
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let (Some(buffer), Some(caps)) = (sample.buffer_owned(), sample.caps_owned())
+                else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let base = s.base_time().map(|b| b.nseconds()).unwrap_or(0);
+                // Through the segment: encoders shift their times (x264enc by 1000 hours).
+                let running = buffer.pts().and_then(|pts| {
+                    sample
+                        .segment()?
+                        .downcast_ref::<gst::ClockTime>()?
+                        .to_running_time(pts)
+                });
+                let Some(running) = running else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let e = Encoded {
+                    kind,
+                    buffer,
+                    caps,
+                    clock_ns: running.nseconds() + base,
+                };
+                // A relay that went away ends the stream.
+                tx.send(e).map_err(|_| gst::FlowError::Eos)?;
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
     Ok(())
+}
+
+/// Puts the relay's SEI messages in front of the access units they are due on (the frame's
+/// own memory is kept: the SEI is prepended as another memory).
+fn add_sei(encoder: &gst::Element, rx: std::sync::mpsc::Receiver<SeiMessages>) {
+    let Some(pad) = encoder.static_pad("src") else {
+        return;
+    };
+    // Only this streaming thread takes it (the probe must be Sync): `try_lock` never waits.
+    let state = std::sync::Mutex::new((rx, Vec::<(SeiMessage, crate::sei::Cadence)>::new()));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Ok(mut guard) = state.try_lock() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let (rx, current) = &mut *guard;
+        // The newest replacement wins; a message sent before keeps its cadence.
+        while let Ok(m) = rx.try_recv() {
+            let old = std::mem::take(current);
+            for msg in m.messages {
+                let cadence = old
+                    .iter()
+                    .find(|(o, _)| {
+                        o.payload_type == msg.payload_type
+                            && o.interval_ms == msg.interval_ms
+                            && o.follow_idr == msg.follow_idr
+                    })
+                    .map(|(_, c)| c.clone())
+                    .unwrap_or_else(|| crate::sei::Cadence::new(msg.interval_ms, msg.follow_idr));
+                current.push((msg, cadence));
+            }
+        }
+        if current.is_empty() {
+            return gst::PadProbeReturn::Ok;
+        }
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let pts = buffer.pts().map(|p| p.nseconds()).unwrap_or(0);
+        let key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let mut nals = Vec::new();
+        for (m, cadence) in current.iter_mut() {
+            if cadence.due(pts, key) {
+                nals.extend_from_slice(&crate::sei::nal(
+                    m.payload_type,
+                    m.uuid.as_ref(),
+                    &m.payload,
+                ));
+            }
+        }
+        if !nals.is_empty() {
+            let b = buffer.make_mut();
+            // After the access unit delimiter and parameter sets would be stricter; decoders
+            // and parsers accept an SEI first in the access unit.
+            b.prepend_memory(gst::Memory::from_mut_slice(nals));
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// A file sink that writes every buffer through (no user-space buffer), so that a killed

@@ -6,11 +6,14 @@ use crate::canvas::{Canvas, CanvasSpec};
 use crate::gst_util::BusEvent;
 use crate::output::OutputSpec;
 use crate::timing::Clocks;
+use crate::Runner;
 use anyhow::Result;
 use base64::Engine;
 use hearth_client::{Client, Frame, Kind, Stream, TrackKey, User};
 use hearth_media_proto::layout::{self, Layout, Present};
-use hearth_media_proto::{Event, Outputs, RecordMode, Recording, Subscriptions, TrackType};
+use hearth_media_proto::{
+    Command, Event, Outputs, RecordMode, Recording, Subscriptions, TrackType,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,42 +73,8 @@ impl Recorder {
         Ok(r)
     }
 
-    /// Anchors (not bots, unless bots are recorded) in the room.
-    pub fn anchors(&self) -> usize {
-        self.roster
-            .iter()
-            .filter(|u| !u.bot || self.spec.include_bots)
-            .count()
-    }
-
     fn wanted(&self, u: &User) -> bool {
         !u.bot || self.spec.include_bots
-    }
-
-    pub fn user_entered(&mut self, u: User) {
-        self.roster.retain(|x| x.userid != u.userid);
-        self.roster.push(u.clone());
-        self.resubscribe(&u);
-        self.relayout();
-    }
-
-    pub fn user_updated(&mut self, u: User) {
-        match self.roster.iter_mut().find(|x| x.userid == u.userid) {
-            Some(x) => *x = u.clone(),
-            None => self.roster.push(u.clone()),
-        }
-        self.resubscribe(&u);
-        self.relayout();
-    }
-
-    pub fn user_exited(&mut self, user: &str) {
-        self.roster.retain(|x| x.userid != user);
-        if self.spec.mode == RecordMode::Single {
-            for s in [Stream::Main, Stream::Sub] {
-                self.end_canvas(user, s);
-            }
-        }
-        self.relayout();
     }
 
     /// Subscribes to what is recorded of a user, and drops what is not.
@@ -146,41 +115,6 @@ impl Recorder {
                         Stream::Sub => self.spec.media.sub(),
                     }
             }
-        }
-    }
-
-    pub fn track_removed(&mut self, key: &TrackKey) {
-        self.clocks.forget(key);
-        for c in self.canvases.values_mut() {
-            c.remove_input(key);
-        }
-        self.relayout();
-    }
-
-    pub fn frame(&mut self, f: Frame) {
-        if !self.records(&f.track) {
-            return;
-        }
-        let Some(id) = self.canvas_for(&f.track) else {
-            return;
-        };
-        let capture = self.clocks.capture_instant(&f);
-        let Some(c) = self.canvases.get_mut(&id) else {
-            return;
-        };
-        if !c.has_input(&f.track) {
-            if let Err(e) = c.add_input(&f.track, f.codec) {
-                self.warn(format!(
-                    "adding {}'s {:?}: {e:#}",
-                    f.track.user, f.track.kind
-                ));
-                return;
-            }
-            self.relayout();
-        }
-        let c = self.canvases.get_mut(&id).expect("present");
-        if c.push(&f, capture) {
-            self.client.request_keyframe(f.track.clone());
         }
     }
 
@@ -255,6 +189,9 @@ impl Recorder {
                     .filter(|_| mixed),
                 fill: self.spec.fill,
                 outputs,
+                tap: None,
+                watermarks: false,
+                levels: false,
             },
             self.bus.clone(),
         )
@@ -336,7 +273,7 @@ impl Recorder {
     }
 
     /// ModifyCloudRecording: each given part replaces the running one.
-    pub fn update(&mut self, layout: Option<Layout>, subscriptions: Option<Subscriptions>) {
+    fn update(&mut self, layout: Option<Layout>, subscriptions: Option<Subscriptions>) {
         if let Some(l) = layout {
             self.spec.layout = l;
         }
@@ -359,8 +296,84 @@ impl Recorder {
         self.relayout();
     }
 
+    fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.out.send(Event::Warning { message });
+    }
+}
+
+impl Runner for Recorder {
+    /// Anchors (not bots, unless bots are recorded) in the room.
+    fn anchors(&self) -> usize {
+        self.roster
+            .iter()
+            .filter(|u| !u.bot || self.spec.include_bots)
+            .count()
+    }
+
+    fn user_entered(&mut self, u: User) {
+        self.roster.retain(|x| x.userid != u.userid);
+        self.roster.push(u.clone());
+        self.resubscribe(&u);
+        self.relayout();
+    }
+
+    fn user_updated(&mut self, u: User) {
+        match self.roster.iter_mut().find(|x| x.userid == u.userid) {
+            Some(x) => *x = u.clone(),
+            None => self.roster.push(u.clone()),
+        }
+        self.resubscribe(&u);
+        self.relayout();
+    }
+
+    fn user_exited(&mut self, user: &str) {
+        self.roster.retain(|x| x.userid != user);
+        if self.spec.mode == RecordMode::Single {
+            for s in [Stream::Main, Stream::Sub] {
+                self.end_canvas(user, s);
+            }
+        }
+        self.relayout();
+    }
+
+    fn track_removed(&mut self, key: &TrackKey) {
+        self.clocks.forget(key);
+        for c in self.canvases.values_mut() {
+            c.remove_input(key);
+        }
+        self.relayout();
+    }
+
+    fn frame(&mut self, f: Frame) {
+        if !self.records(&f.track) {
+            return;
+        }
+        let Some(id) = self.canvas_for(&f.track) else {
+            return;
+        };
+        let capture = self.clocks.capture_instant(&f);
+        let Some(c) = self.canvases.get_mut(&id) else {
+            return;
+        };
+        if !c.has_input(&f.track) {
+            if let Err(e) = c.add_input(&f.track, f.codec) {
+                self.warn(format!(
+                    "adding {}'s {:?}: {e:#}",
+                    f.track.user, f.track.kind
+                ));
+                return;
+            }
+            self.relayout();
+        }
+        let c = self.canvases.get_mut(&id).expect("present");
+        if c.push(&f, capture) {
+            self.client.request_keyframe(f.track.clone());
+        }
+    }
+
     /// A bus event of canvas `id`; true when that canvas has finished (EOS).
-    pub fn bus_event(&mut self, id: u64, ev: BusEvent) -> Result<bool, String> {
+    fn bus_event(&mut self, id: u64, ev: BusEvent) -> Result<bool, String> {
         match ev {
             BusEvent::FragmentOpened {
                 location,
@@ -416,19 +429,20 @@ impl Recorder {
                 }
                 Ok(true)
             }
+            BusEvent::Level { .. } => Ok(false),
             BusEvent::Error(e) => Err(e),
         }
     }
 
     /// Sends EOS to every canvas; `bus_event` reports each as it finishes.
-    pub fn finish(&mut self) {
+    fn finish(&mut self) {
         for c in self.canvases.values() {
             c.send_eos();
         }
     }
 
     /// The longest any pipeline has gone without producing.
-    pub fn stalled_for(&self) -> std::time::Duration {
+    fn stalled_for(&self) -> std::time::Duration {
         self.canvases
             .values()
             .map(Canvas::stalled_for)
@@ -436,13 +450,18 @@ impl Recorder {
             .unwrap_or_default()
     }
 
-    pub fn canvases_left(&self) -> usize {
+    fn canvases_left(&self) -> usize {
         self.canvases.len()
     }
 
-    fn warn(&self, message: String) {
-        tracing::warn!("{message}");
-        let _ = self.out.send(Event::Warning { message });
+    fn command(&mut self, c: Command) {
+        if let Command::Update {
+            layout,
+            subscriptions,
+        } = c
+        {
+            self.update(layout.map(|l| *l), subscriptions);
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Dest {
         /// UserDefineRecordId: stored names are `<it>__UserId_u_<name>`.
         user_prefix: Option<String>,
     },
+    /// A task that writes no files (a live relay).
+    Nowhere,
 }
 
 impl Dest {
@@ -45,6 +47,10 @@ impl Dest {
                     retry: true,
                 })
             }
+            Dest::Nowhere => Err(S3Error {
+                message: format!("{name}: this task stores no files"),
+                retry: false,
+            }),
         }
     }
 
@@ -65,6 +71,7 @@ impl Dest {
         match self {
             Dest::S3 { bucket, prefix } => bucket.object_url(&format!("{prefix}{name}")),
             Dest::Vod { .. } => self.public_name(name),
+            Dest::Nowhere => name.to_owned(),
         }
     }
 
@@ -72,7 +79,7 @@ impl Dest {
     /// a bucket, a signed URL in the VOD store.
     pub fn public_name(&self, name: &str) -> String {
         match self {
-            Dest::S3 { .. } => name.to_owned(),
+            Dest::S3 { .. } | Dest::Nowhere => name.to_owned(),
             Dest::Vod {
                 vod,
                 app,

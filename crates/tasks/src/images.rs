@@ -1,9 +1,11 @@
-//! Images a layout names by URL (background, placeholders, cell backgrounds): fetched once
+//! Images a layout or a watermark names by URL (background, placeholders, cell backgrounds,
+//! watermarks): fetched once
 //! under the outbound rules, at most 5 MB, JPG or PNG by content, and handed to the worker as
 //! local files.
 
 use hearth_api::media::TaskError;
 use hearth_media_proto::layout::Layout;
+use hearth_media_proto::Watermark;
 use hearth_outbound::Rules;
 use std::path::Path;
 use std::time::Duration;
@@ -22,20 +24,38 @@ pub async fn fetch_layout(
         n
     };
     if let Some(u) = layout.background_image.take() {
-        layout.background_image = Some(fetch(rules, &u, dir, next()).await?);
+        layout.background_image = Some(fetch(rules, &u, dir, &format!("image-{}", next())).await?);
     }
     if let Some(u) = layout.placeholder_image.take() {
-        layout.placeholder_image = Some(fetch(rules, &u, dir, next()).await?);
+        layout.placeholder_image = Some(fetch(rules, &u, dir, &format!("image-{}", next())).await?);
     }
     for c in &mut layout.cells {
         if let Some(u) = c.image.take() {
-            c.image = Some(fetch(rules, &u, dir, next()).await?);
+            c.image = Some(fetch(rules, &u, dir, &format!("image-{}", next())).await?);
         }
     }
     Ok(layout)
 }
 
-async fn fetch(rules: &Rules, url: &str, dir: &Path, n: usize) -> Result<String, TaskError> {
+/// Replaces the image URL of every image watermark by a local file under `dir`.
+pub async fn fetch_watermarks(
+    rules: &Rules,
+    mut list: Vec<Watermark>,
+    dir: &Path,
+) -> Result<Vec<Watermark>, TaskError> {
+    // Names unique across updates: a running worker may still read an older file.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    for (i, w) in list.iter_mut().enumerate() {
+        if let Watermark::Image { image, .. } = w {
+            *image = fetch(rules, image, dir, &format!("watermark-{stamp}-{i}")).await?;
+        }
+    }
+    Ok(list)
+}
+
+async fn fetch(rules: &Rules, url: &str, dir: &Path, name: &str) -> Result<String, TaskError> {
     let bad = |m: String| TaskError::Invalid(format!("image {url}: {m}"));
     let checked = rules
         .check(url, &["http", "https"])
@@ -70,7 +90,7 @@ async fn fetch(rules: &Rules, url: &str, dir: &Path, n: usize) -> Result<String,
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| TaskError::Failed(e.to_string()))?;
-    let path = dir.join(format!("image-{n}.{ext}"));
+    let path = dir.join(format!("{name}.{ext}"));
     tokio::fs::write(&path, &body)
         .await
         .map_err(|e| TaskError::Failed(e.to_string()))?;

@@ -12,10 +12,11 @@ mod vod;
 pub use vod::Vod;
 
 use hearth_api::media::{
-    MediaTasks, RecordedFile, RecordingInfo, RecordingStart, TaskError, TaskFuture,
+    MediaTasks, RecordedFile, RecordingInfo, RecordingStart, RelayChange, RelayStart, TaskError,
+    TaskFuture,
 };
 use hearth_media_proto::layout::Layout;
-use hearth_media_proto::{Command, Subscriptions};
+use hearth_media_proto::{Command, RelayUpdate, Subscriptions};
 use hearth_outbound::Rules;
 use hearth_store::Store;
 use hearth_types::SdkAppId;
@@ -50,6 +51,22 @@ pub(crate) struct Entry {
     pub cmds: mpsc::UnboundedSender<Command>,
     pub expires: Instant,
     pub cost: f64,
+    /// `recording` or `relay`: the actions of one kind do not see the other's tasks.
+    pub kind: &'static str,
+    pub relay: Option<RelayShape>,
+    /// A relay's CDN pushes: URL → (connected, last error).
+    pub pushes: HashMap<String, (bool, Option<String>)>,
+}
+
+/// What a relay was started as: what its updates may not change.
+#[derive(Debug, Clone)]
+pub(crate) struct RelayShape {
+    pub transcoding: bool,
+    pub video: bool,
+    pub audio: Option<hearth_media_proto::AudioEncode>,
+    pub video_codec_fixed: Option<hearth_media_proto::VideoEncode>,
+    /// The last SequenceNumber taken.
+    pub sequence: Option<u64>,
 }
 
 #[derive(Default)]
@@ -67,6 +84,8 @@ pub struct TaskCounts {
     pub refused: u64,
     pub uploads_failed: u64,
     pub files_left_local: u64,
+    /// CDN pushes that failed or dropped (each retried).
+    pub push_failures: u64,
 }
 
 pub(crate) struct Shared {
@@ -153,18 +172,29 @@ impl Tasks {
         }
     }
 
-    /// The live entry of a task the caller may act on.
+    /// The live entry of a task of `kind` the caller may act on.
     fn with_entry<T>(
         &self,
         app: SdkAppId,
         id: &str,
+        kind: &str,
         f: impl FnOnce(&mut Entry) -> T,
     ) -> Result<T, TaskError> {
         let mut t = self.shared.table.lock().unwrap_or_else(|p| p.into_inner());
         match t.tasks.get_mut(&(app.0, id.to_owned())) {
-            Some(e) if e.expires > Instant::now() => Ok(f(e)),
+            Some(e) if e.expires > Instant::now() && e.kind == kind => Ok(f(e)),
             _ => Err(TaskError::NotFound),
         }
+    }
+
+    /// CDN pushes of running relays: (connected, retrying).
+    pub fn push_counts(&self) -> (u64, u64) {
+        let t = self.shared.table.lock().unwrap_or_else(|p| p.into_inner());
+        let all = t.tasks.values().flat_map(|e| e.pushes.values());
+        all.fold(
+            (0, 0),
+            |(c, r), (ok, _)| if *ok { (c + 1, r) } else { (c, r + 1) },
+        )
     }
 }
 
@@ -194,7 +224,7 @@ impl MediaTasks for Tasks {
     }
 
     fn describe_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, RecordingInfo> {
-        let r = self.with_entry(app, &task_id, |e| RecordingInfo {
+        let r = self.with_entry(app, &task_id, "recording", |e| RecordingInfo {
             status: e.status,
             files: e.files.clone(),
         });
@@ -212,7 +242,7 @@ impl MediaTasks for Tasks {
         let this = self.clone();
         Box::pin(async move {
             // Nothing is fetched (or written under the task's dir) for a task that is not there.
-            this.with_entry(app, &task_id, |e| {
+            this.with_entry(app, &task_id, "recording", |e| {
                 if e.status == "Exited" {
                     Err(TaskError::NotFound)
                 } else {
@@ -232,7 +262,7 @@ impl MediaTasks for Tasks {
                 layout,
                 subscriptions,
             };
-            this.with_entry(app, &task_id, |e| {
+            this.with_entry(app, &task_id, "recording", |e| {
                 if e.status == "Exited" {
                     Err(TaskError::NotFound)
                 } else {
@@ -245,7 +275,7 @@ impl MediaTasks for Tasks {
     }
 
     fn delete_recording(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
-        let r = self.with_entry(app, &task_id, |e| {
+        let r = self.with_entry(app, &task_id, "recording", |e| {
             if e.status != "Exited" {
                 e.status = "Exited";
                 let _ = e.cmds.send(Command::Stop);
@@ -253,4 +283,133 @@ impl MediaTasks for Tasks {
         });
         Box::pin(async move { r })
     }
+
+    fn start_relay(&self, req: RelayStart) -> TaskFuture<'_, String> {
+        Box::pin(task::create_relay(self.shared.clone(), req))
+    }
+
+    fn update_relay(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        change: RelayChange,
+    ) -> TaskFuture<'_, ()> {
+        let shared = self.shared.clone();
+        let this = self.clone();
+        Box::pin(async move {
+            // The shape first: nothing is fetched for an update that will be refused.
+            this.with_entry(app, &task_id, "relay", |e| check_change(e, &change))??;
+            let mut u: RelayUpdate = change.update;
+            for j in u.feedback.iter_mut().flatten() {
+                j.ws_url = shared.cfg.ws_url.clone();
+            }
+            if let Some(urls) = &u.cdn {
+                for url in urls {
+                    task::check_cdn(&shared, url).await?;
+                }
+            }
+            let dir = shared
+                .cfg
+                .data_dir
+                .join("tasks")
+                .join(&task_id)
+                .join("images");
+            if let Some(l) = u.layout.take() {
+                u.layout = Some(images::fetch_layout(&shared.rules, l, &dir).await?);
+            }
+            if let Some(w) = u.watermarks.take() {
+                u.watermarks = Some(images::fetch_watermarks(&shared.rules, w, &dir).await?);
+            }
+            if let Some((bg, Some(img))) = u.background.take() {
+                let l = Layout {
+                    background_image: Some(img),
+                    ..Layout::default()
+                };
+                let l = images::fetch_layout(&shared.rules, l, &dir).await?;
+                u.background = Some((bg, l.background_image));
+            }
+            this.with_entry(app, &task_id, "relay", |e| {
+                check_change(e, &change_seq(change.sequence))?;
+                if let Some(shape) = e.relay.as_mut() {
+                    shape.sequence = Some(change.sequence);
+                }
+                if let Some(urls) = &u.cdn {
+                    e.pushes.retain(|k, _| urls.contains(k));
+                }
+                e.cmds
+                    .send(Command::UpdateRelay(Box::new(u)))
+                    .map_err(|_| TaskError::Failed("the task is ending".into()))
+            })?
+        })
+    }
+
+    fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
+        let r = self.with_entry(app, &task_id, "relay", |e| {
+            if e.status == "Exited" {
+                return Err(TaskError::NotFound);
+            }
+            e.status = "Exited";
+            let _ = e.cmds.send(Command::Stop);
+            Ok(())
+        });
+        Box::pin(async move { r? })
+    }
+}
+
+/// Only the sequence of a change (the second check, under the same lock as the send).
+fn change_seq(sequence: u64) -> RelayChange {
+    RelayChange {
+        sequence,
+        transcoding: true,
+        audio: None,
+        video_encode: None,
+        video_params: false,
+        update: RelayUpdate::default(),
+    }
+}
+
+/// The spec's rules for UpdatePublishCdnStream against the running task.
+fn check_change(e: &Entry, c: &RelayChange) -> Result<(), TaskError> {
+    if e.status == "Exited" {
+        return Err(TaskError::NotFound);
+    }
+    let Some(shape) = &e.relay else {
+        return Err(TaskError::NotFound);
+    };
+    if shape.sequence.is_some_and(|s| c.sequence <= s) {
+        return Err(TaskError::Invalid(format!(
+            "SequenceNumber must increase with each update: {} is not above {}.",
+            c.sequence,
+            shape.sequence.unwrap_or(0)
+        )));
+    }
+    // The sequence-only re-check stops here.
+    if c.update == RelayUpdate::default() && c.audio.is_none() && !c.video_params {
+        return Ok(());
+    }
+    if c.transcoding != shape.transcoding {
+        return Err(TaskError::Invalid(
+            "WithTranscoding cannot change during a task.".into(),
+        ));
+    }
+    if c.video_params && !shape.video {
+        return Err(TaskError::Invalid(
+            "VideoParams: a task started audio-only cannot switch to audio and video.".into(),
+        ));
+    }
+    if let (Some(a), Some(was)) = (c.audio, shape.audio) {
+        if a != was {
+            return Err(TaskError::Invalid(
+                "AudioParams.AudioEncode: the audio codec, sample rate, bitrate and channels cannot change during a task.".into(),
+            ));
+        }
+    }
+    if let (Some(v), Some(was)) = (c.video_encode, shape.video_codec_fixed) {
+        if v != was {
+            return Err(TaskError::Invalid(
+                "VideoParams.VideoEncode: the output's size, frame rate, bitrate and GOP are fixed for a task on this server.".into(),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -6,9 +6,10 @@
 use crate::dest::{Dest, Playlists};
 use crate::s3::Bucket;
 use crate::{images, Entry, Shared};
-use hearth_api::media::{RecordedFile, RecordingStart, Storage, TaskError};
+use hearth_api::media::{RecordedFile, RecordingStart, RelayStart, Storage, TaskError};
 use hearth_media_proto::{
-    Command, EndReason, Event, Join, RecordMode, Recording, RoomRef, TaskSpec,
+    Command, EndReason, Event, Job, Join, RecordMode, Recording, Relay, RelaySource, RoomRef,
+    TaskSpec,
 };
 use hearth_store::TaskRecord;
 use hearth_types::{RoomKey, UnixSecs};
@@ -33,6 +34,51 @@ fn cost_of(r: &Recording) -> f64 {
             0.1 + 0.25 * px / (1280.0 * 720.0 * 15.0)
         }
         RecordMode::Single => 0.3,
+    }
+}
+
+/// A relay: a mix costs as a mixed recording of its picture (plus its outputs); a single
+/// stream is passed through or transcoded.
+fn relay_cost(r: &Relay) -> f64 {
+    let outputs = 0.02 * (r.cdn.len() + r.feedback.len()) as f64;
+    outputs
+        + match &r.source {
+            RelaySource::Mix(m) => match m.video {
+                Some(v) => {
+                    let px = f64::from(v.width * v.height * v.fps);
+                    0.1 + 0.25 * px / (1280.0 * 720.0 * 15.0)
+                }
+                None => 0.05,
+            },
+            RelaySource::Single { video, .. } => {
+                if video.is_some() {
+                    0.2
+                } else {
+                    0.05
+                }
+            }
+        }
+}
+
+/// The join of a robot in a room.
+pub(crate) fn join_of(
+    shared: &Shared,
+    app: hearth_types::SdkAppId,
+    room: &RoomKey,
+    user_id: &str,
+    user_sig: &str,
+    private_map_key: Option<String>,
+) -> Join {
+    Join {
+        ws_url: shared.cfg.ws_url.clone(),
+        sdk_app_id: app.0,
+        room: match room {
+            RoomKey::Num(n) => RoomRef::Num(*n),
+            RoomKey::Str(s) => RoomRef::Str(s.clone()),
+        },
+        user_id: user_id.to_owned(),
+        user_sig: user_sig.to_owned(),
+        private_map_key,
     }
 }
 
@@ -63,21 +109,7 @@ impl Shared {
 
 pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<String, TaskError> {
     shared.available.clone().map_err(TaskError::Unavailable)?;
-    let cost = cost_of(&req.recording);
-    {
-        let mut t = shared.lock_table();
-        if t.used + cost > shared.cfg.cpu_budget + 1e-9 {
-            drop(t);
-            shared.count(|c| c.refused += 1);
-            return Err(TaskError::Concurrency);
-        }
-        t.used += cost;
-    }
-    let mut reservation = Reservation {
-        shared: shared.clone(),
-        cost,
-        kept: false,
-    };
+    let reservation = reserve(&shared, cost_of(&req.recording))?;
     let task_id = uuid::Uuid::new_v4().to_string();
     let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
     let dest = prepare_dest(&shared, &req, &task_id).await?;
@@ -85,24 +117,165 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
     recording.segment_secs = shared.cfg.hls_segment_secs;
     recording.layout =
         images::fetch_layout(&shared.rules, recording.layout, &work_dir.join("images")).await?;
-    let mode = recording.mode;
     let usage = UsageRule::of(&recording);
+    let params = serde_json::json!({"mode": recording.mode, "user_id": req.user_id});
+    let join = join_of(
+        &shared,
+        req.app,
+        &req.room,
+        &req.user_id,
+        &req.user_sig,
+        req.private_map_key,
+    );
+    launch(
+        shared,
+        Launch {
+            task_id,
+            work_dir,
+            join,
+            job: Job::Record(recording),
+            kind: "recording",
+            room: req.room,
+            params,
+            dest,
+            usage,
+            expire: Duration::from_secs(req.expire_hours * 3600),
+            relay: None,
+        },
+        reservation,
+    )
+    .await
+}
+
+/// Starts a relay (StartPublishCdnStream).
+pub(crate) async fn create_relay(
+    shared: Arc<Shared>,
+    req: RelayStart,
+) -> Result<String, TaskError> {
+    shared.available.clone().map_err(TaskError::Unavailable)?;
+    let reservation = reserve(&shared, relay_cost(&req.relay))?;
+    let task_id = uuid::Uuid::new_v4().to_string();
+    let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
+    let mut relay = req.relay;
+    for j in &mut relay.feedback {
+        j.ws_url = shared.cfg.ws_url.clone();
+    }
+    for url in &relay.cdn {
+        check_cdn(&shared, url).await?;
+    }
+    if let RelaySource::Mix(m) = &mut relay.source {
+        let dir = work_dir.join("images");
+        m.layout = images::fetch_layout(&shared.rules, std::mem::take(&mut m.layout), &dir).await?;
+        m.watermarks =
+            images::fetch_watermarks(&shared.rules, std::mem::take(&mut m.watermarks), &dir)
+                .await?;
+    }
+    let (transcoding, video) = match &relay.source {
+        RelaySource::Mix(m) => (true, m.video.is_some()),
+        RelaySource::Single { video, .. } => (false, video.is_some()),
+    };
+    let usage = UsageRule::relay(&relay);
+    let params =
+        serde_json::json!({"user_id": req.user_id, "transcoding": transcoding, "video": video});
+    let join = join_of(
+        &shared,
+        req.app,
+        &req.room,
+        &req.user_id,
+        &req.user_sig,
+        None,
+    );
+    launch(
+        shared,
+        Launch {
+            task_id,
+            work_dir,
+            join,
+            job: Job::Relay(relay),
+            kind: "relay",
+            room: req.room,
+            params,
+            dest: Dest::Nowhere,
+            usage,
+            expire: Duration::from_secs(u64::MAX / 4),
+            relay: Some(crate::RelayShape {
+                transcoding,
+                video,
+                audio: req.audio,
+                video_codec_fixed: req.video_encode,
+                sequence: None,
+            }),
+        },
+        reservation,
+    )
+    .await
+}
+
+/// A CDN URL must be RTMP(S) to an address the outbound rules allow.
+pub(crate) async fn check_cdn(shared: &Shared, url: &str) -> Result<(), TaskError> {
+    shared
+        .rules
+        .check(url, &["rtmp", "rtmps"])
+        .await
+        .map(|_| ())
+        .map_err(|e| TaskError::Invalid(format!("PublishCdnUrl {url}: {e}")))
+}
+
+fn reserve(shared: &Arc<Shared>, cost: f64) -> Result<Reservation, TaskError> {
+    let mut t = shared.lock_table();
+    if t.used + cost > shared.cfg.cpu_budget + 1e-9 {
+        drop(t);
+        shared.count(|c| c.refused += 1);
+        return Err(TaskError::Concurrency);
+    }
+    t.used += cost;
+    Ok(Reservation {
+        shared: shared.clone(),
+        cost,
+        kept: false,
+    })
+}
+
+struct Launch {
+    task_id: String,
+    work_dir: PathBuf,
+    join: Join,
+    job: Job,
+    kind: &'static str,
+    room: RoomKey,
+    params: serde_json::Value,
+    dest: Dest,
+    usage: UsageRule,
+    expire: Duration,
+    relay: Option<crate::RelayShape>,
+}
+
+/// Runs a worker for a prepared task; answers once its robot is in the room.
+async fn launch(
+    shared: Arc<Shared>,
+    l: Launch,
+    mut reservation: Reservation,
+) -> Result<String, TaskError> {
+    let Launch {
+        task_id,
+        work_dir,
+        join,
+        job,
+        kind,
+        room,
+        params,
+        dest,
+        usage,
+        expire,
+        relay,
+    } = l;
+    let cost = reservation.cost;
     let spec = TaskSpec {
         task_id: task_id.clone(),
-        join: Join {
-            ws_url: shared.cfg.ws_url.clone(),
-            sdk_app_id: req.app.0,
-            room: match &req.room {
-                RoomKey::Num(n) => RoomRef::Num(*n),
-                RoomKey::Str(s) => RoomRef::Str(s.clone()),
-            },
-            user_id: req.user_id.clone(),
-            user_sig: req.user_sig,
-            private_map_key: req.private_map_key,
-        },
+        join,
         work_dir: work_dir.clone(),
         eos_timeout_secs: shared.cfg.eos_timeout_secs,
-        recording,
+        job,
     };
     let (mut child, mut stdin, mut lines) = spawn(&shared.cfg.worker_bin, &spec).await?;
     // The answer waits for the robot to be in the room: a refused entry is the caller's error.
@@ -129,30 +302,33 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
         return Err(if why.contains("enter refused") {
             TaskError::Invalid(format!("the robot could not enter the room: {why}"))
         } else {
-            TaskError::Failed(format!("the recording could not start: {why}"))
+            TaskError::Failed(format!("the {kind} could not start: {why}"))
         });
     }
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-    let key = (req.app.0, task_id.clone());
+    let key = (spec.join.sdk_app_id, task_id.clone());
     shared.lock_table().tasks.insert(
         key.clone(),
         Entry {
             status: "InProgress",
             files: Vec::new(),
             cmds: cmd_tx,
-            expires: Instant::now() + Duration::from_secs(req.expire_hours * 3600),
+            expires: Instant::now() + expire,
             cost,
+            kind,
+            relay,
+            pushes: Default::default(),
         },
     );
     reservation.kept = true;
     shared.count(|c| c.running += 1);
     let record = TaskRecord {
         task_id: task_id.clone(),
-        sdk_app_id: req.app,
-        kind: "recording".into(),
+        sdk_app_id: hearth_types::SdkAppId(key.0),
+        kind: kind.into(),
         state: "InProgress".into(),
-        room: Some(req.room.clone()),
-        params_json: serde_json::json!({"mode": mode, "user_id": req.user_id}).to_string(),
+        room: Some(room),
+        params_json: params.to_string(),
         created_at: UnixSecs::now(),
         ended_at: None,
     };
@@ -276,16 +452,40 @@ struct Driver {
 }
 
 /// Which files count for usage (one output format, so HLS and MP4 of the same media are not
-/// counted twice) and in which resolution class.
+/// counted twice) and in which resolution class; a relay counts its whole running time.
 #[derive(Clone, Copy)]
 struct UsageRule {
     ext: &'static str,
     video_class: &'static str,
     /// Audio files count only when the task records no video.
     audio_counts: bool,
+    /// A relay: its usage key (`SDH264`…, `Audio` for mixes; `Relay` for single streams).
+    whole_task: Option<&'static str>,
 }
 
 impl UsageRule {
+    fn relay(r: &Relay) -> Self {
+        let class = match &r.source {
+            RelaySource::Mix(m) => match m.video {
+                Some(v) => match hearth_types::resolution_class(v.width, v.height) {
+                    "SD" => "SDH264",
+                    "HD" => "HDH264",
+                    "FullHD" => "FullHDH264",
+                    "2K" => "2KH264",
+                    _ => "4KH264",
+                },
+                None => "Audio",
+            },
+            RelaySource::Single { .. } => "Relay",
+        };
+        UsageRule {
+            ext: "",
+            video_class: class,
+            audio_counts: false,
+            whole_task: Some(class),
+        }
+    }
+
     fn of(r: &Recording) -> Self {
         let ext = if r.outputs.hls {
             ".ts"
@@ -298,6 +498,7 @@ impl UsageRule {
             ext,
             video_class: hearth_types::resolution_class(r.video.width, r.video.height),
             audio_counts: !r.stream_type.video(),
+            whole_task: None,
         }
     }
 
@@ -415,6 +616,11 @@ async fn drive(mut d: Driver) {
             .map(|e| e.files.clone())
             .unwrap_or_default()
     };
+    if let Some(class) = d.usage.whole_task {
+        let begin = d.record.created_at.0 as u64 * 1000;
+        let secs = (UnixSecs::now().0 - d.record.created_at.0).max(0) as f64;
+        d.intervals.push((begin, secs, class));
+    }
     let mut rec = d.record;
     rec.state = if failed { "Failed" } else { "Finished" }.into();
     rec.ended_at = Some(UnixSecs::now());
@@ -526,6 +732,18 @@ fn on_event(
             set_status(&d.shared, &d.key, "Exited");
         }
         Event::Warning { message } => tracing::warn!(task = %d.key.1, %message, "worker"),
+        Event::Push {
+            url,
+            connected,
+            message,
+        } => {
+            if !connected {
+                d.shared.count(|c| c.push_failures += 1);
+            }
+            if let Some(e) = d.shared.lock_table().tasks.get_mut(&d.key) {
+                e.pushes.insert(url, (connected, message));
+            }
+        }
         Event::Joined | Event::Alive => {}
     }
 }

@@ -7,6 +7,7 @@ mod lcic;
 mod moderation;
 mod monitor;
 mod record;
+mod relay;
 mod room;
 mod unusual;
 mod usage;
@@ -75,6 +76,9 @@ pub async fn dispatch(
         "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,
         "GetRoomEvent" => lcic::get_room_event(&ctx, params).await,
         "DescribeUnusualEvent" => unusual::describe_unusual_event(&ctx, params).await,
+        "StartPublishCdnStream" => relay::start_publish_cdn_stream(&ctx, params).await,
+        "UpdatePublishCdnStream" => relay::update_publish_cdn_stream(&ctx, params).await,
+        "StopPublishCdnStream" => relay::stop_publish_cdn_stream(&ctx, params).await,
         "CreateCloudRecording" => record::create_cloud_recording(&ctx, params).await,
         "DescribeCloudRecording" => record::describe_cloud_recording(&ctx, params).await,
         "ModifyCloudRecording" => record::modify_cloud_recording(&ctx, params).await,

@@ -291,7 +291,7 @@ struct DescribeOut {
     files: Vec<StorageFileOut>,
 }
 
-fn out_of_range(m: impl Into<String>) -> ApiError {
+pub(super) fn out_of_range(m: impl Into<String>) -> ApiError {
     ApiError::InvalidParameterOf {
         detail: "OutOfRange",
         message: m.into(),
@@ -299,7 +299,13 @@ fn out_of_range(m: impl Into<String>) -> ApiError {
 }
 
 /// `name` in `lo..=hi`, or the default.
-fn ranged(v: Option<i64>, name: &str, lo: i64, hi: i64, default: i64) -> Result<i64, ApiError> {
+pub(super) fn ranged(
+    v: Option<i64>,
+    name: &str,
+    lo: i64,
+    hi: i64,
+    default: i64,
+) -> Result<i64, ApiError> {
     let v = v.unwrap_or(default);
     if (lo..=hi).contains(&v) {
         Ok(v)
@@ -441,7 +447,7 @@ fn stream_of(v: Option<i64>, name: &str) -> Result<layout::Stream, ApiError> {
 }
 
 /// An image URL of a layout: JPG/PNG by its extension (the task fetches it, ≤ 5 MB).
-fn image(url: Option<String>, name: &str) -> Result<Option<String>, ApiError> {
+pub(super) fn image(url: Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     let Some(url) = url.filter(|u| !u.is_empty()) else {
         return Ok(None);
     };
@@ -792,7 +798,12 @@ pub async fn create_cloud_recording(
 }
 
 /// The robot's UserSig must be a valid one of this application, for this UserId.
-fn check_usersig(ctx: &Ctx, app: SdkAppId, user: &str, sig: &str) -> Result<(), ApiError> {
+pub(super) fn check_usersig(
+    ctx: &Ctx,
+    app: SdkAppId,
+    user: &str,
+    sig: &str,
+) -> Result<(), ApiError> {
     let Some(rec) = ctx.state.tenants.app(app) else {
         return Err(ApiError::SdkAppIdNotExist(app.0));
     };
@@ -808,7 +819,7 @@ fn check_usersig(ctx: &Ctx, app: SdkAppId, user: &str, sig: &str) -> Result<(), 
     Ok(())
 }
 
-fn task_id(id: &str) -> Result<String, ApiError> {
+pub(super) fn task_id(id: &str) -> Result<String, ApiError> {
     if id.is_empty() {
         return Err(ApiError::MissingParameterOf {
             detail: "TaskId",

