@@ -184,3 +184,131 @@ def test_grid_mix_to_two_cdns_with_watermarks_then_swap_and_stop(relay, cdn, ima
     assert len(frames) > 60 and len(keys) >= 3, (len(frames), keys)
     gaps = [b - a for a, b in zip(keys, keys[1:])]
     assert all(1800 <= g <= 2200 for g in gaps), gaps
+
+
+class VideoOnly(Publisher):
+    """A publisher with a camera and no microphone."""
+
+    def __init__(self, h, app, user, *, rgb, **room):
+        from media import Client, ColorVideoTrack
+
+        Client.__init__(self, h, app, user, **room)
+        self.video = ColorVideoTrack(rgb)
+        self.pc.addTransceiver(self.video, direction="sendonly")
+
+
+def metric(h, name: str) -> float:
+    text = requests.get(f"http://{h.host}/metrics", timeout=5).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_sei_follows_who_speaks_a_dead_url_is_retried_and_a_new_url_leaves_the_first_alone(relay, cdn):
+    r = room()
+    k1, k2 = f"sei{r}a", f"sei{r}b"
+    dead = f"rtmp://127.0.0.1:{__import__('conftest').free_port()}/live/nobody"
+
+    async def body():
+        alice = Publisher(relay, APP1, "alice", rgb=RED, hz=440.0, room=r)
+        await alice.start()
+        await asyncio.sleep(0.3)
+        bob = VideoOnly(relay, APP1, "bob", rgb=BLUE, room=r)
+        await bob.start()
+        task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(k1), dead),
+                     VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3}},
+                     SeiParams={"LayoutVolume": {"AppData": "sei_test", "PayloadType": 100,
+                                                 "Interval": 1000, "FollowIdr": 1}})
+        await wait_for(lambda: k1 in cdn.publishing(), 15, "the good URL at nginx", step=0.25)
+        # The dead URL is retried (with backoff) while the good one streams.
+        await wait_for(lambda: metric(relay, "hearth_relay_push_failures_total") >= 2, 15,
+                       "retries of the dead URL", step=0.5)
+        assert metric(relay, 'hearth_relay_pushes{state="retrying"}') == 1
+        await asyncio.sleep(3)
+        began = cdn.publishing()[k1]
+        update(relay, task, 7, PublishCdnParams=cdn_params(cdn.url(k1), dead, cdn.url(k2)))
+        await wait_for(lambda: k2 in cdn.publishing(), 10, "the added URL at nginx", step=0.25)
+        await asyncio.sleep(2)
+        now = cdn.publishing()
+        # The first publish went on (nginx's time of it kept growing from before the update).
+        assert now[k1] >= began + 2, (began, now)
+        stop(relay, task)
+        await wait_for(lambda: not ({k1, k2} & set(cdn.publishing())), 3, "the publishes to end", step=0.1)
+        await alice.close()
+        await bob.close()
+
+    run(body())
+    aus = flv_h264(cdn.recorded(k1))
+    seis = []
+    for ms, key, au in aus:
+        for pt, payload in sei_messages(au):
+            if pt == 100:
+                seis.append((ms, key, json.loads(payload)))
+    assert len(seis) >= 5, len(seis)
+    # With the IDRs (FollowIdr) and about every second in between. (Not yet on the stream's
+    # first IDRs of a push nor on a last one cut at the stop: see docs/relay.md.)
+    keys_with = [ms for ms, key, _ in seis if key]
+    keys = [ms for ms, key, _ in aus if key]
+    assert {k for k in keys[1:-1] if k > 1000} <= set(keys_with), (keys_with, keys)
+    assert all(b - a <= 1300 for a, b in zip([s[0] for s in seis], [s[0] for s in seis][1:])), seis
+    last = seis[-1][2]
+    assert last["app_data"] == "sei_test" and last["canvas"] == {"w": 640, "h": 360}, last
+    regions = {reg["uid"]: reg for reg in last["regions"]}
+    assert set(regions) == {"alice", "bob"}, last
+    assert (regions["alice"]["x"], regions["alice"]["w"], regions["bob"]["x"]) == (0, 320, 320), last
+    # Alice makes the tone; bob has no microphone.
+    loud = [s[2] for s in seis[len(seis) // 2:]]
+    assert all({g["uid"]: g for g in s["regions"]}["alice"]["volume"] > 30 for s in loud), loud
+    assert all({g["uid"]: g for g in s["regions"]}["bob"]["volume"] == 0 for s in loud), loud
+
+
+def test_relay_errors(relay, cdn):
+    c = sdk_client(relay)
+    bot = "errbot"
+    base = {"SdkAppId": APP1, "RoomId": "8999", "RoomIdType": 0,
+            "AgentParams": {"UserId": bot, "UserSig": usersig(relay, APP1, bot)},
+            "WithTranscoding": 1, "AudioParams": AUDIO,
+            "PublishCdnParams": cdn_params(cdn.url("never"))}
+
+    def err(**over) -> str:
+        p = dict(base)
+        p.update(over)
+        return error_of(c, "StartPublishCdnStream", {k: v for k, v in p.items() if v is not None})
+
+    assert err(AudioParams=None) == "MissingParameter"
+    assert err(PublishCdnParams=None) == "MissingParameter"
+    assert err(AudioParams={"AudioEncode": {"SampleRate": 48000, "Channel": 2, "BitRate": 64, "Codec": 1}}) == "InvalidParameter"
+    assert err(AudioParams={"AudioEncode": {"SampleRate": 22050, "Channel": 2, "BitRate": 64}}).startswith("InvalidParameter")
+    assert err(WithTranscoding=0) == "MissingParameter"
+    assert err(PublishCdnParams=cdn_params("http://127.0.0.1/live/x")) == "InvalidParameter"
+    assert err(PublishCdnParams=cdn_params(*[cdn.url(f"k{i}") for i in range(11)])).startswith("InvalidParameter")
+    assert err(AgentParams={"UserId": bot, "UserSig": "bad"}) == "InvalidParameter.UserSig"
+    assert err(RoomIdType=0, RoomId="not-a-number").startswith("InvalidParameter")
+    assert err(VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 2}}) == "InvalidParameter"
+    # A CDN address the outbound rules do not allow is never dialled.
+    assert err(PublishCdnParams=cdn_params("rtmp://169.254.169.254/live/x")) == "InvalidParameter"
+    for action in ("StopPublishCdnStream",):
+        assert error_of(c, action, {"SdkAppId": APP1, "TaskId": "no-such-task"}) == "ResourceNotFound"
+    assert error_of(c, "UpdatePublishCdnStream", {"SdkAppId": APP1, "TaskId": "no-such-task",
+                                                  "SequenceNumber": 1, "WithTranscoding": 1}) == "ResourceNotFound"
+    # An audio-only mix cannot switch to audio and video, nor change its audio encoding.
+    r = room()
+
+    async def body():
+        alice = Publisher(relay, APP1, "alice", rgb=RED, hz=440.0, room=r)
+        await alice.start()
+        task = start(relay, r, bot="audiobot", PublishCdnParams=cdn_params(cdn.url(f"audio{r}")))
+        assert error_of(c, "UpdatePublishCdnStream", {
+            "SdkAppId": APP1, "TaskId": task, "SequenceNumber": 1, "WithTranscoding": 1,
+            "VideoParams": {"VideoEncode": VIDEO_640}}) == "InvalidParameter"
+        assert error_of(c, "UpdatePublishCdnStream", {
+            "SdkAppId": APP1, "TaskId": task, "SequenceNumber": 2, "WithTranscoding": 1,
+            "AudioParams": {"AudioEncode": {"SampleRate": 44100, "Channel": 2, "BitRate": 64}}}) == "InvalidParameter"
+        assert error_of(c, "UpdatePublishCdnStream", {
+            "SdkAppId": APP1, "TaskId": task, "SequenceNumber": 3, "WithTranscoding": 0}) == "InvalidParameter"
+        await wait_for(lambda: f"audio{r}" in cdn.publishing(), 15, "the audio-only publish", step=0.25)
+        info = await asyncio.to_thread(probe_live, cdn.url(f"audio{r}"))
+        assert [s["codec_name"] for s in info["streams"]] == ["aac"], info
+        stop(relay, task)
+        await alice.close()
+
+    run(body())

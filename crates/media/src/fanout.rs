@@ -392,9 +392,10 @@ impl State {
     fn tick(&mut self) {
         let now = Instant::now();
         for p in &mut self.pushers {
+            // A retried URL starts at the next IDR of the stream (forcing one for each retry
+            // of a dead URL would cost every viewer bitrate).
             if p.retry_at.is_some_and(|t| now >= t) {
                 p.retry_at = None;
-                let _ = self.keyframe.send(());
             }
             if p.confirm_at.is_some_and(|t| now >= t) && p.pipe.is_some() {
                 p.confirm_at = None;

@@ -95,11 +95,18 @@ impl Relayer {
                 .field("alignment", "au")
                 .build(),
         };
+        // The first SEI is queued before the pipeline runs: its first IDR carries it too.
+        let mut sei_rx = None;
+        if matches!(r.spec.source, RelaySource::Mix(_)) {
+            let (tx, rx) = std::sync::mpsc::channel();
+            r.sei = Some(tx);
+            r.send_sei();
+            sei_rx = Some(rx);
+        }
         let main = match &r.spec.source {
             RelaySource::Mix(m) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                r.sei = Some(tx);
-                let mut c = r.canvas(MAIN, m.video, Some(rx), true)?;
+                let rx = sei_rx.take();
+                let mut c = r.canvas(MAIN, m.video, rx, true)?;
                 c.set_watermarks(&m.watermarks)?;
                 c
             }

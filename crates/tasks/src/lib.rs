@@ -298,8 +298,8 @@ impl MediaTasks for Tasks {
         let this = self.clone();
         Box::pin(async move {
             // The shape first: nothing is fetched for an update that will be refused.
-            this.with_entry(app, &task_id, "relay", |e| check_change(e, &change))??;
-            let mut u: RelayUpdate = change.update;
+            this.with_entry(app, &task_id, "relay", |e| check_change(e, &change, true))??;
+            let mut u: RelayUpdate = change.update.clone();
             for j in u.feedback.iter_mut().flatten() {
                 j.ws_url = shared.cfg.ws_url.clone();
             }
@@ -329,7 +329,7 @@ impl MediaTasks for Tasks {
                 u.background = Some((bg, l.background_image));
             }
             this.with_entry(app, &task_id, "relay", |e| {
-                check_change(e, &change_seq(change.sequence))?;
+                check_change(e, &change, false)?;
                 if let Some(shape) = e.relay.as_mut() {
                     shape.sequence = Some(change.sequence);
                 }
@@ -356,20 +356,9 @@ impl MediaTasks for Tasks {
     }
 }
 
-/// Only the sequence of a change (the second check, under the same lock as the send).
-fn change_seq(sequence: u64) -> RelayChange {
-    RelayChange {
-        sequence,
-        transcoding: true,
-        audio: None,
-        video_encode: None,
-        video_params: false,
-        update: RelayUpdate::default(),
-    }
-}
-
 /// The spec's rules for UpdatePublishCdnStream against the running task.
-fn check_change(e: &Entry, c: &RelayChange) -> Result<(), TaskError> {
+/// (`full` false: only the sequence, again under the lock the command is sent under.)
+fn check_change(e: &Entry, c: &RelayChange, full: bool) -> Result<(), TaskError> {
     if e.status == "Exited" {
         return Err(TaskError::NotFound);
     }
@@ -383,8 +372,7 @@ fn check_change(e: &Entry, c: &RelayChange) -> Result<(), TaskError> {
             shape.sequence.unwrap_or(0)
         )));
     }
-    // The sequence-only re-check stops here.
-    if c.update == RelayUpdate::default() && c.audio.is_none() && !c.video_params {
+    if !full {
         return Ok(());
     }
     if c.transcoding != shape.transcoding {
