@@ -580,7 +580,8 @@ PARAM_CASES = [
      "FailedOperation.RoomNotExist"),
     ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "FailedOperation.RoomNotExist"),
     ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter.UserId"),
-    ("StartPublishCdnStream", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
+    ("StartPublishCdnStream", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter"),
+    ("StartStreamIngest", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
 ]
 
 
