@@ -312,3 +312,28 @@ def test_relay_errors(relay, cdn):
         await alice.close()
 
     run(body())
+
+
+def test_the_mix_is_published_back_into_another_room(relay):
+    r, back = room(), room()
+
+    async def body():
+        alice = Publisher(relay, APP1, "alice", rgb=RED, hz=440.0, room=r)
+        await alice.start()
+        task = start(relay, r, VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3}},
+                     FeedBackRoomParams=[{"RoomId": str(back), "RoomIdType": 0, "UserId": "fbbot",
+                                          "UserSig": usersig(relay, APP1, "fbbot")}])
+        # A WebRTC viewer in the other room watches the robot there: the mixed picture (alice
+        # fills the grid) and its sound.
+        await asyncio.sleep(2)
+        viewer = Viewer(relay, APP1, "watcher", "fbbot", room=back)
+        await viewer.start()
+        await viewer.wait_frames(30, 50, timeout=20)
+        await wait_for(lambda: viewer.counts.rgb is not None and near(viewer.counts.rgb, RED), 10,
+                       f"the mixed picture in the other room (rgb {viewer.counts.rgb})")
+        assert viewer.counts.size == (640, 360), viewer.counts.size
+        stop(relay, task)
+        await viewer.close()
+        await alice.close()
+
+    run(body())
