@@ -19,7 +19,7 @@ import requests
 from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
 from media import Publisher, Viewer, run, usersig, wait_for
-from recording import call, cell_rgb, error_of, frame_at, near
+from recording import call, cell_rgb, error_of, frame_at, near, probe
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
 
@@ -337,3 +337,67 @@ def test_the_mix_is_published_back_into_another_room(relay):
         await alice.close()
 
     run(body())
+
+
+class H264Publisher(Publisher):
+    """A publisher whose camera is sent as H.264 (aiortc's x264, constrained baseline)."""
+
+    def __init__(self, h, app, user, **kw):
+        from aiortc import RTCRtpSender
+
+        super().__init__(h, app, user, **kw)
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
+        for t in self.pc.getTransceivers():
+            if t.kind == "video":
+                t.setCodecPreferences(codecs)
+
+
+def video_of(info: dict) -> dict:
+    found = [s for s in info["streams"] if s["codec_type"] == "video"]
+    assert found, info
+    return found[0]
+
+
+def test_single_stream_relay_of_vp8_is_transcoded_and_of_h264_passed_through(relay, cdn):
+    r = room()
+    k_vp8, k_h264 = f"vp8{r}", f"h264{r}"
+
+    async def body():
+        vp8 = Publisher(relay, APP1, "vp8user", rgb=RED, hz=440.0, room=r)
+        h264 = H264Publisher(relay, APP1, "h264user", rgb=BLUE, hz=880.0, room=r)
+        await vp8.start()
+        await h264.start()
+        single = lambda user, key, bot: start(  # noqa: E731
+            relay, r, bot=bot, WithTranscoding=0,
+            VideoParams={"VideoEncode": {"Width": 480, "Height": 270, "Fps": 15, "BitRate": 500, "Gop": 2}},
+            SingleSubscribeParams={"UserMediaStream": {"UserInfo": {"UserId": user}, "StreamType": 0}},
+            PublishCdnParams=cdn_params(cdn.url(key)))
+        t1 = single("vp8user", k_vp8, "single1")
+        t2 = single("h264user", k_h264, "single2")
+        await wait_for(lambda: {k_vp8, k_h264} <= set(cdn.publishing()), 20, "both relays at nginx", step=0.25)
+        a = await asyncio.to_thread(probe_live, cdn.url(k_vp8))
+        # VP8 (which FLV cannot carry) is transcoded to the asked size.
+        va = video_of(a)
+        assert (va["codec_name"], va["width"], va["height"]) == ("h264", 480, 270), va
+        assert [s["codec_name"] for s in a["streams"] if s["codec_type"] == "audio"] == ["aac"], a
+        img = await asyncio.to_thread(live_frame, cdn.url(k_vp8), 480, 270)
+        assert near(cell_rgb(img, 180, 100, 120, 70), RED), cell_rgb(img, 180, 100, 120, 70)
+        await asyncio.sleep(3)
+        for t in (t1, t2):
+            stop(relay, t)
+        await vp8.close()
+        await h264.close()
+
+    run(body())
+    # H.264 goes out as the publisher sent it (its size, its encoder's profile), read from what
+    # the CDN recorded (a live player waits for the publisher's next IDR, which may be far).
+    b = probe(cdn.recorded(k_h264))
+    vb = video_of(b)
+    assert (vb["codec_name"], vb["width"], vb["height"]) == ("h264", 640, 360), vb
+    assert "Baseline" in vb.get("profile", ""), vb
+    assert [s["codec_name"] for s in b["streams"] if s["codec_type"] == "audio"] == ["aac"], b
+    img = frame_at(cdn.recorded(k_h264), 1.0, 640, 360)
+    assert near(cell_rgb(img, 240, 130, 160, 100), BLUE), cell_rgb(img, 240, 130, 160, 100)
+    # Not re-encoded: the access units are the publisher's, as many as it sent (15 fps).
+    aus = flv_h264(cdn.recorded(k_h264))
+    assert len(aus) > 40, len(aus)
