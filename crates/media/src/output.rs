@@ -334,10 +334,15 @@ fn add_sei(encoder: &gst::Element, rx: std::sync::mpsc::Receiver<SeiMessages>) {
             }
         }
         if !nals.is_empty() {
-            let b = buffer.make_mut();
-            // After the access unit delimiter and parameter sets would be stricter; decoders
-            // and parsers accept an SEI first in the access unit.
-            b.prepend_memory(gst::Memory::from_mut_slice(nals));
+            // After the parameter sets, before the first slice (a parser that has not seen an
+            // SPS yet drops what comes before it). One copy of the frame, on SEI frames only.
+            let joined = match buffer.map_readable() {
+                Ok(map) => crate::sei::insert_before_slices(map.as_slice(), &nals),
+                Err(_) => return gst::PadProbeReturn::Ok,
+            };
+            buffer
+                .make_mut()
+                .replace_all_memory(gst::Memory::from_mut_slice(joined));
         }
         gst::PadProbeReturn::Ok
     });

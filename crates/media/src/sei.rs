@@ -33,6 +33,31 @@ pub fn nal(payload_type: u8, uuid: Option<&[u8; 16]>, payload: &[u8]) -> Vec<u8>
     out
 }
 
+/// An Annex B access unit with `sei` (whole NAL units with start codes) put before its first
+/// slice: after the delimiter and parameter sets, where parsers expect SEI.
+pub fn insert_before_slices(au: &[u8], sei: &[u8]) -> Vec<u8> {
+    let mut at = au.len();
+    let mut i = 0;
+    while i + 3 < au.len() {
+        if au[i] == 0 && au[i + 1] == 0 && au[i + 2] == 1 {
+            let nal_type = au[i + 3] & 0x1F;
+            if matches!(nal_type, 1 | 5) {
+                // The start code may be four bytes.
+                at = if i > 0 && au[i - 1] == 0 { i - 1 } else { i };
+                break;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(au.len() + sei.len());
+    out.extend_from_slice(&au[..at]);
+    out.extend_from_slice(sei);
+    out.extend_from_slice(&au[at..]);
+    out
+}
+
 /// Decides which access units carry an SEI: the first, each IDR when `follow_idr`, and one at
 /// least every `interval_ns` of presentation time.
 #[derive(Debug, Clone)]
@@ -85,6 +110,21 @@ mod tests {
         let body = &n[5..];
         assert!(!body.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2));
         assert_eq!(body.iter().filter(|b| **b == 3).count(), 7);
+    }
+
+    #[test]
+    fn sei_goes_after_the_parameter_sets_before_the_first_slice() {
+        let au = [
+            0, 0, 0, 1, 0x67, 1, 2, // SPS
+            0, 0, 0, 1, 0x68, 3, // PPS
+            0, 0, 1, 0x65, 9, 9, // IDR slice
+        ];
+        let out = insert_before_slices(&au, &[0, 0, 0, 1, 6, 7]);
+        assert_eq!(&out[..13], &au[..13]);
+        assert_eq!(&out[13..19], &[0, 0, 0, 1, 6, 7]);
+        assert_eq!(&out[19..], &au[13..]);
+        // No slice: at the end.
+        assert_eq!(insert_before_slices(&[0, 0, 1, 0x67], &[6]), vec![0, 0, 1, 0x67, 6]);
     }
 
     #[test]
