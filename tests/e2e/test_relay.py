@@ -169,6 +169,23 @@ def test_grid_mix_to_two_cdns_with_watermarks_then_swap_and_stop(relay, cdn, ima
 
     swap, ended, t_up = run(body())
     assert ended <= 2.5, ended
+    # Usage once the task has ended: minutes of an SD H.264 mix, and the bitrate pushed.
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    period = {"StartTime": today, "EndTime": today, "SdkAppId": APP1}
+
+    def usage(action: str) -> tuple[list, list]:
+        out = call(sdk_client(relay), action, period)
+        return out["UsageKey"], [sum(col) for col in zip(*(row["UsageValue"] for row in out["UsageList"]))]
+
+    run(wait_for(lambda: usage("DescribeMixTranscodingUsage")[1][1] > 0, 10, "mixing usage", step=0.5))
+    keys, mix = usage("DescribeMixTranscodingUsage")
+    assert keys[:3] == ["Audio", "SDH264", "HDH264"] and len(keys) == 11, keys
+    # About 15 s of mixing (this test's task), in minutes.
+    assert 0.1 < mix[1] < 1.0 and mix[0] == 0 and sum(mix[2:]) == 0, mix
+    keys, bw = usage("DescribeRelayUsage")
+    # What the two pushes carried (nginx recorded all of it), as Mbit/s over a 5-minute bucket.
+    pushed = (cdn.recorded(a).stat().st_size + cdn.recorded(b).stat().st_size) * 8 / 1e6 / 300
+    assert keys == ["Bandwidth"] and bw[0] > 0 and abs(bw[0] - pushed) <= 0.006 + 0.2 * pushed, (bw, pushed)
     # In the stream as recorded by the CDN: the old layout before the update, the new one at
     # most 2 s after it, and no freeze around it (frames keep their 15 fps spacing).
     flv = cdn.recorded(b)

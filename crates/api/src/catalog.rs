@@ -118,8 +118,8 @@ pub const ACTIONS: &[Action] = &[
     a(Trtc, "DeleteCloudRecording", R20, true),
     a(Trtc, "DescribeTrtcUsage", R5, false),
     a(Trtc, "DescribeRecordingUsage", R5, true),
-    a(Trtc, "DescribeMixTranscodingUsage", R5, false),
-    a(Trtc, "DescribeRelayUsage", R5, false),
+    a(Trtc, "DescribeMixTranscodingUsage", R5, true),
+    a(Trtc, "DescribeRelayUsage", R5, true),
     a(
         Trtc,
         "DescribeTrtcRoomUsage",

@@ -364,6 +364,8 @@ pub enum Event {
         connected: bool,
         message: Option<String>,
     },
+    /// Bytes a relay has pushed to CDNs so far (all URLs together).
+    Sent { bytes: u64 },
     /// Something went wrong that the task survives.
     Warning { message: String },
     /// Sent every [`HEARTBEAT_SECS`] while every pipeline makes progress; a worker that stops

@@ -87,6 +87,10 @@ struct State {
     events: mpsc::UnboundedSender<Event>,
     keyframe: mpsc::UnboundedSender<()>,
     joined: mpsc::UnboundedSender<(String, Result<Client, String>)>,
+    /// Bytes handed to CDN pushes, and what was last reported.
+    sent: u64,
+    reported: u64,
+    last_report: Instant,
 }
 
 async fn run(
@@ -111,6 +115,9 @@ async fn run(
         events,
         keyframe,
         joined: joined_tx,
+        sent: 0,
+        reported: 0,
+        last_report: Instant::now(),
     };
     s.set_urls(urls);
     s.set_rooms(rooms);
@@ -130,6 +137,7 @@ async fn run(
             _ = tick.tick() => s.tick(),
         }
     }
+    s.report_sent();
     let closing: Vec<_> = s.pushers.iter_mut().filter_map(|p| p.close(true)).collect();
     for h in closing {
         let _ = h.join();
@@ -292,7 +300,9 @@ impl State {
                 }
             }
             if let Some(pipe) = &self.pushers[i].pipe {
-                pipe.push(e);
+                if pipe.push(e) {
+                    self.sent += e.buffer.size() as u64;
+                }
             }
         }
         if !self.rooms.is_empty() {
@@ -389,7 +399,18 @@ impl State {
         }
     }
 
+    fn report_sent(&mut self) {
+        if self.sent != self.reported {
+            self.reported = self.sent;
+            let _ = self.events.send(Event::Sent { bytes: self.sent });
+        }
+        self.last_report = Instant::now();
+    }
+
     fn tick(&mut self) {
+        if self.last_report.elapsed() >= Duration::from_secs(5) {
+            self.report_sent();
+        }
         let now = Instant::now();
         for p in &mut self.pushers {
             // A retried URL starts at the next IDR of the stream (forcing one for each retry
@@ -412,16 +433,17 @@ impl State {
 }
 
 impl Pipe {
-    fn push(&self, e: &Encoded) {
+    /// Pushes one buffer into this connection; false when it does not go (not carried, or
+    /// before the connection's start).
+    fn push(&self, e: &Encoded) -> bool {
         let src = match e.kind {
             EncKind::H264 => self.video.as_ref(),
             EncKind::Aac => self.audio.as_ref(),
             EncKind::Opus => None,
         };
-        let Some(src) = src else { return };
+        let Some(src) = src else { return false };
         if e.clock_ns < self.base {
-            tracing::debug!(kind = ?e.kind, clock = e.clock_ns, base = self.base, "before the push began: dropped");
-            return;
+            return false;
         }
         // A new buffer header over the same memory, with this connection's times.
         let mut b = e.buffer.copy();
@@ -431,9 +453,7 @@ impl Pipe {
             b.set_pts(t);
             b.set_dts(t);
         }
-        if let Err(err) = src.push_buffer(b) {
-            tracing::debug!(kind = ?e.kind, ?err, "push refused");
-        }
+        src.push_buffer(b).is_ok()
     }
 }
 

@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(&out[13..19], &[0, 0, 0, 1, 6, 7]);
         assert_eq!(&out[19..], &au[13..]);
         // No slice: at the end.
-        assert_eq!(insert_before_slices(&[0, 0, 1, 0x67], &[6]), vec![0, 0, 1, 0x67, 6]);
+        assert_eq!(
+            insert_before_slices(&[0, 0, 1, 0x67], &[6]),
+            vec![0, 0, 1, 0x67, 6]
+        );
     }
 
     #[test]

@@ -348,6 +348,7 @@ async fn launch(
         first_file: None,
         opened: std::collections::HashMap::new(),
         intervals: Vec::new(),
+        bytes_out: 0,
     }));
     Ok(task_id)
 }
@@ -449,6 +450,8 @@ struct Driver {
     opened: std::collections::HashMap<String, (u64, hearth_media_proto::TrackType)>,
     /// Recorded media for usage: (begin ms, seconds, resolution class).
     intervals: Vec<(u64, f64, &'static str)>,
+    /// Bytes a relay pushed to CDNs.
+    bytes_out: u64,
 }
 
 /// Which files count for usage (one output format, so HLS and MP4 of the same media are not
@@ -636,6 +639,7 @@ async fn drive(mut d: Driver) {
         "bytes": bytes,
         "url": d.first_file.as_deref().map(|f| d.dest.url(f)),
         "usage": d.intervals,
+        "bytes_out": d.bytes_out,
         "local_files": local,
         "local_dir": d.work_dir,
     });
@@ -732,6 +736,7 @@ fn on_event(
             set_status(&d.shared, &d.key, "Exited");
         }
         Event::Warning { message } => tracing::warn!(task = %d.key.1, %message, "worker"),
+        Event::Sent { bytes } => d.bytes_out = d.bytes_out.max(bytes),
         Event::Push {
             url,
             connected,

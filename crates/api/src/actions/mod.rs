@@ -83,6 +83,8 @@ pub async fn dispatch(
         "DescribeCloudRecording" => record::describe_cloud_recording(&ctx, params).await,
         "ModifyCloudRecording" => record::modify_cloud_recording(&ctx, params).await,
         "DeleteCloudRecording" => record::delete_cloud_recording(&ctx, params).await,
+        "DescribeMixTranscodingUsage" => usage::describe_mix_transcoding_usage(&ctx, params).await,
+        "DescribeRelayUsage" => usage::describe_relay_usage(&ctx, params).await,
         "DescribeRecordingUsage" => usage::describe_recording_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.

@@ -1,6 +1,8 @@
-//! Usage statistics (spec §2.3.37): DescribeRecordingUsage from the minutes recording tasks
-//! actually recorded, in 5-minute buckets for a period of one day and daily buckets above, at
-//! most 31 days, for one application or every application of the credential. Days are UTC.
+//! Usage statistics (spec §2.3.37–39): DescribeRecordingUsage from the minutes recording tasks
+//! actually recorded, DescribeMixTranscodingUsage from the minutes relays mixed (by the mix's
+//! class), DescribeRelayUsage from the bytes relays pushed to CDNs (average Mbit/s); in 5-minute
+//! buckets for a period of one day and daily buckets above, at most 31 days, for one application
+//! or every application of the credential. Days are UTC; tasks count once they have ended.
 
 use super::{fields, Ctx};
 use crate::error::ApiError;
@@ -88,54 +90,144 @@ pub async fn describe_recording_usage(
             )))
         }
     };
-    let apps: Vec<SdkAppId> = match p.sdk_app_id {
-        Some(a) => {
-            let app = SdkAppId(a);
-            ctx.check_app(app)?;
-            vec![app]
+    let q = Period::of(ctx, &p.start, &p.end, p.sdk_app_id)?;
+    let keep = move |v: &Value| v.get("mode").and_then(Value::as_str) == Some(mode);
+    tally(ctx, q, "recording", keep, &USAGE_KEYS, Measure::Minutes).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeriodParams {
+    #[serde(rename = "StartTime")]
+    start: String,
+    #[serde(rename = "EndTime")]
+    end: String,
+    #[serde(rename = "SdkAppId", default, deserialize_with = "int::opt")]
+    sdk_app_id: Option<u32>,
+}
+
+/// The keys of DescribeMixTranscodingUsage: audio, then each resolution class per codec.
+const MIX_KEYS: [&str; 11] = [
+    "Audio",
+    "SDH264",
+    "HDH264",
+    "FullHDH264",
+    "2KH264",
+    "4KH264",
+    "SDH265",
+    "HDH265",
+    "FullHDH265",
+    "2KH265",
+    "4KH265",
+];
+
+/// DescribeMixTranscodingUsage: minutes of mixing, by the mix's class (relays that transcode).
+pub async fn describe_mix_transcoding_usage(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: PeriodParams = decode(params)?;
+    let q = Period::of(ctx, &p.start, &p.end, p.sdk_app_id)?;
+    let keep = |v: &Value| v.get("transcoding").and_then(Value::as_bool) == Some(true);
+    tally(ctx, q, "relay", keep, &MIX_KEYS, Measure::Minutes).await
+}
+
+/// DescribeRelayUsage: `Bandwidth`, the average Mbit/s pushed to CDNs in each bucket.
+pub async fn describe_relay_usage(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: PeriodParams = decode(params)?;
+    let q = Period::of(ctx, &p.start, &p.end, p.sdk_app_id)?;
+    tally(ctx, q, "relay", |_| true, &["Bandwidth"], Measure::Mbps).await
+}
+
+/// A query's period and applications.
+struct Period {
+    apps: Vec<SdkAppId>,
+    start: i64,
+    end: i64,
+    step: i64,
+}
+
+impl Period {
+    fn of(ctx: &Ctx, start: &str, end: &str, app: Option<u32>) -> Result<Self, ApiError> {
+        let apps: Vec<SdkAppId> = match app {
+            Some(a) => {
+                let app = SdkAppId(a);
+                ctx.check_app(app)?;
+                vec![app]
+            }
+            None => ctx.caller.apps.clone(),
+        };
+        let start = day(start, "StartTime")?;
+        let end_day = day(end, "EndTime")?;
+        if end_day < start {
+            return Err(ApiError::InvalidParameter(
+                "EndTime must not be earlier than StartTime.".into(),
+            ));
         }
-        None => ctx.caller.apps.clone(),
-    };
-    let start = day(&p.start, "StartTime")?;
-    let end_day = day(&p.end, "EndTime")?;
-    if end_day < start {
-        return Err(ApiError::InvalidParameter(
-            "EndTime must not be earlier than StartTime.".into(),
-        ));
+        if end_day - start >= MAX_DAYS * DAY {
+            return Err(ApiError::InvalidParameterOf {
+                detail: "QueryScaleOversize",
+                message: "The period may span at most 31 days.".into(),
+            });
+        }
+        let end = end_day + DAY;
+        let step = if end - start <= DAY {
+            BUCKET_5_MIN
+        } else {
+            DAY
+        };
+        Ok(Period {
+            apps,
+            start,
+            end,
+            step,
+        })
     }
-    if end_day - start >= MAX_DAYS * DAY {
-        return Err(ApiError::InvalidParameterOf {
-            detail: "QueryScaleOversize",
-            message: "The period may span at most 31 days.".into(),
-        });
-    }
-    let end = end_day + DAY;
-    let step = if end - start <= DAY {
-        BUCKET_5_MIN
-    } else {
-        DAY
-    };
+}
+
+/// What a usage table sums.
+#[derive(Clone, Copy, PartialEq)]
+enum Measure {
+    /// Minutes of media, from each task's intervals (begin ms, seconds, key).
+    Minutes,
+    /// Average Mbit/s of what tasks sent (their bytes spread over their running time).
+    Mbps,
+}
+
+/// Sums the ended tasks of `kind` kept by `keep` into the period's buckets.
+async fn tally(
+    ctx: &Ctx,
+    q: Period,
+    kind: &'static str,
+    keep: impl Fn(&Value) -> bool,
+    keys: &[&'static str],
+    measure: Measure,
+) -> Result<Map<String, Value>, ApiError> {
+    let Period {
+        apps,
+        start,
+        end,
+        step,
+    } = q;
     let records = ctx
         .store(move |s| {
             let mut all = Vec::new();
             for app in apps {
-                all.extend(s.tasks_ended_between(
-                    app,
-                    "recording",
-                    UnixSecs(start),
-                    UnixSecs(end),
-                )?);
+                all.extend(s.tasks_ended_between(app, kind, UnixSecs(start), UnixSecs(end))?);
             }
             Ok(all)
         })
         .await?;
     let buckets = ((end - start) / step) as usize;
-    let mut minutes = vec![[0f64; 6]; buckets];
+    let mut sums = vec![vec![0f64; keys.len()]; buckets];
     for r in records {
         let Ok(v) = serde_json::from_str::<Value>(&r.params_json) else {
             continue;
         };
-        if v.get("mode").and_then(Value::as_str) != Some(mode) {
+        if !keep(&v) {
             continue;
         }
         let Some(intervals) = v.get("usage").and_then(Value::as_array) else {
@@ -149,13 +241,25 @@ pub async fn describe_recording_usage(
             ) else {
                 continue;
             };
-            let Some(k) = USAGE_KEYS.iter().position(|c| *c == class) else {
-                continue;
-            };
-            spread(&mut minutes, start, step, begin_ms as f64 / 1000.0, secs, k);
+            let begin = begin_ms as f64 / 1000.0;
+            match measure {
+                Measure::Minutes => {
+                    if let Some(k) = keys.iter().position(|c| *c == class) {
+                        spread(&mut sums, start, step, begin, secs, k, 1.0 / 60.0);
+                    }
+                }
+                Measure::Mbps => {
+                    let bytes = v.get("bytes_out").and_then(Value::as_f64).unwrap_or(0.0);
+                    if secs > 0.0 {
+                        // Megabits per second of the task, as a share of each bucket.
+                        let rate = bytes * 8.0 / 1e6 / secs / step as f64;
+                        spread(&mut sums, start, step, begin, secs, 0, rate);
+                    }
+                }
+            }
         }
     }
-    let list = minutes
+    let list = sums
         .iter()
         .enumerate()
         .map(|(i, m)| Row {
@@ -164,21 +268,30 @@ pub async fn describe_recording_usage(
         })
         .collect();
     fields(&UsageOut {
-        keys: USAGE_KEYS.to_vec(),
+        keys: keys.to_vec(),
         list,
     })
 }
 
-/// Adds `secs` of media from `begin` to the buckets it overlaps, in minutes.
-fn spread(minutes: &mut [[f64; 6]], start: i64, step: i64, begin: f64, secs: f64, k: usize) {
+/// Adds `secs` of media from `begin` to column `k` of the buckets it overlaps, `per_sec` for
+/// each second.
+fn spread(
+    sums: &mut [Vec<f64>],
+    start: i64,
+    step: i64,
+    begin: f64,
+    secs: f64,
+    k: usize,
+    per_sec: f64,
+) {
     let mut t = begin;
     let end = begin + secs;
     while t < end {
         let i = ((t - start as f64) / step as f64).floor();
         let bucket_end = start as f64 + (i + 1.0) * step as f64;
         let part = end.min(bucket_end) - t;
-        if i >= 0.0 && (i as usize) < minutes.len() {
-            minutes[i as usize][k] += part / 60.0;
+        if i >= 0.0 && (i as usize) < sums.len() {
+            sums[i as usize][k] += part * per_sec;
         }
         t += part.max(1e-9);
     }
@@ -190,8 +303,8 @@ mod tests {
 
     #[test]
     fn media_is_spread_over_the_buckets_it_spans() {
-        let mut m = vec![[0f64; 6]; 3];
-        spread(&mut m, 0, 300, 270.0, 60.0, 2);
+        let mut m = vec![vec![0f64; 6]; 3];
+        spread(&mut m, 0, 300, 270.0, 60.0, 2, 1.0 / 60.0);
         assert!(
             (m[0][2] - 0.5).abs() < 1e-9 && (m[1][2] - 0.5).abs() < 1e-9,
             "{m:?}"
