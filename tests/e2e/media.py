@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import fractions
 import math
+import pathlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,21 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def worker_pids(h) -> list[int]:
+    """The hearth-media processes `h` started."""
+    pids = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1: text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if comm == "hearth-media" and ppid == h.pid:
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def fd_count(pid: int) -> int:
@@ -415,6 +431,15 @@ class Publisher(Client):
 
     def url(self) -> str:
         return endpoint_url(self.h, "whip", self.app, room=self.room, strroom=self.strroom)
+
+
+class AudioOnly(Publisher):
+    """A publisher with a microphone (a 660 Hz tone) and no camera."""
+
+    def __init__(self, h, app, user, **room):
+        Client.__init__(self, h, app, user, **room)
+        self.audio = ToneAudioTrack(660.0)
+        self.pc.addTransceiver(self.audio, direction="sendonly")
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from conftest import APP1, APP2, free_port, sdk_client, start_hearth, stop_hearth
-from media import Publisher, run, usersig, wait_for
+from media import AudioOnly, Publisher, run, usersig, wait_for, worker_pids
 from recording import (
     S3Server, audio_pcm, call, cell_rgb, cloud_storage, error_of, frame_at, near, probe,
     streams, tone_power,
@@ -300,21 +300,6 @@ def test_cloud_vod_files_open_only_through_their_signed_url(rec):
     assert requests.get(tampered, timeout=10).status_code == 403
     longer = re.sub(r"expires=(\d+)", lambda m: f"expires={int(m.group(1)) + 1}", full)
     assert requests.get(longer, timeout=10).status_code == 403
-
-
-def worker_pids(h) -> list[int]:
-    """The hearth-media processes `h` started."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1: text.rindex(")")]
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        if comm == "hearth-media" and ppid == h.pid:
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 def segments_play(s3: S3Server, prefix: str) -> list[str]:
@@ -758,15 +743,6 @@ def test_get_room_event_reports_record_finish_and_device_events(rec, s3):
     assert fin.RecordUrl == f"{s3.endpoint}/recordings/events/{task}/{task}.m3u8", fin.RecordUrl
     only = lcic(rec).GetRoomEvent(room_event_req(r, keyword="RecordFinish"))
     assert [e.EventType for e in only.Events] == ["RecordFinish"]
-
-
-class AudioOnly(Publisher):
-    def __init__(self, h, app, user, **room):
-        from media import Client, ToneAudioTrack
-
-        Client.__init__(self, h, app, user, **room)
-        self.audio = ToneAudioTrack(660.0)
-        self.pc.addTransceiver(self.audio, direction="sendonly")
 
 
 def test_placeholder_and_background_images(rec, s3, images):

@@ -18,7 +18,7 @@ import requests
 
 from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
-from media import Publisher, Viewer, run, usersig, wait_for
+from media import AudioOnly, Publisher, Viewer, run, usersig, wait_for, worker_pids
 from recording import call, cell_rgb, error_of, frame_at, near, probe
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
@@ -417,3 +417,108 @@ def test_single_stream_relay_of_vp8_is_transcoded_and_of_h264_passed_through(rel
     # Not re-encoded: the access units are the publisher's, as many as it sent (15 fps).
     aus = flv_h264(cdn.recorded(k_h264))
     assert len(aus) > 40, len(aus)
+
+
+def test_each_layout_mode_puts_each_publisher_in_its_cell(relay, cdn, images):
+    r = room()
+    key = f"modes{r}"
+    W, H = 640, 360
+    YELLOW = (230, 230, 30)
+
+    def at(img, x, y, w, h, rgb) -> bool:
+        # The middle of a cell (edges are blended by scaling).
+        return near(cell_rgb(img, x + w // 4, y + h // 4, max(w // 2, 1), max(h // 2, 1)), rgb)
+
+    async def body():
+        pubs = await publishers(relay, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        carol = AudioOnly(relay, APP1, "carol", room=r)
+        await carol.start()
+        user = lambda u: {"UserMediaStream": {"UserInfo": {"UserId": u}}}  # noqa: E731
+        # 1 floating: the big-picture user fills the canvas, the others float bottom-left in
+        # quarter cells; the audio-only user takes no place.
+        task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(key)), VideoParams={
+            "VideoEncode": VIDEO_640, "BackGroundColor": "0x000000",
+            "LayoutParams": {"MixLayoutMode": 1, "MaxVideoUser": user("bob")}})
+        await wait_for(lambda: key in cdn.publishing(), 15, "the publish", step=0.25)
+        await frame_where(cdn.url(key), W, H, lambda f: at(f, 0, 0, W, 270, BLUE)
+                          and at(f, 0, 270, 160, 90, RED) and at(f, 160, 270, 160, 90, BLUE), 10,
+                          "floating: bob big, alice small at the bottom left")
+        # 2 screen sharing: the big-picture user on the left, the others in a column on the right.
+        update(relay, task, 1, VideoParams={"LayoutParams": {"MixLayoutMode": 2, "MaxVideoUser": user("alice")}})
+        await frame_where(cdn.url(key), W, H, lambda f: at(f, 0, 0, 480, 360, RED)
+                          and at(f, 480, 0, 80, 45, BLUE) and at(f, 480, 90, 80, 45, (0, 0, 0)), 10,
+                          "screen sharing: alice big on the left, bob top right")
+        # 3 grid holding a place for the audio-only user: 2×2, carol's cell empty.
+        update(relay, task, 2, VideoParams={"LayoutParams": {"MixLayoutMode": 3, "PureAudioHoldPlaceMode": 1}})
+        await frame_where(cdn.url(key), W, H, lambda f: at(f, 0, 0, 320, 180, RED)
+                          and at(f, 320, 0, 320, 180, BLUE) and at(f, 0, 180, 320, 180, (0, 0, 0)), 10,
+                          "grid: alice, bob and carol's empty place")
+        # 4 custom: a position reserved for a user not in the room shows its image; bob fills
+        # an unnamed position.
+        update(relay, task, 3, VideoParams={"LayoutParams": {"MixLayoutMode": 4, "MixLayoutList": [
+            {**user("dave"), "LocationX": 0, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360,
+             "BackgroundImageUrl": f"{images}/yellow.png"},
+            {"LocationX": 320, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360}]}})
+        await frame_where(cdn.url(key), W, H, lambda f: at(f, 0, 0, 320, 360, YELLOW)
+                          and at(f, 320, 0, 320, 360, RED), 10,
+                          "custom: dave's image, alice (first in entry order) in the free position")
+        stop(relay, task)
+        await carol.close()
+        for p in pubs:
+            await p.close()
+
+    run(body())
+
+
+def test_idle_room_removed_robot_and_killed_worker_each_end_only_their_task(relay, cdn):
+    import os
+    import signal
+
+    r = room()
+    k_idle, k_removed, k_killed, k_other = (f"{n}{r}" for n in ("idle", "removed", "killed", "other"))
+
+    async def body():
+        alice = Publisher(relay, APP1, "alice", rgb=RED, hz=440.0, room=r)
+        await alice.start()
+        audio_only = lambda key, bot, idle=30: start(  # noqa: E731
+            relay, r, bot=bot, AgentParams={"UserId": bot, "UserSig": usersig(relay, APP1, bot), "MaxIdleTime": idle},
+            PublishCdnParams=cdn_params(cdn.url(key)))
+        idle = audio_only(k_idle, "bot-idle", idle=5)
+        removed = audio_only(k_removed, "bot-removed")
+        before = set(worker_pids(relay))
+        killed = audio_only(k_killed, "bot-killed")
+        victim = (set(worker_pids(relay)) - before).pop()
+        other = audio_only(k_other, "bot-other")
+        everyone = {k_idle, k_removed, k_killed, k_other}
+        await wait_for(lambda: everyone <= set(cdn.publishing()), 20, "four publishes", step=0.25)
+        # The robot removed from the room: its task ends.
+        call(sdk_client(relay), "RemoveUser", {"SdkAppId": APP1, "RoomId": r, "UserIds": ["bot-removed"]})
+        # A worker killed: its task ends (failed), its push with it.
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: not ({k_removed, k_killed} & set(cdn.publishing())), 10,
+                       "the removed and killed tasks' publishes to end", step=0.25)
+        seq = iter(range(1, 1000))
+
+        def gone(t: str) -> bool:
+            # An empty update changes nothing on a running task; an ended one is not found.
+            try:
+                update(relay, t, next(seq))
+                return False
+            except Exception as e:  # noqa: BLE001
+                assert "ResourceNotFound" in str(e), e
+                return True
+
+        for t in (removed, killed):
+            await wait_for(lambda t=t: gone(t), 10, "the task to be gone", step=0.5)
+        assert not gone(other)
+        # The anchor leaves: after MaxIdleTime (5 s) the idle task ends, the other (30 s) goes on.
+        await alice.close()
+        t = time.monotonic()
+        await wait_for(lambda: k_idle not in cdn.publishing(), 15, "the idle task to end", step=0.25)
+        waited = time.monotonic() - t
+        assert 4.0 <= waited <= 10.0, waited
+        assert k_other in cdn.publishing(), cdn.publishing()
+        await wait_for(lambda: gone(idle), 10, "the idle task to be gone", step=0.5)
+        stop(relay, other)
+
+    run(body())

@@ -235,7 +235,20 @@ pub fn place(layout: &Layout, present: &[Present], w: u32, h: u32) -> Vec<Placem
                         .find(|p| &p.user == u && p.stream == c.stream),
                     None => unnamed.next(),
                 };
-                let Some(p) = who else { continue };
+                let absent;
+                let p = match (who, &c.user, &c.image) {
+                    (Some(p), _, _) => p,
+                    // A named user not (yet) in the room: the cell shows its image.
+                    (None, Some(u), Some(_)) => {
+                        absent = Present {
+                            user: u.clone(),
+                            stream: c.stream,
+                            video: false,
+                        };
+                        &absent
+                    }
+                    _ => continue,
+                };
                 let w_ = c.width.min(w.saturating_sub(c.left));
                 let h_ = c.height.min(h.saturating_sub(c.top));
                 let mut pl = cell(p, c.left, c.top, w_, h_, c.layer + 1);
@@ -360,6 +373,31 @@ mod tests {
         let p = place(&l, &users(&["a", "b", "c"]), 640, 360);
         let got: Vec<(&str, i32)> = p.iter().map(|c| (c.user.as_str(), c.x)).collect();
         assert_eq!(got, vec![("b", 0), ("a", 100), ("c", 200)]);
+    }
+
+    #[test]
+    fn a_named_cell_with_an_image_shows_it_before_its_user_enters() {
+        let l = Layout {
+            mode: LayoutMode::Custom,
+            cells: vec![CustomCell {
+                top: 0,
+                left: 0,
+                width: 100,
+                height: 100,
+                user: Some("late".into()),
+                alpha: 0,
+                fit: Fit::Stretch,
+                stream: Stream::Main,
+                layer: 0,
+                image: Some("/tmp/wait.png".into()),
+            }],
+            ..Layout::default()
+        };
+        let p = place(&l, &users(&["a"]), 640, 360);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].user, "late");
+        assert!(!p[0].has_video);
+        assert_eq!(p[0].image.as_deref(), Some("/tmp/wait.png"));
     }
 
     #[test]
