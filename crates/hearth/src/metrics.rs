@@ -27,16 +27,19 @@ pub async fn render(
         out,
         "# HELP hearth_media_tasks Media tasks by kind and state (running now; ended since start).\n# TYPE hearth_media_tasks gauge"
     );
-    for (state, n) in [
-        ("running", t.running),
-        ("finished", t.finished),
-        ("failed", t.failed),
-        ("refused", t.refused),
-    ] {
-        let _ = writeln!(
-            out,
-            "hearth_media_tasks{{kind=\"recording\",state=\"{state}\"}} {n}"
-        );
+    for kind in ["recording", "relay"] {
+        let k = t.by_kind.get(kind).copied().unwrap_or_default();
+        for (state, n) in [
+            ("running", k.running),
+            ("finished", k.finished),
+            ("failed", k.failed),
+            ("refused", k.refused),
+        ] {
+            let _ = writeln!(
+                out,
+                "hearth_media_tasks{{kind=\"{kind}\",state=\"{state}\"}} {n}"
+            );
+        }
     }
     metric(
         &mut out,

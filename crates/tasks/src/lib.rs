@@ -78,14 +78,21 @@ pub(crate) struct Table {
 /// Counts for `/metrics`.
 #[derive(Default, Debug, Clone)]
 pub struct TaskCounts {
-    pub running: u64,
-    pub finished: u64,
-    pub failed: u64,
-    pub refused: u64,
+    /// By task kind (`recording`, `relay`).
+    pub by_kind: std::collections::BTreeMap<&'static str, StateCounts>,
     pub uploads_failed: u64,
     pub files_left_local: u64,
     /// CDN pushes that failed or dropped (each retried).
     pub push_failures: u64,
+}
+
+/// Tasks of one kind: running now; ended or refused since start.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct StateCounts {
+    pub running: u64,
+    pub finished: u64,
+    pub failed: u64,
+    pub refused: u64,
 }
 
 pub(crate) struct Shared {

@@ -109,7 +109,7 @@ impl Shared {
 
 pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<String, TaskError> {
     shared.available.clone().map_err(TaskError::Unavailable)?;
-    let reservation = reserve(&shared, cost_of(&req.recording))?;
+    let reservation = reserve(&shared, cost_of(&req.recording), "recording")?;
     let task_id = uuid::Uuid::new_v4().to_string();
     let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
     let dest = prepare_dest(&shared, &req, &task_id).await?;
@@ -153,7 +153,7 @@ pub(crate) async fn create_relay(
     req: RelayStart,
 ) -> Result<String, TaskError> {
     shared.available.clone().map_err(TaskError::Unavailable)?;
-    let reservation = reserve(&shared, relay_cost(&req.relay))?;
+    let reservation = reserve(&shared, relay_cost(&req.relay), "relay")?;
     let task_id = uuid::Uuid::new_v4().to_string();
     let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
     let mut relay = req.relay;
@@ -221,11 +221,11 @@ pub(crate) async fn check_cdn(shared: &Shared, url: &str) -> Result<(), TaskErro
         .map_err(|e| TaskError::Invalid(format!("PublishCdnUrl {url}: {e}")))
 }
 
-fn reserve(shared: &Arc<Shared>, cost: f64) -> Result<Reservation, TaskError> {
+fn reserve(shared: &Arc<Shared>, cost: f64, kind: &'static str) -> Result<Reservation, TaskError> {
     let mut t = shared.lock_table();
     if t.used + cost > shared.cfg.cpu_budget + 1e-9 {
         drop(t);
-        shared.count(|c| c.refused += 1);
+        shared.count(|c| c.by_kind.entry(kind).or_default().refused += 1);
         return Err(TaskError::Concurrency);
     }
     t.used += cost;
@@ -321,7 +321,7 @@ async fn launch(
         },
     );
     reservation.kept = true;
-    shared.count(|c| c.running += 1);
+    shared.count(|c| c.by_kind.entry(kind).or_default().running += 1);
     let record = TaskRecord {
         task_id: task_id.clone(),
         sdk_app_id: hearth_types::SdkAppId(key.0),
@@ -656,15 +656,17 @@ async fn drive(mut d: Driver) {
         .lock_table()
         .tasks
         .remove(&d.key)
-        .map(|e| e.cost)
-        .unwrap_or(0.0);
+        .map(|e| (e.cost, e.kind))
+        .unwrap_or((0.0, "recording"));
+    let (cost, kind) = cost;
     d.shared.lock_table().used -= cost;
     d.shared.count(|c| {
-        c.running = c.running.saturating_sub(1);
+        let k = c.by_kind.entry(kind).or_default();
+        k.running = k.running.saturating_sub(1);
         if failed {
-            c.failed += 1;
+            k.failed += 1;
         } else {
-            c.finished += 1;
+            k.finished += 1;
         }
         c.files_left_local += local.len() as u64;
     });
