@@ -434,11 +434,11 @@ class Publisher(Client):
 
 
 class AudioOnly(Publisher):
-    """A publisher with a microphone (a 660 Hz tone) and no camera."""
+    """A publisher with a microphone (a tone, 660 Hz unless told) and no camera."""
 
-    def __init__(self, h, app, user, **room):
+    def __init__(self, h, app, user, *, hz: float = 660.0, **room):
         Client.__init__(self, h, app, user, **room)
-        self.audio = ToneAudioTrack(660.0)
+        self.audio = ToneAudioTrack(hz)
         self.pc.addTransceiver(self.audio, direction="sendonly")
 
 

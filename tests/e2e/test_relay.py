@@ -19,7 +19,7 @@ import requests
 from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
 from media import AudioOnly, Publisher, Viewer, run, usersig, wait_for, worker_pids
-from recording import call, cell_rgb, error_of, frame_at, near, probe
+from recording import audio_pcm, call, cell_rgb, error_of, frame_at, near, probe, tone_power
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
 
@@ -522,3 +522,39 @@ def test_idle_room_removed_robot_and_killed_worker_each_end_only_their_task(rela
         stop(relay, other)
 
     run(body())
+
+
+def test_audio_lists_and_sound_levels_decide_whose_tone_is_heard(relay, cdn):
+    r = room()
+    key = f"levels{r}"
+
+    async def body():
+        pubs = []
+        for user, hz in (("alice", 440.0), ("bob", 1000.0), ("carol", 2500.0)):
+            p = AudioOnly(relay, APP1, user, hz=hz, room=r)
+            pubs.append(p)
+            await p.start()
+        entry = lambda u, level: {"UserInfo": {"UserId": u}, "SoundLevel": level}  # noqa: E731
+        # Alice at full volume, bob silenced by his level, carol blocked.
+        task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(key)), AudioParams={
+            **AUDIO, "SubscribeAudioList": [entry("alice", 100), entry("bob", 0)],
+            "UnSubscribeAudioList": [{"UserInfo": {"UserId": "carol"}}]})
+        await wait_for(lambda: key in cdn.publishing(), 15, "the publish", step=0.25)
+        await asyncio.sleep(4)
+        t_up = cdn.publishing()[key]
+        # Now bob only.
+        update(relay, task, 1, AudioParams={"SubscribeAudioList": [entry("bob", 100)], "UnSubscribeAudioList": []})
+        await asyncio.sleep(5)
+        stop(relay, task)
+        for p in pubs:
+            await p.close()
+        return t_up
+
+    t_up = run(body())
+    pcm = audio_pcm(cdn.recorded(key))
+    rate = 16000
+    before = pcm[int(1.0 * rate):int((t_up - 0.5) * rate)]
+    after = pcm[int((t_up + 1.5) * rate):int((t_up + 4.0) * rate)]
+    p = {hz: (tone_power(before, hz), tone_power(after, hz)) for hz in (440.0, 1000.0, 2500.0)}
+    assert p[440.0][0] > 20 * max(p[1000.0][0], p[2500.0][0]), p
+    assert p[1000.0][1] > 20 * max(p[440.0][1], p[2500.0][1]), p

@@ -72,6 +72,9 @@ pub struct Layout {
     pub placeholder_image: Option<String>,
     /// PureAudioDisableLayout: audio-only users take no cell.
     pub audio_only_no_cell: bool,
+    /// Pictures at most (0: [`MAX_CELLS`]); a relay's templates show 16.
+    #[serde(default)]
+    pub max_cells: usize,
 }
 
 impl Default for Layout {
@@ -88,6 +91,7 @@ impl Default for Layout {
             placeholder: false,
             placeholder_image: None,
             audio_only_no_cell: false,
+            max_cells: 0,
         }
     }
 }
@@ -124,10 +128,14 @@ pub const MAX_CELLS: usize = 25;
 
 /// Places the present users (entry order) on a `w`×`h` canvas.
 pub fn place(layout: &Layout, present: &[Present], w: u32, h: u32) -> Vec<Placement> {
+    let max = match layout.max_cells {
+        0 => MAX_CELLS,
+        n => n.min(MAX_CELLS),
+    };
     let shown: Vec<&Present> = present
         .iter()
         .filter(|p| p.video || !layout.audio_only_no_cell)
-        .take(MAX_CELLS)
+        .take(max)
         .collect();
     let cell = |p: &Present, x: u32, y: u32, cw: u32, ch: u32, z: u32| Placement {
         user: p.user.clone(),
@@ -228,7 +236,7 @@ pub fn place(layout: &Layout, present: &[Present], w: u32, h: u32) -> Vec<Placem
                 .iter()
                 .filter(|p| p.stream == Stream::Main && !named.contains(&p.user.as_str()));
             let mut out = Vec::new();
-            for c in layout.cells.iter().take(MAX_CELLS) {
+            for c in layout.cells.iter().take(max) {
                 let who = match &c.user {
                     Some(u) => present
                         .iter()
@@ -398,6 +406,19 @@ mod tests {
         assert_eq!(p[0].user, "late");
         assert!(!p[0].has_video);
         assert_eq!(p[0].image.as_deref(), Some("/tmp/wait.png"));
+    }
+
+    #[test]
+    fn a_relay_grid_shows_sixteen_at_most() {
+        let names: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let l = Layout {
+            max_cells: 16,
+            ..Layout::default()
+        };
+        let p = place(&l, &users(&refs), 1280, 720);
+        assert_eq!(p.len(), 16);
+        assert_eq!((p[15].x, p[15].y, p[15].width), (960, 540, 320));
     }
 
     #[test]

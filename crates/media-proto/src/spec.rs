@@ -215,6 +215,9 @@ pub struct Mix {
     pub layout: Layout,
     /// SubscribeAudioList / UnSubscribeAudioList.
     pub audio_users: UserFilter,
+    /// SoundLevel of users in the allowlist: 0–100 % of their own volume (100 if absent).
+    #[serde(default)]
+    pub sound_levels: Vec<(String, u32)>,
     pub watermarks: Vec<Watermark>,
 }
 
@@ -275,7 +278,8 @@ pub struct PassThrough {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RelayUpdate {
     pub layout: Option<Layout>,
-    pub audio_users: Option<UserFilter>,
+    /// The audio lists, with the allowlist's sound levels.
+    pub audio_users: Option<(UserFilter, Vec<(String, u32)>)>,
     pub watermarks: Option<Vec<Watermark>>,
     pub background: Option<(u32, Option<String>)>,
     pub single_user: Option<(String, crate::layout::Stream)>,

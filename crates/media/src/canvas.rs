@@ -57,6 +57,7 @@ pub struct Canvas {
     pipeline: gst::Pipeline,
     compositor: Option<gst::Element>,
     background: Option<gst::Element>,
+    background_image: Option<Source>,
     audiomixer: Option<gst::Element>,
     inputs: HashMap<TrackKey, Input>,
     images: HashMap<TrackKey, CellImage>,
@@ -82,6 +83,7 @@ impl Canvas {
         let pipeline = gst::Pipeline::with_name(&format!("canvas-{id}"));
         let mut compositor = None;
         let mut background = None;
+        let mut background_image = None;
         let mut watermarks = None;
         let mut video_out = None;
         let mut size = (0, 0);
@@ -107,22 +109,7 @@ impl Canvas {
                 video_end = end;
             }
             if let Some(img) = spec.background_image {
-                let whole = Placement {
-                    user: String::new(),
-                    stream: hearth_media_proto::layout::Stream::Main,
-                    x: 0,
-                    y: 0,
-                    width: v.width,
-                    height: v.height,
-                    zorder: 0,
-                    alpha: 1.0,
-                    fit: Fit::Stretch,
-                    image: None,
-                    has_video: false,
-                };
-                let src = overlay::image(&pipeline, &comp, img, &whole)?;
-                // Above the solid background, below every cell.
-                src.pad.set_property("zorder", 1u32);
+                background_image = Some(background_source(&pipeline, &comp, img, v)?);
             }
             video_out = Some((video_end, v));
             compositor = Some(comp);
@@ -189,6 +176,7 @@ impl Canvas {
             pipeline,
             compositor,
             background,
+            background_image,
             audiomixer,
             inputs: HashMap::new(),
             images: HashMap::new(),
@@ -410,11 +398,36 @@ impl Canvas {
         }
     }
 
-    /// Changes the solid background (0xRRGGBB).
-    pub fn set_background(&self, rgb: u32) {
+    /// Sets an audio input's volume (1.0 as received).
+    pub fn set_volume(&self, key: &TrackKey, volume: f64) {
+        if let Some(i) = self.inputs.get(key) {
+            i.pad.set_property("volume", volume);
+        }
+    }
+
+    /// Changes the background: its colour (0xRRGGBB) and the image over it.
+    pub fn set_background(&mut self, rgb: u32, image: Option<&Path>) -> Result<()> {
         if let Some(bg) = &self.background {
             bg.set_property("foreground-color", 0xFF00_0000u32 | rgb);
         }
+        let Some(comp) = self.compositor.clone() else {
+            return Ok(());
+        };
+        if let Some(old) = self.background_image.take() {
+            old.remove(&self.pipeline, &comp);
+        }
+        if let Some(img) = image {
+            let (w, h) = self.size;
+            let v = VideoEncode {
+                width: w,
+                height: h,
+                fps: 0,
+                bitrate_bps: 0,
+                gop_secs: 0,
+            };
+            self.background_image = Some(background_source(&self.pipeline, &comp, img, v)?);
+        }
+        Ok(())
     }
 
     /// The user a level element measures.
@@ -462,6 +475,31 @@ impl Canvas {
     pub fn stop(self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// The background image over the whole canvas: above the solid colour, below every cell.
+fn background_source(
+    pipeline: &gst::Pipeline,
+    comp: &gst::Element,
+    img: &Path,
+    v: VideoEncode,
+) -> Result<Source> {
+    let whole = Placement {
+        user: String::new(),
+        stream: hearth_media_proto::layout::Stream::Main,
+        x: 0,
+        y: 0,
+        width: v.width,
+        height: v.height,
+        zorder: 0,
+        alpha: 1.0,
+        fit: Fit::Stretch,
+        image: None,
+        has_video: false,
+    };
+    let src = overlay::image(pipeline, comp, img, &whole)?;
+    src.pad.set_property("zorder", 1u32);
+    Ok(src)
 }
 
 fn stream_of(s: hearth_media_proto::layout::Stream) -> hearth_client::Stream {

@@ -363,12 +363,16 @@ impl Relayer {
             if let Some((bg, img)) = u.background {
                 m.layout.background = bg;
                 m.layout.background_image = img;
+                let img = m.layout.background_image.clone();
                 if let Some(c) = self.canvases.get_mut(&MAIN) {
-                    c.set_background(bg);
+                    if let Err(e) = c.set_background(bg, img.as_deref().map(std::path::Path::new)) {
+                        tracing::warn!(error = %e, "background image");
+                    }
                 }
             }
-            if let Some(a) = u.audio_users {
+            if let Some((a, levels)) = u.audio_users {
                 m.audio_users = a;
+                m.sound_levels = levels;
             }
             if let Some(w) = u.watermarks {
                 m.watermarks = w;
@@ -420,7 +424,29 @@ impl Relayer {
             self.track_removed(&k);
         }
         self.relayout();
+        self.apply_sound_levels();
         self.send_sei();
+    }
+
+    /// SoundLevel: each mixed user's share of their own volume.
+    fn apply_sound_levels(&self) {
+        let RelaySource::Mix(m) = &self.spec.source else {
+            return;
+        };
+        let Some(c) = self.canvases.get(&MAIN) else {
+            return;
+        };
+        for key in c.input_keys() {
+            if key.kind != Kind::Audio {
+                continue;
+            }
+            let level = m
+                .sound_levels
+                .iter()
+                .find(|(u, _)| *u == *key.user)
+                .map_or(100, |(_, l)| *l);
+            c.set_volume(&key, f64::from(level) / 100.0);
+        }
     }
 
     /// A single relay's video frame: H.264 as it is, VP8/VP9 through a canvas of its own.
@@ -488,6 +514,7 @@ impl Relayer {
                 return;
             }
             self.relayout();
+            self.apply_sound_levels();
         }
         let c = self.canvases.get_mut(&id).expect("present");
         if c.push(f, capture) {

@@ -538,6 +538,7 @@ fn layout_params(p: Option<MixLayoutParams>, canvas: VideoEncode) -> Result<Layo
         placeholder: ranged(p.placeholder_mode, "PlaceHolderMode", 0, 1, 0)? == 1,
         placeholder_image: image(p.default_sub_image, "DefaultSubBackgroundImage")?,
         audio_only_no_cell: p.pure_audio_disable.unwrap_or(false),
+        max_cells: 0,
     })
 }
 

@@ -489,11 +489,14 @@ fn main_room_user(u: &MixUserInfo, main: &RoomKey, name: &str) -> Result<String,
     Ok(u.user_id.clone())
 }
 
+/// A user list with each user's SoundLevel (given ones only).
+type Users = (Vec<String>, Vec<(String, u32)>);
+
 fn user_list(
     list: Option<Vec<McuUserInfoParams>>,
     main: &RoomKey,
     name: &str,
-) -> Result<Option<Vec<String>>, ApiError> {
+) -> Result<Option<Users>, ApiError> {
     let Some(list) = list else { return Ok(None) };
     if list.len() > MAX_MIXED {
         return Err(out_of_range(format!(
@@ -501,34 +504,37 @@ fn user_list(
         )));
     }
     let mut out = Vec::new();
+    let mut levels = Vec::new();
     for (i, u) in list.into_iter().enumerate() {
-        ranged(
-            u.sound_level,
-            &format!("{name}.{i}.SoundLevel"),
-            0,
-            100,
-            100,
-        )?;
-        out.push(main_room_user(
-            &u.user,
-            main,
-            &format!("{name}.{i}.UserInfo"),
-        )?);
+        let user = main_room_user(&u.user, main, &format!("{name}.{i}.UserInfo"))?;
+        if u.sound_level.is_some() {
+            let l = ranged(u.sound_level, &format!("{name}.{i}.SoundLevel"), 0, 100, 100)?;
+            levels.push((user.clone(), l as u32));
+        }
+        out.push(user);
     }
-    Ok(Some(out))
+    Ok(Some((out, levels)))
 }
 
-/// The audio allow/block lists (both or neither change on update).
-fn audio_users(a: &mut McuAudioParams, main: &RoomKey) -> Result<Option<UserFilter>, ApiError> {
+/// The audio allow/block lists (both or neither change on update), with the allowlist's
+/// sound levels (the spec honours them there only).
+fn audio_users(
+    a: &mut McuAudioParams,
+    main: &RoomKey,
+) -> Result<Option<(UserFilter, Vec<(String, u32)>)>, ApiError> {
     let allow = user_list(a.allow.take(), main, "SubscribeAudioList")?;
     let block = user_list(a.block.take(), main, "UnSubscribeAudioList")?;
     if allow.is_none() && block.is_none() {
         return Ok(None);
     }
-    Ok(Some(UserFilter {
-        allow: allow.unwrap_or_default(),
-        block: block.unwrap_or_default(),
-    }))
+    let (allow, levels) = allow.unwrap_or_default();
+    Ok(Some((
+        UserFilter {
+            allow,
+            block: block.map(|(b, _)| b).unwrap_or_default(),
+        },
+        levels,
+    )))
 }
 
 fn stream_of(v: Option<i64>, name: &str) -> Result<layout::Stream, ApiError> {
@@ -670,6 +676,8 @@ fn layout_of(
         placeholder: mode == LayoutMode::Custom,
         placeholder_image: None,
         audio_only_no_cell: !hold,
+        // Floating and screen sharing: 1 big + 15 small; grid: 16; custom: its positions.
+        max_cells: MAX_MIXED,
     })
 }
 
@@ -985,7 +993,7 @@ pub async fn start_publish_cdn_stream(
         if p.single.is_some() {
             return Err(invalid("SingleSubscribeParams needs WithTranscoding 0."));
         }
-        let audio_users = audio_users(&mut audio_p, &room)?.unwrap_or_default();
+        let (audio_users, sound_levels) = audio_users(&mut audio_p, &room)?.unwrap_or_default();
         let (video, layout, watermarks) = match p.video {
             Some(v) => {
                 let enc = video_encode(
@@ -1016,6 +1024,7 @@ pub async fn start_publish_cdn_stream(
                 video,
                 layout,
                 audio_users,
+                sound_levels,
                 watermarks,
             }),
             video,
