@@ -458,10 +458,14 @@ def test_each_layout_mode_puts_each_publisher_in_its_cell(relay, cdn, images):
         update(relay, task, 3, VideoParams={"LayoutParams": {"MixLayoutMode": 4, "MixLayoutList": [
             {**user("dave"), "LocationX": 0, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360,
              "BackgroundImageUrl": f"{images}/yellow.png"},
-            {"LocationX": 320, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360}]}})
+            {"LocationX": 320, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 180}]}})
         await frame_where(cdn.url(key), W, H, lambda f: at(f, 0, 0, 320, 360, YELLOW)
-                          and at(f, 320, 0, 320, 360, RED), 10,
+                          and at(f, 320, 0, 320, 180, RED) and at(f, 320, 180, 320, 180, (0, 0, 0)), 10,
                           "custom: dave's image, alice (first in entry order) in the free position")
+        # The canvas background changes live: an image where no position is.
+        update(relay, task, 4, VideoParams={"BackgroundImageUrl": f"{images}/green.png"})
+        await frame_where(cdn.url(key), W, H, lambda f: at(f, 320, 180, 320, 180, (30, 200, 30))
+                          and at(f, 320, 0, 320, 180, RED), 10, "the background image behind the positions")
         stop(relay, task)
         await carol.close()
         for p in pubs:

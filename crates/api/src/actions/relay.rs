@@ -508,7 +508,13 @@ fn user_list(
     for (i, u) in list.into_iter().enumerate() {
         let user = main_room_user(&u.user, main, &format!("{name}.{i}.UserInfo"))?;
         if u.sound_level.is_some() {
-            let l = ranged(u.sound_level, &format!("{name}.{i}.SoundLevel"), 0, 100, 100)?;
+            let l = ranged(
+                u.sound_level,
+                &format!("{name}.{i}.SoundLevel"),
+                0,
+                100,
+                100,
+            )?;
             levels.push((user.clone(), l as u32));
         }
         out.push(user);
