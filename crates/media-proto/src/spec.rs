@@ -274,12 +274,15 @@ pub struct PassThrough {
     pub follow_idr: bool,
 }
 
+/// The audio lists of a mix with the allowlist's sound levels.
+pub type AudioUsers = (UserFilter, Vec<(String, u32)>);
+
 /// What UpdatePublishCdnStream changes; each given part replaces the running one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RelayUpdate {
     pub layout: Option<Layout>,
     /// The audio lists, with the allowlist's sound levels.
-    pub audio_users: Option<(UserFilter, Vec<(String, u32)>)>,
+    pub audio_users: Option<AudioUsers>,
     pub watermarks: Option<Vec<Watermark>>,
     pub background: Option<(u32, Option<String>)>,
     pub single_user: Option<(String, crate::layout::Stream)>,

@@ -10,8 +10,8 @@ use crate::media::{RelayChange, RelayStart};
 use crate::params::{decode, int};
 use hearth_media_proto::layout::{self, CustomCell, Fit, Layout, LayoutMode};
 use hearth_media_proto::{
-    AudioEncode, Join, LayoutVolume, Mix, PassThrough, Relay, RelaySource, RelayUpdate, RoomRef,
-    Sei, UserFilter, VideoEncode, Watermark,
+    AudioEncode, AudioUsers, Join, LayoutVolume, Mix, PassThrough, Relay, RelaySource, RelayUpdate,
+    RoomRef, Sei, UserFilter, VideoEncode, Watermark,
 };
 use hearth_types::{RoomKey, SdkAppId};
 use serde::{Deserialize, Serialize};
@@ -524,10 +524,7 @@ fn user_list(
 
 /// The audio allow/block lists (both or neither change on update), with the allowlist's
 /// sound levels (the spec honours them there only).
-fn audio_users(
-    a: &mut McuAudioParams,
-    main: &RoomKey,
-) -> Result<Option<(UserFilter, Vec<(String, u32)>)>, ApiError> {
+fn audio_users(a: &mut McuAudioParams, main: &RoomKey) -> Result<Option<AudioUsers>, ApiError> {
     let allow = user_list(a.allow.take(), main, "SubscribeAudioList")?;
     let block = user_list(a.block.take(), main, "UnSubscribeAudioList")?;
     if allow.is_none() && block.is_none() {
