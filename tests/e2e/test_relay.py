@@ -562,3 +562,42 @@ def test_audio_lists_and_sound_levels_decide_whose_tone_is_heard(relay, cdn):
     p = {hz: (tone_power(before, hz), tone_power(after, hz)) for hz in (440.0, 1000.0, 2500.0)}
     assert p[440.0][0] > 20 * max(p[1000.0][0], p[2500.0][0]), p
     assert p[1000.0][1] > 20 * max(p[440.0][1], p[2500.0][1]), p
+
+
+def test_a_custom_layout_mixes_streams_of_two_rooms(relay, cdn):
+    r, other = room(), room()
+    key = f"pk{r}"
+
+    async def body():
+        alice = Publisher(relay, APP1, "alice", rgb=RED, hz=440.0, room=r)
+        bob = Publisher(relay, APP1, "bob", rgb=BLUE, hz=1000.0, room=other)
+        await alice.start()
+        await bob.start()
+        in_other = {"UserId": "bob", "RoomId": str(other), "RoomIdType": 0}
+        # Dynamic layouts take the task's room only.
+        assert error_of(sdk_client(relay), "StartPublishCdnStream", {
+            "SdkAppId": APP1, "RoomId": str(r), "RoomIdType": 0, "WithTranscoding": 1,
+            "AgentParams": {"UserId": "pkbot", "UserSig": usersig(relay, APP1, "pkbot")}, "AudioParams": AUDIO,
+            "VideoParams": {"VideoEncode": VIDEO_640, "LayoutParams": {
+                "MixLayoutMode": 1, "MaxVideoUser": {"UserMediaStream": {"UserInfo": in_other}}}},
+            "PublishCdnParams": cdn_params(cdn.url(key))}) == "InvalidParameter"
+        task = start(relay, r, bot="pkbot", PublishCdnParams=cdn_params(cdn.url(key)),
+                     AudioParams={**AUDIO, "SubscribeAudioList": [
+                         {"UserInfo": {"UserId": "alice"}}, {"UserInfo": in_other}]},
+                     VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 4, "MixLayoutList": [
+                         {"UserMediaStream": {"UserInfo": {"UserId": "alice", "RoomId": str(r), "RoomIdType": 0}},
+                          "LocationX": 0, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360},
+                         {"UserMediaStream": {"UserInfo": in_other},
+                          "LocationX": 320, "LocationY": 0, "ImageWidth": 320, "ImageHeight": 360}]}})
+        await wait_for(lambda: key in cdn.publishing(), 15, "the publish", step=0.25)
+        await frame_where(cdn.url(key), 640, 360, lambda f: halves(f, 640, 360, RED, BLUE), 12,
+                          "alice (this room) left and bob (the other room) right")
+        await asyncio.sleep(3)
+        stop(relay, task)
+        await alice.close()
+        await bob.close()
+
+    run(body())
+    pcm = audio_pcm(cdn.recorded(key))[16000:]
+    both = tone_power(pcm, 440.0), tone_power(pcm, 1000.0), tone_power(pcm, 2500.0)
+    assert both[0] > 20 * both[2] and both[1] > 20 * both[2], both

@@ -24,6 +24,41 @@ pub enum RoomRef {
     Str(String),
 }
 
+/// Separates a user from their room in a member id.
+const MEMBER_SEP: char = '\u{1}';
+
+impl RoomRef {
+    /// A text key of the room (`n:1234`, `s:name`), part of member ids.
+    pub fn key(&self) -> String {
+        match self {
+            RoomRef::Num(n) => format!("n:{n}"),
+            RoomRef::Str(s) => format!("s:{s}"),
+        }
+    }
+
+    pub fn from_key(k: &str) -> Option<RoomRef> {
+        match k.split_once(':')? {
+            ("n", n) => n.parse().ok().map(RoomRef::Num),
+            ("s", s) => Some(RoomRef::Str(s.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// How a mix names a user of another room than its own (a PK mix): the user id and the room's
+/// key, apart by a control character no user id contains. A plain user id is of the task's room.
+pub fn member_id(user: &str, room: &RoomRef) -> String {
+    format!("{user}{MEMBER_SEP}{}", room.key())
+}
+
+/// A member id's user and, for another room, that room's key.
+pub fn split_member(id: &str) -> (&str, Option<&str>) {
+    match id.split_once(MEMBER_SEP) {
+        Some((u, r)) => (u, Some(r)),
+        None => (id, None),
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskSpec {
     pub task_id: String,

@@ -11,6 +11,7 @@ mod output;
 mod overlay;
 mod recorder;
 mod relay;
+mod rooms;
 mod sei;
 mod timing;
 
@@ -66,6 +67,8 @@ pub trait Runner {
     fn finish(&mut self);
     fn stalled_for(&self) -> Duration;
     fn canvases_left(&self) -> usize;
+    /// The robot entered another room of a mix (or could not).
+    fn room_entered(&mut self, _key: String, _r: Result<hearth_client::Client, String>) {}
     /// After the pipelines finished: what still has to end (a relay's pushes).
     fn outputs_done(&mut self) -> Option<tokio::task::JoinHandle<()>> {
         None
@@ -160,7 +163,7 @@ async fn task(
 ) -> Result<(EndReason, Option<String>)> {
     std::fs::create_dir_all(&spec.work_dir).context("creating the work dir")?;
     let j = &spec.join;
-    let (client, mut room) = hearth_client::join(JoinParams {
+    let (client, room) = hearth_client::join(JoinParams {
         url: j.ws_url.clone(),
         sdk_app_id: j.sdk_app_id,
         room: match &j.room {
@@ -178,6 +181,9 @@ async fn task(
     emit(&Event::Joined);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Event>();
     let (bus_tx, mut bus_rx) = mpsc::unbounded_channel();
+    // Recording stays in one room; a relay's mix may enter others (their events merged).
+    let (_no_rooms, mut entered) = mpsc::unbounded_channel();
+    let mut room = room;
     let (mut rec, max_idle): (Box<dyn Runner>, u64) = match &spec.job {
         Job::Record(r) => (
             Box::new(Recorder::new(
@@ -190,16 +196,22 @@ async fn task(
             )?),
             r.max_idle_secs,
         ),
-        Job::Relay(r) => (
-            Box::new(Relayer::new(
-                spec.work_dir.clone(),
-                r.clone(),
-                client.clone(),
-                bus_tx,
-                out_tx,
-            )?),
-            r.max_idle_secs,
-        ),
+        Job::Relay(r) => {
+            let (rooms, merged, entries) =
+                rooms::Rooms::new(client.clone(), room, spec.join.clone());
+            room = merged;
+            entered = entries;
+            (
+                Box::new(Relayer::new(
+                    spec.work_dir.clone(),
+                    r.clone(),
+                    rooms,
+                    bus_tx,
+                    out_tx,
+                )?),
+                r.max_idle_secs,
+            )
+        }
     };
     let max_idle = Duration::from_secs(max_idle);
     let mut idle_since = Some(Instant::now());
@@ -243,6 +255,7 @@ async fn task(
                 }
             },
             Some(e) = out_rx.recv() => emit(&e),
+            Some((key, r)) = entered.recv() => rec.room_entered(key, r),
             _ = tick.tick() => {
                 rec.tick();
                 // A frozen pipeline stops the heartbeat; the supervisor then ends the task.

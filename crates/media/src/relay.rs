@@ -8,12 +8,14 @@ use crate::canvas::{Canvas, CanvasSpec};
 use crate::fanout::{self, FanCmd, Fanout, Streams};
 use crate::gst_util::BusEvent;
 use crate::output::{EncKind, Encoded, OutputSpec, SeiMessage, SeiMessages, Tap};
+use crate::rooms::Rooms;
 use crate::timing::Clocks;
 use crate::Runner;
 use anyhow::Result;
 use gstreamer as gst;
 use hearth_client::{Client, Codec, Frame, Kind, Stream, TrackKey, User};
 use hearth_media_proto::layout::{self, Layout, Placement, Present};
+use hearth_media_proto::split_member;
 use hearth_media_proto::{Command, Event, Outputs, Relay, RelaySource, RelayUpdate, VideoEncode};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +31,8 @@ const LEVEL_STALE: Duration = Duration::from_secs(1);
 
 pub struct Relayer {
     spec: Relay,
-    client: Client,
+    /// The task's room and the others its mix names.
+    client: Rooms,
     roster: Vec<User>,
     clocks: Clocks,
     canvases: HashMap<u64, Canvas>,
@@ -52,7 +55,7 @@ impl Relayer {
     pub fn new(
         work_dir: PathBuf,
         spec: Relay,
-        client: Client,
+        client: Rooms,
         bus: mpsc::UnboundedSender<(u64, BusEvent)>,
         out: mpsc::UnboundedSender<Event>,
     ) -> Result<Self> {
@@ -113,8 +116,30 @@ impl Relayer {
             RelaySource::Single { .. } => r.canvas(MAIN, None, None, false)?,
         };
         r.canvases.insert(MAIN, main);
+        r.enter_named_rooms();
         r.send_sei();
         Ok(r)
+    }
+
+    /// Writes members of the task's own room as plain user ids, and enters the other rooms
+    /// the layout and the audio lists name.
+    fn enter_named_rooms(&mut self) {
+        let RelaySource::Mix(m) = &mut self.spec.source else {
+            return;
+        };
+        let rooms = &mut self.client;
+        let ids = m
+            .layout
+            .cells
+            .iter_mut()
+            .filter_map(|c| c.user.as_mut())
+            .chain(m.audio_users.allow.iter_mut())
+            .chain(m.audio_users.block.iter_mut())
+            .chain(m.sound_levels.iter_mut().map(|(u, _)| u));
+        for id in ids {
+            *id = rooms.normalize(id);
+            rooms.ensure(id);
+        }
     }
 
     fn canvas(
@@ -184,8 +209,12 @@ impl Relayer {
     }
 
     fn takes_video(&self, u: &User) -> bool {
+        // Users of another room only where a position names them.
+        let named_only = u.bot || split_member(&u.userid).1.is_some();
         match &self.spec.source {
-            RelaySource::Mix(m) => m.video.is_some() && (!u.bot || self.video_named(&u.userid)),
+            RelaySource::Mix(m) => {
+                m.video.is_some() && (!named_only || self.video_named(&u.userid))
+            }
             RelaySource::Single { user, video, .. } => video.is_some() && *user == u.userid,
         }
     }
@@ -196,7 +225,9 @@ impl Relayer {
         }
         match &self.spec.source {
             RelaySource::Mix(m) => {
-                m.audio_users.admits(&u.userid) && (!u.bot || self.audio_named(&u.userid))
+                // Another room's users (a PK) only by the allowlist: each room mixes its own.
+                let named_only = u.bot || split_member(&u.userid).1.is_some();
+                m.audio_users.admits(&u.userid) && (!named_only || self.audio_named(&u.userid))
             }
             RelaySource::Single { user, .. } => *user == u.userid,
         }
@@ -320,7 +351,7 @@ impl Relayer {
                         .filter(|(_, at)| now - *at < LEVEL_STALE)
                         .map_or(0, |(db, _)| volume_of(*db));
                     serde_json::json!({
-                        "uid": p.user, "zorder": p.zorder, "volume": volume,
+                        "uid": split_member(&p.user).0, "zorder": p.zorder, "volume": volume,
                         "x": p.x, "y": p.y, "w": p.width, "h": p.height,
                     })
                 })
@@ -410,6 +441,7 @@ impl Relayer {
                 let _ = fan.cmds.send(FanCmd::Rooms(f));
             }
         }
+        self.enter_named_rooms();
         let users = self.roster.clone();
         for u in &users {
             self.resubscribe(u);
@@ -651,7 +683,19 @@ impl Runner for Relayer {
         self.canvases.len()
     }
 
+    fn room_entered(&mut self, key: String, r: Result<Client, String>) {
+        if let Some(m) = self.client.entered(key, r) {
+            self.warn(m);
+            return;
+        }
+        let users = self.roster.clone();
+        for u in &users {
+            self.resubscribe(u);
+        }
+    }
+
     fn outputs_done(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        self.client.exit();
         self.media = None;
         self.canvases.clear();
         self.fan.take().map(|f| f.done)

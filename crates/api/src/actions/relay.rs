@@ -10,8 +10,8 @@ use crate::media::{RelayChange, RelayStart};
 use crate::params::{decode, int};
 use hearth_media_proto::layout::{self, CustomCell, Fit, Layout, LayoutMode};
 use hearth_media_proto::{
-    AudioEncode, AudioUsers, Join, LayoutVolume, Mix, PassThrough, Relay, RelaySource, RelayUpdate,
-    RoomRef, Sei, UserFilter, VideoEncode, Watermark,
+    member_id, split_member, AudioEncode, AudioUsers, Join, LayoutVolume, Mix, PassThrough, Relay,
+    RelaySource, RelayUpdate, RoomRef, Sei, UserFilter, VideoEncode, Watermark,
 };
 use hearth_types::{RoomKey, SdkAppId};
 use serde::{Deserialize, Serialize};
@@ -469,24 +469,48 @@ fn video_encode(v: &McuVideoEncode) -> Result<VideoEncode, ApiError> {
     })
 }
 
-/// A named user of the main room (another room's stream is not mixed by this server yet).
-fn main_room_user(u: &MixUserInfo, main: &RoomKey, name: &str) -> Result<String, ApiError> {
+/// The room a request's users are checked against: the task's at Start; not known to the API
+/// at Update (the worker writes members of its own room as plain ids).
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Main(&'a RoomKey),
+    Unknown,
+}
+
+fn room_ref(r: &RoomKey) -> RoomRef {
+    match r {
+        RoomKey::Num(n) => RoomRef::Num(*n),
+        RoomKey::Str(s) => RoomRef::Str(s.clone()),
+    }
+}
+
+/// A named user: a plain id in the task's room, a member id (`member_id`) in another, which
+/// only custom positions and the audio lists may name (`other_ok`).
+fn member(
+    u: &MixUserInfo,
+    scope: Scope<'_>,
+    name: &str,
+    other_ok: bool,
+) -> Result<String, ApiError> {
     if u.user_id.is_empty() {
         return Err(missing(&format!("{name}.UserId")));
     }
-    if let Some(r) = u.room_id.as_deref().filter(|r| !r.is_empty()) {
-        let kind = match main {
-            RoomKey::Num(_) => 0,
-            RoomKey::Str(_) => 1,
-        };
-        let room = room_of(r, u.room_id_type.unwrap_or(kind), name)?;
-        if &room != main {
-            return Err(invalid(format!(
-                "{name}: mixing streams of another room ({r}) is not supported by this server yet."
-            )));
-        }
+    let Some(r) = u.room_id.as_deref().filter(|r| !r.is_empty()) else {
+        return Ok(u.user_id.clone());
+    };
+    let default_kind = match scope {
+        Scope::Main(RoomKey::Num(_)) => 0,
+        Scope::Main(RoomKey::Str(_)) => 1,
+        Scope::Unknown => i64::from(r.parse::<u32>().is_err()),
+    };
+    let room = room_of(r, u.room_id_type.unwrap_or(default_kind), name)?;
+    match scope {
+        Scope::Main(main) if &room == main => Ok(u.user_id.clone()),
+        Scope::Main(_) if !other_ok => Err(invalid(format!(
+            "{name}: only custom layouts (MixLayoutMode 4) and the audio lists take streams of another room ({r})."
+        ))),
+        _ => Ok(member_id(&u.user_id, &room_ref(&room))),
     }
-    Ok(u.user_id.clone())
 }
 
 /// A user list with each user's SoundLevel (given ones only).
@@ -494,7 +518,7 @@ type Users = (Vec<String>, Vec<(String, u32)>);
 
 fn user_list(
     list: Option<Vec<McuUserInfoParams>>,
-    main: &RoomKey,
+    scope: Scope<'_>,
     name: &str,
 ) -> Result<Option<Users>, ApiError> {
     let Some(list) = list else { return Ok(None) };
@@ -506,7 +530,7 @@ fn user_list(
     let mut out = Vec::new();
     let mut levels = Vec::new();
     for (i, u) in list.into_iter().enumerate() {
-        let user = main_room_user(&u.user, main, &format!("{name}.{i}.UserInfo"))?;
+        let user = member(&u.user, scope, &format!("{name}.{i}.UserInfo"), true)?;
         if u.sound_level.is_some() {
             let l = ranged(
                 u.sound_level,
@@ -524,9 +548,9 @@ fn user_list(
 
 /// The audio allow/block lists (both or neither change on update), with the allowlist's
 /// sound levels (the spec honours them there only).
-fn audio_users(a: &mut McuAudioParams, main: &RoomKey) -> Result<Option<AudioUsers>, ApiError> {
-    let allow = user_list(a.allow.take(), main, "SubscribeAudioList")?;
-    let block = user_list(a.block.take(), main, "UnSubscribeAudioList")?;
+fn audio_users(a: &mut McuAudioParams, scope: Scope<'_>) -> Result<Option<AudioUsers>, ApiError> {
+    let allow = user_list(a.allow.take(), scope, "SubscribeAudioList")?;
+    let block = user_list(a.block.take(), scope, "UnSubscribeAudioList")?;
     if allow.is_none() && block.is_none() {
         return Ok(None);
     }
@@ -558,7 +582,7 @@ fn fit(v: Option<i64>, name: &str) -> Result<Fit, ApiError> {
 fn layout_of(
     p: Option<McuLayoutParams>,
     canvas: VideoEncode,
-    main: &RoomKey,
+    scope: Scope<'_>,
 ) -> Result<Layout, ApiError> {
     let p = p.unwrap_or(McuLayoutParams {
         mode: None,
@@ -582,10 +606,11 @@ fn layout_of(
                 .as_ref()
                 .ok_or_else(|| missing("MaxVideoUser.UserMediaStream.UserInfo"))?;
             (
-                Some(main_room_user(
+                Some(member(
                     u,
-                    main,
+                    scope,
                     "MaxVideoUser.UserMediaStream.UserInfo",
+                    false,
                 )?),
                 stream_of(
                     m.stream.stream_type,
@@ -638,7 +663,12 @@ fn layout_of(
         let (user, stream) = match c.stream {
             Some(s) => (
                 match &s.user {
-                    Some(u) => Some(main_room_user(u, main, &n("UserMediaStream.UserInfo"))?),
+                    Some(u) => Some(member(
+                        u,
+                        scope,
+                        &n("UserMediaStream.UserInfo"),
+                        mode == LayoutMode::Custom,
+                    )?),
                     None => None,
                 },
                 stream_of(s.stream_type, &n("UserMediaStream.StreamType"))?,
@@ -914,7 +944,7 @@ fn sei(p: McuSeiParams) -> Result<Sei, ApiError> {
 
 fn single_of(
     s: SingleSubscribeParams,
-    main: &RoomKey,
+    scope: Scope<'_>,
 ) -> Result<(String, layout::Stream), ApiError> {
     let u = s
         .stream
@@ -922,7 +952,12 @@ fn single_of(
         .as_ref()
         .ok_or_else(|| missing("SingleSubscribeParams.UserMediaStream.UserInfo"))?;
     Ok((
-        main_room_user(u, main, "SingleSubscribeParams.UserMediaStream.UserInfo")?,
+        member(
+            u,
+            scope,
+            "SingleSubscribeParams.UserMediaStream.UserInfo",
+            false,
+        )?,
         stream_of(
             s.stream.stream_type,
             "SingleSubscribeParams.UserMediaStream.StreamType",
@@ -996,7 +1031,8 @@ pub async fn start_publish_cdn_stream(
         if p.single.is_some() {
             return Err(invalid("SingleSubscribeParams needs WithTranscoding 0."));
         }
-        let (audio_users, sound_levels) = audio_users(&mut audio_p, &room)?.unwrap_or_default();
+        let (audio_users, sound_levels) =
+            audio_users(&mut audio_p, Scope::Main(&room))?.unwrap_or_default();
         let (video, layout, watermarks) = match p.video {
             Some(v) => {
                 let enc = video_encode(
@@ -1004,7 +1040,7 @@ pub async fn start_publish_cdn_stream(
                         .as_ref()
                         .ok_or_else(|| missing("VideoParams.VideoEncode"))?,
                 )?;
-                let mut layout = layout_of(v.layout, enc, &room)?;
+                let mut layout = layout_of(v.layout, enc, Scope::Main(&room))?;
                 layout.background =
                     color(v.background_color.as_deref(), "VideoParams.BackGroundColor")?
                         .unwrap_or(0);
@@ -1022,6 +1058,20 @@ pub async fn start_publish_cdn_stream(
             }
             None => (None, Layout::default(), Vec::new()),
         };
+        let mut rooms: Vec<&str> = layout
+            .cells
+            .iter()
+            .filter_map(|c| c.user.as_deref())
+            .chain(audio_users.allow.iter().map(String::as_str))
+            .filter_map(|u| split_member(u).1)
+            .collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.len() > MAX_MIXED - 1 {
+            return Err(out_of_range(format!(
+                "A mix takes streams of at most {MAX_MIXED} rooms."
+            )));
+        }
         (
             RelaySource::Mix(Mix {
                 video,
@@ -1036,7 +1086,7 @@ pub async fn start_publish_cdn_stream(
         let single = p.single.ok_or_else(|| {
             missing("SingleSubscribeParams (WithTranscoding 0 relays one stream)")
         })?;
-        let (user, stream) = single_of(single, &room)?;
+        let (user, stream) = single_of(single, Scope::Main(&room))?;
         if audio_p.allow.is_some() || audio_p.block.is_some() {
             return Err(invalid(
                 "SubscribeAudioList and UnSubscribeAudioList apply to mixes (WithTranscoding 1).",
@@ -1115,22 +1165,15 @@ pub async fn update_publish_cdn_stream(
             )))
         }
     };
-    // Users named in an update are checked against the room the task runs in by the worker's
-    // roster; here only their shape.
-    let main = RoomKey::Str(String::new());
-    let any_room = |u: &mut MixUserInfo| u.room_id = None;
+    // The task's room is the worker's to know: users named with a room come as member ids,
+    // and the worker writes those of its own room as plain ids.
     let mut update = RelayUpdate::default();
     let mut audio = None;
     if let Some(mut a) = p.audio {
-        for l in [a.allow.as_mut(), a.block.as_mut()].into_iter().flatten() {
-            for u in l.iter_mut() {
-                any_room(&mut u.user);
-            }
-        }
         if let Some(e) = &a.encode {
             audio = Some(audio_encode(e)?);
         }
-        update.audio_users = audio_users(&mut a, &main)?;
+        update.audio_users = audio_users(&mut a, Scope::Unknown)?;
     }
     let mut video_encode_v = None;
     let video_params = p.video.is_some();
@@ -1154,22 +1197,8 @@ pub async fn update_publish_cdn_stream(
                 gop_secs: 2,
             },
         };
-        if let Some(l) = v.layout.as_mut() {
-            for c in l.list.iter_mut().flatten() {
-                if let Some(u) = c.stream.as_mut().and_then(|s| s.user.as_mut()) {
-                    any_room(u);
-                }
-            }
-            if let Some(u) = l
-                .max_video_user
-                .as_mut()
-                .and_then(|m| m.stream.user.as_mut())
-            {
-                any_room(u);
-            }
-        }
         if v.layout.is_some() {
-            update.layout = Some(layout_of(v.layout.take(), enc, &main)?);
+            update.layout = Some(layout_of(v.layout.take(), enc, Scope::Unknown)?);
         }
         let bg = color(v.background_color.as_deref(), "VideoParams.BackGroundColor")?;
         let bg_image = image(v.background_image.take(), "VideoParams.BackgroundImageUrl")?;
@@ -1186,10 +1215,11 @@ pub async fn update_publish_cdn_stream(
                 "SingleSubscribeParams can change only without transcoding (WithTranscoding 0).",
             ));
         }
+        // A single stream is of the task's room.
         if let Some(u) = s.stream.user.as_mut() {
-            any_room(u);
+            u.room_id = None;
         }
-        update.single_user = Some(single_of(s, &main)?);
+        update.single_user = Some(single_of(s, Scope::Unknown)?);
     }
     if let Some(c) = p.cdn {
         update.cdn = Some(cdn_urls(c)?);
