@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 /// Events waiting for the task at most (frames beyond are dropped, as in the client).
 const QUEUE: usize = 4096;
 
+/// Where entries into other rooms are reported: (room key, the client or why not).
+pub type Entries = mpsc::UnboundedReceiver<(String, Result<Client, String>)>;
+
 pub struct Rooms {
     main: Client,
     join: Join,
@@ -29,11 +32,7 @@ impl Rooms {
         main: Client,
         mut main_events: mpsc::Receiver<RoomEvent>,
         join: Join,
-    ) -> (
-        Self,
-        mpsc::Receiver<RoomEvent>,
-        mpsc::UnboundedReceiver<(String, Result<Client, String>)>,
-    ) {
+    ) -> (Self, mpsc::Receiver<RoomEvent>, Entries) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (entered_tx, entered_rx) = mpsc::unbounded_channel();
         let fwd = tx.clone();
