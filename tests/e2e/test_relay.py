@@ -22,6 +22,7 @@ from media import AudioOnly, Publisher, Viewer, run, usersig, wait_for, worker_p
 from recording import audio_pcm, call, cell_rgb, error_of, frame_at, near, probe, tone_power
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
+UUID = bytes.fromhex("dc45e9bde6d948b7962cd820d923eeef")
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +235,9 @@ def test_sei_follows_who_speaks_a_dead_url_is_retried_and_a_new_url_leaves_the_f
         task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(k1), dead),
                      VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3}},
                      SeiParams={"LayoutVolume": {"AppData": "sei_test", "PayloadType": 100,
-                                                 "Interval": 1000, "FollowIdr": 1}})
+                                                 "Interval": 1000, "FollowIdr": 1},
+                                "PassThrough": {"PayloadType": 5, "PayloadUuid": UUID.hex(),
+                                                "PayloadContent": "hello-cdn", "Interval": 500}})
         await wait_for(lambda: k1 in cdn.publishing(), 15, "the good URL at nginx", step=0.25)
         # The dead URL is retried (with backoff) while the good one streams.
         await wait_for(lambda: metric(relay, "hearth_relay_push_failures_total") >= 2, 15,
@@ -261,6 +264,11 @@ def test_sei_follows_who_speaks_a_dead_url_is_retried_and_a_new_url_leaves_the_f
             if pt == 100:
                 seis.append((ms, key, json.loads(payload)))
     assert len(seis) >= 5, len(seis)
+    # The pass-through SEI: user data unregistered, its UUID then the content, twice a second.
+    passed = [(ms, p) for ms, key, au in aus for pt, p in sei_messages(au) if pt == 5]
+    assert passed and all(p == UUID + b"hello-cdn" for _, p in passed), passed[:3]
+    span = (passed[-1][0] - passed[0][0]) / 1000
+    assert len(passed) >= 1.6 * span, (len(passed), span)
     # With every IDR (FollowIdr) and about every second in between.
     keys_with = [ms for ms, key, _ in seis if key]
     keys = [ms for ms, key, _ in aus if key]
@@ -330,7 +338,7 @@ def test_relay_errors(relay, cdn):
     run(body())
 
 
-def test_the_mix_is_published_back_into_another_room(relay):
+def test_the_mix_is_published_back_into_another_room(relay, cdn):
     r, back = room(), room()
 
     async def body():
@@ -348,6 +356,17 @@ def test_the_mix_is_published_back_into_another_room(relay):
         await wait_for(lambda: viewer.counts.rgb is not None and near(viewer.counts.rgb, RED), 10,
                        f"the mixed picture in the other room (rgb {viewer.counts.rgb})")
         assert viewer.counts.size == (640, 360), viewer.counts.size
+        # A mix of the other room leaves the pushed-back stream out (it is a bot): its grid
+        # stays the background, not alice's red.
+        key = f"back{back}"
+        task2 = start(relay, back, bot="backbot", PublishCdnParams=cdn_params(cdn.url(key)),
+                      VideoParams={"VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3},
+                                   "BackGroundColor": "0x1EC81E"})
+        await wait_for(lambda: key in cdn.publishing(), 15, "the second mix", step=0.25)
+        await asyncio.sleep(2)
+        img = await asyncio.to_thread(live_frame, cdn.url(key), 640, 360)
+        assert near(cell_rgb(img, 160, 90, 320, 180), (30, 200, 30)), cell_rgb(img, 160, 90, 320, 180)
+        stop(relay, task2)
         stop(relay, task)
         await viewer.close()
         await alice.close()
