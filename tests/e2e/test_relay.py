@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+import numpy as np
 import requests
 
 from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
@@ -620,3 +621,48 @@ def test_a_custom_layout_mixes_streams_of_two_rooms(relay, cdn):
     pcm = audio_pcm(cdn.recorded(key))[16000:]
     both = tone_power(pcm, 440.0), tone_power(pcm, 1000.0), tone_power(pcm, 2500.0)
     assert both[0] > 20 * both[2] and both[1] > 20 * both[2], both
+
+
+def test_custom_crop_shows_the_asked_part_of_a_picture(relay, cdn):
+    import av
+
+    from media import ColorVideoTrack
+
+    class Split(ColorVideoTrack):
+        """Left half red, right half blue."""
+
+        def __init__(self):
+            super().__init__(RED)
+            rgb = np.zeros((self.height, self.width, 3), np.uint8)
+            rgb[:, : self.width // 2] = RED
+            rgb[:, self.width // 2:] = BLUE
+            self._base = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+
+    r = room()
+    key = f"crop{r}"
+
+    async def body():
+        pub = Publisher(relay, APP1, "alice", video=Split(), room=r)
+        await pub.start()
+        cell = lambda crop: {"MixLayoutMode": 4, "MixLayoutList": [{  # noqa: E731
+            "UserMediaStream": {"UserInfo": {"UserId": "alice"}}, "LocationX": 0, "LocationY": 0,
+            "ImageWidth": 640, "ImageHeight": 360, "RenderMode": 1, **({"CustomCrop": crop} if crop else {})}]}
+        # The right half of alice's picture (blue), kept in its aspect (RenderMode 1).
+        task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(key)), VideoParams={
+            "VideoEncode": VIDEO_640, "LayoutParams": cell(
+                {"LocationX": 320, "LocationY": 0, "Width": 320, "Height": 360})})
+        await wait_for(lambda: key in cdn.publishing(), 15, "the publish", step=0.25)
+        await frame_where(cdn.url(key), 640, 360, lambda f: near(cell_rgb(f, 200, 60, 240, 240), BLUE), 10,
+                          "only the blue half, scaled up")
+        # Then the left half: red.
+        update(relay, task, 1, VideoParams={"LayoutParams": cell(
+            {"LocationX": 0, "LocationY": 0, "Width": 320, "Height": 360})})
+        await frame_where(cdn.url(key), 640, 360, lambda f: near(cell_rgb(f, 200, 60, 240, 240), RED), 10,
+                          "only the red half")
+        # No crop: both halves.
+        update(relay, task, 2, VideoParams={"LayoutParams": cell(None)})
+        await frame_where(cdn.url(key), 640, 360, lambda f: halves(f, 640, 360, RED, BLUE), 10, "the whole picture")
+        stop(relay, task)
+        await pub.close()
+
+    run(body())

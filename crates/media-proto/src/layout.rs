@@ -51,6 +51,9 @@ pub struct CustomCell {
     pub layer: u32,
     /// The cell's background image: a URL as the API took it, a local file once fetched.
     pub image: Option<String>,
+    /// The part of the user's picture shown (McuCustomCrop): x, y, width, height in its pixels.
+    #[serde(default)]
+    pub crop: Option<[u32; 4]>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -121,6 +124,8 @@ pub struct Placement {
     /// Shown when the user has no video (placeholder or custom cell background).
     pub image: Option<String>,
     pub has_video: bool,
+    /// Only this part of the picture (x, y, width, height in its pixels).
+    pub crop: Option<[u32; 4]>,
 }
 
 /// Pictures at most in a mix (SubscribeStreamUserIds: 24 videos when mixing, 25 cells).
@@ -152,6 +157,7 @@ pub fn place(layout: &Layout, present: &[Present], w: u32, h: u32) -> Vec<Placem
             .clone()
             .filter(|_| layout.placeholder),
         has_video: p.video,
+        crop: None,
     };
     match layout.mode {
         LayoutMode::Grid => {
@@ -262,6 +268,7 @@ pub fn place(layout: &Layout, present: &[Present], w: u32, h: u32) -> Vec<Placem
                 let mut pl = cell(p, c.left, c.top, w_, h_, c.layer + 1);
                 pl.alpha = 1.0 - f64::from(c.alpha.min(255)) / 255.0;
                 pl.fit = c.fit;
+                pl.crop = c.crop;
                 if c.image.is_some() {
                     pl.image = c.image.clone();
                 }
@@ -372,6 +379,7 @@ mod tests {
             stream: Stream::Main,
             layer: 0,
             image: None,
+            crop: None,
         };
         let l = Layout {
             mode: LayoutMode::Custom,
@@ -398,6 +406,7 @@ mod tests {
                 stream: Stream::Main,
                 layer: 0,
                 image: Some("/tmp/wait.png".into()),
+                crop: None,
             }],
             ..Layout::default()
         };

@@ -15,6 +15,7 @@ use hearth_media_proto::layout::{Fit, Placement};
 use hearth_media_proto::{AudioEncode, Fill, VideoEncode};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -32,7 +33,78 @@ struct Input {
     elements: Vec<gst::Element>,
     /// The mixer's request pad this input feeds.
     pad: gst::Pad,
-    crop: Option<gst::Element>,
+    /// The `videocrop` of a video input and what it is asked to show (see [`Crop`]).
+    crop: Option<(gst::Element, Arc<Crop>)>,
+}
+
+/// What a video input's `videocrop` shows, read by its streaming thread when the picture's size
+/// changes: the asked part (McuCustomCrop), then trimmed to the cell's aspect ratio when the cell
+/// crops to fill.
+#[derive(Default)]
+struct Crop {
+    /// See [`pack`].
+    part: AtomicU64,
+    /// Cell width << 32 | height; 0 = keep the part's aspect.
+    aspect: AtomicU64,
+}
+
+/// A part of a picture (x, y, width, height; each < 65536) in one word; 0 = all of it.
+fn pack(c: Option<[u32; 4]>) -> u64 {
+    c.map_or(0, |[x, y, w, h]| {
+        u64::from(x) | u64::from(y) << 16 | u64::from(w) << 32 | u64::from(h) << 48
+    })
+}
+
+/// The (left, top, right, bottom) margins that show `part` of a `width`×`height` picture,
+/// trimmed to `aspect` (centred), as `videocrop` takes them.
+fn margins(part: u64, aspect: u64, width: i32, height: i32) -> (i32, i32, i32, i32) {
+    let f = |shift: u32| ((part >> shift) & 0xFFFF) as i32;
+    let (mut x, mut y, mut w, mut h) = if part == 0 {
+        (0, 0, width, height)
+    } else {
+        let x = f(0).clamp(0, (width - 2).max(0));
+        let y = f(16).clamp(0, (height - 2).max(0));
+        (
+            x,
+            y,
+            f(32).min(width - x).max(2),
+            f(48).min(height - y).max(2),
+        )
+    };
+    let (aw, ah) = ((aspect >> 32) as i64, (aspect & 0xFFFF_FFFF) as i64);
+    if aw > 0 && ah > 0 {
+        // Wider than the cell: trim the sides; taller: trim top and bottom (even sizes).
+        if i64::from(w) * ah > aw * i64::from(h) {
+            let nw = ((i64::from(h) * aw / ah) as i32 & !1).max(2);
+            x += (w - nw) / 2;
+            w = nw;
+        } else {
+            let nh = ((i64::from(w) * ah / aw) as i32 & !1).max(2);
+            y += (h - nh) / 2;
+            h = nh;
+        }
+    }
+    (x, y, (width - x - w).max(0), (height - y - h).max(0))
+}
+
+fn crop_to(videocrop: &gst::Element, c: &Crop, width: i32, height: i32) {
+    let (l, t, r, b) = margins(
+        c.part.load(Ordering::Relaxed),
+        c.aspect.load(Ordering::Relaxed),
+        width,
+        height,
+    );
+    videocrop.set_property("left", l);
+    videocrop.set_property("top", t);
+    videocrop.set_property("right", r);
+    videocrop.set_property("bottom", b);
+}
+
+/// The width and height of a pad's current video caps.
+fn size_of(pad: &gst::Pad) -> Option<(i32, i32)> {
+    let caps = pad.current_caps()?;
+    let s = caps.structure(0)?;
+    Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
 }
 
 /// What a canvas records and how.
@@ -214,9 +286,31 @@ impl Canvas {
         match key.kind {
             Kind::Video => {
                 elements.push(make("videoconvert")?);
-                let c = make("aspectratiocrop")?;
-                crop = Some(c.clone());
-                elements.push(c);
+                let vc = make("videocrop")?;
+                let asked = Arc::new(Crop::default());
+                // The picture's size is known from its caps: the asked part is applied then.
+                let (weak, a) = (vc.downgrade(), asked.clone());
+                vc.static_pad("sink")
+                    .expect("videocrop has sink")
+                    .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                        if let Some(gst::PadProbeData::Event(ev)) = &info.data {
+                            if let gst::EventView::Caps(c) = ev.view() {
+                                let s = c.caps().structure(0);
+                                let size = s.and_then(|s| {
+                                    Some((
+                                        s.get::<i32>("width").ok()?,
+                                        s.get::<i32>("height").ok()?,
+                                    ))
+                                });
+                                if let (Some(vc), Some((w, h))) = (weak.upgrade(), size) {
+                                    crop_to(&vc, &a, w, h);
+                                }
+                            }
+                        }
+                        gst::PadProbeReturn::Ok
+                    });
+                elements.push(vc.clone());
+                crop = Some((vc, asked));
             }
             Kind::Audio => {
                 elements.push(make("audioconvert")?);
@@ -338,14 +432,22 @@ impl Canvas {
             };
             let visible = p.has_video || (self.fill == Fill::LastFrame && p.image.is_none());
             place_pad(&input.pad, p, if visible { p.alpha } else { 0.0 });
-            if let Some(c) = &input.crop {
-                let ratio = match p.fit {
+            if let Some((vc, asked)) = &input.crop {
+                let part = pack(p.crop);
+                let aspect = match p.fit {
                     Fit::Crop | Fit::SmartCrop => {
-                        gst::Fraction::new(p.width as i32, p.height.max(1) as i32)
+                        u64::from(p.width) << 32 | u64::from(p.height.max(1))
                     }
-                    Fit::Stretch | Fit::Pad => gst::Fraction::new(0, 1),
+                    Fit::Stretch | Fit::Pad => 0,
                 };
-                c.set_property("aspect-ratio", ratio);
+                let part_changed = asked.part.swap(part, Ordering::Relaxed) != part;
+                let aspect_changed = asked.aspect.swap(aspect, Ordering::Relaxed) != aspect;
+                let changed = part_changed || aspect_changed;
+                if changed {
+                    if let Some((w, h)) = vc.static_pad("sink").as_ref().and_then(size_of) {
+                        crop_to(vc, asked, w, h);
+                    }
+                }
             }
         }
         for (key, input) in &self.inputs {
@@ -496,6 +598,7 @@ fn background_source(
         fit: Fit::Stretch,
         image: None,
         has_video: false,
+        crop: None,
     };
     let src = overlay::image(pipeline, comp, img, &whole)?;
     src.pad.set_property("zorder", 1u32);
@@ -551,4 +654,32 @@ fn tee_point(pipeline: &gst::Pipeline, src: &gst::Element) -> Result<gst::Elemen
     pipeline.add(&q)?;
     tee.link(&q)?;
     Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crop_margins_take_the_part_then_the_cells_aspect() {
+        // The whole 640×360 picture into a 640×360 cell: nothing cut.
+        assert_eq!(margins(0, 640 << 32 | 360, 640, 360), (0, 0, 0, 0));
+        // Into a square cell: the sides go.
+        assert_eq!(margins(0, 100 << 32 | 100, 640, 360), (140, 0, 140, 0));
+        // The right half, kept in its aspect.
+        assert_eq!(
+            margins(pack(Some([320, 0, 320, 360])), 0, 640, 360),
+            (320, 0, 0, 0)
+        );
+        // The right half into a 16:9 cell: top and bottom of it go.
+        assert_eq!(
+            margins(pack(Some([320, 0, 320, 360])), 16 << 32 | 9, 640, 360),
+            (320, 90, 0, 90)
+        );
+        // A part past the picture is clipped to it.
+        assert_eq!(
+            margins(pack(Some([600, 0, 320, 360])), 0, 640, 360),
+            (600, 0, 0, 0)
+        );
+    }
 }

@@ -35,7 +35,7 @@ const NEEDED: &[(&str, &str)] = &[
     ("vp8dec", "gstreamer1.0-plugins-good"),
     ("splitmuxsink", "gstreamer1.0-plugins-good"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
-    ("aspectratiocrop", "gstreamer1.0-plugins-good"),
+    ("videocrop", "gstreamer1.0-plugins-good"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("x264enc", "gstreamer1.0-plugins-ugly"),

@@ -225,6 +225,7 @@ impl Watermarks {
                             fit: hearth_media_proto::layout::Fit::Stretch,
                             image: None,
                             has_video: false,
+                            crop: None,
                         };
                         self.boxes.push(solid(pipeline, comp, *rgb, &p)?);
                     }

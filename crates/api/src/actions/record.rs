@@ -523,6 +523,7 @@ fn layout_params(p: Option<MixLayoutParams>, canvas: VideoEncode) -> Result<Layo
             stream: stream_of(c.media_id, &n("MediaId"))?,
             layer: ranged(c.image_layer, &n("ImageLayer"), 0, 100, 0)? as u32,
             image: image(c.sub_background_image, &n("SubBackgroundImage"))?,
+            crop: None,
         });
     }
     let _ = fit(p.background_render_mode, "BackgroundImageRenderMode")?;

@@ -228,7 +228,7 @@ struct McuLayout {
     #[serde(rename = "BackgroundImageUrl", default)]
     background_image: Option<String>,
     #[serde(rename = "CustomCrop", default)]
-    custom_crop: Option<Value>,
+    custom_crop: Option<McuCustomCrop>,
     #[serde(
         rename = "BackgroundRenderMode",
         default,
@@ -241,6 +241,33 @@ struct McuLayout {
     custom_render: Option<Value>,
     #[serde(rename = "BackGroundColorMode", default, deserialize_with = "int::opt")]
     _background_color_mode: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct McuCustomCrop {
+    #[serde(rename = "LocationX", deserialize_with = "int::de")]
+    x: i64,
+    #[serde(rename = "LocationY", deserialize_with = "int::de")]
+    y: i64,
+    #[serde(rename = "Width", deserialize_with = "int::de")]
+    width: i64,
+    #[serde(rename = "Height", deserialize_with = "int::de")]
+    height: i64,
+}
+
+/// McuCustomCrop: a part of the user's picture, within 10000 × 10000.
+fn crop_of(c: &McuCustomCrop, name: &str) -> Result<[u32; 4], ApiError> {
+    let x = ranged(Some(c.x), &format!("{name}.LocationX"), 0, 9_999, 0)?;
+    let y = ranged(Some(c.y), &format!("{name}.LocationY"), 0, 9_999, 0)?;
+    let w = ranged(Some(c.width), &format!("{name}.Width"), 2, 10_000, 0)?;
+    let h = ranged(Some(c.height), &format!("{name}.Height"), 2, 10_000, 0)?;
+    if x + w > 10_000 || y + h > 10_000 {
+        return Err(out_of_range(format!(
+            "{name}: LocationX + Width and LocationY + Height must be at most 10000."
+        )));
+    }
+    Ok([x as u32, y as u32, w as u32, h as u32])
 }
 
 #[derive(Deserialize)]
@@ -637,12 +664,6 @@ fn layout_of(
     let mut cells = Vec::new();
     for (i, c) in list.into_iter().enumerate() {
         let n = |f: &str| format!("MixLayoutList.{i}.{f}");
-        if c.custom_crop.is_some() {
-            return Err(invalid(format!(
-                "{}: cropping is not supported by this server yet.",
-                n("CustomCrop")
-            )));
-        }
         if c.transparent_url.as_deref().is_some_and(|u| !u.is_empty()) || c.custom_render.is_some()
         {
             return Err(invalid(format!(
@@ -693,6 +714,10 @@ fn layout_of(
             stream,
             layer: ranged(c.zorder, &n("ZOrder"), 0, 15, 0)? as u32,
             image: image(c.background_image, &n("BackgroundImageUrl"))?,
+            crop: c
+                .custom_crop
+                .map(|cc| crop_of(&cc, &n("CustomCrop")))
+                .transpose()?,
         });
     }
     Ok(Layout {
