@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use hearth_client::{Client, Codec, Event as RoomEvent, JoinParams, Kind, Role, RoomId};
+use hearth_client::{Client, Codec, Event as RoomEvent, Kind};
 use hearth_media_proto::{Event, Join, RoomRef};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -192,19 +192,7 @@ impl State {
             let keyframe = self.keyframe.clone();
             let events = self.events.clone();
             let key = room_key(&j);
-            let params = JoinParams {
-                url: j.ws_url.clone(),
-                sdk_app_id: j.sdk_app_id,
-                room: match &j.room {
-                    RoomRef::Num(n) => RoomId::Num(*n),
-                    RoomRef::Str(s) => RoomId::Str(s.clone()),
-                },
-                user_id: j.user_id.clone(),
-                user_sig: j.user_sig.clone(),
-                private_map_key: j.private_map_key.clone(),
-                role: Role::Anchor,
-                bot: true,
-            };
+            let params = crate::rooms::join_params(&j, &j.room);
             tokio::spawn(async move {
                 match hearth_client::join(params).await {
                     Ok((client, mut rx)) => {

@@ -12,14 +12,15 @@ mod overlay;
 mod recorder;
 mod relay;
 mod rooms;
+mod roster;
 mod sei;
 mod timing;
 
 use anyhow::{Context, Result};
 use gst_util::BusEvent;
-use hearth_client::{Event as RoomEvent, JoinParams, Role, RoomId};
+use hearth_client::Event as RoomEvent;
 use hearth_client::{Frame, TrackKey, User};
-use hearth_media_proto::{Command, EndReason, Event, Job, RoomRef, TaskSpec};
+use hearth_media_proto::{Command, EndReason, Event, Job, TaskSpec};
 use recorder::Recorder;
 use relay::Relayer;
 use std::io::{BufRead, Write};
@@ -162,22 +163,9 @@ async fn task(
     mut cmds: mpsc::UnboundedReceiver<Command>,
 ) -> Result<(EndReason, Option<String>)> {
     std::fs::create_dir_all(&spec.work_dir).context("creating the work dir")?;
-    let j = &spec.join;
-    let (client, room) = hearth_client::join(JoinParams {
-        url: j.ws_url.clone(),
-        sdk_app_id: j.sdk_app_id,
-        room: match &j.room {
-            RoomRef::Num(n) => RoomId::Num(*n),
-            RoomRef::Str(s) => RoomId::Str(s.clone()),
-        },
-        user_id: j.user_id.clone(),
-        user_sig: j.user_sig.clone(),
-        private_map_key: j.private_map_key.clone(),
-        role: Role::Anchor,
-        bot: true,
-    })
-    .await
-    .context("entering the room")?;
+    let (client, room) = hearth_client::join(rooms::join_params(&spec.join, &spec.join.room))
+        .await
+        .context("entering the room")?;
     emit(&Event::Joined);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Event>();
     let (bus_tx, mut bus_rx) = mpsc::unbounded_channel();

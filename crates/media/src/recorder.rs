@@ -5,6 +5,7 @@
 use crate::canvas::{Canvas, CanvasSpec};
 use crate::gst_util::BusEvent;
 use crate::output::OutputSpec;
+use crate::roster::Roster;
 use crate::timing::Clocks;
 use crate::Runner;
 use anyhow::Result;
@@ -25,7 +26,7 @@ pub struct Recorder {
     work_dir: PathBuf,
     client: Client,
     /// Users in entry order.
-    roster: Vec<User>,
+    roster: Roster,
     clocks: Clocks,
     /// Mixed: one canvas (id 0). Single: one per (user, stream).
     canvases: HashMap<u64, Canvas>,
@@ -51,7 +52,7 @@ impl Recorder {
             task_id,
             work_dir,
             client,
-            roster: Vec::new(),
+            roster: Roster::default(),
             clocks: Clocks::default(),
             canvases: HashMap::new(),
             canvas_of: HashMap::new(),
@@ -95,7 +96,7 @@ impl Recorder {
 
     /// Whether a track is recorded under the current rules.
     fn records(&self, key: &TrackKey) -> bool {
-        let Some(u) = self.roster.iter().find(|u| *u.userid == *key.user) else {
+        let Some(u) = self.roster.get(&key.user) else {
             return false;
         };
         if !self.wanted(u) {
@@ -279,7 +280,7 @@ impl Recorder {
         }
         if let Some(s) = subscriptions {
             self.spec.subscriptions = s;
-            let users = self.roster.clone();
+            let users = self.roster.snapshot();
             for u in &users {
                 self.resubscribe(u);
             }
@@ -312,23 +313,19 @@ impl Runner for Recorder {
     }
 
     fn user_entered(&mut self, u: User) {
-        self.roster.retain(|x| x.userid != u.userid);
-        self.roster.push(u.clone());
+        self.roster.entered(&u);
         self.resubscribe(&u);
         self.relayout();
     }
 
     fn user_updated(&mut self, u: User) {
-        match self.roster.iter_mut().find(|x| x.userid == u.userid) {
-            Some(x) => *x = u.clone(),
-            None => self.roster.push(u.clone()),
-        }
+        self.roster.updated(&u);
         self.resubscribe(&u);
         self.relayout();
     }
 
     fn user_exited(&mut self, user: &str) {
-        self.roster.retain(|x| x.userid != user);
+        self.roster.exited(user);
         if self.spec.mode == RecordMode::Single {
             for s in [Stream::Main, Stream::Sub] {
                 self.end_canvas(user, s);

@@ -9,6 +9,7 @@ use crate::fanout::{self, FanCmd, Fanout, Streams};
 use crate::gst_util::BusEvent;
 use crate::output::{EncKind, Encoded, OutputSpec, SeiMessage, SeiMessages, Tap};
 use crate::rooms::Rooms;
+use crate::roster::Roster;
 use crate::timing::Clocks;
 use crate::Runner;
 use anyhow::Result;
@@ -33,7 +34,7 @@ pub struct Relayer {
     spec: Relay,
     /// The task's room and the others its mix names.
     client: Rooms,
-    roster: Vec<User>,
+    roster: Roster,
     clocks: Clocks,
     canvases: HashMap<u64, Canvas>,
     work_dir: PathBuf,
@@ -80,7 +81,7 @@ impl Relayer {
         let mut r = Relayer {
             spec,
             client,
-            roster: Vec::new(),
+            roster: Roster::default(),
             clocks: Clocks::default(),
             canvases: HashMap::new(),
             work_dir,
@@ -271,7 +272,7 @@ impl Relayer {
 
     /// Whether a track goes into the output under the current rules.
     fn takes(&self, key: &TrackKey) -> bool {
-        let Some(u) = self.roster.iter().find(|u| *u.userid == *key.user) else {
+        let Some(u) = self.roster.get(&key.user) else {
             return false;
         };
         match key.kind {
@@ -442,7 +443,7 @@ impl Relayer {
             }
         }
         self.enter_named_rooms();
-        let users = self.roster.clone();
+        let users = self.roster.snapshot();
         for u in &users {
             self.resubscribe(u);
         }
@@ -577,23 +578,19 @@ impl Runner for Relayer {
     }
 
     fn user_entered(&mut self, u: User) {
-        self.roster.retain(|x| x.userid != u.userid);
-        self.roster.push(u.clone());
+        self.roster.entered(&u);
         self.resubscribe(&u);
         self.relayout();
     }
 
     fn user_updated(&mut self, u: User) {
-        match self.roster.iter_mut().find(|x| x.userid == u.userid) {
-            Some(x) => *x = u.clone(),
-            None => self.roster.push(u.clone()),
-        }
+        self.roster.updated(&u);
         self.resubscribe(&u);
         self.relayout();
     }
 
     fn user_exited(&mut self, user: &str) {
-        self.roster.retain(|x| x.userid != user);
+        self.roster.exited(user);
         self.levels.remove(user);
         self.relayout();
     }
@@ -688,7 +685,7 @@ impl Runner for Relayer {
             self.warn(m);
             return;
         }
-        let users = self.roster.clone();
+        let users = self.roster.snapshot();
         for u in &users {
             self.resubscribe(u);
         }

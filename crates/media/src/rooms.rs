@@ -13,6 +13,23 @@ use tokio::sync::mpsc;
 /// Events waiting for the task at most (frames beyond are dropped, as in the client).
 const QUEUE: usize = 4096;
 
+/// How a robot enters `room` with a task's identity (its UserId, UserSig, PrivateMapKey).
+pub fn join_params(j: &Join, room: &RoomRef) -> JoinParams {
+    JoinParams {
+        url: j.ws_url.clone(),
+        sdk_app_id: j.sdk_app_id,
+        room: match room {
+            RoomRef::Num(n) => RoomId::Num(*n),
+            RoomRef::Str(s) => RoomId::Str(s.clone()),
+        },
+        user_id: j.user_id.clone(),
+        user_sig: j.user_sig.clone(),
+        private_map_key: j.private_map_key.clone(),
+        role: Role::Anchor,
+        bot: true,
+    }
+}
+
 /// Where entries into other rooms are reported: (room key, the client or why not).
 pub type Entries = mpsc::UnboundedReceiver<(String, Result<Client, String>)>;
 
@@ -82,20 +99,9 @@ impl Rooms {
             return;
         };
         self.others.insert(key.clone(), None);
-        let j = &self.join;
-        let params = JoinParams {
-            url: j.ws_url.clone(),
-            sdk_app_id: j.sdk_app_id,
-            room: match &room {
-                RoomRef::Num(n) => RoomId::Num(*n),
-                RoomRef::Str(s) => RoomId::Str(s.clone()),
-            },
-            user_id: j.user_id.clone(),
-            user_sig: j.user_sig.clone(),
-            private_map_key: None,
-            role: Role::Anchor,
-            bot: true,
-        };
+        // A PrivateMapKey is for the task's own room.
+        let mut params = join_params(&self.join, &room);
+        params.private_map_key = None;
         let tx = self.tx.clone();
         let entered = self.entered.clone();
         tokio::spawn(async move {
