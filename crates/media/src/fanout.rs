@@ -58,6 +58,9 @@ struct Pipe {
     audio: Option<gst_app::AppSrc>,
     /// Clock time of the first buffer (time 0 of this connection's FLV).
     base: u64,
+    /// Whether each source's pad offset is set (video, audio): its buffers keep their own
+    /// times, and the offset makes them this connection's.
+    offset_set: [bool; 2],
 }
 
 struct Pusher {
@@ -287,7 +290,7 @@ impl State {
                     }
                 }
             }
-            if let Some(pipe) = &self.pushers[i].pipe {
+            if let Some(pipe) = &mut self.pushers[i].pipe {
                 if pipe.push(e) {
                     self.sent += e.buffer.size() as u64;
                 }
@@ -369,6 +372,7 @@ impl State {
             video,
             audio,
             base,
+            offset_set: [false; 2],
         })
     }
 
@@ -423,25 +427,30 @@ impl State {
 impl Pipe {
     /// Pushes one buffer into this connection; false when it does not go (not carried, or
     /// before the connection's start).
-    fn push(&self, e: &Encoded) -> bool {
-        let src = match e.kind {
-            EncKind::H264 => self.video.as_ref(),
-            EncKind::Aac => self.audio.as_ref(),
-            EncKind::Opus => None,
+    fn push(&mut self, e: &Encoded) -> bool {
+        let (src, i) = match e.kind {
+            EncKind::H264 => (self.video.as_ref(), 0),
+            EncKind::Aac => (self.audio.as_ref(), 1),
+            EncKind::Opus => (None, 0),
         };
         let Some(src) = src else { return false };
+        let Some(pts) = e.buffer.pts() else {
+            return false;
+        };
         if e.clock_ns < self.base {
             return false;
         }
-        // A new buffer header over the same memory, with this connection's times.
-        let mut b = e.buffer.copy();
-        {
-            let b = b.get_mut().expect("a fresh copy is writable");
-            let t = gst::ClockTime::from_nseconds(e.clock_ns - self.base);
-            b.set_pts(t);
-            b.set_dts(t);
+        if !self.offset_set[i] {
+            // Running time here = pts + offset = clock time − base. (A stream's clock time
+            // and pts differ by a constant: its segment and the pipeline's base time.)
+            let offset = e.clock_ns as i64 - pts.nseconds() as i64 - self.base as i64;
+            if let Some(pad) = src.static_pad("src") {
+                pad.set_offset(offset);
+            }
+            self.offset_set[i] = true;
         }
-        src.push_buffer(b).is_ok()
+        // The same buffer (a reference, no copy) goes to every connection.
+        src.push_buffer(e.buffer.clone()).is_ok()
     }
 }
 

@@ -503,11 +503,14 @@ impl Relayer {
                 return;
             };
             let mut buffer = gst::Buffer::from_slice(f.data.clone());
-            if !f.keyframe {
-                buffer
-                    .get_mut()
-                    .expect("new buffer")
-                    .set_flags(gst::BufferFlags::DELTA_UNIT);
+            {
+                let b = buffer.get_mut().expect("new buffer");
+                // Its time is its clock time (as encoded outputs' times map to theirs).
+                b.set_pts(gst::ClockTime::from_nseconds(clock_ns));
+                b.set_dts(gst::ClockTime::from_nseconds(clock_ns));
+                if !f.keyframe {
+                    b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                }
             }
             if let Some(tx) = &self.media {
                 let _ = tx.send(Encoded {
