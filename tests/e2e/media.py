@@ -442,6 +442,17 @@ class AudioOnly(Publisher):
         self.pc.addTransceiver(self.audio, direction="sendonly")
 
 
+
+async def publishers(h: Hearth, app: int, room: int, *specs) -> list[Publisher]:
+    """Publishers `(user, rgb, hz)` in `room`, started one after the other so that each enters
+    before the next (entry order is layout order)."""
+    pubs = [Publisher(h, app, user, rgb=rgb, hz=hz, room=room) for user, rgb, hz in specs]
+    for p in pubs:
+        await p.start()
+        await asyncio.sleep(0.3)
+    return pubs
+
+
 @dataclass
 class Counts:
     video: int = 0

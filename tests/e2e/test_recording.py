@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from conftest import APP1, APP2, free_port, sdk_client, start_hearth, stop_hearth
-from media import AudioOnly, Publisher, run, usersig, wait_for, worker_pids
+from media import AudioOnly, Publisher, publishers, run, usersig, wait_for, worker_pids
 from recording import (
     S3Server, audio_pcm, call, cell_rgb, cloud_storage, error_of, frame_at, near, probe,
     streams, tone_power,
@@ -85,20 +85,11 @@ async def wait_ended(h, task: str, timeout: float = 40) -> None:
     await wait_for(lambda: ended(h, task), timeout, f"task {task} to end", step=0.5)
 
 
-async def publishers(h, r: int, *specs) -> list[Publisher]:
-    pubs = [Publisher(h, APP1, user, rgb=rgb, hz=hz, room=r) for user, rgb, hz in specs]
-    for p in pubs:
-        # One after the other: each arrives before the next (entry order is layout order).
-        await p.start()
-        await asyncio.sleep(0.3)
-    return pubs
-
-
 def test_mixed_grid_recording_into_s3_then_a_custom_layout(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
         t0 = time.monotonic()
         task = create(rec, r, cloud_storage(s3, ["grid", "e2e"]),
                       record={"RecordMode": 2, "OutputFormat": 1, "MaxIdleTime": 30},
@@ -179,7 +170,7 @@ def test_single_stream_recording_per_user_av_merge_0_and_1(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
         split = create(rec, r, cloud_storage(s3, ["single"]), bot="rec-split",
                        record={"RecordMode": 1, "AvMerge": 0, "OutputFormat": 0})
         merged = create(rec, r, cloud_storage(s3, ["single"]), bot="rec-merged",
@@ -271,7 +262,7 @@ def test_cloud_vod_files_open_only_through_their_signed_url(rec):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, {"CloudVod": {"TencentVod": {"MediaType": 0, "ExpireTime": 3600,
                                                            "UserDefineRecordId": "class-7"}}},
                       record={"RecordMode": 2})
@@ -320,7 +311,7 @@ def test_max_idle_time_ends_the_task_after_the_last_anchor_leaves(rec, s3):
     r = room()
 
     async def body():
-        (pub,) = await publishers(rec, r, ("alice", RED, 440.0))
+        (pub,) = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["idle"]), record={"RecordMode": 2, "MaxIdleTime": 5})
         await asyncio.sleep(7)
         assert not ended(rec, task), "ended while an anchor was in the room"
@@ -339,7 +330,7 @@ def test_a_killed_worker_fails_its_task_and_leaves_its_closed_segments(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         other = create(rec, room(), cloud_storage(s3, ["kill"]), bot="rec-other")
         task = create(rec, r, cloud_storage(s3, ["kill"]), record={"RecordMode": 2, "OutputFormat": 1})
         await wait_for(lambda: len([k for k in s3.objects(f"kill/{task}/") if k.endswith(".ts")]) >= 2,
@@ -371,7 +362,7 @@ def test_nothing_is_lost_while_the_storage_server_is_down_for_10_s(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["outage"]), record={"RecordMode": 2})
         await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"outage/{task}/")), 15,
                        "a first segment", step=0.25)
@@ -401,7 +392,7 @@ def test_removing_the_robot_ends_its_task(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["removed"]), bot="rec-removed")
         await asyncio.sleep(3)
         call(sdk_client(rec), "RemoveUser", {"SdkAppId": APP1, "RoomId": r, "UserIds": ["rec-removed"]})
@@ -660,7 +651,7 @@ def test_recording_usage_counts_the_minutes_recorded(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         mixed = create(rec, r, cloud_storage(s3, ["usage"]), bot="rec-usage-m",
                        MixTranscodeParams={"VideoParams": {"Width": 1280, "Height": 720, "Fps": 15,
                                                            "BitRate": 900000, "Gop": 2}})
@@ -749,7 +740,7 @@ def test_placeholder_and_background_images(rec, s3, images):
     r = room()
 
     async def body():
-        (alice,) = await publishers(rec, r, ("alice", RED, 440.0))
+        (alice,) = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         quiet = AudioOnly(rec, APP1, "quiet", room=r)
         await quiet.start()
         await asyncio.sleep(0.5)
@@ -790,7 +781,7 @@ def test_subscription_lists_choose_who_is_mixed_and_modify_replaces_them(rec, s3
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0), ("bobby", GREEN, 700.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0), ("bobby", GREEN, 700.0))
         task = create(rec, r, cloud_storage(s3, ["subs"]),
                       record={"RecordMode": 2, "OutputFormat": 3,
                               "SubscribeStreamUserIds": {"UnSubscribeVideoUserIds": ["bob.*$"],
@@ -828,7 +819,7 @@ def test_a_hung_worker_is_killed_by_the_eos_watchdog(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["hung"]), bot="rec-hung")
         await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"hung/{task}/")), 15,
                        "a first segment", step=0.25)
@@ -852,7 +843,7 @@ def test_files_stay_on_local_disk_when_the_storage_stays_down(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["down"]), bot="rec-down")
         await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"down/{task}/")), 15,
                        "a first segment", step=0.25)
@@ -883,7 +874,7 @@ def test_a_publisher_who_leaves_and_comes_back_is_mixed_again(rec, s3):
     r = room()
 
     async def body():
-        alice, bob = await publishers(rec, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        alice, bob = await publishers(rec, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
         task = create(rec, r, cloud_storage(s3, ["rejoin"]), record={"RecordMode": 2, "OutputFormat": 3},
                       MixTranscodeParams={"VideoParams": {"Width": 640, "Height": 360, "Fps": 15,
                                                           "BitRate": 600000, "Gop": 2}})
@@ -893,7 +884,7 @@ def test_a_publisher_who_leaves_and_comes_back_is_mixed_again(rec, s3):
         await bob.close()
         t_left = time.monotonic() - t0
         await asyncio.sleep(3)
-        (bob2,) = await publishers(rec, r, ("bob", BLUE, 1000.0))
+        (bob2,) = await publishers(rec, APP1, r, ("bob", BLUE, 1000.0))
         t_back = time.monotonic() - t0
         await asyncio.sleep(4)
         call(sdk_client(rec), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
@@ -920,7 +911,7 @@ def test_a_frozen_worker_is_ended_without_being_asked(rec, s3):
     r = room()
 
     async def body():
-        pubs = await publishers(rec, r, ("alice", RED, 440.0))
+        pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
         task = create(rec, r, cloud_storage(s3, ["frozen"]), bot="rec-frozen")
         await wait_for(lambda: any(k.endswith(".ts") for k in s3.objects(f"frozen/{task}/")), 15,
                        "a first segment", step=0.25)

@@ -19,7 +19,7 @@ import requests
 
 from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
-from media import AudioOnly, Publisher, Viewer, run, usersig, wait_for, worker_pids
+from media import AudioOnly, Publisher, Viewer, publishers, run, usersig, wait_for, worker_pids
 from recording import audio_pcm, call, cell_rgb, error_of, frame_at, near, probe, tone_power
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
@@ -79,14 +79,6 @@ def cdn_params(*urls: str) -> list[dict]:
     return [{"PublishCdnUrl": u, "IsTencentCdn": 0} for u in urls]
 
 
-async def publishers(h, r: int, *specs) -> list[Publisher]:
-    pubs = [Publisher(h, APP1, user, rgb=rgb, hz=hz, room=r) for user, rgb, hz in specs]
-    for p in pubs:
-        await p.start()
-        await asyncio.sleep(0.3)
-    return pubs
-
-
 async def frame_where(url: str, w: int, h: int, ok, timeout: float, what: str):
     """Takes frames of the live stream until `ok(frame)` holds."""
     deadline = time.monotonic() + timeout
@@ -115,7 +107,7 @@ def test_grid_mix_to_two_cdns_with_watermarks_then_swap_and_stop(relay, cdn, ima
     a, b = f"grid{r}a", f"grid{r}b"
 
     async def body():
-        pubs = await publishers(relay, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        pubs = await publishers(relay, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
         task = start(relay, r, PublishCdnParams=cdn_params(cdn.url(a), cdn.url(b)), VideoParams={
             "VideoEncode": VIDEO_640, "LayoutParams": {"MixLayoutMode": 3},
             "WaterMarkList": [
@@ -463,7 +455,7 @@ def test_each_layout_mode_puts_each_publisher_in_its_cell(relay, cdn, images):
         return near(cell_rgb(img, x + w // 4, y + h // 4, max(w // 2, 1), max(h // 2, 1)), rgb)
 
     async def body():
-        pubs = await publishers(relay, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
+        pubs = await publishers(relay, APP1, r, ("alice", RED, 440.0), ("bob", BLUE, 1000.0))
         carol = AudioOnly(relay, APP1, "carol", room=r)
         await carol.start()
         user = lambda u: {"UserMediaStream": {"UserInfo": {"UserId": u}}}  # noqa: E731

@@ -251,18 +251,17 @@ impl State {
     }
 
     fn media(&mut self, e: &Encoded) {
-        match e.kind {
-            EncKind::H264 => {
-                if self.vcaps.as_ref() != Some(&e.caps) {
-                    self.vcaps = Some(e.caps.clone());
-                }
-            }
-            EncKind::Aac => {
-                if self.acaps.as_ref() != Some(&e.caps) {
-                    self.acaps = Some(e.caps.clone());
-                }
-            }
-            EncKind::Opus => {}
+        let held = match e.kind {
+            EncKind::H264 => &mut self.vcaps,
+            EncKind::Aac => &mut self.acaps,
+            EncKind::Opus => &mut None,
+        };
+        // Most buffers carry the very caps object held (a pointer test, not a comparison).
+        if held
+            .as_ref()
+            .is_none_or(|c| c.as_ptr() != e.caps.as_ptr() && *c != e.caps)
+        {
+            *held = Some(e.caps.clone());
         }
         let key =
             e.kind == EncKind::H264 && !e.buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);

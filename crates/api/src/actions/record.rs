@@ -151,19 +151,20 @@ struct MixTranscodeParams {
     audio: Option<AudioParams>,
 }
 
+/// Width, Height, Fps, BitRate, Gop: recording's VideoParams and the relay's VideoEncode.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VideoParams {
+pub(super) struct VideoParams {
     #[serde(rename = "Width", deserialize_with = "int::de")]
-    width: i64,
+    pub width: i64,
     #[serde(rename = "Height", deserialize_with = "int::de")]
-    height: i64,
+    pub height: i64,
     #[serde(rename = "Fps", deserialize_with = "int::de")]
-    fps: i64,
+    pub fps: i64,
     #[serde(rename = "BitRate", deserialize_with = "int::de")]
-    bitrate: i64,
+    pub bitrate: i64,
     #[serde(rename = "Gop", deserialize_with = "int::de")]
-    gop: i64,
+    pub gop: i64,
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 //! published back into rooms); UpdatePublishCdnStream changes it live under the spec's rules;
 //! StopPublishCdnStream ends it.
 
-use super::record::{check_usersig, image, out_of_range, ranged, task_id};
+use super::record::{check_usersig, image, out_of_range, ranged, task_id, VideoParams};
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::media::{RelayChange, RelayStart};
@@ -148,7 +148,8 @@ struct UserMediaStream {
 #[serde(deny_unknown_fields)]
 struct McuVideoParams {
     #[serde(rename = "VideoEncode", default)]
-    encode: Option<McuVideoEncode>,
+    /// Same members as recording's VideoParams; BitRate is in kbit/s here.
+    encode: Option<VideoParams>,
     #[serde(rename = "LayoutParams", default)]
     layout: Option<McuLayoutParams>,
     #[serde(rename = "BackGroundColor", default)]
@@ -163,21 +164,6 @@ struct McuVideoParams {
         deserialize_with = "int::opt"
     )]
     background_render_mode: Option<i64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct McuVideoEncode {
-    #[serde(rename = "Width", deserialize_with = "int::de")]
-    width: i64,
-    #[serde(rename = "Height", deserialize_with = "int::de")]
-    height: i64,
-    #[serde(rename = "Fps", deserialize_with = "int::de")]
-    fps: i64,
-    #[serde(rename = "BitRate", deserialize_with = "int::de")]
-    bitrate: i64,
-    #[serde(rename = "Gop", deserialize_with = "int::de")]
-    gop: i64,
 }
 
 #[derive(Deserialize)]
@@ -479,7 +465,7 @@ fn audio_encode(a: &McuAudioEncode) -> Result<AudioEncode, ApiError> {
     })
 }
 
-fn video_encode(v: &McuVideoEncode) -> Result<VideoEncode, ApiError> {
+fn video_encode(v: &VideoParams) -> Result<VideoEncode, ApiError> {
     let w = ranged(Some(v.width), "VideoEncode.Width", 2, 1920, 0)?;
     let h = ranged(Some(v.height), "VideoEncode.Height", 2, 1080, 0)?;
     if w % 2 != 0 || h % 2 != 0 {
