@@ -157,6 +157,17 @@ def flv_h264(path: Path) -> list[tuple[int, bool, bytes]]:
     return out
 
 
+def nal_types(au: bytes) -> list[int]:
+    """The NAL unit types of an AVCC access unit (4-byte lengths), in order."""
+    types = []
+    i = 0
+    while i + 4 < len(au):
+        n = int.from_bytes(au[i:i + 4], "big")
+        types.append(au[i + 4] & 0x1F)
+        i += 4 + n
+    return types
+
+
 def sei_messages(au: bytes) -> list[tuple[int, bytes]]:
     """The SEI messages (payload type, payload) in an AVCC access unit (4-byte lengths)."""
     found = []

@@ -17,7 +17,7 @@ import pytest
 import numpy as np
 import requests
 
-from cdn import Nginx, flv_h264, live_frame, probe_live, sei_messages
+from cdn import Nginx, flv_h264, live_frame, nal_types, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
 from media import AudioOnly, Publisher, Viewer, publishers, run, usersig, wait_for, worker_pids
 from recording import audio_pcm, call, cell_rgb, error_of, frame_at, near, probe, tone_power
@@ -270,10 +270,11 @@ def test_sei_follows_who_speaks_a_dead_url_is_retried_and_a_new_url_leaves_the_f
     assert passed and all(p == UUID + b"hello-cdn" for _, p in passed), passed[:3]
     span = (passed[-1][0] - passed[0][0]) / 1000
     assert len(passed) >= 1.6 * span, (len(passed), span)
-    # With every IDR (FollowIdr) and about every second in between.
-    keys_with = [ms for ms, key, _ in seis if key]
-    keys = [ms for ms, key, _ in aus if key]
-    assert set(keys) <= set(keys_with), (keys_with, keys)
+    # With every IDR (FollowIdr) and about every second in between. (An IDR has NAL type 5; the
+    # FLV key flag also marks x264's scene-cut I frames, which are not IDRs.)
+    idrs = {ms for ms, _, au in aus if 5 in nal_types(au)}
+    with_sei = {ms for ms, _, au in aus if any(pt == 100 for pt, _ in sei_messages(au))}
+    assert idrs and idrs <= with_sei, (sorted(idrs), sorted(with_sei))
     assert all(b - a <= 1300 for a, b in zip([s[0] for s in seis], [s[0] for s in seis][1:])), seis
     last = seis[-1][2]
     assert last["app_data"] == "sei_test" and last["canvas"] == {"w": 640, "h": 360}, last
