@@ -581,7 +581,7 @@ PARAM_CASES = [
     ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "FailedOperation.RoomNotExist"),
     ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter.UserId"),
     ("StartPublishCdnStream", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter"),
-    ("StartStreamIngest", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
+    ("StartAIConversation", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
 ]
 
 

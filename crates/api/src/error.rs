@@ -56,6 +56,15 @@ pub enum ApiError {
     RestrictedConcurrency,
     /// A media task that does not exist for this application, or has ended.
     TaskNotFound,
+    /// FailedOperation.NotRtmpFunction: StartStreamIngest's AutoPush (relaying the ingest to a
+    /// CDN) is not enabled on this server.
+    NotRtmpFunction,
+    /// FailedOperation.TaskExist: the same task is already running.
+    TaskExist(String),
+    /// FailedOperation.TaskFinished: the task has already ended.
+    TaskFinished,
+    /// FailedOperation.TaskNotExist (the stream-ingest and AI actions' way of saying it).
+    TaskNotExist,
 }
 
 impl std::fmt::Display for ApiError {
@@ -177,6 +186,19 @@ impl ApiError {
             ApiError::TaskNotFound => (
                 Borrowed("ResourceNotFound"),
                 "The task does not exist, has ended, or is past its ResourceExpiredHour.".into(),
+            ),
+            ApiError::NotRtmpFunction => (
+                Borrowed("FailedOperation.NotRtmpFunction"),
+                "AutoPush (relaying the ingested stream to a CDN) is not enabled on this server; relay the room with StartPublishCdnStream.".into(),
+            ),
+            ApiError::TaskExist(m) => (Borrowed("FailedOperation.TaskExist"), m.clone()),
+            ApiError::TaskFinished => (
+                Borrowed("FailedOperation.TaskFinished"),
+                "The task has already ended.".into(),
+            ),
+            ApiError::TaskNotExist => (
+                Borrowed("FailedOperation.TaskNotExist"),
+                "The task does not exist or has ended.".into(),
             ),
             ApiError::DbError => (
                 Borrowed("InternalError.DBError"),

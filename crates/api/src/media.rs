@@ -3,7 +3,9 @@
 
 use crate::error::ApiError;
 use hearth_media_proto::layout::Layout;
-use hearth_media_proto::{AudioEncode, Recording, Relay, RelayUpdate, Subscriptions, VideoEncode};
+use hearth_media_proto::{
+    AudioEncode, Ingest, Recording, Relay, RelayUpdate, Subscriptions, VideoEncode,
+};
 use hearth_types::{RoomKey, SdkAppId};
 use std::future::Future;
 use std::pin::Pin;
@@ -24,6 +26,12 @@ pub enum TaskError {
     Invalid(String),
     /// The task could not be started or changed.
     Failed(String),
+    /// A stream URL that is not allowed or could not be opened.
+    StreamUrl(String),
+    /// The same task is already running.
+    Exists(String),
+    /// The task existed and has ended.
+    Finished,
 }
 
 impl From<TaskError> for ApiError {
@@ -33,6 +41,12 @@ impl From<TaskError> for ApiError {
             TaskError::Concurrency => ApiError::RestrictedConcurrency,
             TaskError::Unavailable(m) | TaskError::Failed(m) => ApiError::FailedOperation(m),
             TaskError::Invalid(m) => ApiError::InvalidParameter(m),
+            TaskError::StreamUrl(m) => ApiError::InvalidParameterOf {
+                detail: "StreamUrl",
+                message: m,
+            },
+            TaskError::Exists(m) => ApiError::TaskExist(m),
+            TaskError::Finished => ApiError::TaskFinished,
         }
     }
 }
@@ -101,6 +115,26 @@ pub struct RelayChange {
     pub update: RelayUpdate,
 }
 
+/// A stream ingest to start (StartStreamIngest).
+#[derive(Debug, Clone)]
+pub struct IngestStart {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: String,
+    pub user_sig: String,
+    pub private_map_key: Option<String>,
+    /// Its URL is checked and opened by the task; the server fills in its limits.
+    pub ingest: Ingest,
+}
+
+/// UpdateStreamIngest: each given part changes.
+#[derive(Debug, Clone, Default)]
+pub struct IngestChange {
+    pub url: Option<String>,
+    pub volume: Option<u32>,
+    pub pause: Option<bool>,
+}
+
 /// A file of a running recording (StorageFile).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedFile {
@@ -141,6 +175,18 @@ pub trait MediaTasks: Send + Sync + 'static {
         change: RelayChange,
     ) -> TaskFuture<'_, ()>;
     fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
+    /// Starts an ingest; answers once its source plays and the robot is in the room.
+    fn start_ingest(&self, req: IngestStart) -> TaskFuture<'_, String>;
+    /// Whether the ingest runs (`NotFound` when it does not).
+    fn describe_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
+    fn update_ingest(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        change: IngestChange,
+    ) -> TaskFuture<'_, ()>;
+    /// Stops an ingest (`Finished` for one that has ended, `NotFound` for one never started).
+    fn stop_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
 }
 
 /// Where no media tasks run (API tests, a server built without workers).
@@ -174,6 +220,19 @@ impl MediaTasks for NoMediaTasks {
         Box::pin(async { Err(TaskError::NotFound) })
     }
     fn stop_relay(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn start_ingest(&self, _: IngestStart) -> TaskFuture<'_, String> {
+        let m = self.0.clone();
+        Box::pin(async move { Err(TaskError::Unavailable(m)) })
+    }
+    fn describe_ingest(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn update_ingest(&self, _: SdkAppId, _: String, _: IngestChange) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn stop_ingest(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
 }

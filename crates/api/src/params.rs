@@ -147,6 +147,36 @@ pub mod int {
     }
 }
 
+/// Boolean fields: JSON `true`/`false`, or `"true"`/`"false"` (and `1`/`0`) as GET and form
+/// requests send them.
+pub mod flag {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Num(i64),
+        Str(String),
+    }
+
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        let bad = || D::Error::custom("expected true or false");
+        match Option::<Raw>::deserialize(d).map_err(|_| bad())? {
+            None => Ok(None),
+            Some(Raw::Bool(b)) => Ok(Some(b)),
+            Some(Raw::Num(0)) => Ok(Some(false)),
+            Some(Raw::Num(1)) => Ok(Some(true)),
+            Some(Raw::Str(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(bad()),
+            },
+            Some(Raw::Num(_)) => Err(bad()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -272,7 +272,7 @@ async fn timestamps_more_than_five_minutes_off_are_expired() {
 async fn unbuilt_unknown_and_deleted_actions() {
     let h = harness();
     assert_eq!(
-        code(&call(&h, signed("StartStreamIngest", &json!({}), NOW)).await),
+        code(&call(&h, signed("StartAIConversation", &json!({}), NOW)).await),
         "InvalidAction"
     );
     assert_eq!(

@@ -28,7 +28,7 @@ async fn main() -> Result<()> {
         bot: false,
     })
     .await?;
-    client.publish(Codec::Vp8);
+    client.publish(Codec::Vp8, false);
     println!("entered and publishing");
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
@@ -43,7 +43,7 @@ async fn main() -> Result<()> {
                 n += 1;
             }
             e = events.recv() => match e {
-                Some(Event::KeyframeRequested) => pos = 0,
+                Some(Event::KeyframeRequested(_)) => pos = 0,
                 Some(Event::Closed { reason, message }) => anyhow::bail!("closed: {reason}: {message}"),
                 Some(_) => {}
                 None => break,

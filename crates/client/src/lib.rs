@@ -46,6 +46,14 @@ pub enum Codec {
     H264,
 }
 
+/// A simulcast layer of published video: TRTC's small and big video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layer {
+    Small,
+    /// The full picture (also the only layer without simulcast).
+    Full,
+}
+
 /// Which of a user's media a frame belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TrackKey {
@@ -86,8 +94,8 @@ pub enum Event {
     /// A subscribed track is gone (its user unpublished or left).
     TrackRemoved(TrackKey),
     Frame(Frame),
-    /// A receiver of what this client publishes asked for a keyframe.
-    KeyframeRequested,
+    /// A receiver of what this client publishes asked for a keyframe of a video layer.
+    KeyframeRequested(Layer),
     /// An `error` answer of the server to one of this client's requests (the session goes on).
     Error {
         code: u16,

@@ -1,13 +1,16 @@
-//! The publish connection: a [`Peer`] that offers an audio (Opus) and a video (VP8 or H.264)
-//! line, takes the server's answer, and sends whole frames that str0m packetizes.
+//! The publish connection: a [`Peer`] that offers an audio (Opus) and a video (VP8, VP9 or
+//! H.264) line, optionally in two simulcast layers (rids `q` and `f`, as the browser SDK names
+//! them), takes the server's answer, and sends whole frames that str0m packetizes.
 
 use crate::peer::Peer;
-use crate::{Codec, Kind};
+use crate::{Codec, Kind, Layer};
 use anyhow::{anyhow, Context, Result};
 use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec as RtcCodec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::Event as RtcEvent;
 
 pub(crate) struct Publisher {
@@ -15,25 +18,36 @@ pub(crate) struct Publisher {
     audio: Mid,
     video: Mid,
     video_codec: Codec,
+    /// Sent in two layers (small `q`, full `f`).
+    simulcast: bool,
     pending: Option<SdpPendingOffer>,
 }
+
+const SMALL_RID: &str = "q";
+const FULL_RID: &str = "f";
 
 /// A publish offer: the SDP and its media lines as (mid, source).
 pub(crate) type Offer = (String, Vec<(String, &'static str)>);
 
 /// What publishing produced for the session.
 pub(crate) enum PubEvent {
-    /// A receiver asked for a keyframe.
-    Keyframe,
+    /// A receiver asked for a keyframe of a video layer.
+    Keyframe(Layer),
 }
 
 impl Publisher {
     /// A new connection and its offer (SDP, and the media lines as (mid, source)).
-    pub fn offer(video_codec: Codec) -> Result<(Self, Offer)> {
+    pub fn offer(video_codec: Codec, simulcast: bool) -> Result<(Self, Offer)> {
         let mut peer = Peer::new();
         let mut api = peer.rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let layers = simulcast.then(|| {
+            let mut s = Simulcast::new();
+            s.add_send_layer(SimulcastLayer::new(SMALL_RID));
+            s.add_send_layer(SimulcastLayer::new(FULL_RID));
+            s
+        });
+        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("no offer"))?;
         let tracks = vec![(audio.to_string(), "mic"), (video.to_string(), "camera")];
         let me = Publisher {
@@ -41,6 +55,7 @@ impl Publisher {
             audio,
             video,
             video_codec,
+            simulcast,
             pending: Some(pending),
         };
         Ok((me, (offer.to_sdp_string(), tracks)))
@@ -57,9 +72,10 @@ impl Publisher {
         Ok(())
     }
 
-    /// Sends one frame with its RTP time (48 kHz audio, 90 kHz video); false if it could not
-    /// be sent (not connected yet, codec not negotiated).
-    pub fn write(&mut self, kind: Kind, rtp_time: u64, data: Vec<u8>) -> bool {
+    /// Sends one frame with its RTP time (48 kHz audio, 90 kHz video) on a video `layer`
+    /// (ignored for audio and without simulcast); false if it could not be sent (not connected
+    /// yet, codec not negotiated).
+    pub fn write(&mut self, kind: Kind, layer: Layer, rtp_time: u64, data: Vec<u8>) -> bool {
         let (mid, codec, freq) = match kind {
             Kind::Audio => (self.audio, RtcCodec::Opus, Frequency::FORTY_EIGHT_KHZ),
             Kind::Video => (
@@ -75,9 +91,15 @@ impl Publisher {
         let Some(pt) = pt_of(&mut self.peer, mid, codec) else {
             return false;
         };
-        let Some(w) = self.peer.rtc.writer(mid) else {
+        let Some(mut w) = self.peer.rtc.writer(mid) else {
             return false;
         };
+        if kind == Kind::Video && self.simulcast {
+            w = w.rid(Rid::from(match layer {
+                Layer::Small => SMALL_RID,
+                Layer::Full => FULL_RID,
+            }));
+        }
         w.write(pt, Instant::now(), MediaTime::new(rtp_time, freq), data)
             .is_ok()
     }
@@ -87,7 +109,12 @@ impl Publisher {
         self.peer.drive(|_, e| {
             if let RtcEvent::KeyframeRequest(r) = e {
                 if r.mid == video {
-                    out.push(PubEvent::Keyframe);
+                    let small = r.rid.is_some_and(|x| x == Rid::from(SMALL_RID));
+                    out.push(PubEvent::Keyframe(if small {
+                        Layer::Small
+                    } else {
+                        Layer::Full
+                    }));
                 }
             }
         })

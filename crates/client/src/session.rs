@@ -5,7 +5,7 @@ use crate::proto::PublishTrack;
 use crate::proto::{In, Out, Role, RoomId};
 use crate::publisher::{PubEvent, Publisher};
 use crate::subscriber::Subscriber;
-use crate::{Codec, Event, Kind, Stream, TrackKey};
+use crate::{Codec, Event, Kind, Layer, Stream, TrackKey};
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -34,8 +34,8 @@ pub struct JoinParams {
 enum Cmd {
     Subscribe(String, Stream, bool),
     Keyframe(TrackKey),
-    Publish(Codec),
-    Write(Kind, u64, Vec<u8>),
+    Publish(Codec, bool),
+    Write(Kind, Layer, u64, Vec<u8>),
     Exit,
 }
 
@@ -56,16 +56,27 @@ impl Client {
         let _ = self.cmds.send(Cmd::Keyframe(track));
     }
 
-    /// Publishes a microphone (Opus) and a camera (`video`: VP8 or H.264) line; frames follow
-    /// with [`Client::send_frame`]. The role must be anchor.
-    pub fn publish(&self, video: Codec) {
-        let _ = self.cmds.send(Cmd::Publish(video));
+    /// Publishes a microphone (Opus) and a camera (`video`: VP8, VP9 or H.264) line; with
+    /// `simulcast` the camera goes in a small and a full layer, so that subscribers can take
+    /// small video. Frames follow with [`Client::send_frame`]. The role must be anchor.
+    pub fn publish(&self, video: Codec, simulcast: bool) {
+        let _ = self.cmds.send(Cmd::Publish(video, simulcast));
     }
 
     /// Sends one whole frame (Opus packet; VP8 frame or H.264 access unit in Annex-B) with its
-    /// RTP time (48 kHz audio, 90 kHz video). Frames before the connection is up are dropped.
+    /// RTP time (48 kHz audio, 90 kHz video). Video goes on the full layer. Frames before the
+    /// connection is up are dropped.
     pub fn send_frame(&self, kind: Kind, rtp_time: u64, data: Vec<u8>) {
-        let _ = self.cmds.send(Cmd::Write(kind, rtp_time, data));
+        let _ = self
+            .cmds
+            .send(Cmd::Write(kind, Layer::Full, rtp_time, data));
+    }
+
+    /// Sends a video frame of the small simulcast layer (see [`Client::publish`]).
+    pub fn send_small_frame(&self, rtp_time: u64, data: Vec<u8>) {
+        let _ = self
+            .cmds
+            .send(Cmd::Write(Kind::Video, Layer::Small, rtp_time, data));
     }
 
     /// Leaves the room; [`Event::Closed`] follows.
@@ -196,7 +207,7 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                         st.drive().await;
                     }
                 }
-                Some(Cmd::Publish(codec)) => match Publisher::offer(codec) {
+                Some(Cmd::Publish(codec, simulcast)) => match Publisher::offer(codec, simulcast) {
                     Ok((p, (sdp, tracks))) => {
                         let tracks = tracks
                             .iter()
@@ -209,9 +220,9 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                     }
                     Err(e) => st.event(Event::Error { code: 0, message: format!("publish: {e:#}") }).await,
                 },
-                Some(Cmd::Write(kind, rtp, data)) => {
+                Some(Cmd::Write(kind, layer, rtp, data)) => {
                     if let Some(p) = st.publ.as_mut() {
-                        p.write(kind, rtp, data);
+                        p.write(kind, layer, rtp, data);
                         st.drive_pub().await;
                     }
                 }
@@ -370,7 +381,7 @@ impl State {
         p.drive(&mut self.pub_events);
         for e in std::mem::take(&mut self.pub_events) {
             match e {
-                PubEvent::Keyframe => self.event(Event::KeyframeRequested).await,
+                PubEvent::Keyframe(l) => self.event(Event::KeyframeRequested(l)).await,
             }
         }
     }

@@ -79,6 +79,11 @@ pub struct MediaConfig {
     pub hls_segment_secs: u64,
     /// Failed uploads of an ended task are retried this long, then kept on local disk.
     pub upload_grace_secs: u64,
+    /// The largest picture a stream ingest publishes, `WIDTHxHEIGHT` (a bigger source is scaled
+    /// down with its aspect kept).
+    pub ingest_max_size: String,
+    /// A live ingest source that drops is reconnected this long before the task ends.
+    pub ingest_live_retry_secs: u64,
 }
 
 /// Where Hearth may fetch from and push to, beyond public addresses.
@@ -87,6 +92,23 @@ pub struct MediaConfig {
 pub struct OutboundConfig {
     /// CIDRs or host names that are reachable although loopback, private or link-local.
     pub allow: Vec<String>,
+}
+
+impl MediaConfig {
+    /// `media.ingest_max_size` as (width, height).
+    pub fn ingest_max_size(&self) -> Result<(u32, u32)> {
+        let parsed = self
+            .ingest_max_size
+            .split_once(['x', 'X'])
+            .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)))
+            .filter(|(w, h)| (16..=3840).contains(w) && (16..=2160).contains(h));
+        parsed.ok_or_else(|| {
+            anyhow::anyhow!(
+                "media.ingest_max_size must be WIDTHxHEIGHT within 16x16 and 3840x2160; got {:?}",
+                self.ingest_max_size
+            )
+        })
+    }
 }
 
 impl Default for MediaConfig {
@@ -100,6 +122,8 @@ impl Default for MediaConfig {
             eos_timeout_secs: 30,
             hls_segment_secs: 10,
             upload_grace_secs: 300,
+            ingest_max_size: "1280x720".into(),
+            ingest_live_retry_secs: 30,
         }
     }
 }
@@ -224,6 +248,12 @@ impl Config {
         if let Some(v) = get("HEARTH_MEDIA_UPLOAD_GRACE_SECS") {
             self.media.upload_grace_secs = parse("HEARTH_MEDIA_UPLOAD_GRACE_SECS", v)?;
         }
+        if let Some(v) = get("HEARTH_MEDIA_INGEST_MAX_SIZE") {
+            self.media.ingest_max_size = v;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_INGEST_LIVE_RETRY_SECS") {
+            self.media.ingest_live_retry_secs = parse("HEARTH_MEDIA_INGEST_LIVE_RETRY_SECS", v)?;
+        }
         if let Some(v) = get("HEARTH_OUTBOUND_ALLOW") {
             self.outbound.allow = v
                 .split(',')
@@ -271,6 +301,10 @@ impl Config {
         }
         if !(1..=60).contains(&m.hls_segment_secs) {
             bail!("media.hls_segment_secs must be 1 to 60");
+        }
+        m.ingest_max_size()?;
+        if !(1..=3600).contains(&m.ingest_live_retry_secs) {
+            bail!("media.ingest_live_retry_secs must be 1 to 3600");
         }
         if m.upload_grace_secs > 86_400 {
             bail!("media.upload_grace_secs must be at most 86400");

@@ -78,6 +78,8 @@ pub enum Job {
     Record(Recording),
     /// StartPublishCdnStream: a live stream to CDNs and back into rooms.
     Relay(Relay),
+    /// StartStreamIngest: a URL published in the room.
+    Ingest(Ingest),
 }
 
 /// RecordMode.
@@ -327,6 +329,33 @@ pub struct RelayUpdate {
 }
 
 /// How often a healthy worker says so.
+/// Stream ingest (StartStreamIngest): a robot that pulls a URL and publishes it in the room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ingest {
+    /// http(s), rtmp or srt; checked by the supervisor, and every fetch of the worker goes
+    /// through the outbound rules again (redirects, HLS segments).
+    pub url: String,
+    /// Where the first play starts (files only).
+    pub seek_secs: u64,
+    /// Plays of a file: 1..=1000, or `None` for looping until stopped or `max_secs`.
+    pub repeat: Option<u32>,
+    /// With endless looping: the task ends after this long.
+    pub max_secs: Option<u64>,
+    /// 0..=100 (100: the source's level).
+    pub volume: u32,
+    /// The deprecated VideoEncodeParams: the output's size, rate, bitrate and GOP.
+    pub video: Option<VideoEncode>,
+    /// The deprecated AudioEncodeParams.
+    pub audio: Option<AudioEncode>,
+    /// The largest picture published (a bigger source is scaled down, keeping its aspect).
+    pub max_width: u32,
+    pub max_height: u32,
+    /// A live source that drops is reconnected for this long before the task ends.
+    pub live_retry_secs: u64,
+    /// The operator's `outbound.allow` entries.
+    pub outbound_allow: Vec<String>,
+}
+
 pub const HEARTBEAT_SECS: u64 = 2;
 
 /// Supervisor → worker, after the spec.
@@ -340,6 +369,12 @@ pub enum Command {
     },
     /// UpdatePublishCdnStream.
     UpdateRelay(Box<RelayUpdate>),
+    /// UpdateStreamIngest: each given part changes.
+    UpdateIngest {
+        url: Option<String>,
+        volume: Option<u32>,
+        pause: Option<bool>,
+    },
     /// End the task: close every file, exit the room, exit.
     Stop,
 }
@@ -375,6 +410,11 @@ pub enum EndReason {
     Removed,
     /// Something broke (the message says what).
     Failed,
+    /// An ingest's source played to its end (every repeat).
+    SourceEnded,
+    /// An ingest's source could not be opened, or a live source stayed away past the retry
+    /// time (the message says why).
+    SourceFailed,
 }
 
 /// Worker → supervisor.

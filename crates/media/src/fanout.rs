@@ -199,11 +199,11 @@ impl State {
             tokio::spawn(async move {
                 match hearth_client::join(params).await {
                     Ok((client, mut rx)) => {
-                        client.publish(Codec::H264);
+                        client.publish(Codec::H264, false);
                         let _ = tx.send((key.clone(), Ok(client)));
                         while let Some(ev) = rx.recv().await {
                             match ev {
-                                RoomEvent::KeyframeRequested => {
+                                RoomEvent::KeyframeRequested(_) => {
                                     let _ = keyframe.send(());
                                 }
                                 RoomEvent::Closed { reason, message } => {

@@ -37,21 +37,54 @@ pub enum BusEvent {
         element: String,
         rms_db: f64,
     },
+    /// The pipeline reached the state it was asked for (prerolled, or a seek is done).
+    AsyncDone,
     Eos,
     Error(String),
 }
 
 /// Forwards a pipeline's bus to `tx` as `(pipeline id, event)` from a thread of its own, and
-/// recomputes latency when elements join a running pipeline.
+/// recomputes latency when elements join a running pipeline. It stops after EOS or an error.
 pub fn watch_bus(id: u64, pipeline: &gst::Pipeline, tx: mpsc::UnboundedSender<(u64, BusEvent)>) {
+    watch(id, pipeline, tx, true)
+}
+
+/// As [`watch_bus`], for a pipeline that goes on after EOS (a source played again): it stops
+/// when the pipeline is gone.
+pub fn watch_bus_through_eos(
+    id: u64,
+    pipeline: &gst::Pipeline,
+    tx: mpsc::UnboundedSender<(u64, BusEvent)>,
+) {
+    watch(id, pipeline, tx, false)
+}
+
+fn watch(
+    id: u64,
+    pipeline: &gst::Pipeline,
+    tx: mpsc::UnboundedSender<(u64, BusEvent)>,
+    stop_at_end: bool,
+) {
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let weak = pipeline.downgrade();
+    let wait = if stop_at_end {
+        gst::ClockTime::NONE
+    } else {
+        Some(gst::ClockTime::from_mseconds(250))
+    };
     std::thread::Builder::new()
         .name(format!("bus-{id}"))
-        .spawn(move || {
-            for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        .spawn(move || loop {
+            let Some(msg) = bus.timed_pop(wait) else {
+                if weak.upgrade().is_none() || tx.is_closed() {
+                    break;
+                }
+                continue;
+            };
+            {
                 use gst::MessageView as M;
                 let ev = match msg.view() {
+                    M::AsyncDone(_) => Some(BusEvent::AsyncDone),
                     M::Eos(_) => Some(BusEvent::Eos),
                     M::Error(e) => Some(BusEvent::Error(format!(
                         "{}: {} ({})",
@@ -100,7 +133,7 @@ pub fn watch_bus(id: u64, pipeline: &gst::Pipeline, tx: mpsc::UnboundedSender<(u
                     _ => None,
                 };
                 if let Some(ev) = ev {
-                    let end = matches!(ev, BusEvent::Eos | BusEvent::Error(_));
+                    let end = stop_at_end && matches!(ev, BusEvent::Eos | BusEvent::Error(_));
                     if tx.send((id, ev)).is_err() || end {
                         break;
                     }

@@ -6,6 +6,7 @@
 mod canvas;
 mod fanout;
 mod gst_util;
+mod ingest;
 mod input;
 mod output;
 mod overlay;
@@ -14,6 +15,7 @@ mod relay;
 mod rooms;
 mod roster;
 mod sei;
+mod source;
 mod timing;
 
 use anyhow::{Context, Result};
@@ -100,7 +102,8 @@ fn main() {
     };
     emit(&Event::Ended { reason, message });
     // Leave without unwinding GStreamer's threads.
-    std::process::exit(if reason == EndReason::Failed { 1 } else { 0 });
+    let failed = matches!(reason, EndReason::Failed | EndReason::SourceFailed);
+    std::process::exit(if failed { 1 } else { 0 });
 }
 
 fn emit(e: &Event) {
@@ -163,6 +166,10 @@ async fn task(
     mut cmds: mpsc::UnboundedReceiver<Command>,
 ) -> Result<(EndReason, Option<String>)> {
     std::fs::create_dir_all(&spec.work_dir).context("creating the work dir")?;
+    if let Job::Ingest(job) = &spec.job {
+        let job = job.clone();
+        return ingest::run(spec, job, cmds, emit).await;
+    }
     let (client, room) = hearth_client::join(rooms::join_params(&spec.join, &spec.join.room))
         .await
         .context("entering the room")?;
@@ -184,6 +191,7 @@ async fn task(
             )?),
             r.max_idle_secs,
         ),
+        Job::Ingest(_) => unreachable!("ingest runs on its own"),
         Job::Relay(r) => {
             let (rooms, merged, entries) =
                 rooms::Rooms::new(client.clone(), room, spec.join.clone());
@@ -217,7 +225,7 @@ async fn task(
                 }
                 Some(RoomEvent::TrackRemoved(k)) => rec.track_removed(&k),
                 Some(RoomEvent::Frame(f)) => rec.frame(f),
-                Some(RoomEvent::KeyframeRequested) => {}
+                Some(RoomEvent::KeyframeRequested(_)) => {}
                 Some(RoomEvent::Error { code, message }) => {
                     tracing::warn!(code, %message, "the server refused a request");
                 }
@@ -289,7 +297,7 @@ async fn task(
     while let Ok(e) = out_rx.try_recv() {
         emit(&e);
     }
-    client.exit();
+    rooms::leave(&client, &mut room).await;
     if frozen {
         return Ok((
             EndReason::Failed,

@@ -426,7 +426,7 @@ impl Runner for Recorder {
                 }
                 Ok(true)
             }
-            BusEvent::Level { .. } => Ok(false),
+            BusEvent::Level { .. } | BusEvent::AsyncDone => Ok(false),
             BusEvent::Error(e) => Err(e),
         }
     }

@@ -661,7 +661,9 @@ impl Runner for Relayer {
                 Ok(true)
             }
             BusEvent::Error(e) => Err(e),
-            BusEvent::FragmentOpened { .. } | BusEvent::FragmentClosed { .. } => Ok(false),
+            BusEvent::FragmentOpened { .. }
+            | BusEvent::FragmentClosed { .. }
+            | BusEvent::AsyncDone => Ok(false),
         }
     }
 

@@ -30,6 +30,20 @@ pub fn join_params(j: &Join, room: &RoomRef) -> JoinParams {
     }
 }
 
+/// Exits the room and waits (briefly) until the exit went out, so that the room sees the
+/// robot leave now rather than when its socket times out after the process is gone.
+pub async fn leave(client: &Client, events: &mut mpsc::Receiver<hearth_client::Event>) {
+    client.exit();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(ev) = events.recv().await {
+            if matches!(ev, hearth_client::Event::Closed { .. }) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Where entries into other rooms are reported: (room key, the client or why not).
 pub type Entries = mpsc::UnboundedReceiver<(String, Result<Client, String>)>;
 

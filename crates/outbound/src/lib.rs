@@ -4,6 +4,10 @@
 //! operator (`outbound.allow`: CIDRs or host names). The HTTP client it hands out connects to
 //! the addresses that were checked (no second lookup to rebind) and follows no redirects.
 
+mod proxy;
+
+pub use proxy::Proxy;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use url::Url;

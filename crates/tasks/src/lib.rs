@@ -5,6 +5,7 @@
 
 mod dest;
 mod images;
+mod ingest;
 mod s3;
 mod task;
 mod vod;
@@ -12,8 +13,8 @@ mod vod;
 pub use vod::Vod;
 
 use hearth_api::media::{
-    MediaTasks, RecordedFile, RecordingInfo, RecordingStart, RelayChange, RelayStart, TaskError,
-    TaskFuture,
+    IngestChange, IngestStart, MediaTasks, RecordedFile, RecordingInfo, RecordingStart,
+    RelayChange, RelayStart, TaskError, TaskFuture,
 };
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{Command, RelayUpdate, Subscriptions};
@@ -42,6 +43,12 @@ pub struct TasksConfig {
     pub hls_segment_secs: u64,
     /// After a task ends, failed uploads are retried this long; then files stay on local disk.
     pub upload_grace_secs: u64,
+    /// The largest picture an ingest publishes (width, height).
+    pub ingest_max_size: (u32, u32),
+    /// A live ingest source that drops is reconnected this long.
+    pub ingest_live_retry_secs: u64,
+    /// The operator's `outbound.allow` (ingest workers apply the rules to every fetch).
+    pub outbound_allow: Vec<String>,
 }
 
 /// A task the API can see.
@@ -56,6 +63,9 @@ pub(crate) struct Entry {
     pub relay: Option<RelayShape>,
     /// A relay's CDN pushes: URL → (connected, last error).
     pub pushes: HashMap<String, (bool, Option<String>)>,
+    pub room: hearth_types::RoomKey,
+    /// The robot's UserId.
+    pub user_id: String,
 }
 
 /// What a relay was started as: what its updates may not change.
@@ -348,6 +358,30 @@ impl MediaTasks for Tasks {
                     .map_err(|_| TaskError::Failed("the task is ending".into()))
             })?
         })
+    }
+
+    fn start_ingest(&self, req: IngestStart) -> TaskFuture<'_, String> {
+        Box::pin(ingest::create(self.shared.clone(), req))
+    }
+
+    fn describe_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.ingest_entry(app, &task_id, |_| Ok(())).await })
+    }
+
+    fn update_ingest(
+        &self,
+        app: SdkAppId,
+        task_id: String,
+        change: IngestChange,
+    ) -> TaskFuture<'_, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.update_ingest_task(app, task_id, change).await })
+    }
+
+    fn stop_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
+        let this = self.clone();
+        Box::pin(async move { this.stop_ingest_task(app, task_id).await })
     }
 
     fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {

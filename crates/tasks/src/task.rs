@@ -83,7 +83,7 @@ pub(crate) fn join_of(
 }
 
 /// Gives the reserved budget back unless the task took it over.
-struct Reservation {
+pub(crate) struct Reservation {
     shared: Arc<Shared>,
     cost: f64,
     kept: bool,
@@ -221,7 +221,11 @@ pub(crate) async fn check_cdn(shared: &Shared, url: &str) -> Result<(), TaskErro
         .map_err(|e| TaskError::Invalid(format!("PublishCdnUrl {url}: {e}")))
 }
 
-fn reserve(shared: &Arc<Shared>, cost: f64, kind: &'static str) -> Result<Reservation, TaskError> {
+pub(crate) fn reserve(
+    shared: &Arc<Shared>,
+    cost: f64,
+    kind: &'static str,
+) -> Result<Reservation, TaskError> {
     let mut t = shared.lock_table();
     if t.used + cost > shared.cfg.cpu_budget + 1e-9 {
         drop(t);
@@ -236,22 +240,22 @@ fn reserve(shared: &Arc<Shared>, cost: f64, kind: &'static str) -> Result<Reserv
     })
 }
 
-struct Launch {
-    task_id: String,
-    work_dir: PathBuf,
-    join: Join,
-    job: Job,
-    kind: &'static str,
-    room: RoomKey,
-    params: serde_json::Value,
-    dest: Dest,
-    usage: UsageRule,
-    expire: Duration,
-    relay: Option<crate::RelayShape>,
+pub(crate) struct Launch {
+    pub task_id: String,
+    pub work_dir: PathBuf,
+    pub join: Join,
+    pub job: Job,
+    pub kind: &'static str,
+    pub room: RoomKey,
+    pub params: serde_json::Value,
+    pub dest: Dest,
+    pub usage: UsageRule,
+    pub expire: Duration,
+    pub relay: Option<crate::RelayShape>,
 }
 
 /// Runs a worker for a prepared task; answers once its robot is in the room.
-async fn launch(
+pub(crate) async fn launch(
     shared: Arc<Shared>,
     l: Launch,
     mut reservation: Reservation,
@@ -284,22 +288,27 @@ async fn launch(
             match lines.next_line().await {
                 Ok(Some(l)) => match serde_json::from_str::<Event>(&l) {
                     Ok(Event::Joined) => return Ok(()),
-                    Ok(Event::Ended { message, .. }) => {
-                        return Err(message.unwrap_or_else(|| "the worker ended".into()))
+                    Ok(Event::Ended { reason, message }) => {
+                        return Err((
+                            Some(reason),
+                            message.unwrap_or_else(|| "the worker ended".into()),
+                        ))
                     }
                     _ => continue,
                 },
-                _ => return Err("the worker exited before entering the room".into()),
+                _ => return Err((None, "the worker exited before entering the room".into())),
             }
         }
     })
     .await
-    .unwrap_or_else(|_| Err("the robot did not enter the room in time".into()));
-    if let Err(why) = joined {
+    .unwrap_or_else(|_| Err((None, "the robot did not enter the room in time".into())));
+    if let Err((reason, why)) = joined {
         let _ = child.start_kill();
         let _ = child.wait().await;
         let _ = tokio::fs::remove_dir_all(&work_dir).await;
-        return Err(if why.contains("enter refused") {
+        return Err(if reason == Some(EndReason::SourceFailed) {
+            TaskError::StreamUrl(format!("StreamUrl could not be played: {why}"))
+        } else if why.contains("enter refused") {
             TaskError::Invalid(format!("the robot could not enter the room: {why}"))
         } else {
             TaskError::Failed(format!("the {kind} could not start: {why}"))
@@ -318,6 +327,8 @@ async fn launch(
             kind,
             relay,
             pushes: Default::default(),
+            room: room.clone(),
+            user_id: spec.join.user_id.clone(),
         },
     );
     reservation.kept = true;
@@ -457,7 +468,7 @@ struct Driver {
 /// Which files count for usage (one output format, so HLS and MP4 of the same media are not
 /// counted twice) and in which resolution class; a relay counts its whole running time.
 #[derive(Clone, Copy)]
-struct UsageRule {
+pub(crate) struct UsageRule {
     ext: &'static str,
     video_class: &'static str,
     /// Audio files count only when the task records no video.
@@ -467,6 +478,16 @@ struct UsageRule {
 }
 
 impl UsageRule {
+    /// An ingest counts its whole running time, as a relay of one stream.
+    pub(crate) fn ingest() -> Self {
+        UsageRule {
+            ext: "",
+            video_class: "Relay",
+            audio_counts: false,
+            whole_task: Some("Relay"),
+        }
+    }
+
     fn relay(r: &Relay) -> Self {
         let class = match &r.source {
             RelaySource::Mix(m) => match m.video {
@@ -590,7 +611,7 @@ async fn drive(mut d: Driver) {
     };
     let crashed = !status.as_ref().is_ok_and(|s| s.success());
     let (reason, message) = match ended {
-        Some((r, m)) if !(crashed && r != EndReason::Failed) => (r, m),
+        Some((r, m)) if !crashed || is_failure(r) => (r, m),
         _ => (
             EndReason::Failed,
             Some(format!(
@@ -608,7 +629,7 @@ async fn drive(mut d: Driver) {
     let _ = up_tx.send(Upload::Finish);
     drop(up_tx);
     let (uploaded, bytes, local) = uploader.await.unwrap_or_default();
-    let failed = reason == EndReason::Failed;
+    let failed = is_failure(reason);
     if !local.is_empty() {
         tracing::warn!(%task, files = ?local, dir = %d.work_dir.display(), "files could not be stored: kept on local disk");
     }
@@ -671,6 +692,11 @@ async fn drive(mut d: Driver) {
         c.files_left_local += local.len() as u64;
     });
     tracing::info!(%task, ?reason, message = message.as_deref().unwrap_or(""), "task ended");
+}
+
+/// Ends that count as failed (the worker exits non-zero on them).
+fn is_failure(r: EndReason) -> bool {
+    matches!(r, EndReason::Failed | EndReason::SourceFailed)
 }
 
 fn set_status(shared: &Shared, key: &(u32, String), status: &'static str) {

@@ -3,6 +3,7 @@
 //! application, and returns the response fields.
 
 mod calls;
+mod ingest;
 mod lcic;
 mod moderation;
 mod monitor;
@@ -79,6 +80,10 @@ pub async fn dispatch(
         "StartPublishCdnStream" => relay::start_publish_cdn_stream(&ctx, params).await,
         "UpdatePublishCdnStream" => relay::update_publish_cdn_stream(&ctx, params).await,
         "StopPublishCdnStream" => relay::stop_publish_cdn_stream(&ctx, params).await,
+        "StartStreamIngest" => ingest::start_stream_ingest(&ctx, params).await,
+        "DescribeStreamIngest" => ingest::describe_stream_ingest(&ctx, params).await,
+        "UpdateStreamIngest" => ingest::update_stream_ingest(&ctx, params).await,
+        "StopStreamIngest" => ingest::stop_stream_ingest(&ctx, params).await,
         "CreateCloudRecording" => record::create_cloud_recording(&ctx, params).await,
         "DescribeCloudRecording" => record::describe_cloud_recording(&ctx, params).await,
         "ModifyCloudRecording" => record::modify_cloud_recording(&ctx, params).await,
