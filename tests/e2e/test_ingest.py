@@ -18,7 +18,7 @@ import pytest
 
 from cdn import Nginx
 from conftest import APP1, free_port, sdk_client, start_hearth, stop_hearth
-from media import Viewer, run, usersig, wait_for
+from media import Viewer, run, usersig, wait_for, worker_pids
 from recording import call, error_of, near
 from ws_client import WsClient
 
@@ -145,10 +145,27 @@ def cdn(tmp_path_factory) -> Nginx:
     n.stop()
 
 
+STARTED: list[tuple[object, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_what_the_test_started():
+    """A test that fails midway leaves no task running into the next one."""
+    yield
+    while STARTED:
+        h, task = STARTED.pop()
+        try:
+            stop(h, task)
+        except Exception:  # noqa: BLE001 (ended already)
+            pass
+
+
 def start(h, r: int, url: str, robot: str = "robot", **extra) -> str:
     params = {"SdkAppId": APP1, "RoomId": str(r), "RoomIdType": 1, "UserId": robot,
               "UserSig": usersig(h, APP1, robot), "StreamUrl": url, **extra}
-    return call(sdk_client(h), "StartStreamIngest", params)["TaskId"]
+    task = call(sdk_client(h), "StartStreamIngest", params)["TaskId"]
+    STARTED.append((h, task))
+    return task
 
 
 def status(h, task: str) -> str:
@@ -228,6 +245,13 @@ def rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm ** 2))) if pcm.size else 0.0
 
 
+async def full_size(w: Watch, size=(640, 360)) -> None:
+    """The SFU starts a viewer on the layer its downlink estimate allows and moves it up to the
+    full picture: wait for that."""
+    await wait_for(lambda: w.frames and all(f[3] == size for f in w.frames[-5:]), 10,
+                   f"the full picture {size} (sizes seen: {sorted({f[3] for f in w.frames})})")
+
+
 def check_pattern(w: Watch, size=(640, 360), left=RED, right=BLUE) -> None:
     recent = w.frames[-5:]
     assert all(f[3] == size for f in recent), [f[3] for f in recent]
@@ -245,6 +269,7 @@ def test_an_mp4_over_http_is_published_at_its_size_with_its_picture_and_tone(ing
 
     async def body():
         w = await Watch(ingest_server, r).begin()
+        await full_size(w)
         await asyncio.sleep(1.5)
         check_pattern(w)
         # The volume changes live: half the amplitude.
@@ -274,6 +299,7 @@ def test_hls_is_ingested(ingest_server, media_files):
 
     async def body():
         w = await Watch(ingest_server, r).begin()
+        await full_size(w)
         await asyncio.sleep(1.5)
         check_pattern(w)
         await w.close()
@@ -293,6 +319,7 @@ def test_a_live_rtmp_stream_is_ingested_and_its_end_ends_the_task_after_retries(
             await wait_for(lambda: key in cdn.publishing(), 15, "the source at nginx", step=0.25)
             task = await asyncio.to_thread(start, ingest_server, r, cdn.url(key))
             w = await Watch(ingest_server, r).begin()
+            await full_size(w)
             await asyncio.sleep(1.5)
             check_pattern(w)
             # The publisher goes away: the robot retries for the live retry time, then leaves.
@@ -323,6 +350,7 @@ def test_pause_stops_frames_within_a_second_and_resume_brings_them_back(ingest_s
         n = len(w.frames)
         update(ingest_server, task, IsPause=False)
         await wait_for(lambda: len(w.frames) > n + 15, 5, "frames after resume")
+        await full_size(w)
         check_pattern(w)
         await w.close()
 
@@ -440,6 +468,39 @@ def test_small_layer_and_one_robot_per_room_and_user(ingest_server, media_files)
         run(body())
     finally:
         stop(ingest_server, task)
+
+
+def test_a_killed_worker_ends_its_task_and_the_budget_bounds_concurrent_ingests(ingest_server, media_files):
+    base, _ = media_files
+    c = sdk_client(ingest_server)
+    # Each ingest is charged for the largest picture it may publish (1280x720 at 30 fps,
+    # 0.45 core): three fit the budget of 1.6 cores, a fourth does not.
+    rooms = [room() for _ in range(3)]
+    tasks = [start(ingest_server, r, f"{base}/pattern.mp4", RepeatNum=-1) for r in rooms]
+    try:
+        assert error_of(c, "StartStreamIngest", {
+            "SdkAppId": APP1, "RoomId": str(room()), "RoomIdType": 1, "UserId": "robot",
+            "UserSig": usersig(ingest_server, APP1, "robot"), "StreamUrl": f"{base}/pattern.mp4",
+        }) == "FailedOperation.RestrictedConcurrency"
+        pids = worker_pids(ingest_server)
+        assert len(pids) == 3, pids
+        import os
+        import signal
+        os.kill(pids[0], signal.SIGKILL)
+
+        async def gone():
+            await wait_for(lambda: sum(status(ingest_server, t) == "NotExist" for t in tasks) == 1, 10,
+                           "the killed worker's task to end")
+        run(gone())
+        # The others go on, and the budget it held is free again.
+        assert sum(status(ingest_server, t) == "InProgress" for t in tasks) == 2
+        tasks.append(start(ingest_server, room(), f"{base}/pattern.mp4", RepeatNum=-1))
+    finally:
+        for t in tasks:
+            try:
+                stop(ingest_server, t)
+            except Exception:  # noqa: BLE001 (the killed one has ended)
+                pass
 
 
 def test_every_documented_error(ingest_server, media_files):
