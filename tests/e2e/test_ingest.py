@@ -35,7 +35,7 @@ def hexrgb(c) -> str:
 
 
 def clip(path: Path, *, secs: float, left, right, hz: float = 440.0, after=None, switch_at: float = 0.0,
-         size=(640, 360)) -> Path:
+         size=(640, 360), profile: str = "high") -> Path:
     """An MP4 (H.264 + AAC, moov first): the left half `left`, the right half `right` (from
     `switch_at` on, both halves `after`), and a sine at `hz`."""
     w, h = size
@@ -49,7 +49,7 @@ def clip(path: Path, *, secs: float, left, right, hz: float = 440.0, after=None,
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-filter_complex", graph, "-f", "lavfi", "-i",
          f"sine=frequency={hz}:sample_rate=48000:duration={secs}", "-map", "[v]", "-map", "0:a",
-         "-c:v", "libx264", "-preset", "veryfast", "-g", "15", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         "-c:v", "libx264", "-profile:v", profile, "-preset", "veryfast", "-g", "15", "-pix_fmt", "yuv420p", "-c:a", "aac",
          "-b:a", "128k", "-movflags", "+faststart", "-t", str(secs), str(path)],
         check=True, timeout=120,
     )
@@ -109,6 +109,7 @@ def media_files(tmp_path_factory):
     clip(d / "short.mp4", secs=3, left=GREEN, right=GREEN, hz=440.0)
     clip(d / "seek.mp4", secs=8, left=GREEN, right=GREEN, after=MAGENTA, switch_at=4.0)
     clip(d / "other.mp4", secs=6, left=YELLOW, right=YELLOW, hz=440.0)
+    clip(d / "baseline.mp4", secs=6, left=BLUE, right=RED, profile="baseline")
     hls = d / "hls"
     hls.mkdir()
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(d / "pattern.mp4"), "-c", "copy", "-f", "hls",
@@ -188,6 +189,19 @@ class Watch(Viewer):
         super().__init__(h, APP1, f"viewer{r}", robot, room=r)
         self.frames: list[tuple[float, tuple, tuple, tuple[int, int]]] = []
         self.audio: list[tuple[float, np.ndarray]] = []
+        self.codecs: set[str] = set()
+
+    def _spy_codecs(self) -> None:
+        recv = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "video")
+        handle = recv._handle_rtp_packet
+
+        async def spy(packet, arrival_time_ms):
+            c = recv._RTCRtpReceiver__codecs.get(packet.payload_type)
+            if c is not None:
+                self.codecs.add(c.name)
+            return await handle(packet, arrival_time_ms)
+
+        recv._handle_rtp_packet = spy
 
     async def _consume(self, track) -> None:
         from aiortc.mediastreams import MediaStreamError
@@ -214,6 +228,7 @@ class Watch(Viewer):
         deadline = time.monotonic() + timeout
         while True:
             try:
+                self._spy_codecs()
                 await self.start()
                 break
             except AssertionError:
@@ -290,6 +305,32 @@ def test_an_mp4_over_http_is_published_at_its_size_with_its_picture_and_tone(ing
     # Stopping again: the task has ended.
     assert error_of(sdk_client(ingest_server), "StopStreamIngest",
                     {"SdkAppId": APP1, "TaskId": task}) == "FailedOperation.TaskFinished"
+
+
+def video_codec(w: Watch) -> set[str]:
+    """The codecs of the video packets the viewer's receiver took (aiortc keeps the negotiated
+    payload types by number; each packet's type names its codec)."""
+    return {c for c in w.codecs if c != "rtx"}
+
+
+def test_baseline_h264_is_passed_through_and_other_h264_is_encoded_as_vp8(ingest_server, media_files):
+    base, _ = media_files
+    r1, r2 = room(), room()
+    start(ingest_server, r1, f"{base}/baseline.mp4", RepeatNum=-1)
+    start(ingest_server, r2, f"{base}/pattern.mp4", RepeatNum=-1)
+
+    async def body():
+        a = await Watch(ingest_server, r1).begin()
+        await full_size(a)
+        await asyncio.sleep(1.0)
+        check_pattern(a, left=BLUE, right=RED)
+        assert video_codec(a) == {"H264"}, a.codecs
+        b = await Watch(ingest_server, r2).begin()
+        assert video_codec(b) == {"VP8"}, b.codecs
+        await a.close()
+        await b.close()
+
+    run(body())
 
 
 def test_hls_is_ingested(ingest_server, media_files):
@@ -442,10 +483,11 @@ def test_urls_the_server_must_not_fetch_are_refused(ingest_server, media_files):
     run(body())
 
 
-def test_small_layer_and_one_robot_per_room_and_user(ingest_server, media_files):
+@pytest.mark.parametrize("name", ["pattern.mp4", "baseline.mp4"])  # VP8 layers; H.264 passed through + small
+def test_small_layer_and_one_robot_per_room_and_user(ingest_server, media_files, name):
     base, _ = media_files
     r = room()
-    task = start(ingest_server, r, f"{base}/pattern.mp4", RepeatNum=-1)
+    task = start(ingest_server, r, f"{base}/{name}", RepeatNum=-1)
     c = sdk_client(ingest_server)
     try:
         assert error_of(c, "StartStreamIngest", {

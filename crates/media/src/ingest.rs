@@ -11,6 +11,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use hearth_client::{Codec, Event as RoomEvent, Kind, Layer};
 use hearth_media_proto::{Command, EndReason, Event, Ingest, TaskSpec};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -90,6 +91,8 @@ struct Ingester {
     retry_at: Option<Instant>,
     last_error: Option<String>,
     proxy: hearth_outbound::Proxy,
+    /// The published video codec (the first source's video decides it).
+    codec: Arc<OnceLock<Codec>>,
 }
 
 /// Runs an ingest task to its end.
@@ -128,6 +131,7 @@ pub async fn run(
         shape,
         job,
         proxy,
+        codec: Arc::new(OnceLock::new()),
     };
     // The source first: a URL that cannot be opened is the caller's error, and no robot
     // enters the room for it.
@@ -158,13 +162,28 @@ pub async fn run(
             ));
         }
     }
+    // A source whose video pad comes after its first audio gets a moment to show its codec.
+    let grace = Instant::now() + Duration::from_secs(1);
+    while ing.codec.get().is_none() && Instant::now() < grace {
+        tokio::select! {
+            Some(s) = samples.recv() => { ing.on_sample(s); },
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {},
+        }
+    }
+    let codec = *ing.codec.get_or_init(|| Codec::Vp8);
+    let passthrough = ing.current.as_ref().is_some_and(|c| {
+        c.pipe
+            .passthrough
+            .load(std::sync::atomic::Ordering::Relaxed)
+    });
+    tracing::info!(?codec, passthrough, "publishing the source");
     let mut params = crate::rooms::join_params(&spec.join, &spec.join.room);
     // An ordinary anchor: recordings and relays take its media like anyone's.
     params.bot = false;
     let (client, mut room) = hearth_client::join(params)
         .await
         .context("entering the room")?;
-    client.publish(Codec::Vp8, true);
+    client.publish(codec, true);
     emit(&Event::Joined);
     let mut timeline = Timeline {
         start: Instant::now(),
@@ -260,7 +279,14 @@ impl Ingester {
     fn open(&mut self, url: &str, seek: u64) -> Result<Live> {
         let id = self.next_id;
         self.next_id += 1;
-        let pipe = SourcePipe::new(id, url, &self.shape, self.volume, self.samples.clone())?;
+        let pipe = SourcePipe::new(
+            id,
+            url,
+            &self.shape,
+            self.volume,
+            self.codec.clone(),
+            self.samples.clone(),
+        )?;
         watch_bus_through_eos(id, &pipe.pipeline, self.bus.clone());
         match pipe.pipeline.set_state(gst::State::Paused) {
             Ok(gst::StateChangeSuccess::NoPreroll) => {

@@ -1,16 +1,19 @@
 //! An ingest's source pipeline: the URL's own source element (souphttpsrc through the outbound
 //! proxy, rtmp2src or srtsrc; nothing else may be made from a URI in this process), decodebin,
-//! then the audio as Opus with the task's volume and the video as VP8 in a full and a small
-//! layer, each into an appsink that plays in real time and hands encoded frames to the task.
+//! then the audio as Opus with the task's volume and the video in a full and a small layer,
+//! each into an appsink that plays in real time and hands encoded frames to the task. Video is
+//! VP8, or H.264 when the first source is H.264 without B-frames (baseline) that fits the
+//! ceiling: then its full layer is passed through as it came and only the small one encoded.
 
 use crate::gst_util::{capsfilter, link_chain, make};
 use anyhow::{anyhow, bail, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use hearth_client::Codec;
 use hearth_media_proto::{AudioEncode, VideoEncode};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Which output a frame is.
@@ -84,15 +87,20 @@ pub struct SourcePipe {
     pub id: u64,
     pub pipeline: gst::Pipeline,
     pub epoch: Arc<AtomicU64>,
+    /// The full layer is the source's own H.264 (no keyframe can be forced on it).
+    pub passthrough: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SourcePipe {
     /// Builds (does not start) the pipeline for `url`; frames go to `tx`.
+    /// `codec` is the published video codec: set by the first source's video (or by the task
+    /// when that source has none), and followed by every later source.
     pub fn new(
         id: u64,
         url: &str,
         shape: &Shape,
         volume: u32,
+        codec: Arc<OnceLock<Codec>>,
         tx: mpsc::UnboundedSender<Sample>,
     ) -> Result<Self> {
         let factory =
@@ -117,9 +125,25 @@ impl SourcePipe {
                 set_proxy(el, &proxy);
             }
         });
+        // H.264 is taken before decoding when it may be passed through (decided per pad).
+        let may_pass = shape.video.is_none() && codec.get().is_none_or(|c| *c == Codec::H264);
+        dec.connect("autoplug-continue", false, move |args| {
+            let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+            // Parsed H.264 (its size and profile known) stops here.
+            let h264 = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| {
+                s.name() == "video/x-h264" && s.get::<bool>("parsed").unwrap_or(false)
+            });
+            Some((!(may_pass && h264)).to_value())
+        });
         let epoch = Arc::new(AtomicU64::new(0));
+        let passthrough = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let weak = pipeline.downgrade();
-        let (shape, ep) = (shape.clone(), epoch.clone());
+        let (shape, ep, cd, pt) = (
+            shape.clone(),
+            epoch.clone(),
+            codec.clone(),
+            passthrough.clone(),
+        );
         dec.connect_pad_added(move |_, pad| {
             let Some(p) = weak.upgrade() else { return };
             let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
@@ -130,10 +154,20 @@ impl SourcePipe {
             else {
                 return;
             };
+            let branch = Branch {
+                p: &p,
+                shape: &shape,
+                id,
+                epoch: &ep,
+                tx: &tx,
+                codec: &cd,
+            };
             let r = if name.starts_with("audio/") {
                 audio_branch(&p, pad, &shape, volume, id, &ep, &tx)
+            } else if name == "video/x-h264" {
+                h264_branch(&branch, pad, caps.as_ref(), &pt)
             } else if name.starts_with("video/") {
-                video_branch(&p, pad, caps.as_ref(), &shape, id, &ep, &tx)
+                video_branch(&branch, pad, caps.as_ref())
             } else {
                 Ok(())
             };
@@ -145,6 +179,7 @@ impl SourcePipe {
             id,
             pipeline,
             epoch,
+            passthrough,
         })
     }
 
@@ -269,6 +304,100 @@ fn add_linked(p: &gst::Pipeline, pad: &gst::Pad, chain: &[&gst::Element]) -> Res
     Ok(())
 }
 
+/// What a video branch needs to know of its pipeline.
+struct Branch<'a> {
+    p: &'a gst::Pipeline,
+    shape: &'a Shape,
+    id: u64,
+    epoch: &'a Arc<AtomicU64>,
+    tx: &'a mpsc::UnboundedSender<Sample>,
+    codec: &'a Arc<OnceLock<Codec>>,
+}
+
+/// Demuxed H.264: passed through when it has no B-frames (baseline profiles) and fits the
+/// ceiling, with only the small layer encoded from its decoded pictures; else decoded.
+fn h264_branch(
+    b: &Branch<'_>,
+    pad: &gst::Pad,
+    caps: Option<&gst::Caps>,
+    passthrough: &std::sync::atomic::AtomicBool,
+) -> Result<()> {
+    if b.p.by_name("enc-small").is_some() {
+        return Ok(());
+    }
+    let s = caps
+        .and_then(|c| c.structure(0))
+        .ok_or_else(|| anyhow!("video without caps"))?;
+    let profile = s.get::<String>("profile").unwrap_or_default();
+    let size = (
+        s.get::<i32>("width").unwrap_or(0) as u32,
+        s.get::<i32>("height").unwrap_or(0) as u32,
+    );
+    let fits = size.0 > 0 && size.0 <= b.shape.max_width && size.1 <= b.shape.max_height;
+    let baseline = matches!(profile.as_str(), "baseline" | "constrained-baseline");
+    let want = if fits && baseline {
+        Codec::H264
+    } else {
+        Codec::Vp8
+    };
+    let codec = *b.codec.get_or_init(|| want);
+    let fps = s
+        .get::<gst::Fraction>("framerate")
+        .ok()
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .map(|f| (f.numer() as f64 / f.denom() as f64).round() as u32)
+        .unwrap_or(30);
+    if codec != Codec::H264 || !(fits && baseline) {
+        // Decoded, then encoded as the other sources are.
+        let dec = make("avdec_h264")?;
+        add_linked(b.p, pad, &[&dec])?;
+        let out = dec
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("no decoder pad"))?;
+        let raw = gst::Caps::builder("video/x-raw")
+            .field("width", size.0.max(2) as i32)
+            .field("height", size.1.max(2) as i32)
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build();
+        return video_branch(b, &out, Some(&raw));
+    }
+    passthrough.store(true, Ordering::Relaxed);
+    // In Annex-B with the parameter sets before every IDR (a viewer may start at any).
+    let parse = make("h264parse")?;
+    parse.set_property("config-interval", -1i32);
+    let bytestream = capsfilter(
+        gst::Caps::builder("video/x-h264")
+            .field("stream-format", "byte-stream")
+            .field("alignment", "au")
+            .build(),
+    )?;
+    let tee = make("tee")?;
+    add_linked(b.p, pad, &[&parse, &bytestream, &tee])?;
+    let q = make("queue")?;
+    let full = sink(Out::Full, b.id, b.epoch, b.tx);
+    // The small layer from the decoded pictures.
+    let q2 = make("queue")?;
+    let dec = make("avdec_h264")?;
+    let convert = make("videoconvert")?;
+    for chain in [vec![&q, full.upcast_ref()], vec![&q2, &dec, &convert]] {
+        b.p.add_many(chain.iter().copied())?;
+        link_chain(&chain)?;
+        for e in &chain {
+            e.sync_state_with_parent()?;
+        }
+        tee.link(chain[0])?;
+    }
+    layer(
+        b,
+        &convert,
+        Out::Small,
+        "enc-small",
+        small_size(size),
+        150_000,
+        fps * 2,
+    )
+}
+
 fn audio_branch(
     p: &gst::Pipeline,
     pad: &gst::Pad,
@@ -356,18 +485,11 @@ fn vp8enc(name: &str, bitrate: u32, gop_frames: u32) -> Result<gst::Element> {
     Ok(enc)
 }
 
-fn video_branch(
-    p: &gst::Pipeline,
-    pad: &gst::Pad,
-    caps: Option<&gst::Caps>,
-    shape: &Shape,
-    id: u64,
-    epoch: &Arc<AtomicU64>,
-    tx: &mpsc::UnboundedSender<Sample>,
-) -> Result<()> {
-    if p.by_name("enc-full").is_some() {
+fn video_branch(b: &Branch<'_>, pad: &gst::Pad, caps: Option<&gst::Caps>) -> Result<()> {
+    if b.p.by_name("enc-full").is_some() {
         return Ok(());
     }
+    let shape = b.shape;
     let s = caps
         .and_then(|c| c.structure(0))
         .ok_or_else(|| anyhow!("video without caps"))?;
@@ -420,37 +542,75 @@ fn video_branch(
             .build(),
     )?;
     let tee = make("tee")?;
-    add_linked(p, pad, &[&queue, &convert, &scale, &rate, &caps, &tee])?;
-    let (sw, sh) = small_size((w, h));
-    let outs = [
-        (Out::Full, "enc-full", (w, h), bitrate),
-        (
-            Out::Small,
-            "enc-small",
-            (sw, sh),
-            (bitrate / 8).clamp(60_000, 200_000),
-        ),
-    ];
-    for (out, name, (bw, bh), br) in outs {
-        let q = make("queue")?;
-        let sc = make("videoscale")?;
-        let cf = capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("width", bw as i32)
-                .field("height", bh as i32)
+    add_linked(b.p, pad, &[&queue, &convert, &scale, &rate, &caps, &tee])?;
+    layer(b, &tee, Out::Full, "enc-full", (w, h), bitrate, gop)?;
+    layer(
+        b,
+        &tee,
+        Out::Small,
+        "enc-small",
+        small_size((w, h)),
+        (bitrate / 8).clamp(60_000, 200_000),
+        gop,
+    )
+}
+
+/// One published layer after `from` (a tee or a converter): scaled, encoded in the task's
+/// codec, into its appsink.
+fn layer(
+    b: &Branch<'_>,
+    from: &gst::Element,
+    out: Out,
+    name: &str,
+    size: (u32, u32),
+    bitrate: u32,
+    gop: u32,
+) -> Result<()> {
+    let codec = *b.codec.get_or_init(|| Codec::Vp8);
+    let q = make("queue")?;
+    let sc = make("videoscale")?;
+    let cf = capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", size.0 as i32)
+            .field("height", size.1 as i32)
+            .build(),
+    )?;
+    let enc = if codec == Codec::H264 {
+        x264enc(name, bitrate, gop)?
+    } else {
+        vp8enc(name, bitrate, gop)?
+    };
+    let sink = sink(out, b.id, b.epoch, b.tx);
+    let mut chain = vec![q, sc, cf, enc];
+    if codec == Codec::H264 {
+        chain.push(capsfilter(
+            gst::Caps::builder("video/x-h264")
+                .field("profile", "constrained-baseline")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
                 .build(),
-        )?;
-        let enc = vp8enc(name, br, gop)?;
-        let sink = sink(out, id, epoch, tx);
-        let chain = [&q, &sc, &cf, &enc, sink.upcast_ref()];
-        p.add_many(chain)?;
-        link_chain(&chain)?;
-        for e in chain {
-            e.sync_state_with_parent()?;
-        }
-        tee.link(&q)?;
+        )?);
     }
+    chain.push(sink.upcast());
+    let refs: Vec<&gst::Element> = chain.iter().collect();
+    b.p.add_many(refs.iter().copied())?;
+    link_chain(&refs)?;
+    for e in &refs {
+        e.sync_state_with_parent()?;
+    }
+    from.link(refs[0])?;
     Ok(())
+}
+
+fn x264enc(name: &str, bitrate: u32, gop_frames: u32) -> Result<gst::Element> {
+    let enc = gst::ElementFactory::make("x264enc").name(name).build()?;
+    enc.set_property_from_str("speed-preset", "superfast");
+    enc.set_property_from_str("tune", "zerolatency");
+    enc.set_property("bitrate", (bitrate / 1000).max(50));
+    enc.set_property("key-int-max", gop_frames);
+    enc.set_property("bframes", 0u32);
+    Ok(enc)
 }
 
 #[cfg(test)]
