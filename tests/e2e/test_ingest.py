@@ -118,6 +118,7 @@ def media_files(tmp_path_factory):
     (hls / "evil.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
                                    "#EXTINF:2.0,\nfile:///etc/hostname\n#EXT-X-ENDLIST\n")
 
+
     class Handler(Files):
         directory_path = str(d)
 
@@ -125,6 +126,34 @@ def media_files(tmp_path_factory):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}", d
     srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def trap(media_files):
+    """A TCP port on loopback that counts who connects, and a playlist whose segment is on RTMP
+    there: inside HLS only HTTP(S) is fetched, so nothing may connect."""
+    import socket
+    _, d = media_files
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(8)
+    hits = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = lsn.accept()
+            except OSError:
+                return
+            hits.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = lsn.getsockname()[1]
+    (d / "hls" / "evil-rtmp.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n"
+        f"#EXTINF:2.0,\nrtmp://127.0.0.1:{port}/live/x\n#EXT-X-ENDLIST\n")
+    yield hits
+    lsn.close()
 
 
 @pytest.fixture(scope="module")
@@ -444,7 +473,7 @@ def test_seek_second_starts_later_and_update_switches_the_url_without_a_new_entr
     run(body())
 
 
-def test_urls_the_server_must_not_fetch_are_refused(ingest_server, media_files):
+def test_urls_the_server_must_not_fetch_are_refused(ingest_server, media_files, trap):
     base, _ = media_files
     r = room()
     c = sdk_client(ingest_server)
@@ -466,12 +495,14 @@ def test_urls_the_server_must_not_fetch_are_refused(ingest_server, media_files):
                 f"{base}/no-such-file.mp4",
                 # A redirect to the metadata address is refused at the redirect.
                 f"{base}/redirect?to=http%3A%2F%2F169.254.169.254%2Flatest",
-                # A playlist naming a local file.
-                f"{base}/hls/evil.m3u8"):
+                # Playlists naming a local file, and an RTMP segment.
+                f"{base}/hls/evil.m3u8", f"{base}/hls/evil-rtmp.m3u8"):
         code, msg = err(url)
         assert code == "InvalidParameter.StreamUrl", (url, code, msg)
     code, msg = err(f"{base}/redirect?to=http%3A%2F%2F169.254.169.254%2Flatest")
     assert "169.254.169.254" in msg, msg
+    code, msg = err(f"{base}/hls/evil-rtmp.m3u8")
+    assert "rtmp://127.0.0.1" in msg and not trap, (msg, trap)
     # Nothing of those entered the room.
     observer = WsClient(ingest_server, APP1, f"obs{r}", room=r, autosubscribe=False)
 

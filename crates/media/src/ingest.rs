@@ -90,6 +90,8 @@ struct Ingester {
     retry_until: Option<Instant>,
     retry_at: Option<Instant>,
     last_error: Option<String>,
+    /// What a dropped source named that was not fetched.
+    refusal: Option<String>,
     proxy: hearth_outbound::Proxy,
     /// The published video codec (the first source's video decides it).
     codec: Arc<OnceLock<Codec>>,
@@ -128,6 +130,7 @@ pub async fn run(
         retry_until: None,
         retry_at: None,
         last_error: None,
+        refusal: None,
         shape,
         job,
         proxy,
@@ -308,7 +311,20 @@ impl Ingester {
 
     /// The message for a source that failed: what the proxy refused, if it refused something.
     fn why(&self, what: &str) -> String {
-        match self.proxy.last_refusal() {
+        let inside = [&self.current, &self.next]
+            .into_iter()
+            .flatten()
+            .find_map(|l| {
+                l.pipe
+                    .refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            });
+        match inside
+            .or_else(|| self.refusal.clone())
+            .or_else(|| self.proxy.last_refusal())
+        {
             Some(r) => format!("{what} (refused: {r})"),
             None => what.to_owned(),
         }

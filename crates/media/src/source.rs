@@ -53,6 +53,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("srt", "srtsrc"),
 ];
 
+/// The name of a pipeline's own source element (any other URI source in it was made by a
+/// demuxer from what the source said).
+const OWN_SOURCE: &str = "src";
+
 /// Demuxers that fetch with their own HTTP client (not through a source element the proxy is
 /// set on): removed, so that decodebin takes the ones that do.
 const OWN_FETCHERS: &[&str] = &["hlsdemux2", "dashdemux2", "mssdemux2"];
@@ -89,6 +93,8 @@ pub struct SourcePipe {
     pub epoch: Arc<AtomicU64>,
     /// The full layer is the source's own H.264 (no keyframe can be forced on it).
     pub passthrough: Arc<std::sync::atomic::AtomicBool>,
+    /// What the source named that was not fetched (a playlist's segment of another scheme).
+    pub refused: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl SourcePipe {
@@ -106,7 +112,12 @@ impl SourcePipe {
         let factory =
             source_element(url).ok_or_else(|| anyhow!("{url}: not an http(s), rtmp or srt URL"))?;
         let pipeline = gst::Pipeline::with_name(&format!("ingest-{id}"));
-        let src = make(factory)?;
+        let src = gst::ElementFactory::make(factory)
+            .name(OWN_SOURCE)
+            .build()
+            .map_err(|_| {
+                anyhow!("GStreamer element {factory} is missing (install its plugin package)")
+            })?;
         match factory {
             "souphttpsrc" => {
                 src.set_property("location", url);
@@ -118,11 +129,34 @@ impl SourcePipe {
         let dec = make("decodebin")?;
         pipeline.add_many([&src, &dec])?;
         src.link(&dec)?;
-        // The HLS demuxer makes its own HTTP sources for playlists and segments.
+        // The HLS demuxer makes its own sources for playlists and segments: HTTP ones go
+        // through the proxy; one of another scheme (a playlist naming rtmp:// or srt://) is
+        // never started, and fails the source.
         let proxy = shape.proxy.clone();
-        pipeline.connect_deep_element_added(move |_, _, el| {
-            if el.factory().is_some_and(|f| f.name() == "souphttpsrc") {
+        let refused = Arc::new(std::sync::Mutex::new(None));
+        let refusal = refused.clone();
+        pipeline.connect_deep_element_added(move |pipe, _, el| {
+            let Some(f) = el.factory() else { return };
+            if f.uri_type() != gst::URIType::Src || el.name() == OWN_SOURCE {
+                return;
+            }
+            if f.name() == "souphttpsrc" {
                 set_proxy(el, &proxy);
+            } else {
+                el.set_locked_state(true);
+                let uri = el
+                    .dynamic_cast_ref::<gst::URIHandler>()
+                    .and_then(|h| h.uri())
+                    .unwrap_or_default();
+                let why = format!("the source names {uri}; only HTTP(S) is fetched from inside it");
+                *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                // On the pipeline's own bus: the demuxer would take its child's error for a
+                // failed download and retry.
+                let _ = pipe.post_message(
+                    gst::message::Error::builder(gst::ResourceError::NotAuthorized, &why)
+                        .src(pipe)
+                        .build(),
+                );
             }
         });
         // H.264 is taken before decoding when it may be passed through (decided per pad).
@@ -180,6 +214,7 @@ impl SourcePipe {
             pipeline,
             epoch,
             passthrough,
+            refused,
         })
     }
 
