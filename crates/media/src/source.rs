@@ -511,7 +511,9 @@ fn vp8enc(name: &str, bitrate: u32, gop_frames: u32) -> Result<gst::Element> {
     let enc = gst::ElementFactory::make("vp8enc").name(name).build()?;
     enc.set_property("deadline", 1i64);
     enc.set_property("cpu-used", 8i32);
-    enc.set_property("threads", 2i32);
+    // One thread: with real-time pacing libvpx's worker threads spin while they wait (twice the
+    // CPU for the same frames, measured in bench/ingest.sh).
+    enc.set_property("threads", 1i32);
     enc.set_property_from_str("end-usage", "cbr");
     enc.set_property("target-bitrate", bitrate as i32);
     enc.set_property("lag-in-frames", 0i32);
