@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-20}"
+CLIP_SECS="${CLIP_SECS:-20}"
 WARMUP="${WARMUP:-5}"
 PIN="${PIN:-1}"
 PY=.venv/bin/python
@@ -24,7 +25,7 @@ WORK="$(mktemp -d)"
 trap 'rc=$?; [ $rc = 0 ] || tail -n 5 "$WORK"/*.log >&2; kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for profile in high baseline; do
   ffmpeg -v error -f lavfi -i testsrc2=s=1280x720:r=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-    -t 20 -c:v libx264 -profile:v "$profile" -preset veryfast -b:v 2500k -g 60 -pix_fmt yuv420p \
+    -t "$CLIP_SECS" -c:v libx264 -profile:v "$profile" -preset veryfast -b:v 2500k -g 60 -pix_fmt yuv420p \
     -c:a aac -b:a 128k -movflags +faststart "$WORK/$profile.mp4"
 done
 APP=1400000001
@@ -60,7 +61,7 @@ secret_id = "$SID"
 secret_key = "$SKEY"
 apps = [$APP]
 CONF
-  HEARTH_LOG=warn "${CPU0[@]}" target/release/hearth serve --config "$WORK/hearth.toml" > /dev/null 2> "$WORK/hearth.log" &
+  HEARTH_LOG="${HEARTH_LOG:-warn}" "${CPU0[@]}" target/release/hearth serve --config "$WORK/hearth.toml" > /dev/null 2> "$WORK/hearth.log" &
   local hpid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   local task

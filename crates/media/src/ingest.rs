@@ -41,6 +41,8 @@ struct Live {
     file: bool,
     /// The first play starts at SeekSecond.
     seek_to: u64,
+    /// Seeking back to the start for the next play (until its first frame).
+    looping: bool,
     last_sample: Instant,
 }
 
@@ -305,6 +307,7 @@ impl Ingester {
             opened_at: Instant::now(),
             file: false,
             seek_to: seek,
+            looping: false,
             last_sample: Instant::now(),
         })
     }
@@ -349,6 +352,7 @@ impl Ingester {
             return None;
         }
         c.last_sample = Instant::now();
+        c.looping = false;
         self.retry_until = None;
         let current_epoch = c.pipe.epoch.load(std::sync::atomic::Ordering::Relaxed);
         (s.epoch == current_epoch && !self.paused).then_some(s)
@@ -424,8 +428,13 @@ impl Ingester {
                         return Ok(Some((EndReason::SourceEnded, None)));
                     }
                 }
-                l.pipe.seek(0).map_err(|e| format!("{e:#}"))?;
+                // The next play: a seek to the start (a server without byte ranges fails it,
+                // and the file is opened again).
+                l.looping = true;
                 l.last_sample = Instant::now();
+                if let Err(e) = l.pipe.seek(0) {
+                    return self.dropped(false, format!("{e:#}"));
+                }
             }
             BusEvent::Eos => return self.dropped(is_next, "the stream ended".into()),
             BusEvent::Error(e) => return self.dropped(is_next, e),
@@ -450,8 +459,19 @@ impl Ingester {
             return Ok(None);
         };
         let was_playing = c.phase == Phase::Playing;
-        let url = c.url.clone();
+        let (url, looping) = (c.url.clone(), c.looping);
         drop(c);
+        if looping {
+            // The start could not be sought back to: the next play opens the file again.
+            tracing::info!(why = %why, "the next play reopens the source");
+            return match self.open(&url, 0) {
+                Ok(l) => {
+                    self.current = Some(l);
+                    Ok(None)
+                }
+                Err(e) => Err(format!("reopening for the next play: {e:#}")),
+            };
+        }
         // A source that never played fails, unless it is a reopening.
         if !was_playing && self.retry_until.is_none() {
             return Err(why);

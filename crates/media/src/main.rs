@@ -79,6 +79,7 @@ pub trait Runner {
 }
 
 fn main() {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -104,6 +105,18 @@ fn main() {
     // Leave without unwinding GStreamer's threads.
     let failed = matches!(reason, EndReason::Failed | EndReason::SourceFailed);
     std::process::exit(if failed { 1 } else { 0 });
+}
+
+/// GStreamer starts and ends streaming threads with each pipeline (an ingest reopening its
+/// source, a repeat on a server without byte ranges); glibc would give each new thread an arena
+/// of its own and keep what the pipeline freed there, so the worker's memory grew with every
+/// reopening (measured in bench/ingest.sh). Two arenas keep it flat.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 fn emit(e: &Event) {
