@@ -2,7 +2,7 @@
 //! scheme here; its address and whether it opens, in the task) and starts a robot that
 //! publishes the URL in the room; Describe/Update/StopStreamIngest act on the running task.
 
-use super::record::{check_usersig, out_of_range, ranged, task_id};
+use super::record::{check_usersig, out_of_range, ranged, task_id, ByTask, TaskOut};
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::media::{IngestChange, IngestStart, TaskError};
@@ -89,21 +89,6 @@ struct Update {
     volume: Option<i64>,
     #[serde(rename = "IsPause", default, deserialize_with = "flag::opt")]
     is_pause: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ByTask {
-    #[serde(rename = "SdkAppId", deserialize_with = "int::de")]
-    sdk_app_id: u32,
-    #[serde(rename = "TaskId")]
-    task_id: String,
-}
-
-#[derive(Serialize)]
-struct TaskOut {
-    #[serde(rename = "TaskId")]
-    task_id: String,
 }
 
 #[derive(Serialize)]

@@ -242,13 +242,15 @@ struct MixLayout {
     sub_background_image: Option<String>,
 }
 
+/// The request of the actions that name a task only (Describe/Delete recordings, Stop relays,
+/// Describe/Stop ingests).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ByTask {
+pub(super) struct ByTask {
     #[serde(rename = "SdkAppId", deserialize_with = "int::de")]
-    sdk_app_id: u32,
+    pub sdk_app_id: u32,
     #[serde(rename = "TaskId")]
-    task_id: String,
+    pub task_id: String,
 }
 
 #[derive(Deserialize)]
@@ -264,10 +266,11 @@ struct Modify {
     subscribe: Option<SubscribeStreamUserIds>,
 }
 
+/// The answer of the actions that start a task.
 #[derive(Serialize)]
-struct TaskOut {
+pub(super) struct TaskOut {
     #[serde(rename = "TaskId")]
-    task_id: String,
+    pub task_id: String,
 }
 
 #[derive(Serialize)]

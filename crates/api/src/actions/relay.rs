@@ -3,7 +3,9 @@
 //! published back into rooms); UpdatePublishCdnStream changes it live under the spec's rules;
 //! StopPublishCdnStream ends it.
 
-use super::record::{check_usersig, image, out_of_range, ranged, task_id, VideoParams};
+use super::record::{
+    check_usersig, image, out_of_range, ranged, task_id, ByTask, TaskOut, VideoParams,
+};
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::media::{RelayChange, RelayStart};
@@ -14,7 +16,7 @@ use hearth_media_proto::{
     RelaySource, RelayUpdate, RoomRef, Sei, UserFilter, VideoEncode, Watermark,
 };
 use hearth_types::{RoomKey, SdkAppId};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 #[derive(Deserialize)]
@@ -69,15 +71,6 @@ struct Update {
     sei: Option<McuSeiParams>,
     #[serde(rename = "FeedBackRoomParams", default)]
     feedback: Option<Vec<McuFeedBackRoomParams>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Stop {
-    #[serde(rename = "SdkAppId", deserialize_with = "int::de")]
-    sdk_app_id: u32,
-    #[serde(rename = "TaskId")]
-    task_id: String,
 }
 
 #[derive(Deserialize)]
@@ -377,12 +370,6 @@ struct McuFeedBackRoomParams {
     user_id: String,
     #[serde(rename = "UserSig")]
     user_sig: String,
-}
-
-#[derive(Serialize)]
-struct TaskOut {
-    #[serde(rename = "TaskId")]
-    task_id: String,
 }
 
 /// CDN URLs and push-back rooms per task at most.
@@ -1273,7 +1260,7 @@ pub async fn stop_publish_cdn_stream(
     ctx: &Ctx,
     params: Value,
 ) -> Result<Map<String, Value>, ApiError> {
-    let p: Stop = decode(params)?;
+    let p: ByTask = decode(params)?;
     let app = SdkAppId(p.sdk_app_id);
     ctx.check_app(app)?;
     let id = task_id(&p.task_id)?;
