@@ -478,13 +478,14 @@ pub(crate) struct UsageRule {
 }
 
 impl UsageRule {
-    /// An ingest counts its whole running time, as a relay of one stream.
+    /// An ingest counts its whole running time (kept in its record; no usage action of the
+    /// spec reports ingests).
     pub(crate) fn ingest() -> Self {
         UsageRule {
             ext: "",
-            video_class: "Relay",
+            video_class: "Ingest",
             audio_counts: false,
-            whole_task: Some("Relay"),
+            whole_task: Some("Ingest"),
         }
     }
 
