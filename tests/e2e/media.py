@@ -118,6 +118,13 @@ def rss_kib(pid: int) -> int:
     raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
+def metric(h: Hearth, name: str) -> float:
+    """A value of the server's /metrics (`name` with its labels, as written there); 0 if absent."""
+    text = requests.get(f"http://{h.host}/metrics", timeout=5).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def worker_pids(h) -> list[int]:
     """The hearth-media processes `h` started."""
     pids = []

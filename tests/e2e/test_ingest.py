@@ -18,7 +18,7 @@ import pytest
 
 from cdn import Nginx
 from conftest import APP1, free_port, sdk_client, start_hearth, stop_hearth
-from media import Viewer, run, usersig, wait_for, worker_pids
+from media import Viewer, metric, run, usersig, wait_for, worker_pids
 from recording import call, error_of, near
 from ws_client import WsClient
 
@@ -594,6 +594,8 @@ def test_a_killed_worker_ends_its_task_and_the_budget_bounds_concurrent_ingests(
             await wait_for(lambda: sum(status(ingest_server, t) == "NotExist" for t in tasks) == 1, 10,
                            "the killed worker's task to end")
         run(gone())
+        assert metric(ingest_server, 'hearth_media_tasks{kind="ingest",state="failed"}') >= 1
+        assert metric(ingest_server, 'hearth_media_tasks{kind="ingest",state="refused"}') >= 1
         # The others go on, and the budget it held is free again.
         assert sum(status(ingest_server, t) == "InProgress" for t in tasks) == 2
         tasks.append(start(ingest_server, room(), f"{base}/pattern.mp4", RepeatNum=-1))

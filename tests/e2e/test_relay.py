@@ -19,7 +19,7 @@ import requests
 
 from cdn import Nginx, flv_h264, live_frame, nal_types, probe_live, sei_messages
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
-from media import AudioOnly, Publisher, Viewer, publishers, run, usersig, wait_for, worker_pids
+from media import AudioOnly, Publisher, Viewer, metric, publishers, run, usersig, wait_for, worker_pids
 from recording import audio_pcm, call, cell_rgb, error_of, frame_at, near, probe, tone_power
 
 RED, BLUE, GREEN, WHITE = (220, 30, 30), (30, 30, 220), (30, 200, 30), (255, 255, 255)
@@ -214,12 +214,6 @@ class VideoOnly(Publisher):
         Client.__init__(self, h, app, user, **room)
         self.video = ColorVideoTrack(rgb)
         self.pc.addTransceiver(self.video, direction="sendonly")
-
-
-def metric(h, name: str) -> float:
-    text = requests.get(f"http://{h.host}/metrics", timeout=5).text
-    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def test_sei_follows_who_speaks_a_dead_url_is_retried_and_a_new_url_leaves_the_first_alone(relay, cdn):

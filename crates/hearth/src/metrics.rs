@@ -27,7 +27,7 @@ pub async fn render(
         out,
         "# HELP hearth_media_tasks Media tasks by kind and state (running now; ended since start).\n# TYPE hearth_media_tasks gauge"
     );
-    for kind in ["recording", "relay"] {
+    for kind in ["recording", "relay", "ingest"] {
         let k = t.by_kind.get(kind).copied().unwrap_or_default();
         for (state, n) in [
             ("running", k.running),
