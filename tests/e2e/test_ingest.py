@@ -632,6 +632,8 @@ def test_every_documented_error(ingest_server, media_files):
         ({**ok, "VideoEncodeParams": {"Width": 4000, "Height": 100}}, "InvalidParameter.OutOfRange"),
         ({**ok, "AudioEncodeParams": {"SampleRate": 8000}}, "InvalidParameter.OutOfRange"),
         ({**ok, "SdkAppId": 1}, "UnauthorizedOperation.SdkAppId"),
+        ({**ok, "Volume": "loud"}, "InvalidParameter.BodyParamsError"),
+        ({**ok, "RepeatNum": "twice"}, "InvalidParameter.BodyParamsError"),
     ]
     for params, code in cases:
         assert error_of(c, "StartStreamIngest", params) == code, (params, code)

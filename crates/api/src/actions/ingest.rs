@@ -97,6 +97,18 @@ struct StatusOut {
     status: &'static str,
 }
 
+/// Decodes a Start/StopStreamIngest body: a value of the wrong type is the spec's
+/// `InvalidParameter.BodyParamsError` for these actions.
+fn decode_body<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, ApiError> {
+    decode(params).map_err(|e| match e {
+        ApiError::InvalidParameter(message) => ApiError::InvalidParameterOf {
+            detail: "BodyParamsError",
+            message,
+        },
+        e => e,
+    })
+}
+
 fn stream_url(u: &str) -> Result<String, ApiError> {
     let u = u.trim();
     let bad = |m: String| ApiError::InvalidParameterOf {
@@ -192,7 +204,7 @@ fn audio_params(a: AudioEncodeParams) -> Result<AudioEncode, ApiError> {
 }
 
 pub async fn start_stream_ingest(ctx: &Ctx, params: Value) -> Result<Map<String, Value>, ApiError> {
-    let p: Start = decode(params)?;
+    let p: Start = decode_body(params)?;
     let app = SdkAppId(p.sdk_app_id);
     ctx.check_app(app)?;
     let room = room_of(&p.room_id, p.room_id_type)?;
@@ -309,7 +321,7 @@ pub async fn update_stream_ingest(
 }
 
 pub async fn stop_stream_ingest(ctx: &Ctx, params: Value) -> Result<Map<String, Value>, ApiError> {
-    let p: ByTask = decode(params)?;
+    let p: ByTask = decode_body(params)?;
     let app = SdkAppId(p.sdk_app_id);
     ctx.check_app(app)?;
     let id = task_id(&p.task_id)?;
