@@ -84,6 +84,9 @@ pub struct MediaConfig {
     pub ingest_max_size: String,
     /// A live ingest source that drops is reconnected this long before the task ends.
     pub ingest_live_retry_secs: u64,
+    /// Baseline H.264 ingest sources are published as they came (only the small layer is
+    /// encoded); off: every source is encoded as VP8 (for rooms with viewers that lack H.264).
+    pub ingest_passthrough: bool,
 }
 
 /// Where Hearth may fetch from and push to, beyond public addresses.
@@ -124,6 +127,7 @@ impl Default for MediaConfig {
             upload_grace_secs: 300,
             ingest_max_size: "1280x720".into(),
             ingest_live_retry_secs: 30,
+            ingest_passthrough: true,
         }
     }
 }
@@ -253,6 +257,9 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_MEDIA_INGEST_LIVE_RETRY_SECS") {
             self.media.ingest_live_retry_secs = parse("HEARTH_MEDIA_INGEST_LIVE_RETRY_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_INGEST_PASSTHROUGH") {
+            self.media.ingest_passthrough = parse("HEARTH_MEDIA_INGEST_PASSTHROUGH", v)?;
         }
         if let Some(v) = get("HEARTH_OUTBOUND_ALLOW") {
             self.outbound.allow = v

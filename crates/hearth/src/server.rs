@@ -189,6 +189,7 @@ pub async fn serve(config: Config) -> Result<()> {
             upload_grace_secs: config.media.upload_grace_secs,
             ingest_max_size: config.media.ingest_max_size()?,
             ingest_live_retry_secs: config.media.ingest_live_retry_secs,
+            ingest_passthrough: config.media.ingest_passthrough,
             outbound_allow: config.outbound.allow.clone(),
         },
         rules,

@@ -352,6 +352,8 @@ pub struct Ingest {
     pub max_height: u32,
     /// A live source that drops is reconnected for this long before the task ends.
     pub live_retry_secs: u64,
+    /// Baseline H.264 that fits may be published as it came (every viewer must take H.264).
+    pub passthrough: bool,
     /// The operator's `outbound.allow` entries.
     pub outbound_allow: Vec<String>,
 }

@@ -118,6 +118,7 @@ pub async fn run(
         audio: job.audio,
         max_width: job.max_width,
         max_height: job.max_height,
+        passthrough: job.passthrough,
         proxy: proxy.url(),
     };
     let mut ing = Ingester {

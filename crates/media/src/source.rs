@@ -41,6 +41,8 @@ pub struct Shape {
     pub audio: Option<AudioEncode>,
     pub max_width: u32,
     pub max_height: u32,
+    /// Baseline H.264 may be published as it came.
+    pub passthrough: bool,
     /// The HTTP proxy every HTTP fetch goes through.
     pub proxy: String,
 }
@@ -160,7 +162,9 @@ impl SourcePipe {
             }
         });
         // H.264 is taken before decoding when it may be passed through (decided per pad).
-        let may_pass = shape.video.is_none() && codec.get().is_none_or(|c| *c == Codec::H264);
+        let may_pass = shape.passthrough
+            && shape.video.is_none()
+            && codec.get().is_none_or(|c| *c == Codec::H264);
         dec.connect("autoplug-continue", false, move |args| {
             let caps = args.get(2).and_then(|v| v.get::<gst::Caps>().ok());
             // Parsed H.264 (its size and profile known) stops here.
@@ -660,6 +664,7 @@ mod tests {
             audio: None,
             max_width: 1280,
             max_height: 720,
+            passthrough: true,
             proxy: String::new(),
         }
     }

@@ -53,6 +53,7 @@ pub(crate) async fn create(shared: Arc<Shared>, req: IngestStart) -> Result<Stri
     let cfg = &shared.cfg;
     (ingest.max_width, ingest.max_height) = cfg.ingest_max_size;
     ingest.live_retry_secs = cfg.ingest_live_retry_secs;
+    ingest.passthrough = cfg.ingest_passthrough;
     ingest.outbound_allow = cfg.outbound_allow.clone();
     let reservation = task::reserve(&shared, cost_of(&ingest, cfg.ingest_max_size), "ingest")?;
     let task_id = uuid::Uuid::new_v4().to_string();

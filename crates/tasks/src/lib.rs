@@ -47,6 +47,8 @@ pub struct TasksConfig {
     pub ingest_max_size: (u32, u32),
     /// A live ingest source that drops is reconnected this long.
     pub ingest_live_retry_secs: u64,
+    /// Baseline H.264 sources are published as they came.
+    pub ingest_passthrough: bool,
     /// The operator's `outbound.allow` (ingest workers apply the rules to every fetch).
     pub outbound_allow: Vec<String>,
 }

@@ -261,6 +261,7 @@ pub async fn start_stream_ingest(ctx: &Ctx, params: Value) -> Result<Map<String,
         max_width: 0,
         max_height: 0,
         live_retry_secs: 0,
+        passthrough: false,
         outbound_allow: Vec::new(),
     };
     let task_id = ctx
