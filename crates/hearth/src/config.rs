@@ -71,6 +71,9 @@ pub struct MediaConfig {
     pub workers: usize,
     /// The `hearth-media` executable of media tasks; default: next to `hearth`.
     pub worker_bin: Option<PathBuf>,
+    /// Sessions (WHIP, WHEP, protocol clients) a media worker takes; joins beyond are refused
+    /// (503 with Retry-After, protocol error 503). 0: no limit.
+    pub capacity_per_worker: usize,
     /// CPU cores media tasks (recordings, …) may use together; 0 = 80 % of the cores.
     pub cpu_budget: f64,
     /// A media task told to stop must finish its files within this many seconds.
@@ -120,6 +123,7 @@ impl Default for MediaConfig {
             ip: "127.0.0.1".into(),
             ports: "50000-50100".into(),
             workers: 0,
+            capacity_per_worker: 0,
             worker_bin: None,
             cpu_budget: 0.0,
             eos_timeout_secs: 30,
@@ -236,6 +240,9 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_MEDIA_WORKERS") {
             self.media.workers = parse("HEARTH_MEDIA_WORKERS", v)?;
+        }
+        if let Some(v) = get("HEARTH_MEDIA_CAPACITY_PER_WORKER") {
+            self.media.capacity_per_worker = parse("HEARTH_MEDIA_CAPACITY_PER_WORKER", v)?;
         }
         if let Some(v) = get("HEARTH_MEDIA_WORKER_BIN") {
             self.media.worker_bin = Some(v.into());

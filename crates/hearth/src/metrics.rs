@@ -164,6 +164,13 @@ pub async fn render(
         );
         metric(
             &mut out,
+            "hearth_media_refused_full_total",
+            "counter",
+            "Joins (WHIP, WHEP, protocol clients) refused because the worker was at media.capacity_per_worker.",
+            c.refused_full,
+        );
+        metric(
+            &mut out,
             "hearth_telemetry_queued",
             "gauge",
             "Domain events waiting for the recorder (largest worker queue).",

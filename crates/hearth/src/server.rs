@@ -135,6 +135,7 @@ pub async fn serve(config: Config) -> Result<()> {
             first_port,
             last_port,
             workers: config.media.worker_count(),
+            capacity: config.media.capacity_per_worker,
         },
         events_tx,
     )

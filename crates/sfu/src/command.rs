@@ -54,6 +54,10 @@ pub enum SfuError {
     Forbidden(&'static str),
     #[error("the media plane is not running")]
     Unavailable,
+    /// The worker holds its configured number of media connections (or clients): the join
+    /// is refused rather than degrading everyone in it.
+    #[error("this media server is at its capacity of {0} media connections per worker; retry later or on another server")]
+    Full(usize),
 }
 
 /// Counts that show what a worker holds (for tests and health).
@@ -87,6 +91,8 @@ pub struct Counters {
     pub frames_forwarded: u64,
     /// Datagrams the socket refused (buffer full).
     pub send_drops: u64,
+    /// Joins refused because the worker was at its capacity.
+    pub refused_full: u64,
 }
 
 /// A user present in a room, with what they publish.

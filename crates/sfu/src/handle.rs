@@ -44,6 +44,9 @@ pub struct SfuConfig {
     pub first_port: u16,
     pub last_port: u16,
     pub workers: usize,
+    /// Media connections (WHIP/WHEP sessions and protocol clients) a worker takes at most;
+    /// joins beyond are refused with [`SfuError::Full`]. 0: no limit.
+    pub capacity: usize,
 }
 
 #[derive(Clone)]
@@ -78,6 +81,7 @@ impl SfuHandle {
             let addr = std_socket.local_addr()?;
             let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
             let events = events.clone();
+            let capacity = config.capacity;
             let thread = std::thread::Builder::new()
                 .name(format!("hearth-media-{i}"))
                 .spawn(move || {
@@ -88,7 +92,8 @@ impl SfuHandle {
                     rt.block_on(async move {
                         let socket =
                             tokio::net::UdpSocket::from_std(std_socket).expect("worker socket");
-                        let worker = Worker::new(i, socket, events).expect("worker socket address");
+                        let worker = Worker::new(i, socket, events, capacity)
+                            .expect("worker socket address");
                         worker.run(rx).await;
                     });
                 })?;
@@ -399,6 +404,7 @@ impl SfuHandle {
             t.bytes_out += c.bytes_out;
             t.frames_forwarded += c.frames_forwarded;
             t.send_drops += c.send_drops;
+            t.refused_full += c.refused_full;
         }
         Ok(total)
     }

@@ -4,6 +4,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hearth_sfu::SfuError;
 
+/// Retry-After of a join refused because the media server is at capacity.
+const FULL_RETRY_AFTER_SECS: &str = "5";
+
 #[derive(Debug)]
 pub enum EdgeError {
     BadRequest(String),
@@ -22,6 +25,7 @@ impl From<SfuError> for EdgeError {
 
 impl IntoResponse for EdgeError {
     fn into_response(self) -> Response {
+        let mut retry_after = false;
         let (status, message) = match self {
             EdgeError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             EdgeError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_owned()),
@@ -41,8 +45,9 @@ impl IntoResponse for EdgeError {
                     | SfuError::RoomNotFound
                     | SfuError::UserNotFound => StatusCode::NOT_FOUND,
                     SfuError::Forbidden(_) => StatusCode::FORBIDDEN,
-                    SfuError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                    SfuError::Unavailable | SfuError::Full(_) => StatusCode::SERVICE_UNAVAILABLE,
                 };
+                retry_after = matches!(e, SfuError::Full(_));
                 (status, e.to_string())
             }
         };
@@ -51,6 +56,13 @@ impl IntoResponse for EdgeError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        if retry_after {
+            // A full server: come back (or go elsewhere) after a while.
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(FULL_RETRY_AFTER_SECS),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

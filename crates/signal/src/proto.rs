@@ -281,6 +281,8 @@ pub enum ProtoError {
     TooLarge,
     Binary,
     Unavailable,
+    /// The media server is at capacity (the message says so).
+    Full(String),
 }
 
 impl ProtoError {
@@ -304,6 +306,7 @@ impl ProtoError {
                 true,
             ),
             ProtoError::Unavailable => (503, "the media plane is unavailable".into(), true),
+            ProtoError::Full(m) => (503, m.clone(), true),
         }
     }
 }
@@ -321,6 +324,7 @@ impl From<hearth_sfu::SfuError> for ProtoError {
             E::SessionNotFound => ProtoError::Unauthorized("the session is gone".into()),
             E::Forbidden(m) => ProtoError::Forbidden(m.into()),
             E::Unavailable => ProtoError::Unavailable,
+            E::Full(_) => ProtoError::Full(e.to_string()),
         }
     }
 }

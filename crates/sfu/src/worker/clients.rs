@@ -188,6 +188,7 @@ impl Worker {
         autosubscribe: bool,
         notify: mpsc::Sender<ClientNotice>,
     ) -> Result<ClientEntered, SfuError> {
+        self.check_capacity()?;
         let cid = self.next_participant();
         let slot = self.room_slot(req.app, &req.room, &req.user);
         let token = super::sessions::random(24);

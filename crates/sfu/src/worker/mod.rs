@@ -13,7 +13,7 @@ mod quality;
 mod rooms;
 mod sessions;
 
-use crate::command::{Command, WorkerStats};
+use crate::command::{Command, SfuError, WorkerStats};
 use crate::core::{ParticipantId, SubscriptionId, TrackId};
 use crate::events::DomainEvent;
 use hearth_types::{RoomKey, SdkAppId};
@@ -69,6 +69,8 @@ pub(crate) struct Worker {
     /// When quality was last sampled.
     pub last_quality: Instant,
     pub counters: crate::command::Counters,
+    /// Sessions (WHIP, WHEP, protocol clients) taken at most; 0: no limit.
+    capacity: usize,
 }
 
 impl Worker {
@@ -76,6 +78,7 @@ impl Worker {
         index: usize,
         socket: UdpSocket,
         events: mpsc::Sender<DomainEvent>,
+        capacity: usize,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
         Ok(Worker {
@@ -99,7 +102,28 @@ impl Worker {
             forwards: Vec::new(),
             last_quality: Instant::now(),
             counters: Default::default(),
+            capacity,
         })
+    }
+
+    /// Sessions held: WHIP and WHEP sessions, and protocol clients (whose one or two
+    /// connections count as one).
+    fn sessions(&self) -> usize {
+        let own = self
+            .peers
+            .values()
+            .filter(|p| p.key != peer::SessionKey::Client)
+            .count();
+        own + self.clients.len()
+    }
+
+    /// Refuses a new session when the worker holds its capacity.
+    pub(crate) fn check_capacity(&mut self) -> Result<(), SfuError> {
+        if self.capacity > 0 && self.sessions() >= self.capacity {
+            self.counters.refused_full += 1;
+            return Err(SfuError::Full(self.capacity));
+        }
+        Ok(())
     }
 
     pub fn next_participant(&mut self) -> ParticipantId {

@@ -64,6 +64,7 @@ impl Worker {
         direction: OfferDirection,
     ) -> Result<Joined, SfuError> {
         check_offer(offer, direction)?;
+        self.check_capacity()?;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let ufrag = random(16);
