@@ -309,6 +309,21 @@ def check_pattern(w: Watch, size=(640, 360), left=RED, right=BLUE) -> None:
     assert abs(dominant_hz(pcm) - 440) < 10, dominant_hz(pcm)
 
 
+async def watch_pattern(h, r: int) -> Watch:
+    """A viewer of the robot once it shows the pattern clip at its size with its tone."""
+    w = await Watch(h, r).begin()
+    await full_size(w)
+    await asyncio.sleep(1.5)
+    check_pattern(w)
+    return w
+
+
+def push(source: Path, fmt: str, url: str) -> subprocess.Popen:
+    """ffmpeg sending a clip, looped, in real time, as it is (a live source)."""
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(source),
+                             "-c", "copy", "-f", fmt, url])
+
+
 def test_an_mp4_over_http_is_published_at_its_size_with_its_picture_and_tone(ingest_server, media_files):
     base, _ = media_files
     r = room()
@@ -316,10 +331,7 @@ def test_an_mp4_over_http_is_published_at_its_size_with_its_picture_and_tone(ing
     assert status(ingest_server, task) == "InProgress"
 
     async def body():
-        w = await Watch(ingest_server, r).begin()
-        await full_size(w)
-        await asyncio.sleep(1.5)
-        check_pattern(w)
+        w = await watch_pattern(ingest_server, r)
         # The volume changes live: half the amplitude.
         t0 = time.monotonic()
         await asyncio.sleep(1.2)
@@ -372,10 +384,7 @@ def test_hls_is_ingested(ingest_server, media_files):
     task = start(ingest_server, r, f"{base}/hls/index.m3u8", RepeatNum=-1)
 
     async def body():
-        w = await Watch(ingest_server, r).begin()
-        await full_size(w)
-        await asyncio.sleep(1.5)
-        check_pattern(w)
+        w = await watch_pattern(ingest_server, r)
         await w.close()
 
     run(body())
@@ -386,16 +395,12 @@ def test_a_live_rtmp_stream_is_ingested_and_its_end_ends_the_task_after_retries(
     _, d = media_files
     r = room()
     key = f"src{r}"
-    pusher = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(d / "pattern.mp4"),
-                               "-c", "copy", "-f", "flv", cdn.url(key)])
+    pusher = push(d / "pattern.mp4", "flv", cdn.url(key))
     try:
         async def body():
             await wait_for(lambda: key in cdn.publishing(), 15, "the source at nginx", step=0.25)
             task = await asyncio.to_thread(start, ingest_server, r, cdn.url(key))
-            w = await Watch(ingest_server, r).begin()
-            await full_size(w)
-            await asyncio.sleep(1.5)
-            check_pattern(w)
+            w = await watch_pattern(ingest_server, r)
             # The publisher goes away: the robot retries for the live retry time, then leaves.
             pusher.kill()
             gone = time.monotonic()
@@ -414,16 +419,12 @@ def test_an_srt_stream_is_ingested(ingest_server, media_files):
     r = room()
     port = free_port()
     # ffmpeg listens; the robot calls (srtsrc's default mode).
-    pusher = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(d / "pattern.mp4"),
-                               "-c", "copy", "-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"])
+    pusher = push(d / "pattern.mp4", "mpegts", f"srt://127.0.0.1:{port}?mode=listener")
     try:
         async def body():
             await asyncio.sleep(1.0)
             await asyncio.to_thread(start, ingest_server, r, f"srt://127.0.0.1:{port}")
-            w = await Watch(ingest_server, r).begin()
-            await full_size(w)
-            await asyncio.sleep(1.5)
-            check_pattern(w)
+            w = await watch_pattern(ingest_server, r)
             await w.close()
 
         run(body())

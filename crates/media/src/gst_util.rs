@@ -183,6 +183,31 @@ impl RunningClock {
     }
 }
 
+/// Adds a chain of elements to a running pipeline, links it and brings it to the pipeline's
+/// state (the caller links its ends).
+pub fn add_chain(p: &gst::Pipeline, chain: &[&gst::Element]) -> Result<()> {
+    p.add_many(chain.iter().copied())?;
+    link_chain(chain)?;
+    for e in chain {
+        e.sync_state_with_parent()?;
+    }
+    Ok(())
+}
+
+/// A realtime x264 encoder (`superfast`, `zerolatency`: no lookahead, no B-frames) at
+/// `bitrate_bps` with an IDR at least every `gop_frames`.
+pub fn x264enc(name: Option<&str>, bitrate_bps: u32, gop_frames: u32) -> Result<gst::Element> {
+    let enc = make("x264enc")?;
+    if let Some(n) = name {
+        enc.set_property("name", n);
+    }
+    enc.set_property_from_str("tune", "zerolatency");
+    enc.set_property_from_str("speed-preset", "superfast");
+    enc.set_property("bitrate", (bitrate_bps / 1000).max(1));
+    enc.set_property("key-int-max", gop_frames.max(1));
+    Ok(enc)
+}
+
 /// Links a chain of elements, naming the pair that fails.
 pub fn link_chain(elements: &[&gst::Element]) -> Result<()> {
     for w in elements.windows(2) {

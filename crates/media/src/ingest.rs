@@ -22,6 +22,9 @@ const STALL: Duration = Duration::from_secs(5);
 /// Between reopenings of a dropped live source.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
+/// How a task ends: the reason and what to say.
+type End = (EndReason, Option<String>);
+
 /// Where a pipeline is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -105,7 +108,7 @@ pub async fn run(
     job: Ingest,
     mut cmds: mpsc::UnboundedReceiver<Command>,
     emit: fn(&Event),
-) -> Result<(EndReason, Option<String>)> {
+) -> Result<End> {
     crate::source::lock_down_registry();
     let rules = hearth_outbound::Rules::new(&job.outbound_allow).map_err(anyhow::Error::msg)?;
     let proxy = hearth_outbound::Proxy::start(rules)
@@ -381,11 +384,7 @@ impl Ingester {
     }
 
     /// A bus event; `Ok(Some(end))` ends the task, `Err` means the source failed for good.
-    fn bus_event(
-        &mut self,
-        id: u64,
-        ev: BusEvent,
-    ) -> Result<Option<(EndReason, Option<String>)>, String> {
+    fn bus_event(&mut self, id: u64, ev: BusEvent) -> Result<Option<End>, String> {
         let is_next = self.next.as_ref().is_some_and(|n| n.pipe.id == id);
         let slot = if is_next {
             &mut self.next
@@ -445,11 +444,7 @@ impl Ingester {
     }
 
     /// A source failed or ended where it should not have.
-    fn dropped(
-        &mut self,
-        is_next: bool,
-        why: String,
-    ) -> Result<Option<(EndReason, Option<String>)>, String> {
+    fn dropped(&mut self, is_next: bool, why: String) -> Result<Option<End>, String> {
         tracing::warn!(error = %why, "the source dropped");
         self.last_error = Some(why.clone());
         if is_next {
@@ -492,23 +487,23 @@ impl Ingester {
         Ok(None)
     }
 
-    /// Every half second: live sources that start playing, stalls, retries.
-    fn tick(&mut self) -> Option<(EndReason, Option<String>)> {
+    /// The current source stopped giving media: reopened, or the task ends.
+    fn current_dropped(&mut self, why: &str) -> Option<End> {
+        self.dropped(false, why.into())
+            .unwrap_or_else(|why| Some((EndReason::SourceFailed, Some(why))))
+    }
+
+    /// Every half second: sources that do not open, stalls, retries.
+    fn tick(&mut self) -> Option<End> {
         if let Some(c) = &self.current {
             if c.phase == Phase::Opening && c.opened_at.elapsed() > OPEN_TIMEOUT {
-                return match self.dropped(false, "no media came from it in time".into()) {
-                    Ok(r) => r,
-                    Err(why) => Some((EndReason::SourceFailed, Some(why))),
-                };
+                return self.current_dropped("no media came from it in time");
             }
             let stalled = c.phase == Phase::Playing
                 && !(self.paused && c.file)
                 && c.last_sample.elapsed() > STALL;
             if stalled {
-                return match self.dropped(false, "no media for 5 s".into()) {
-                    Ok(r) => r,
-                    Err(why) => Some((EndReason::SourceFailed, Some(why))),
-                };
+                return self.current_dropped("no media for 5 s");
             }
         }
         if self.current.is_none() {

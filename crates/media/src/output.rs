@@ -3,7 +3,7 @@
 //! file is complete when its `fragment-closed` is reported); and, for live relays, the encoded
 //! H.264 (with its SEI), AAC and Opus handed out through a [`Tap`].
 
-use crate::gst_util::{capsfilter, link_chain, make, BusEvent};
+use crate::gst_util::{capsfilter, link_chain, make, x264enc, BusEvent};
 use anyhow::{Context, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -104,11 +104,7 @@ pub fn attach(
                             .field("format", "I420")
                             .build(),
                     )?;
-                    let x264 = make("x264enc")?;
-                    x264.set_property_from_str("tune", "zerolatency");
-                    x264.set_property_from_str("speed-preset", "superfast");
-                    x264.set_property("bitrate", (enc.bitrate_bps / 1000).max(1));
-                    x264.set_property("key-int-max", (enc.gop_secs * enc.fps).max(1));
+                    let x264 = x264enc(None, enc.bitrate_bps, enc.gop_secs * enc.fps)?;
                     // Every GOP starts with an IDR (a CDN viewer can join at any of them).
                     x264.set_property("option-string", "repeat-headers=1");
                     for e in [&conv, &caps, &x264] {

@@ -5,7 +5,7 @@
 //! VP8, or H.264 when the first source is H.264 without B-frames (baseline) that fits the
 //! ceiling: then its full layer is passed through as it came and only the small one encoded.
 
-use crate::gst_util::{capsfilter, link_chain, make};
+use crate::gst_util::{add_chain, capsfilter, make, x264enc};
 use anyhow::{anyhow, bail, Result};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -330,11 +330,7 @@ fn sink(
 }
 
 fn add_linked(p: &gst::Pipeline, pad: &gst::Pad, chain: &[&gst::Element]) -> Result<()> {
-    p.add_many(chain.iter().copied())?;
-    link_chain(chain)?;
-    for e in chain {
-        e.sync_state_with_parent()?;
-    }
+    add_chain(p, chain)?;
     let sinkpad = chain[0]
         .static_pad("sink")
         .ok_or_else(|| anyhow!("no sink pad"))?;
@@ -380,12 +376,7 @@ fn h264_branch(
         Codec::Vp8
     };
     let codec = *b.codec.get_or_init(|| want);
-    let fps = s
-        .get::<gst::Fraction>("framerate")
-        .ok()
-        .filter(|f| f.numer() > 0 && f.denom() > 0)
-        .map(|f| (f.numer() as f64 / f.denom() as f64).round() as u32)
-        .unwrap_or(30);
+    let fps = fps_of(s).unwrap_or(30);
     if codec != Codec::H264 || !(fits && baseline) {
         // Decoded, then encoded as the other sources are.
         let dec = make("avdec_h264")?;
@@ -419,11 +410,7 @@ fn h264_branch(
     let dec = make("avdec_h264")?;
     let convert = make("videoconvert")?;
     for chain in [vec![&q, full.upcast_ref()], vec![&q2, &dec, &convert]] {
-        b.p.add_many(chain.iter().copied())?;
-        link_chain(&chain)?;
-        for e in &chain {
-            e.sync_state_with_parent()?;
-        }
+        add_chain(b.p, &chain)?;
         tee.link(chain[0])?;
     }
     layer(
@@ -538,13 +525,7 @@ fn video_branch(b: &Branch<'_>, pad: &gst::Pad, caps: Option<&gst::Caps>) -> Res
         s.get::<i32>("width").unwrap_or(640) as u32,
         s.get::<i32>("height").unwrap_or(360) as u32,
     );
-    let src_fps = s
-        .get::<gst::Fraction>("framerate")
-        .ok()
-        .filter(|f| f.numer() > 0 && f.denom() > 0)
-        .map(|f| (f.numer() as f64 / f.denom() as f64).round() as u32)
-        .unwrap_or(30)
-        .clamp(1, 60);
+    let src_fps = fps_of(s).unwrap_or(30).clamp(1, 60);
     let (w, h) = output_size(src, shape);
     let fps = shape
         .video
@@ -618,7 +599,7 @@ fn layer(
             .build(),
     )?;
     let enc = if codec == Codec::H264 {
-        x264enc(name, bitrate, gop)?
+        x264enc(Some(name), bitrate.max(50_000), gop)?
     } else {
         vp8enc(name, bitrate, gop)?
     };
@@ -635,23 +616,17 @@ fn layer(
     }
     chain.push(sink.upcast());
     let refs: Vec<&gst::Element> = chain.iter().collect();
-    b.p.add_many(refs.iter().copied())?;
-    link_chain(&refs)?;
-    for e in &refs {
-        e.sync_state_with_parent()?;
-    }
+    add_chain(b.p, &refs)?;
     from.link(refs[0])?;
     Ok(())
 }
 
-fn x264enc(name: &str, bitrate: u32, gop_frames: u32) -> Result<gst::Element> {
-    let enc = gst::ElementFactory::make("x264enc").name(name).build()?;
-    enc.set_property_from_str("speed-preset", "superfast");
-    enc.set_property_from_str("tune", "zerolatency");
-    enc.set_property("bitrate", (bitrate / 1000).max(50));
-    enc.set_property("key-int-max", gop_frames);
-    enc.set_property("bframes", 0u32);
-    Ok(enc)
+/// A caps structure's frame rate, rounded to whole frames per second.
+fn fps_of(s: &gst::StructureRef) -> Option<u32> {
+    s.get::<gst::Fraction>("framerate")
+        .ok()
+        .filter(|f| f.numer() > 0 && f.denom() > 0)
+        .map(|f| (f.numer() as f64 / f.denom() as f64).round() as u32)
 }
 
 #[cfg(test)]

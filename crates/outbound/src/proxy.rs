@@ -78,8 +78,12 @@ impl Proxy {
     }
 }
 
+fn full(b: Bytes) -> Body {
+    Full::new(b).map_err(|e| match e {}).boxed()
+}
+
 fn text(status: StatusCode, msg: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(msg)).map_err(|e| match e {}).boxed());
+    let mut r = Response::new(full(Bytes::from(msg)));
     *r.status_mut() = status;
     r
 }
@@ -118,7 +122,7 @@ async fn handle(
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             }
         });
-        return Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed());
+        return Response::new(full(Bytes::new()));
     }
     forward(upstream, req)
         .await
