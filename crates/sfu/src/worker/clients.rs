@@ -2,7 +2,7 @@
 //! (the client offers) and a subscribe connection (the server offers), roles, mute, explicit or
 //! automatic subscriptions, the roster, and resumption after a dropped socket.
 
-use super::peer::{Peer, SessionKey};
+use super::peer::{Outgoing, Peer, SessionKey};
 use super::rooms::RoomSlot;
 use super::Worker;
 use crate::client::{
@@ -364,7 +364,7 @@ impl Worker {
             c.lines[i].state = LineState::Open(sub);
             self.subs.insert(sub, sub_peer);
             if let Some(p) = self.peers.get_mut(&sub_peer) {
-                p.out_by_sub.insert(sub, (mid, kind));
+                p.out_by_sub.insert(sub, Outgoing::new(mid, kind, None));
                 p.sub_by_mid.insert(mid, sub);
             }
             let me = self.clients[&cid].user.clone();
@@ -758,8 +758,8 @@ impl Worker {
         }
         if let Some(pid) = self.subs.remove(&sub) {
             if let Some(p) = self.peers.get_mut(&pid) {
-                if let Some((mid, _)) = p.out_by_sub.remove(&sub) {
-                    p.sub_by_mid.remove(&mid);
+                if let Some(line) = p.out_by_sub.remove(&sub) {
+                    p.sub_by_mid.remove(&line.mid);
                 }
             }
         }
@@ -775,7 +775,10 @@ impl Worker {
             let Some(v) = self.peers.get_mut(&viewer) else {
                 continue;
             };
-            let Some((mid, kind)) = v.out_by_sub.remove(&sub) else {
+            let Some(Outgoing {
+                mid, kind, rewrite, ..
+            }) = v.out_by_sub.remove(&sub)
+            else {
                 continue;
             };
             v.sub_by_mid.remove(&mid);
@@ -789,7 +792,10 @@ impl Worker {
                         }
                     }
                 }
-                None => v.free_out.push((mid, kind)),
+                None => {
+                    v.parked.insert(mid, rewrite);
+                    v.free_out.push((mid, kind));
+                }
             }
         }
     }

@@ -2,14 +2,18 @@
 //! state (no locks): commands arrive on a channel, datagrams on the socket, and str0m's timers
 //! come due from a heap. Sending is non-blocking; a full socket buffer drops (UDP semantics).
 
+mod batch_io;
 mod clients;
 mod demux;
+mod forward;
 mod media;
 mod moderation;
 
 pub use moderation::Blocked;
+mod payload;
 mod peer;
 mod quality;
+mod rewrite;
 mod rooms;
 mod sessions;
 
@@ -29,14 +33,15 @@ use str0m::{Event, Input};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Largest datagram read; WebRTC keeps packets under the path MTU.
-const RECV_BUF: usize = 2048;
 /// How often idle housekeeping runs (connect deadlines, dead peers).
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// A peer that has not completed ICE + DTLS this long after its offer is removed.
 pub(crate) const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
-/// Datagrams handled per wake-up before timers and commands get a turn.
-const RECV_BATCH: usize = 64;
+/// Batches read per wake-up before timers and commands get a turn.
+const RECV_ROUNDS: usize = 4;
+/// While polling a long list of peers (a large fan-out), the socket is read after this many, so
+/// feedback and publishers' media wait in the kernel's buffer for a bounded time only.
+const POLLS_BETWEEN_READS: usize = 128;
 
 /// Where a track comes from: the publishing peer and its media line.
 pub(crate) struct TrackSource {
@@ -71,6 +76,10 @@ pub(crate) struct Worker {
     pub counters: crate::command::Counters,
     /// Sessions (WHIP, WHEP, protocol clients) taken at most; 0: no limit.
     capacity: usize,
+    /// Datagrams waiting for the next `sendmmsg`.
+    sends: batch_io::SendBatch,
+    /// Buffers of `recvmmsg`; taken while their datagrams are handled.
+    reads: Option<Box<batch_io::RecvBatch>>,
 }
 
 impl Worker {
@@ -103,6 +112,8 @@ impl Worker {
             last_quality: Instant::now(),
             counters: Default::default(),
             capacity,
+            sends: batch_io::SendBatch::default(),
+            reads: Some(Box::default()),
         })
     }
 
@@ -134,7 +145,6 @@ impl Worker {
 
     /// Runs until `Shutdown` or until every command sender is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; RECV_BUF];
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             let deadline = self.next_deadline();
@@ -144,13 +154,11 @@ impl Worker {
                     Some(Command::Shutdown) | None => break,
                     Some(cmd) => self.handle_command(cmd),
                 },
-                r = self.socket.recv_from(&mut buf) => {
-                    if let Ok((n, source)) = r {
-                        self.receive(&buf[..n], source);
-                        for _ in 1..RECV_BATCH {
-                            match self.socket.try_recv_from(&mut buf) {
-                                Ok((n, source)) => self.receive(&buf[..n], source),
-                                Err(_) => break,
+                r = self.socket.readable() => {
+                    if r.is_ok() {
+                        for _ in 0..RECV_ROUNDS {
+                            if self.read_socket() < batch_io::BATCH {
+                                break;
                             }
                         }
                     }
@@ -159,8 +167,56 @@ impl Worker {
                 _ = housekeeping.tick() => self.housekeeping(),
             }
             self.poll_dirty();
+            self.flush_sends();
         }
         self.shutdown();
+        self.flush_sends();
+    }
+
+    /// Reads one batch of datagrams and handles them; returns how many there were. When the
+    /// socket is empty, tokio's readiness is cleared so the loop waits for the next datagram.
+    fn read_socket(&mut self) -> usize {
+        let Some(mut reads) = self.reads.take() else {
+            return 0; // already reading further up the stack
+        };
+        let fd = batch_io::fd_of(&self.socket);
+        let n = self
+            .socket
+            .try_io(tokio::io::Interest::READABLE, || reads.read(fd))
+            .unwrap_or_default();
+        for i in 0..n {
+            if let Some((data, source)) = reads.get(i) {
+                self.receive(data, source);
+            }
+        }
+        self.reads = Some(reads);
+        n
+    }
+
+    /// Reads the socket in the middle of other work, bypassing tokio's readiness (which is
+    /// not updated until the loop yields).
+    fn read_socket_now(&mut self) {
+        let Some(mut reads) = self.reads.take() else {
+            return;
+        };
+        let n = reads.read(batch_io::fd_of(&self.socket)).unwrap_or(0);
+        for i in 0..n {
+            if let Some((data, source)) = reads.get(i) {
+                self.receive(data, source);
+            }
+        }
+        self.reads = Some(reads);
+    }
+
+    /// Sends what is batched.
+    pub(crate) fn flush_sends(&mut self) {
+        if self.sends.is_empty() {
+            return;
+        }
+        let f = self.sends.flush(batch_io::fd_of(&self.socket));
+        self.counters.datagrams_out += f.datagrams;
+        self.counters.bytes_out += f.bytes;
+        self.counters.send_drops += f.dropped;
     }
 
     fn next_deadline(&self) -> Instant {
@@ -281,7 +337,27 @@ impl Worker {
             tracing::debug!(peer = pid.0, error = %e, "input rejected; disconnecting");
             peer.rtc.disconnect();
         }
-        self.mark_dirty(pid);
+        // In RTP mode str0m holds one received packet until the next poll: poll now, so the
+        // next datagram of this peer cannot replace it.
+        self.poll_now(pid);
+    }
+
+    /// Polls one peer and handles what it said; peers this dirties are polled later.
+    fn poll_now(&mut self, pid: ParticipantId) {
+        let queued = self.peers.get(&pid).is_some_and(|p| p.dirty);
+        self.poll_peer(pid);
+        let mut polled = std::mem::take(&mut self.polled);
+        for (pid, event) in polled.drain(..) {
+            self.handle_event(pid, event);
+        }
+        self.polled = polled;
+        if let Some(p) = self.peers.get_mut(&pid) {
+            if queued {
+                p.dirty = true; // still listed: `poll_dirty` polls it again
+            } else if !p.rtc.is_alive() {
+                self.mark_dirty(pid); // `poll_dirty` removes it
+            }
+        }
     }
 
     pub fn mark_dirty(&mut self, pid: ParticipantId) {
@@ -321,6 +397,10 @@ impl Worker {
         while i < self.dirty.len() {
             let pid = self.dirty[i];
             i += 1;
+            if i % POLLS_BETWEEN_READS == 0 {
+                self.flush_sends();
+                self.read_socket_now();
+            }
             self.poll_peer(pid);
             let mut polled = std::mem::take(&mut self.polled);
             for (pid, event) in polled.drain(..) {
@@ -333,6 +413,9 @@ impl Worker {
             .drain(..)
             .filter(|pid| self.peers.get(pid).is_some_and(|p| !p.rtc.is_alive()))
             .collect();
+        let mut dead = dead;
+        dead.sort_unstable();
+        dead.dedup();
         for pid in dead {
             // The remote closing DTLS is a goodbye; anything else (ICE consent lapsed, never
             // connected) is a timeout.
@@ -355,16 +438,13 @@ impl Worker {
                 return;
             }
             match peer.rtc.poll_output() {
-                Ok(str0m::Output::Transmit(t)) => {
-                    // Non-blocking: a full socket buffer drops the datagram, as the network would.
-                    match self.socket.try_send_to(&t.contents, t.destination) {
-                        Ok(n) => {
-                            self.counters.datagrams_out += 1;
-                            self.counters.bytes_out += n as u64;
-                        }
-                        Err(_) => self.counters.send_drops += 1,
-                    }
-                }
+                Ok(str0m::Output::Transmit(t)) => send(
+                    &mut self.sends,
+                    &self.socket,
+                    &mut self.counters,
+                    &t.contents,
+                    t.destination,
+                ),
                 Ok(str0m::Output::Timeout(t)) => {
                     if peer.next_timeout != t {
                         peer.next_timeout = t;
@@ -414,6 +494,37 @@ impl Worker {
         for pid in all {
             self.remove_peer(pid, crate::events::ExitReason::ServerShutdown);
         }
+    }
+}
+
+/// Queues a datagram for the next `sendmmsg`, flushing first when the batch is full.
+/// Non-blocking: a full socket buffer drops the datagram, as the network would.
+pub(crate) fn send(
+    sends: &mut batch_io::SendBatch,
+    socket: &UdpSocket,
+    counters: &mut crate::command::Counters,
+    datagram: &[u8],
+    to: SocketAddr,
+) {
+    if sends.push(datagram, to) {
+        return;
+    }
+    if sends.is_full() {
+        let f = sends.flush(batch_io::fd_of(socket));
+        counters.datagrams_out += f.datagrams;
+        counters.bytes_out += f.bytes;
+        counters.send_drops += f.dropped;
+        if sends.push(datagram, to) {
+            return;
+        }
+    }
+    // Larger than a batch slot: on its own.
+    match socket.try_send_to(datagram, to) {
+        Ok(n) => {
+            counters.datagrams_out += 1;
+            counters.bytes_out += n as u64;
+        }
+        Err(_) => counters.send_drops += 1,
     }
 }
 

@@ -1,12 +1,15 @@
 //! One WebRTC connection on a worker: its str0m `Rtc`, who it belongs to, and the maps from its
 //! media lines to the room's tracks and subscriptions.
 
+use super::rewrite::Rewrite;
 use crate::core::{Layer, ParticipantId, StreamKind, SubscriptionId, TrackId};
 use hearth_types::UserId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
-use str0m::media::{MediaKind, Mid, Rid};
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid, Pt, Rid};
+use str0m::rtp::Ssrc;
 use str0m::Rtc;
 
 /// What a session does in its room. Sessions with equal keys of one user replace each other.
@@ -37,6 +40,46 @@ pub struct Inbound {
     pub flow: Flow,
     /// Picture size per layer, read from keyframes.
     pub dims: [Option<(u16, u16)>; 4],
+    /// The codec and RTP clock rate of the payload type seen last.
+    pub format: Option<InFormat>,
+    /// Layers (bit per layer) whose packets were held back (muted or blocked): their
+    /// receivers resume at a keyframe.
+    pub held: u8,
+}
+
+/// A publisher's payload type with what forwarding needs to know of it.
+#[derive(Debug, Clone, Copy)]
+pub struct InFormat {
+    pub pt: Pt,
+    pub params: PayloadParams,
+}
+
+/// An outgoing media line bound to a subscription: where it goes and how its packets are
+/// renumbered.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub mid: Mid,
+    pub kind: MediaKind,
+    pub rewrite: Rewrite,
+    /// The publisher's payload type and the one this line sends it as.
+    pub pt_map: Option<(Pt, Pt)>,
+    /// Media was skipped: the line waits for a keyframe (video) and then renumbers on from
+    /// what it sent last, so the receiver sees no gap it would wait for.
+    pub resync: bool,
+}
+
+impl Outgoing {
+    /// A line bound to a new subscription; `rewrite` carries on the numbering of what the line
+    /// sent before (a WHEP viewer whose publisher came back), or starts afresh.
+    pub fn new(mid: Mid, kind: MediaKind, rewrite: Option<Rewrite>) -> Self {
+        Outgoing {
+            mid,
+            kind,
+            rewrite: rewrite.unwrap_or_default(),
+            pt_map: None,
+            resync: false,
+        }
+    }
 }
 
 /// Bytes and frames of one media line since the last quality sample, and the picture size of
@@ -77,7 +120,7 @@ pub struct Peer {
     pub inbound: HashMap<Mid, Inbound>,
     /// Outgoing media lines not yet bound to a track, by kind (WHEP answers them up front).
     pub free_out: Vec<(Mid, MediaKind)>,
-    pub out_by_sub: HashMap<SubscriptionId, (Mid, MediaKind)>,
+    pub out_by_sub: HashMap<SubscriptionId, Outgoing>,
     pub sub_by_mid: HashMap<Mid, SubscriptionId>,
     /// Queued for polling after the current batch of work.
     pub dirty: bool,
@@ -89,6 +132,11 @@ pub struct Peer {
     pub out_flow: HashMap<Mid, Flow>,
     /// Latest packet loss (fraction) per media line, from RTCP receiver reports.
     pub loss: HashMap<Mid, f32>,
+    /// Incoming RTP streams by SSRC: their media line and simulcast rid.
+    pub rx_streams: HashMap<Ssrc, (Mid, Option<Rid>)>,
+    /// The numbering of outgoing lines between subscriptions (WHEP lines wait for their
+    /// publisher to return, and must go on from where they stopped).
+    pub parked: HashMap<Mid, Rewrite>,
 }
 
 impl Peer {
@@ -125,6 +173,8 @@ impl Peer {
             remote_closed: false,
             out_flow: HashMap::new(),
             loss: HashMap::new(),
+            rx_streams: HashMap::new(),
+            parked: HashMap::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Sessions on a worker: WHIP publish, WHEP play, leave, dismiss, and removal of a peer with
 //! everything it published or received.
 
-use super::peer::{Peer, SessionKey};
+use super::peer::{Outgoing, Peer, SessionKey};
 use super::rooms::RoomSlot;
 use super::Worker;
 use crate::command::{JoinRequest, Joined, SessionRef, SfuError};
@@ -10,6 +10,7 @@ use crate::events::{EventKind, ExitReason};
 use crate::offer::{check_offer, OfferDirection};
 use hearth_types::{RoomKey, SdkAppId, UserId};
 use rand::distributions::{Alphanumeric, DistString};
+use std::cmp::Reverse;
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::MediaKind;
@@ -28,6 +29,8 @@ impl Worker {
     pub(crate) fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
+            // Packets are forwarded as packets (`forward.rs`), never depacketized.
+            .set_rtp_mode(true)
             .set_stats_interval(Some(super::quality::SAMPLE_PERIOD))
             .set_local_ice_credentials(IceCreds {
                 ufrag: ufrag.to_owned(),
@@ -227,7 +230,9 @@ impl Worker {
             self.subs.insert(sub, viewer);
             let peer = self.peers.get_mut(&viewer).expect("checked above");
             peer.free_out.retain(|(m, _)| *m != mid);
-            peer.out_by_sub.insert(sub, (mid, kind));
+            let rewrite = peer.parked.remove(&mid);
+            peer.out_by_sub
+                .insert(sub, Outgoing::new(mid, kind, rewrite));
             peer.sub_by_mid.insert(mid, sub);
             let user = peer.user.clone();
             let event = if kind == MediaKind::Audio {
@@ -270,15 +275,20 @@ impl Worker {
             let _ = peer.rtc.close();
             for _ in 0..16 {
                 match peer.rtc.poll_output() {
-                    Ok(str0m::Output::Transmit(t)) => {
-                        let _ = self.socket.try_send_to(&t.contents, t.destination);
-                    }
+                    Ok(str0m::Output::Transmit(t)) => super::send(
+                        &mut self.sends,
+                        &self.socket,
+                        &mut self.counters,
+                        &t.contents,
+                        t.destination,
+                    ),
                     Ok(str0m::Output::Event(_)) => {}
                     _ => break,
                 }
             }
         }
         peer.rtc.disconnect();
+        self.timers.retain(|Reverse((_, p))| *p != pid);
         self.by_ufrag.remove(&peer.ufrag);
         if let Some(addr) = peer.addr {
             self.by_addr.remove(&addr);

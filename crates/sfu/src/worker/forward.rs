@@ -1,0 +1,212 @@
+//! The packet path: a publisher's RTP packet goes to every subscriber the room core picks as
+//! the same packet. Its payload is shared (one allocation for all receivers, never
+//! re-packetized); per subscriber only the payload type, sequence number, timestamp, VP8
+//! picture ids and header extensions are written, then str0m encrypts and sends it.
+
+use super::payload::{inspect, PacketInfo};
+use super::peer::InFormat;
+use super::rewrite::Numbers;
+use super::Worker;
+use crate::core::{KeyframeAsk, ParticipantId};
+use std::time::Instant;
+use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+
+impl Worker {
+    /// One packet from a publisher to every subscriber the room core picks.
+    pub(crate) fn forward(&mut self, pid: ParticipantId, packet: RtpPacket) {
+        let Some(p) = self.peers.get_mut(&pid) else {
+            return;
+        };
+        let slot = p.slot;
+        let ssrc = packet.header.ssrc;
+        let (mid, rid) = match p.rx_streams.get(&ssrc) {
+            Some(known) => *known,
+            None => {
+                let mut api = p.rtc.direct_api();
+                let Some(rx) = api.stream_rx(&ssrc) else {
+                    return;
+                };
+                let known = (rx.mid(), rx.rid());
+                p.rx_streams.insert(ssrc, known);
+                known
+            }
+        };
+        let Some(inbound) = p.inbound.get_mut(&mid) else {
+            return;
+        };
+        let pt = packet.header.payload_type;
+        let format = match inbound.format {
+            Some(f) if f.pt == pt => f,
+            _ => {
+                let Some(params) = p.rtc.codec_config().params().iter().find(|c| c.pt() == pt)
+                else {
+                    return;
+                };
+                let f = InFormat {
+                    pt,
+                    params: *params,
+                };
+                inbound.format = Some(f);
+                f
+            }
+        };
+        let (track, layer) = (inbound.track, inbound.layer_of(rid));
+        let video = inbound.kind == MediaKind::Video;
+        let info = if video {
+            inspect(format.params.spec().codec, &packet.payload)
+        } else {
+            PacketInfo::default()
+        };
+        let l = usize::from(layer.0.min(3));
+        if info.dims.is_some() {
+            inbound.dims[l] = info.dims;
+        }
+        let dims = inbound.dims[l];
+        let bytes = packet.payload.len();
+        // A frame ends on the marker bit (video); every audio packet is a frame.
+        let frame_end = !video || packet.header.marker;
+        inbound.flow.bytes += bytes as u64;
+        if frame_end && l + 1 >= inbound.rids.len().max(1) {
+            // Frames and picture size of the top layer: what the sender's encoder produces.
+            inbound.flow.frames += 1;
+            inbound.flow.dims = dims;
+        }
+        if inbound.muted || inbound.blocked {
+            inbound.held |= 1 << l;
+            return;
+        }
+        let resumed = inbound.held & (1 << l) != 0;
+        inbound.held &= !(1 << l);
+        let Some(room) = self.rooms.get_mut(&slot) else {
+            return;
+        };
+        let now = Instant::now();
+        self.forwards.clear();
+        let ask = room
+            .core
+            .on_frame(now, track, layer, info.keyframe, bytes, &mut self.forwards);
+        let clock = format.params.spec().clock_rate.get();
+        let input = Numbers {
+            seq: *packet.seq_no,
+            ts: packet.header.timestamp,
+            picture_id: info.picture_id,
+            tl0: info.tl0,
+        };
+        let ext = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            video_content_type: packet.header.ext_vals.video_content_type,
+            ..Default::default()
+        };
+        // A line waiting to resume at a keyframe.
+        let mut waiting = false;
+        for f in &self.forwards {
+            let Some(s) = self.peers.get_mut(&f.subscriber) else {
+                continue;
+            };
+            let Some(line) = s.out_by_sub.get_mut(&f.subscription) else {
+                continue;
+            };
+            let out_pt = match line.pt_map {
+                Some((from, to)) if from == pt => to,
+                _ => {
+                    let Some(to) = s.rtc.codec_config().match_params(format.params) else {
+                        continue;
+                    };
+                    let to = to.pt();
+                    line.pt_map = Some((pt, to));
+                    to
+                }
+            };
+            line.resync |= resumed;
+            if line.resync {
+                if video && !info.keyframe {
+                    waiting = true;
+                    continue;
+                }
+                line.resync = false;
+                line.rewrite.restart();
+            }
+            let Some(out) = line.rewrite.map(*ssrc, input, clock, now) else {
+                continue;
+            };
+            let mut write = RtpWrite::new(
+                out_pt,
+                out.seq.into(),
+                out.ts,
+                packet.timestamp,
+                packet.payload.clone(),
+            )
+            .marker(packet.header.marker)
+            .ext_vals(ext.clone())
+            .nackable(video);
+            if line.rewrite.patches_vp8() {
+                if let Some(patch) = vp8_patch(&packet.payload, out) {
+                    write = write.vp8_patch(patch);
+                }
+            }
+            let mid = line.mid;
+            let mut api = s.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
+            tx.write_rtp(write);
+            self.counters.frames_forwarded += u64::from(frame_end);
+            let flow = s.out_flow.entry(mid).or_default();
+            flow.bytes += bytes as u64;
+            flow.frames += u64::from(frame_end);
+            flow.dims = dims;
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(f.subscriber);
+            }
+        }
+        let ask = ask.or_else(|| {
+            // Keep asking (throttled) until the keyframe comes: an encoder may ignore a request
+            // that follows its last keyframe closely.
+            waiting
+                .then(|| self.rooms.get_mut(&slot))
+                .flatten()
+                .and_then(|r| r.core.on_keyframe_request_for_track(now, track, layer))
+        });
+        if let Some(a) = ask {
+            self.ask_keyframe(a);
+        }
+    }
+
+    /// Sends a PLI to the publisher of a track for one of its layers.
+    pub(crate) fn ask_keyframe(&mut self, ask: KeyframeAsk) {
+        let Some(src) = self.tracks.get(&ask.track) else {
+            return;
+        };
+        let (peer, mid) = (src.peer, src.mid);
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let rid = p.inbound.get(&mid).and_then(|i| i.rid_of(ask.layer));
+        let mut api = p.rtc.direct_api();
+        if let Some(rx) = api.stream_rx_by_mid(mid, rid) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.mark_dirty(peer);
+    }
+}
+
+/// The VP8 descriptor rewrite for renumbered picture ids; `None` when the payload has no ids
+/// or an id does not fit its field (a 7-bit PictureID is then sent as it came).
+fn vp8_patch(payload: &[u8], out: Numbers) -> Option<str0m::rtp::Vp8Patch> {
+    let d = Vp8Descriptor::parse(payload).ok()?;
+    let build = |picture_id: Option<u16>| {
+        let mut b = d.patch();
+        if let Some(p) = picture_id {
+            b = b.picture_id(p);
+        }
+        if let Some(t) = out.tl0 {
+            b = b.tl0_pic_idx(t);
+        }
+        b.build().ok()
+    };
+    build(out.picture_id).or_else(|| build(out.picture_id.map(|p| p & 0x7f)))
+}
