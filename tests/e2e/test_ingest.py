@@ -449,6 +449,7 @@ def test_pause_stops_frames_within_a_second_and_resume_brings_them_back(ingest_s
         update(ingest_server, task, IsPause=False)
         await wait_for(lambda: len(w.frames) > n + 15, 5, "frames after resume")
         await full_size(w)
+        await asyncio.sleep(1.5)  # check_pattern hears the last 1.5 s: all of it after the pause
         check_pattern(w)
         await w.close()
 

@@ -157,6 +157,27 @@ pub async fn render(
         );
         metric(
             &mut out,
+            "hearth_media_packets_forwarded_total",
+            "counter",
+            "RTP packets forwarded to subscribers.",
+            c.packets_forwarded,
+        );
+        metric(
+            &mut out,
+            "hearth_media_queue_drops_total",
+            "counter",
+            "Packets not forwarded to a subscriber whose send queue was over its bound, until it resumed at a keyframe.",
+            c.queue_drops,
+        );
+        metric(
+            &mut out,
+            "hearth_media_queue_skips_total",
+            "counter",
+            "Times a subscriber's send queue went over its bound and the subscriber was set to resume at the next keyframe.",
+            c.queue_skips,
+        );
+        metric(
+            &mut out,
             "hearth_media_send_drops_total",
             "counter",
             "Datagrams dropped because the socket buffer was full.",

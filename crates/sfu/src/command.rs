@@ -89,6 +89,13 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Frames forwarded to subscribers.
     pub frames_forwarded: u64,
+    /// Packets forwarded to subscribers.
+    pub packets_forwarded: u64,
+    /// Packets not forwarded to a subscriber whose send queue was over its bound (or that
+    /// waited for a keyframe after it).
+    pub queue_drops: u64,
+    /// Times a subscriber's line went over its bound and was set to resume at a keyframe.
+    pub queue_skips: u64,
     /// Datagrams the socket refused (buffer full).
     pub send_drops: u64,
     /// Joins refused because the worker was at its capacity.

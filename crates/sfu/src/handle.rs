@@ -403,6 +403,9 @@ impl SfuHandle {
             t.datagrams_out += c.datagrams_out;
             t.bytes_out += c.bytes_out;
             t.frames_forwarded += c.frames_forwarded;
+            t.packets_forwarded += c.packets_forwarded;
+            t.queue_drops += c.queue_drops;
+            t.queue_skips += c.queue_skips;
             t.send_drops += c.send_drops;
             t.refused_full += c.refused_full;
         }

@@ -8,9 +8,25 @@ use super::peer::InFormat;
 use super::rewrite::Numbers;
 use super::Worker;
 use crate::core::{KeyframeAsk, ParticipantId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use str0m::media::{KeyframeRequestKind, MediaKind};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, StreamTxQueueInfo, Vp8Descriptor};
+
+/// A subscriber's video line is over its bound when str0m's pacer holds media this old or this
+/// many packets for it (a downlink slower than the lowest layer, or a worker behind). It then
+/// takes no new media until its queue is back under the bound and a keyframe comes.
+const QUEUE_BOUND_AGE: Duration = Duration::from_millis(300);
+const QUEUE_BOUND_PACKETS: usize = 400;
+
+fn over_bound(q: &dyn StreamTxQueueInfo, now: Instant) -> bool {
+    // str0m samples the queue at its pacer updates; an old sample says nothing.
+    if now.saturating_duration_since(q.created_at()) > QUEUE_BOUND_AGE {
+        return false;
+    }
+    q.packet_count() > QUEUE_BOUND_PACKETS
+        || q.first_unsent()
+            .is_some_and(|t| now.saturating_duration_since(t) > QUEUE_BOUND_AGE)
+}
 
 impl Worker {
     /// One packet from a publisher to every subscriber the room core picks.
@@ -52,6 +68,7 @@ impl Worker {
             }
         };
         let (track, layer) = (inbound.track, inbound.layer_of(rid));
+        let single_layer = inbound.rids.len() <= 1;
         let video = inbound.kind == MediaKind::Video;
         let info = if video {
             inspect(format.params.spec().codec, &packet.payload)
@@ -120,10 +137,32 @@ impl Worker {
                     to
                 }
             };
+            let mut api = s.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(line.mid, None) else {
+                continue;
+            };
+            if video {
+                if !line.pacing_set {
+                    // One layer: the estimate cannot change what is sent, so nothing waits in
+                    // the pacer.
+                    tx.set_unpaced(single_layer);
+                    line.pacing_set = true;
+                }
+                let over = tx.queue_info().is_some_and(|q| over_bound(q, now));
+                if over && !line.overloaded {
+                    line.overloaded = true;
+                    line.resync = true;
+                    self.counters.queue_skips += 1;
+                }
+                if line.overloaded && !over && info.keyframe {
+                    line.overloaded = false;
+                }
+            }
             line.resync |= resumed;
             if line.resync {
-                if video && !info.keyframe {
+                if video && (line.overloaded || !info.keyframe) {
                     waiting = true;
+                    self.counters.queue_drops += u64::from(line.overloaded);
                     continue;
                 }
                 line.resync = false;
@@ -148,12 +187,9 @@ impl Worker {
                 }
             }
             let mid = line.mid;
-            let mut api = s.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-                continue;
-            };
             tx.write_rtp(write);
             self.counters.frames_forwarded += u64::from(frame_end);
+            self.counters.packets_forwarded += 1;
             let flow = s.out_flow.entry(mid).or_default();
             flow.bytes += bytes as u64;
             flow.frames += u64::from(frame_end);

@@ -66,6 +66,10 @@ pub struct Outgoing {
     /// Media was skipped: the line waits for a keyframe (video) and then renumbers on from
     /// what it sent last, so the receiver sees no gap it would wait for.
     pub resync: bool,
+    /// Whether str0m's pacer was told about this line (single-layer video is sent unpaced).
+    pub pacing_set: bool,
+    /// The line's send queue went over its bound; it resumes at a keyframe once under it.
+    pub overloaded: bool,
 }
 
 impl Outgoing {
@@ -78,6 +82,8 @@ impl Outgoing {
             rewrite: rewrite.unwrap_or_default(),
             pt_map: None,
             resync: false,
+            pacing_set: false,
+            overloaded: false,
         }
     }
 }
