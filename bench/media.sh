@@ -8,12 +8,16 @@
 #
 # Environment: STEPS (subscriber counts, ascending), DURATION (s measured per step, default 20),
 # WARMUP (s after everyone connected, default 3), VIDEO_KBPS (500), MAX_LOSS (percent, 1),
+# MAX_P99_MS (video p99 latency in ms, 100): a step passes with loss below MAX_LOSS, every
+# subscriber connected and receiving, and video p99 below MAX_P99_MS;
 # BISECT (extra steps between the last pass and the first failure, default 2), PIN=1 (default)
 # pins the server to CPU 0 and the load generator to CPU 1 with taskset, PIN=0 lets both float;
 # AUDIO=0 makes the publisher send video only (to count forwarded video streams alone);
 # LOADGEN_THREADS (1), LOADGEN_ARGS (extra flags, e.g. "--no-twcc"), PORT (HTTP, default a
 # free one), MEDIA_PORTS (53000-53010), SKIP_BUILD=1 reuses target/release, OUT_DIR (default a
-# temp dir), HEARTH_LOG (server log filter, default "info").
+# temp dir), HEARTH_LOG (server log filter, default "info"). SERVER=janus runs the same steps
+# against Debian's Janus (VideoRoom over its HTTP transport, config by bench/janus-config.sh,
+# JANUS_LOOPS event loops, default 1) with the load generator's --janus signaling.
 #
 # Each step starts a fresh server (empty data dir, rate_limits = false, one fixed application,
 # [media] workers = 2; one room lives on one worker, so the forwarding runs on one thread).
@@ -34,6 +38,9 @@ DURATION="${DURATION:-20}"
 WARMUP="${WARMUP:-3}"
 VIDEO_KBPS="${VIDEO_KBPS:-500}"
 MAX_LOSS="${MAX_LOSS:-1}"
+MAX_P99_MS="${MAX_P99_MS:-100}"
+SERVER="${SERVER:-hearth}"
+JANUS_LOOPS="${JANUS_LOOPS:-1}"
 BISECT="${BISECT:-2}"
 PIN="${PIN:-1}"
 LOADGEN_THREADS="${LOADGEN_THREADS:-1}"
@@ -88,6 +95,12 @@ secret_key = "media-bench-secret-key-0123456789"
 apps = [$APP]
 TOML
 
+SIGNALING=""
+if [ "$SERVER" = janus ]; then
+    bench/janus-config.sh "$OUT_DIR/janus" "$PORT" 4242 "$JANUS_LOOPS"
+    SIGNALING="--janus"
+fi
+
 server=""
 stop_server() {
     if [ -n "$server" ]; then
@@ -100,8 +113,13 @@ trap stop_server EXIT
 
 start_server() {
     rm -rf "$OUT_DIR/data"
-    "${server_cpu[@]}" target/release/hearth serve --config "$OUT_DIR/hearth.toml" \
-        >"$OUT_DIR/server-$1.log" 2>&1 &
+    if [ "$SERVER" = janus ]; then
+        "${server_cpu[@]}" janus -C "$OUT_DIR/janus/janus.jcfg" -F "$OUT_DIR/janus" \
+            >"$OUT_DIR/server-$1.log" 2>&1 &
+    else
+        "${server_cpu[@]}" target/release/hearth serve --config "$OUT_DIR/hearth.toml" \
+            >"$OUT_DIR/server-$1.log" 2>&1 &
+    fi
     server=$!
     # Ours must be the one listening (another server may hold the port).
     for i in $(seq 100); do
@@ -123,7 +141,7 @@ run_step() {
     p0="$(pressure_us)"
     t0="$(date +%s.%N)"
     # shellcheck disable=SC2086
-    "${client_cpu[@]}" target/release/hearth-loadgen --url "http://127.0.0.1:$PORT" \
+    "${client_cpu[@]}" target/release/hearth-loadgen --url "http://127.0.0.1:$PORT" $SIGNALING \
         --sdkappid "$APP" --key "$KEY" --room 4242 --publishers 1 --subscribers "$n" \
         --video-kbps "$VIDEO_KBPS" --duration "$DURATION" --warmup "$WARMUP" \
         --threads "$LOADGEN_THREADS" --server-pid "$server" --user-prefix "s$n" \
@@ -136,11 +154,11 @@ run_step() {
     stop_server
     local warnings
     warnings="$(grep -cE ' (WARN|ERROR) ' "$OUT_DIR/server-$n.log" || true)"
-    python3 - "$OUT_DIR/step-$n.json" "$n" "$MAX_LOSS" "$p0" "$p1" "$t0" "$t1" "$load" "$warnings" \
+    python3 - "$OUT_DIR/step-$n.json" "$n" "$MAX_LOSS" "$p0" "$p1" "$t0" "$t1" "$load" "$warnings" "$MAX_P99_MS" \
         >>"$OUT_DIR/results.jsonl" <<'PY'
 import json, sys
-path, n, max_loss, p0, p1, t0, t1, load, warnings = sys.argv[1:]
-n, max_loss = int(n), float(max_loss)
+path, n, max_loss, p0, p1, t0, t1, load, warnings, max_p99 = sys.argv[1:]
+n, max_loss, max_p99 = int(n), float(max_loss), float(max_p99)
 try:
     s = json.load(open(path))
     w = s["window"]
@@ -151,7 +169,8 @@ secs = w["seconds"]
 fwd = w["rx_rtp_packets_expected"] / secs
 cpu = w["server_cpu_pct"] or 0.0
 loss = max(w["packet_loss_pct"], w["frame_loss_pct"])
-ok = w["subscribers_connected"] == n and w["subscribers_receiving"] == n and loss < max_loss
+ok = (w["subscribers_connected"] == n and w["subscribers_receiving"] == n and loss < max_loss
+      and w["latency_video_ms"]["p99"] < max_p99)
 print(json.dumps({
     "subscribers": n,
     "connected": w["subscribers_connected"],
@@ -225,7 +244,8 @@ echo
 echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'); pinned: $([ ${#server_cpu[@]} -gt 0 ] && echo 'server CPU 0, load generator CPU 1' || echo no); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "Load average (1/5/15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg). Raw results: $OUT_DIR/results.jsonl"
 echo "Built from: $(head -n1 "$OUT_DIR/build.txt")$(grep -c '^uncommitted' "$OUT_DIR/build.txt" | sed 's/^0$//; s/^\([0-9]\+\)$/ + \1 uncommitted paths (see build.txt)/')"
-echo "Largest subscriber count with < $MAX_LOSS % loss: $best$([ -n "$worst" ] && echo " (first failure: $worst)")"
+echo "Server: $SERVER$([ "$SERVER" = janus ] && echo " ($(janus --version 2>/dev/null | head -n1), $JANUS_LOOPS event loop(s))")"
+echo "Largest subscriber count with < $MAX_LOSS % loss and video p99 < $MAX_P99_MS ms: $best$([ -n "$worst" ] && echo " (first failure: $worst)")"
 echo
 echo "| subscribers | connected | server CPU % | forwarded pkt/s (server datagrams out/s) | server µs/pkt | subs per core (extrapolated) | loss pkt % | loss frames % | video p50 / p99 / max ms | audio p50 / p99 ms | kbps/sub mean (min) | loadgen CPU % | udp drops srv / lg | run-queue wait srv / lg % | CPU pressure % | pass |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"

@@ -5,6 +5,7 @@
 mod client;
 mod driver;
 mod http;
+mod janus;
 mod media;
 mod report;
 mod stats;
@@ -19,7 +20,7 @@ use report::Reporter;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use str0m::change::SdpAnswer;
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Rtc};
@@ -83,6 +84,12 @@ pub struct Args {
     /// Process id of the server, for its CPU usage (from /proc/<pid>/stat).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Signal with Janus's VideoRoom over its HTTP transport instead of WHIP/WHEP: `--url` is
+    /// Janus's HTTP server, `--janus-path` its base path, `--room` a VideoRoom room that exists.
+    #[arg(long)]
+    janus: bool,
+    #[arg(long, default_value = "/janus")]
+    janus_path: String,
     /// Seconds between progress reports.
     #[arg(long, default_value_t = 5)]
     report_every: u64,
@@ -112,6 +119,9 @@ struct Signaling {
     failures: usize,
     publishers_ok: usize,
     subscribers_ok: usize,
+    /// Janus: the publishers' feed ids, and every client's session.
+    feeds: Vec<u64>,
+    janus: Vec<janus::Handle>,
 }
 
 impl Signaling {
@@ -143,13 +153,8 @@ impl Signaling {
         Ok((mio::net::UdpSocket::from_std(std), local))
     }
 
-    /// Offers audio + video in `dir`, posts to `path`, applies the answer.
-    fn connect(
-        &mut self,
-        path: &str,
-        user: &str,
-        dir: Direction,
-    ) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr, [str0m::media::Mid; 2])> {
+    /// A client `Rtc` with one local host candidate on its own socket.
+    fn new_rtc(&mut self, dir: Direction) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr)> {
         let (socket, local) = self.socket()?;
         let mut cfg = Rtc::builder()
             .clear_codecs()
@@ -167,11 +172,52 @@ impl Signaling {
         }
         let mut rtc = cfg.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        Ok((rtc, socket, local))
+    }
+
+    /// A Janus subscriber of publisher `index`'s feed: Janus offers, we answer.
+    fn connect_janus_subscriber(
+        &mut self,
+        index: usize,
+    ) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr, [str0m::media::Mid; 2])> {
+        let feed = *self
+            .feeds
+            .get(index)
+            .ok_or_else(|| anyhow!("publisher {index} has no Janus feed"))?;
+        let (mut rtc, socket, local) = self.new_rtc(Direction::RecvOnly)?;
+        let h = janus::Handle::attach(&self.server, &self.args.janus_path)?;
+        let offer = janus::subscribe(&h, self.args.room, feed)?;
+        let [a, v] = janus::mids(&offer)?;
+        let offer = SdpOffer::from_sdp_string(&offer).context("parsing Janus's offer")?;
+        let answer = rtc.sdp_api().accept_offer(offer)?;
+        janus::start(&h, &answer.to_sdp_string())?;
+        self.janus.push(h);
+        Ok((rtc, socket, local, [a.as_str().into(), v.as_str().into()]))
+    }
+
+    /// Offers audio + video in `dir`, posts to `path` (or joins Janus as a publisher), applies
+    /// the answer.
+    fn connect(
+        &mut self,
+        path: &str,
+        user: &str,
+        dir: Direction,
+    ) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr, [str0m::media::Mid; 2])> {
+        let (mut rtc, socket, local) = self.new_rtc(dir)?;
         let mut api = rtc.sdp_api();
         let stream = Some(user.to_string());
         let audio = api.add_media(MediaKind::Audio, dir, stream.clone(), None, None);
         let video = api.add_media(MediaKind::Video, dir, stream, None, None);
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("no offer"))?;
+        if self.args.janus {
+            let h = janus::Handle::attach(&self.server, &self.args.janus_path)?;
+            let (answer, feed) = janus::publish(&h, self.args.room, user, &offer.to_sdp_string())?;
+            let answer = SdpAnswer::from_sdp_string(&answer).context("parsing Janus's answer")?;
+            rtc.sdp_api().accept_answer(pending, answer)?;
+            self.feeds.push(feed);
+            self.janus.push(h);
+            return Ok((rtc, socket, local, [audio, video]));
+        }
         let sig = self.usersig(user);
         let auth = format!("Bearer {sig}");
         let mut tries = 0;
@@ -255,6 +301,8 @@ fn main() -> Result<()> {
         failures: 0,
         publishers_ok: 0,
         subscribers_ok: 0,
+        feeds: Vec::new(),
+        janus: Vec::new(),
     };
     let mut rep = Reporter::new(&args, start);
     let gap = args
@@ -315,7 +363,12 @@ fn main() -> Result<()> {
         let user = format!("{}-s{j}", args.user_prefix);
         let publisher = format!("{}-p{}", args.user_prefix, j % args.publishers);
         let path = format!("/whep/v1?sdkappid={app}&roomid={room}&userid={publisher}");
-        match sig.connect(&path, &user, Direction::RecvOnly) {
+        let connected = if args.janus {
+            sig.connect_janus_subscriber(j % args.publishers)
+        } else {
+            sig.connect(&path, &user, Direction::RecvOnly)
+        };
+        match connected {
             Ok((rtc, socket, local, [a, v])) => {
                 let c = Client {
                     rtc,
@@ -353,6 +406,9 @@ fn main() -> Result<()> {
     // Leave politely, then stop the drivers.
     for s in &sig.sessions {
         let _ = http::request(&sig.server, "DELETE", &s.location, &[], "");
+    }
+    for h in &sig.janus {
+        h.destroy();
     }
     for d in &drivers {
         d.send(Cmd::Stop);

@@ -4,6 +4,7 @@
 
 use super::layers::{FrameVerdict, LayerChoice, LayerSelector};
 use super::{KeyframeThrottle, Layer, MediaKind, StreamKind};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -82,7 +83,8 @@ pub struct KeyframeAsk {
 #[derive(Debug, Default)]
 pub struct Room {
     tracks: HashMap<TrackId, TrackInfo>,
-    subs: HashMap<SubscriptionId, Subscription>,
+    /// Looked up for every receiver of every packet: a fast hash (the ids are ours).
+    subs: FxHashMap<SubscriptionId, Subscription>,
     /// Downlink estimate per subscriber, bits per second.
     estimates: HashMap<ParticipantId, u64>,
 }

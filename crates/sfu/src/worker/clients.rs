@@ -578,7 +578,12 @@ impl Worker {
         subscriber: bool,
     ) -> Result<ParticipantId, SfuError> {
         let ufrag = super::sessions::random(16);
-        let rtc = self.new_rtc(&ufrag, subscriber)?;
+        let downlink = if subscriber {
+            super::sessions::Downlink::Estimated
+        } else {
+            super::sessions::Downlink::None
+        };
+        let rtc = self.new_rtc(&ufrag, downlink)?;
         let pid = self.next_participant();
         let now = Instant::now();
         let key = if subscriber {

@@ -23,6 +23,7 @@ use crate::events::DomainEvent;
 use hearth_types::{RoomKey, SdkAppId};
 use peer::Peer;
 use rooms::{RoomSlot, RoomState};
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ use tokio::sync::mpsc;
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 /// A peer that has not completed ICE + DTLS this long after its offer is removed.
 pub(crate) const CONNECT_DEADLINE: Duration = Duration::from_secs(20);
+/// Timeouts already due handled within one poll of a peer before it goes to the heap.
+const MAX_DUE_NOW: u32 = 4;
 /// Batches read per wake-up before timers and commands get a turn.
 const RECV_ROUNDS: usize = 4;
 /// While polling a long list of peers (a large fan-out), the socket is read after this many, so
@@ -53,7 +56,8 @@ pub(crate) struct Worker {
     pub index: usize,
     pub socket: UdpSocket,
     pub local: SocketAddr,
-    pub peers: HashMap<ParticipantId, Peer>,
+    /// Looked up for every packet and every receiver: a fast hash (ids are ours, not input).
+    pub peers: FxHashMap<ParticipantId, Peer>,
     pub by_addr: HashMap<SocketAddr, ParticipantId>,
     pub by_ufrag: HashMap<String, ParticipantId>,
     pub rooms: HashMap<RoomSlot, RoomState>,
@@ -94,7 +98,7 @@ impl Worker {
             index,
             socket,
             local,
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             rooms: HashMap::new(),
@@ -433,6 +437,8 @@ impl Worker {
             return;
         };
         peer.dirty = false;
+        let mut now = None;
+        let mut due_now = 0;
         loop {
             if !peer.rtc.is_alive() {
                 return;
@@ -446,6 +452,18 @@ impl Worker {
                     t.destination,
                 ),
                 Ok(str0m::Output::Timeout(t)) => {
+                    // Due already (str0m asks for this after every write, to release the
+                    // packet): handle it here rather than through the heap and another pass.
+                    let n = *now.get_or_insert_with(Instant::now);
+                    if t <= n && due_now < MAX_DUE_NOW {
+                        due_now += 1;
+                        if let Err(e) = peer.rtc.handle_input(Input::Timeout(n)) {
+                            tracing::debug!(peer = pid.0, error = %e, "timeout handling failed; disconnecting");
+                            peer.rtc.disconnect();
+                            return;
+                        }
+                        continue;
+                    }
                     if peer.next_timeout != t {
                         peer.next_timeout = t;
                         self.timers.push(Reverse((t, pid)));

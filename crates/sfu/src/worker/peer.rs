@@ -4,6 +4,7 @@
 use super::rewrite::Rewrite;
 use crate::core::{Layer, ParticipantId, StreamKind, SubscriptionId, TrackId};
 use hearth_types::UserId;
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -126,7 +127,7 @@ pub struct Peer {
     pub inbound: HashMap<Mid, Inbound>,
     /// Outgoing media lines not yet bound to a track, by kind (WHEP answers them up front).
     pub free_out: Vec<(Mid, MediaKind)>,
-    pub out_by_sub: HashMap<SubscriptionId, Outgoing>,
+    pub out_by_sub: FxHashMap<SubscriptionId, Outgoing>,
     pub sub_by_mid: HashMap<Mid, SubscriptionId>,
     /// Queued for polling after the current batch of work.
     pub dirty: bool,
@@ -135,7 +136,7 @@ pub struct Peer {
     /// The remote closed DTLS (a goodbye rather than a timeout).
     pub remote_closed: bool,
     /// Outgoing media lines' flow since the last quality sample.
-    pub out_flow: HashMap<Mid, Flow>,
+    pub out_flow: FxHashMap<Mid, Flow>,
     /// Latest packet loss (fraction) per media line, from RTCP receiver reports.
     pub loss: HashMap<Mid, f32>,
     /// Incoming RTP streams by SSRC: their media line and simulcast rid.
@@ -172,12 +173,12 @@ impl Peer {
             next_timeout: now,
             inbound: HashMap::new(),
             free_out: Vec::new(),
-            out_by_sub: HashMap::new(),
+            out_by_sub: FxHashMap::default(),
             sub_by_mid: HashMap::new(),
             dirty: false,
             client,
             remote_closed: false,
-            out_flow: HashMap::new(),
+            out_flow: FxHashMap::default(),
             loss: HashMap::new(),
             rx_streams: HashMap::new(),
             parked: HashMap::new(),

@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::MediaKind;
+use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
 pub(crate) fn random(n: usize) -> String {
@@ -25,8 +26,22 @@ const INITIAL_ESTIMATE_BPS: u64 = 1_500_000;
 /// What subscriber connections probe for: room for a 720p camera, a screen share and audio.
 const DESIRED_DOWNLINK_BPS: u64 = 5_000_000;
 
+/// What a connection's media towards its client needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Downlink {
+    /// A publisher: it receives no media. Transport-cc stays, for its own estimate.
+    None,
+    /// Media whose layers the estimate cannot change: no estimator, no pacer, and no
+    /// transport-cc feedback to process.
+    Fixed,
+    /// Simulcast may be received: TWCC bandwidth estimation picks the layers, and video is
+    /// paced.
+    Estimated,
+}
+
 impl Worker {
-    pub(crate) fn new_rtc(&self, ufrag: &str, subscriber: bool) -> Result<Rtc, SfuError> {
+    pub(crate) fn new_rtc(&self, ufrag: &str, downlink: Downlink) -> Result<Rtc, SfuError> {
+        let estimate = downlink == Downlink::Estimated;
         let mut cfg = Rtc::builder()
             .set_ice_lite(true)
             // Packets are forwarded as packets (`forward.rs`), never depacketized.
@@ -40,11 +55,20 @@ impl Worker {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true);
-        if subscriber {
+        if downlink == Downlink::Fixed {
+            let mut exts = ExtensionMap::empty();
+            for (id, e) in ExtensionMap::standard().iter() {
+                if !matches!(e, Extension::TransportSequenceNumber) {
+                    exts.set(id, e.clone());
+                }
+            }
+            cfg = cfg.set_extension_map(exts);
+        }
+        if estimate {
             cfg = cfg.enable_bwe(Some(str0m::bwe::Bitrate::bps(INITIAL_ESTIMATE_BPS)));
         }
         let mut rtc = cfg.build(Instant::now());
-        if subscriber {
+        if estimate {
             // Probe up to what the biggest layers of a few publishers need, so the estimate
             // can rise above the layer being forwarded and let subscribers move up.
             rtc.bwe().set_bitrate(
@@ -65,13 +89,14 @@ impl Worker {
         key: SessionKey,
         offer: &str,
         direction: OfferDirection,
+        downlink: Downlink,
     ) -> Result<Joined, SfuError> {
         check_offer(offer, direction)?;
         self.check_capacity()?;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let ufrag = random(16);
-        let mut rtc = self.new_rtc(&ufrag, direction == OfferDirection::Receives)?;
+        let mut rtc = self.new_rtc(&ufrag, downlink)?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -126,7 +151,13 @@ impl Worker {
                 "an operator blocked this user's audio or video in this room",
             ));
         }
-        self.admit(req, SessionKey::Publish, offer, OfferDirection::Sends)
+        self.admit(
+            req,
+            SessionKey::Publish,
+            offer,
+            OfferDirection::Sends,
+            Downlink::None,
+        )
     }
 
     pub(crate) fn play(
@@ -136,24 +167,35 @@ impl Worker {
         stream: StreamKind,
         offer: &str,
     ) -> Result<Joined, SfuError> {
-        let publishing = self
+        let source = self
             .find_room(req.app, &req.room)
             .and_then(|slot| self.publisher_of(slot, &publisher))
-            .is_some_and(|pid| {
-                let slot = self.peers[&pid].slot;
+            .filter(|pid| {
+                let slot = self.peers[pid].slot;
                 self.rooms[&slot]
                     .core
                     .tracks()
-                    .any(|(_, t)| t.owner == pid && t.stream == stream)
+                    .any(|(_, t)| t.owner == *pid && t.stream == stream)
             });
-        if !publishing {
+        let Some(source) = source else {
             return Err(SfuError::PublisherNotFound);
-        }
+        };
+        // Only simulcast gives the estimate something to choose. (A viewer whose publisher
+        // comes back with simulcast then gets its top layer.)
+        let simulcast = self.peers[&source]
+            .inbound
+            .values()
+            .any(|i| i.kind == MediaKind::Video && i.rids.len() > 1);
         self.admit(
             req,
             SessionKey::Play { publisher, stream },
             offer,
             OfferDirection::Receives,
+            if simulcast {
+                Downlink::Estimated
+            } else {
+                Downlink::Fixed
+            },
         )
     }
 
