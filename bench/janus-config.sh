@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Writes a Janus (Debian's `janus` 1.1.2) configuration for bench/media.sh's side-by-side runs:
-# only the VideoRoom plugin and the plain-HTTP transport, ICE on loopback, sessions that never
+# only the VideoRoom plugin and the plain-HTTP transport (on loopback), sessions that never
 # time out, a fixed number of event loops, and room ROOM for one VP8/Opus publisher with no
 # bitrate cap (so that the publisher sends what the load generator asks for, as with Hearth).
 #
 #   bench/janus-config.sh DIR HTTP_PORT ROOM [EVENT_LOOPS]
 #
-# Start it with `janus -C DIR/janus.jcfg -F DIR`.
+# Start it with `janus -C DIR/janus.jcfg -F DIR`. Janus gathers no loopback candidates, so its
+# media runs on the host's own address (the kernel delivers it locally, as on loopback), and the
+# load generator binds that address (bench/media.sh does).
 set -euo pipefail
 DIR="$1" PORT="$2" ROOM="$3" LOOPS="${4:-1}"
 LIB="$(dirname "$(dpkg -L janus 2>/dev/null | grep -m1 '/janus/plugins/libjanus_videoroom.so$')")"
@@ -31,7 +33,6 @@ media: {
 	rtp_port_range = "30000-45000"
 }
 nat: {
-	ice_enforce_list = "lo"
 	ignore_mdns = true
 }
 plugins: {

@@ -18,6 +18,8 @@
 # temp dir), HEARTH_LOG (server log filter, default "info"). SERVER=janus runs the same steps
 # against Debian's Janus (VideoRoom over its HTTP transport, config by bench/janus-config.sh,
 # JANUS_LOOPS event loops, default 1) with the load generator's --janus signaling.
+# CAPACITY sets media.capacity_per_worker (0, no limit): with more subscribers than that, the
+# rest are refused (the overload runs).
 #
 # Each step starts a fresh server (empty data dir, rate_limits = false, one fixed application,
 # [media] workers = 2; one room lives on one worker, so the forwarding runs on one thread).
@@ -84,6 +86,7 @@ log_format = "text"
 ip = "127.0.0.1"
 ports = "$MEDIA_PORTS"
 workers = 2
+capacity_per_worker = ${CAPACITY:-0}
 
 [[apps]]
 sdk_app_id = $APP
@@ -98,7 +101,9 @@ TOML
 SIGNALING=""
 if [ "$SERVER" = janus ]; then
     bench/janus-config.sh "$OUT_DIR/janus" "$PORT" 4242 "$JANUS_LOOPS"
-    SIGNALING="--janus"
+    # Janus has no loopback candidates: clients use the host's own address.
+    HOST_IP="$(ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \([0-9.]*\).*/\1/p')"
+    SIGNALING="--janus --bind $HOST_IP"
 fi
 
 server=""

@@ -15,6 +15,8 @@ pub struct Handle {
     base: String,
     session: u64,
     handle: u64,
+    /// Candidates Janus trickled (`a=candidate` values), read while waiting for events.
+    pub candidates: std::cell::RefCell<Vec<String>>,
 }
 
 fn transaction() -> String {
@@ -66,6 +68,7 @@ impl Handle {
             base: base.to_string(),
             session,
             handle,
+            candidates: Default::default(),
         })
     }
 
@@ -99,14 +102,30 @@ impl Handle {
                     }
                     return Ok(ev);
                 }
-                // keepalive (the long poll timed out), webrtcup, media, trickle: keep reading.
+                Some("trickle") => {
+                    if let Some(c) = ev["candidate"]["candidate"].as_str() {
+                        self.candidates.borrow_mut().push(c.to_string());
+                    }
+                }
+                // keepalive (the long poll timed out), webrtcup, media: keep reading.
                 _ => continue,
             }
         }
         bail!("no VideoRoom event within {within:?}")
     }
 
-    /// Keeps the session alive (Janus drops sessions silent for `session_timeout`).
+    /// Tells Janus that our candidates are all in the SDP we sent.
+    pub fn trickle_done(&self) -> Result<()> {
+        let path = format!("{}/{}/{}", self.base, self.session, self.handle);
+        post(
+            &self.server,
+            &path,
+            &json!({"janus": "trickle", "candidate": {"completed": true}, "transaction": transaction()}),
+        )?;
+        Ok(())
+    }
+
+    /// Ends the session.
     pub fn destroy(&self) {
         let _ = post(
             &self.server,

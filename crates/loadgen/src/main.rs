@@ -191,6 +191,8 @@ impl Signaling {
         let offer = SdpOffer::from_sdp_string(&offer).context("parsing Janus's offer")?;
         let answer = rtc.sdp_api().accept_offer(offer)?;
         janus::start(&h, &answer.to_sdp_string())?;
+        h.trickle_done()?;
+        add_candidates(&mut rtc, &h);
         self.janus.push(h);
         Ok((rtc, socket, local, [a.as_str().into(), v.as_str().into()]))
     }
@@ -214,6 +216,8 @@ impl Signaling {
             let (answer, feed) = janus::publish(&h, self.args.room, user, &offer.to_sdp_string())?;
             let answer = SdpAnswer::from_sdp_string(&answer).context("parsing Janus's answer")?;
             rtc.sdp_api().accept_answer(pending, answer)?;
+            h.trickle_done()?;
+            add_candidates(&mut rtc, &h);
             self.feeds.push(feed);
             self.janus.push(h);
             return Ok((rtc, socket, local, [audio, video]));
@@ -265,6 +269,15 @@ impl Signaling {
         if self.errors.len() < 20 {
             eprintln!("loadgen: {msg}");
             self.errors.push(msg);
+        }
+    }
+}
+
+/// Janus's trickled candidates, added to the connection.
+fn add_candidates(rtc: &mut Rtc, h: &janus::Handle) {
+    for c in h.candidates.borrow_mut().drain(..) {
+        if let Ok(c) = Candidate::from_sdp_string(&c) {
+            rtc.add_remote_candidate(c);
         }
     }
 }

@@ -3,30 +3,15 @@
 //! re-packetized); per subscriber only the payload type, sequence number, timestamp, VP8
 //! picture ids and header extensions are written, then str0m encrypts and sends it.
 
+use super::gate::{self, over_bound, Verdict};
 use super::payload::{inspect, PacketInfo};
 use super::peer::InFormat;
 use super::rewrite::Numbers;
 use super::Worker;
 use crate::core::{KeyframeAsk, ParticipantId};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use str0m::media::{KeyframeRequestKind, MediaKind};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, StreamTxQueueInfo, Vp8Descriptor};
-
-/// A subscriber's video line is over its bound when str0m's pacer holds media this old or this
-/// many packets for it (a downlink slower than the lowest layer, or a worker behind). It then
-/// takes no new media until its queue is back under the bound and a keyframe comes.
-const QUEUE_BOUND_AGE: Duration = Duration::from_millis(300);
-const QUEUE_BOUND_PACKETS: usize = 400;
-
-fn over_bound(q: &dyn StreamTxQueueInfo, now: Instant) -> bool {
-    // str0m samples the queue at its pacer updates; an old sample says nothing.
-    if now.saturating_duration_since(q.created_at()) > QUEUE_BOUND_AGE {
-        return false;
-    }
-    q.packet_count() > QUEUE_BOUND_PACKETS
-        || q.first_unsent()
-            .is_some_and(|t| now.saturating_duration_since(t) > QUEUE_BOUND_AGE)
-}
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 impl Worker {
     /// One packet from a publisher to every subscriber the room core picks.
@@ -141,32 +126,28 @@ impl Worker {
             let Some(tx) = api.stream_tx_by_mid(line.mid, None) else {
                 continue;
             };
-            if video {
-                if !line.pacing_set {
-                    // One layer: the estimate cannot change what is sent, so nothing waits in
-                    // the pacer.
-                    tx.set_unpaced(single_layer);
-                    line.pacing_set = true;
-                }
-                let over = tx.queue_info().is_some_and(|q| over_bound(q, now));
-                if over && !line.overloaded {
-                    line.overloaded = true;
-                    line.resync = true;
-                    self.counters.queue_skips += 1;
-                }
-                if line.overloaded && !over && info.keyframe {
-                    line.overloaded = false;
-                }
+            if video && !line.pacing_set {
+                // One layer: the estimate cannot change what is sent, so nothing waits in the
+                // pacer.
+                tx.set_unpaced(single_layer);
+                line.pacing_set = true;
             }
-            line.resync |= resumed;
-            if line.resync {
-                if video && (line.overloaded || !info.keyframe) {
+            let over = video && tx.queue_info().is_some_and(|q| over_bound(q, now));
+            let (verdict, entered) = line.gate.check(gate::Packet {
+                video,
+                keyframe: info.keyframe,
+                over,
+                resumed,
+            });
+            self.counters.queue_skips += u64::from(entered);
+            match verdict {
+                Verdict::Skip { overload } => {
                     waiting = true;
-                    self.counters.queue_drops += u64::from(line.overloaded);
+                    self.counters.queue_drops += u64::from(overload);
                     continue;
                 }
-                line.resync = false;
-                line.rewrite.restart();
+                Verdict::Send { restart: true } => line.rewrite.restart(),
+                Verdict::Send { restart: false } => {}
             }
             let Some(out) = line.rewrite.map(*ssrc, input, clock, now) else {
                 continue;

@@ -6,6 +6,7 @@ mod batch_io;
 mod clients;
 mod demux;
 mod forward;
+mod gate;
 mod media;
 mod moderation;
 

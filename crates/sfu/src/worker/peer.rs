@@ -1,6 +1,7 @@
 //! One WebRTC connection on a worker: its str0m `Rtc`, who it belongs to, and the maps from its
 //! media lines to the room's tracks and subscriptions.
 
+use super::gate::Gate;
 use super::rewrite::Rewrite;
 use crate::core::{Layer, ParticipantId, StreamKind, SubscriptionId, TrackId};
 use hearth_types::UserId;
@@ -64,13 +65,11 @@ pub struct Outgoing {
     pub rewrite: Rewrite,
     /// The publisher's payload type and the one this line sends it as.
     pub pt_map: Option<(Pt, Pt)>,
-    /// Media was skipped: the line waits for a keyframe (video) and then renumbers on from
-    /// what it sent last, so the receiver sees no gap it would wait for.
-    pub resync: bool,
+    /// Its queue bound, and the wait for a keyframe after media was skipped (then the line
+    /// renumbers on from what it sent last, so the receiver sees no gap it would wait for).
+    pub gate: Gate,
     /// Whether str0m's pacer was told about this line (single-layer video is sent unpaced).
     pub pacing_set: bool,
-    /// The line's send queue went over its bound; it resumes at a keyframe once under it.
-    pub overloaded: bool,
 }
 
 impl Outgoing {
@@ -82,9 +81,8 @@ impl Outgoing {
             kind,
             rewrite: rewrite.unwrap_or_default(),
             pt_map: None,
-            resync: false,
+            gate: Gate::default(),
             pacing_set: false,
-            overloaded: false,
         }
     }
 }
