@@ -75,15 +75,9 @@ impl SendBatch {
             let count = n - at;
             for k in 0..count {
                 let i = at + k;
-                iov[k] = libc::iovec {
-                    iov_base: self.data[i * SLOT..].as_mut_ptr().cast(),
-                    iov_len: self.lens[i],
-                };
-                let h = &mut hdrs[k].msg_hdr;
-                h.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
-                h.msg_namelen = self.addrs[i].len();
-                h.msg_iov = &mut iov[k];
-                h.msg_iovlen = 1;
+                let buf = &mut self.data[i * SLOT..i * SLOT + self.lens[i]];
+                let name = self.addrs[i].as_ptr() as *mut libc::c_void;
+                one_buffer(&mut hdrs[k], &mut iov[k], buf, name, self.addrs[i].len());
             }
             // SAFETY: `hdrs[..count]` point at `iov` and `self.addrs`, alive for the call.
             let sent = unsafe {
@@ -149,16 +143,11 @@ impl RecvBatch {
     pub fn read(&mut self, fd: RawFd) -> io::Result<usize> {
         let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        let name_len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         for k in 0..BATCH {
-            iov[k] = libc::iovec {
-                iov_base: self.data[k * SLOT..].as_mut_ptr().cast(),
-                iov_len: SLOT,
-            };
-            let h = &mut hdrs[k].msg_hdr;
-            h.msg_name = (&mut self.addrs[k] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut iov[k];
-            h.msg_iovlen = 1;
+            let buf = &mut self.data[k * SLOT..(k + 1) * SLOT];
+            let name = (&mut self.addrs[k] as *mut libc::sockaddr_storage).cast();
+            one_buffer(&mut hdrs[k], &mut iov[k], buf, name, name_len);
         }
         // SAFETY: every header points at a live slot of `self.data` and `self.addrs`.
         let n = unsafe {
@@ -197,6 +186,25 @@ impl RecvBatch {
         let source = socket_addr(&self.addrs[i], self.addr_lens[i])?;
         Some((&self.data[i * SLOT..i * SLOT + self.lens[i]], source))
     }
+}
+
+/// Points a message header at one buffer and one socket address.
+fn one_buffer(
+    hdr: &mut libc::mmsghdr,
+    iov: &mut libc::iovec,
+    buf: &mut [u8],
+    name: *mut libc::c_void,
+    name_len: libc::socklen_t,
+) {
+    *iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let h = &mut hdr.msg_hdr;
+    h.msg_name = name;
+    h.msg_namelen = name_len;
+    h.msg_iov = iov;
+    h.msg_iovlen = 1;
 }
 
 /// The IPv4 or IPv6 address the kernel wrote into `storage`.

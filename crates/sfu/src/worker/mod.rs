@@ -189,13 +189,18 @@ impl Worker {
             .socket
             .try_io(tokio::io::Interest::READABLE, || reads.read(fd))
             .unwrap_or_default();
+        self.receive_batch(reads, n);
+        n
+    }
+
+    /// Handles the `n` datagrams of a read and puts the buffers back.
+    fn receive_batch(&mut self, reads: Box<batch_io::RecvBatch>, n: usize) {
         for i in 0..n {
             if let Some((data, source)) = reads.get(i) {
                 self.receive(data, source);
             }
         }
         self.reads = Some(reads);
-        n
     }
 
     /// Reads the socket in the middle of other work, bypassing tokio's readiness (which is
@@ -205,23 +210,14 @@ impl Worker {
             return;
         };
         let n = reads.read(batch_io::fd_of(&self.socket)).unwrap_or(0);
-        for i in 0..n {
-            if let Some((data, source)) = reads.get(i) {
-                self.receive(data, source);
-            }
-        }
-        self.reads = Some(reads);
+        self.receive_batch(reads, n);
     }
 
     /// Sends what is batched.
     pub(crate) fn flush_sends(&mut self) {
-        if self.sends.is_empty() {
-            return;
+        if !self.sends.is_empty() {
+            flush(&mut self.sends, &self.socket, &mut self.counters);
         }
-        let f = self.sends.flush(batch_io::fd_of(&self.socket));
-        self.counters.datagrams_out += f.datagrams;
-        self.counters.bytes_out += f.bytes;
-        self.counters.send_drops += f.dropped;
     }
 
     fn next_deadline(&self) -> Instant {
@@ -529,10 +525,7 @@ pub(crate) fn send(
         return;
     }
     if sends.is_full() {
-        let f = sends.flush(batch_io::fd_of(socket));
-        counters.datagrams_out += f.datagrams;
-        counters.bytes_out += f.bytes;
-        counters.send_drops += f.dropped;
+        flush(sends, socket, counters);
         if sends.push(datagram, to) {
             return;
         }
@@ -545,6 +538,18 @@ pub(crate) fn send(
         }
         Err(_) => counters.send_drops += 1,
     }
+}
+
+/// One `sendmmsg` of what is batched, counted.
+fn flush(
+    sends: &mut batch_io::SendBatch,
+    socket: &UdpSocket,
+    counters: &mut crate::command::Counters,
+) {
+    let f = sends.flush(batch_io::fd_of(socket));
+    counters.datagrams_out += f.datagrams;
+    counters.bytes_out += f.bytes;
+    counters.send_drops += f.dropped;
 }
 
 /// Milliseconds since the Unix epoch.
