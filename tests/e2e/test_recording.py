@@ -208,7 +208,11 @@ def test_single_stream_recording_per_user_av_merge_0_and_1(rec, s3):
         path = objs[f"single/{merged}/{name}"]
         info = probe(path)
         assert streams(info, "video")[0]["codec_name"] == "h264" and streams(info, "audio")[0]["codec_name"] == "aac"
-        pcm = audio_pcm(path)[16000:16000 * 3]
+        # Seconds 1-3 of its sound; under load the task may start late, so at least the middle
+        # half of whatever there is (half a second at least: 16 kHz).
+        whole = audio_pcm(path)
+        assert len(whole) >= 8000, (user, f"{len(whole) / 16000:.2f} s of audio", info)
+        pcm = whole[16000:16000 * 3] if len(whole) >= 16000 * 3 else whole[len(whole) // 4:3 * len(whole) // 4]
         mine, other = (440, 1000) if user == "alice" else (1000, 440)
         assert tone_power(pcm, mine) > 0.3 and tone_power(pcm, other) < 0.05, (user, tone_power(pcm, mine))
 
