@@ -163,7 +163,7 @@ impl Worker {
             .ext_vals(ext.clone())
             .nackable(video);
             if line.rewrite.patches_vp8() {
-                if let Some(patch) = info.vp8.and_then(|d| vp8_patch(d, out)) {
+                if let Some(patch) = vp8_patch(&packet.payload, out) {
                     write = write.vp8_patch(patch);
                 }
             }
@@ -213,7 +213,8 @@ impl Worker {
 
 /// The VP8 descriptor rewrite for renumbered picture ids; `None` when the payload has no ids
 /// or an id does not fit its field (a 7-bit PictureID is then sent as it came).
-fn vp8_patch(d: Vp8Descriptor, out: Numbers) -> Option<str0m::rtp::Vp8Patch> {
+fn vp8_patch(payload: &[u8], out: Numbers) -> Option<str0m::rtp::Vp8Patch> {
+    let d = Vp8Descriptor::parse(payload).ok()?;
     let build = |picture_id: Option<u16>| {
         let mut b = d.patch();
         if let Some(p) = picture_id {

@@ -409,12 +409,12 @@ impl Worker {
             }
             self.polled = polled;
         }
-        let mut dead: Vec<ParticipantId> = self
+        let dead: Vec<ParticipantId> = self
             .dirty
             .drain(..)
             .filter(|pid| self.peers.get(pid).is_some_and(|p| !p.rtc.is_alive()))
             .collect();
-        // A peer polled on receipt may be listed twice.
+        let mut dead = dead;
         dead.sort_unstable();
         dead.dedup();
         for pid in dead {
@@ -524,11 +524,11 @@ pub(crate) fn send(
     if sends.push(datagram, to) {
         return;
     }
-    // The batch is full, or the datagram is larger than a slot: flush first, so datagrams
-    // leave in the order str0m gave them.
-    flush(sends, socket, counters);
-    if sends.push(datagram, to) {
-        return;
+    if sends.is_full() {
+        flush(sends, socket, counters);
+        if sends.push(datagram, to) {
+            return;
+        }
     }
     // Larger than a batch slot: on its own.
     match socket.try_send_to(datagram, to) {

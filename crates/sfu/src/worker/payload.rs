@@ -5,7 +5,7 @@ use str0m::format::Codec;
 use str0m::rtp::Vp8Descriptor;
 
 /// What one packet says about its frame.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PacketInfo {
     /// The first packet of a keyframe: a subscriber may start or switch here.
     pub keyframe: bool,
@@ -13,8 +13,6 @@ pub struct PacketInfo {
     pub tl0: Option<u8>,
     /// Picture size, read from a VP8 keyframe's first packet.
     pub dims: Option<(u16, u16)>,
-    /// The parsed VP8 payload descriptor, for rewriting its ids without parsing it again.
-    pub vp8: Option<Vp8Descriptor>,
 }
 
 pub fn inspect(codec: Codec, payload: &[u8]) -> PacketInfo {
@@ -41,7 +39,6 @@ fn vp8(payload: &[u8]) -> PacketInfo {
             .then(|| vp8_descriptor_len(payload))
             .flatten()
             .and_then(|at| vp8_keyframe_dims(&payload[at..])),
-        vp8: Some(d),
     }
 }
 
@@ -143,8 +140,7 @@ mod tests {
         let i = inspect(Codec::Vp8, &p);
         assert!(!i.keyframe);
         assert_eq!(i.dims, None);
-        let empty = inspect(Codec::Vp8, &[]);
-        assert!(!empty.keyframe && empty.vp8.is_none() && empty.picture_id.is_none());
+        assert_eq!(inspect(Codec::Vp8, &[]), PacketInfo::default());
     }
 
     #[test]
