@@ -19,7 +19,11 @@
 # against Debian's Janus (VideoRoom over its HTTP transport, config by bench/janus-config.sh,
 # JANUS_LOOPS event loops, default 1) with the load generator's --janus signaling.
 # CAPACITY sets media.capacity_per_worker (0, no limit): with more subscribers than that, the
-# rest are refused (the overload runs).
+# rest are refused (the overload runs). SPREAD=1 spreads the room over both workers: each step
+# sets the capacity to half its subscribers + 1, so the home worker takes the publisher and half
+# the viewers and the other worker mirrors the room for the rest; the server is pinned to CPUs
+# 0 and 1 (one worker each) and the load generator floats over the same two CPUs (a 2-core
+# machine has none left for it: see the per-thread CPU in the raw results).
 #
 # Each step starts a fresh server (empty data dir, rate_limits = false, one fixed application,
 # [media] workers = 2; one room lives on one worker, so the forwarding runs on one thread).
@@ -75,7 +79,16 @@ if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     client_cpu=(taskset -c 1)
 fi
 
-cat >"$OUT_DIR/hearth.toml" <<TOML
+if [ "${SPREAD:-0}" = 1 ] && [ ${#server_cpu[@]} -gt 0 ]; then
+    server_cpu=(taskset -c 0,1)
+    client_cpu=()
+fi
+
+# The server's configuration for a step of $1 subscribers.
+write_config() {
+    local capacity="${CAPACITY:-0}"
+    [ "${SPREAD:-0}" = 1 ] && capacity=$(( $1 / 2 + 1 ))
+    cat >"$OUT_DIR/hearth.toml" <<TOML
 [server]
 http = "127.0.0.1:$PORT"
 data_dir = "$OUT_DIR/data"
@@ -86,7 +99,7 @@ log_format = "text"
 ip = "127.0.0.1"
 ports = "$MEDIA_PORTS"
 workers = 2
-capacity_per_worker = ${CAPACITY:-0}
+capacity_per_worker = $capacity
 
 [[apps]]
 sdk_app_id = $APP
@@ -97,6 +110,7 @@ secret_id = "AKIDmediabenchmediabenchmediabench01"
 secret_key = "media-bench-secret-key-0123456789"
 apps = [$APP]
 TOML
+}
 
 SIGNALING=""
 if [ "$SERVER" = janus ]; then
@@ -118,6 +132,7 @@ trap stop_server EXIT
 
 start_server() {
     rm -rf "$OUT_DIR/data"
+    write_config "$1"
     if [ "$SERVER" = janus ]; then
         "${server_cpu[@]}" janus -C "$OUT_DIR/janus/janus.jcfg" -F "$OUT_DIR/janus" \
             >"$OUT_DIR/server-$1.log" 2>&1 &
@@ -246,11 +261,21 @@ if [ -n "$worst" ]; then
 fi
 
 echo
-echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'); pinned: $([ ${#server_cpu[@]} -gt 0 ] && echo 'server CPU 0, load generator CPU 1' || echo no); $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "Machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p'); pinned: $([ ${#server_cpu[@]} -gt 0 ] && echo "server ${server_cpu[*]}, load generator ${client_cpu[*]:-floating}" || echo no); $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "Load average (1/5/15 min) before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg). Raw results: $OUT_DIR/results.jsonl"
 echo "Built from: $(head -n1 "$OUT_DIR/build.txt")$(grep -c '^uncommitted' "$OUT_DIR/build.txt" | sed 's/^0$//; s/^\([0-9]\+\)$/ + \1 uncommitted paths (see build.txt)/')"
 echo "Server: $SERVER$([ "$SERVER" = janus ] && echo " ($(janus --version 2>/dev/null | head -n1), $JANUS_LOOPS event loop(s))")"
 echo "Largest subscriber count with < $MAX_LOSS % loss and video p99 < $MAX_P99_MS ms: $best$([ -n "$worst" ] && echo " (first failure: $worst)")"
+if [ "${SPREAD:-0}" = 1 ]; then
+    echo
+    echo "Media workers' CPU per step (SPREAD=1: the home worker and its mirror):"
+    python3 - "$OUT_DIR/results.jsonl" <<'PY'
+import json, sys
+for r in sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda r: r["subscribers"]):
+    media = [t for t in r.get("server_threads") or [] if t["thread"].startswith("hearth-media")]
+    print("- %d subscribers: %s" % (r["subscribers"], ", ".join("%s %.0f %%" % (t["thread"], t["cpu_pct"]) for t in media)))
+PY
+fi
 echo
 echo "| subscribers | connected | server CPU % | forwarded pkt/s (server datagrams out/s) | server µs/pkt | subs per core (extrapolated) | loss pkt % | loss frames % | video p50 / p99 / max ms | audio p50 / p99 ms | kbps/sub mean (min) | loadgen CPU % | udp drops srv / lg | run-queue wait srv / lg % | CPU pressure % | pass |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"

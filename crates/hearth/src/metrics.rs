@@ -187,8 +187,22 @@ pub async fn render(
             &mut out,
             "hearth_media_refused_full_total",
             "counter",
-            "Joins (WHIP, WHEP, protocol clients) refused because the worker was at media.capacity_per_worker.",
+            "Joins (WHIP, WHEP, protocol clients) refused because every worker that could take them was at media.capacity_per_worker.",
             c.refused_full,
+        );
+        metric(
+            &mut out,
+            "hearth_media_packets_relayed_total",
+            "counter",
+            "Publishers' packets handed to another worker that holds more viewers of the room.",
+            c.packets_relayed,
+        );
+        metric(
+            &mut out,
+            "hearth_media_relay_drops_total",
+            "counter",
+            "Packets not handed to another worker because its queue was full.",
+            c.relay_drops,
         );
         metric(
             &mut out,

@@ -70,6 +70,7 @@ async fn health(sfu: SfuHandle) -> Json<serde_json::Value> {
         "status": if media.is_some() { "ok" } else { "degraded" },
         "media": media.map(|m| serde_json::json!({
             "rooms": m.rooms,
+            "users": m.users,
             "peers": m.peers,
             "addr_routes": m.addr_routes,
             "ufrag_routes": m.ufrag_routes,

@@ -100,6 +100,10 @@ pub struct Counters {
     pub send_drops: u64,
     /// Joins refused because the worker was at its capacity.
     pub refused_full: u64,
+    /// Packets handed to another worker that holds more viewers of the room.
+    pub packets_relayed: u64,
+    /// Packets not handed over because that worker's queue was full.
+    pub relay_drops: u64,
 }
 
 /// A user present in a room, with what they publish.
@@ -125,7 +129,38 @@ pub(crate) enum Command {
         publisher: UserId,
         stream: StreamKind,
         offer: String,
+        /// Another worker is tried when this one is full: a refusal here is not counted.
+        spill: bool,
         reply: Reply<Joined>,
+    },
+    /// The home worker of a room: what a viewer placed on another worker needs of it.
+    Describe {
+        app: SdkAppId,
+        room: RoomKey,
+        publisher: UserId,
+        stream: StreamKind,
+        reply: Reply<crate::worker::MirrorOf>,
+    },
+    /// A WHEP viewer on a worker that mirrors the room of another (its home).
+    PlayMirrored {
+        req: JoinRequest,
+        publisher: UserId,
+        stream: StreamKind,
+        offer: String,
+        of: crate::worker::MirrorOf,
+        /// No other worker is tried after this one: a refusal is counted.
+        last: bool,
+        reply: Reply<Joined>,
+    },
+    /// The home worker of a room: a viewer another worker admitted is present in the room, and
+    /// the publisher's packets go to that worker.
+    Attach {
+        req: JoinRequest,
+        viewer: ParticipantId,
+        publisher: UserId,
+        stream: StreamKind,
+        of: crate::worker::MirrorOf,
+        reply: Reply<()>,
     },
     Leave {
         session: SessionRef,

@@ -1,5 +1,6 @@
 //! The rest of the server's handle on the media plane: starts the worker threads, routes each
-//! room to one worker (by hash), and turns calls into commands with replies.
+//! room to its home worker (by hash), places a full home's further WHEP viewers on other
+//! workers, and turns calls into commands with replies.
 
 use crate::client::{ClientEntered, ClientNotice, Role, Source};
 use crate::command::{
@@ -75,7 +76,8 @@ impl SfuHandle {
         let mut workers = Vec::with_capacity(count);
         let mut addrs = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
-        for i in 0..count {
+        let (links, inboxes) = crate::worker::links(count);
+        for (i, (links, inbox)) in links.into_iter().zip(inboxes).enumerate() {
             let addr = SocketAddr::new(config.ip, config.first_port + i as u16);
             let std_socket = bind_media_socket(addr)?;
             let addr = std_socket.local_addr()?;
@@ -92,9 +94,9 @@ impl SfuHandle {
                     rt.block_on(async move {
                         let socket =
                             tokio::net::UdpSocket::from_std(std_socket).expect("worker socket");
-                        let worker = Worker::new(i, socket, events, capacity)
+                        let worker = Worker::new(i, socket, events, capacity, links)
                             .expect("worker socket address");
-                        worker.run(rx).await;
+                        worker.run(rx, inbox).await;
                     });
                 })?;
             tracing::info!(worker = i, %addr, "media worker listening (announced in ICE candidates)");
@@ -144,7 +146,9 @@ impl SfuHandle {
             .await
     }
 
-    /// WHEP: the user plays one stream of a publisher in the room.
+    /// WHEP: the user plays one stream of a publisher in the room. When the room's home worker
+    /// is full, the viewer is placed on the next worker that has room; that worker mirrors the
+    /// room and the home hands it the publisher's packets.
     pub async fn play(
         &self,
         req: JoinRequest,
@@ -152,15 +156,72 @@ impl SfuHandle {
         stream: StreamKind,
         offer: String,
     ) -> Result<Joined, SfuError> {
-        let w = self.worker_of(req.app, &req.room);
-        self.ask(w, |reply| Command::Play {
-            req,
-            publisher,
-            stream,
-            offer,
-            reply,
-        })
-        .await
+        let home = self.worker_of(req.app, &req.room);
+        let n = self.inner.workers.len();
+        let spill = n > 1;
+        let first = self
+            .ask(home, |reply| Command::Play {
+                req: req.clone(),
+                publisher: publisher.clone(),
+                stream,
+                offer: offer.clone(),
+                spill,
+                reply,
+            })
+            .await;
+        let Err(SfuError::Full(_)) = first else {
+            return first;
+        };
+        if !spill {
+            return first;
+        }
+        let of = self
+            .ask(home, |reply| Command::Describe {
+                app: req.app,
+                room: req.room.clone(),
+                publisher: publisher.clone(),
+                stream,
+                reply,
+            })
+            .await?;
+        let mut refused = first;
+        for k in 1..n {
+            let w = (home + k) % n;
+            let joined = self
+                .ask(w, |reply| Command::PlayMirrored {
+                    req: req.clone(),
+                    publisher: publisher.clone(),
+                    stream,
+                    offer: offer.clone(),
+                    of: of.clone(),
+                    last: k + 1 == n,
+                    reply,
+                })
+                .await;
+            let joined = match joined {
+                Err(e @ SfuError::Full(_)) => {
+                    refused = Err(e);
+                    continue;
+                }
+                other => other?,
+            };
+            let attached = self
+                .ask(home, |reply| Command::Attach {
+                    req: req.clone(),
+                    viewer: joined.session.peer,
+                    publisher: publisher.clone(),
+                    stream,
+                    of: of.clone(),
+                    reply,
+                })
+                .await;
+            if let Err(e) = attached {
+                let _ = self.leave(joined.session).await;
+                return Err(e);
+            }
+            return Ok(joined);
+        }
+        refused
     }
 
     pub async fn leave(&self, session: SessionRef) -> Result<(), SfuError> {
@@ -408,6 +469,8 @@ impl SfuHandle {
             t.queue_skips += c.queue_skips;
             t.send_drops += c.send_drops;
             t.refused_full += c.refused_full;
+            t.packets_relayed += c.packets_relayed;
+            t.relay_drops += c.relay_drops;
         }
         Ok(total)
     }

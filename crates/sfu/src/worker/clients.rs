@@ -188,7 +188,7 @@ impl Worker {
         autosubscribe: bool,
         notify: mpsc::Sender<ClientNotice>,
     ) -> Result<ClientEntered, SfuError> {
-        self.check_capacity()?;
+        self.check_capacity(true)?;
         let cid = self.next_participant();
         let slot = self.room_slot(req.app, &req.room, &req.user);
         let token = super::sessions::random(24);
@@ -889,8 +889,10 @@ impl Worker {
     }
 
     /// Tells the room's clients about a user: `user_entered` the first time they are visible,
-    /// `user_updated` after, `user_exited` once they are no longer visible.
+    /// `user_updated` after, `user_exited` once they are no longer visible. The workers that
+    /// mirror the room hear of the user's tracks.
     pub(crate) fn broadcast_user(&mut self, slot: RoomSlot, user: &UserId) {
+        self.sync_mirrors(slot, user);
         let visible = self.visible(slot, user);
         let roster = self.roster_user(slot, user);
         let Some(room) = self.rooms.get_mut(&slot) else {

@@ -1,17 +1,55 @@
 //! The packet path: a publisher's RTP packet goes to every subscriber the room core picks as
 //! the same packet. Its payload is shared (one allocation for all receivers, never
 //! re-packetized); per subscriber only the payload type, sequence number, timestamp, VP8
-//! picture ids and header extensions are written, then str0m encrypts and sends it.
+//! picture ids and header extensions are written, then str0m encrypts and sends it. The same
+//! packet goes to the workers that hold more viewers of the room (`mirror.rs`).
 
 use super::gate::{self, over_bound, Verdict};
 use super::payload::{inspect, PacketInfo};
 use super::peer::InFormat;
 use super::rewrite::Numbers;
+use super::rooms::RoomSlot;
 use super::Worker;
-use crate::core::{KeyframeAsk, ParticipantId};
+use crate::core::{KeyframeAsk, Layer, ParticipantId, TrackId};
+use std::sync::Arc;
 use std::time::Instant;
 use str0m::media::{KeyframeRequestKind, MediaKind};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc, VideoOrientation, Vp8Descriptor};
+
+/// A publisher's packet with what the room core and every subscriber's line need of it: made
+/// once on the publisher's worker, fanned out there and handed to the workers that mirror the
+/// room (`mirror.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct Relayed {
+    pub slot: RoomSlot,
+    pub track: TrackId,
+    pub layer: Layer,
+    /// The publisher's line has one layer: an estimate cannot change what is sent.
+    pub single_layer: bool,
+    pub video: bool,
+    pub format: InFormat,
+    pub info: PacketInfo,
+    /// The layer's picture size as last read.
+    pub dims: Option<(u16, u16)>,
+    /// The layer was held back (mute, block) until this packet: lines resume at a keyframe.
+    pub resumed: bool,
+    pub ssrc: Ssrc,
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub wallclock: Instant,
+    pub ext: Ext,
+    pub payload: Arc<[u8]>,
+}
+
+/// The header extensions forwarded as they came (the rest are the sending connection's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ext {
+    pub audio_level: Option<i8>,
+    pub voice_activity: Option<bool>,
+    pub video_orientation: Option<VideoOrientation>,
+    pub video_content_type: Option<u8>,
+}
 
 impl Worker {
     /// One packet from a publisher to every subscriber the room core picks.
@@ -80,26 +118,65 @@ impl Worker {
         }
         let resumed = inbound.held & (1 << l) != 0;
         inbound.held &= !(1 << l);
-        let Some(room) = self.rooms.get_mut(&slot) else {
+        let h = &packet.header;
+        let r = Relayed {
+            slot,
+            track,
+            layer,
+            single_layer,
+            video,
+            format,
+            info,
+            dims,
+            resumed,
+            ssrc,
+            seq: *packet.seq_no,
+            ts: h.timestamp,
+            marker: h.marker,
+            wallclock: packet.timestamp,
+            ext: Ext {
+                audio_level: h.ext_vals.audio_level,
+                voice_activity: h.ext_vals.voice_activity,
+                video_orientation: h.ext_vals.video_orientation,
+                video_content_type: h.ext_vals.video_content_type,
+            },
+            payload: packet.payload,
+        };
+        // Handed to other workers first, so that they fan out while this one does.
+        self.relay(&r);
+        self.fanout(&r);
+    }
+
+    /// A publisher's packet to every subscriber on this worker the room core picks.
+    pub(crate) fn fanout(&mut self, r: &Relayed) {
+        let Some(room) = self.rooms.get_mut(&r.slot) else {
             return;
         };
         let now = Instant::now();
+        let (video, pt, params) = (r.video, r.format.pt, r.format.params);
+        let bytes = r.payload.len();
+        let frame_end = !video || r.marker;
         self.forwards.clear();
-        let ask = room
-            .core
-            .on_frame(now, track, layer, info.keyframe, bytes, &mut self.forwards);
-        let clock = format.params.spec().clock_rate.get();
+        let ask = room.core.on_frame(
+            now,
+            r.track,
+            r.layer,
+            r.info.keyframe,
+            bytes,
+            &mut self.forwards,
+        );
+        let clock = params.spec().clock_rate.get();
         let input = Numbers {
-            seq: *packet.seq_no,
-            ts: packet.header.timestamp,
-            picture_id: info.picture_id,
-            tl0: info.tl0,
+            seq: r.seq,
+            ts: r.ts,
+            picture_id: r.info.picture_id,
+            tl0: r.info.tl0,
         };
         let ext = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            video_content_type: packet.header.ext_vals.video_content_type,
+            audio_level: r.ext.audio_level,
+            voice_activity: r.ext.voice_activity,
+            video_orientation: r.ext.video_orientation,
+            video_content_type: r.ext.video_content_type,
             ..Default::default()
         };
         // A line waiting to resume at a keyframe.
@@ -114,7 +191,7 @@ impl Worker {
             let out_pt = match line.pt_map {
                 Some((from, to)) if from == pt => to,
                 _ => {
-                    let Some(to) = s.rtc.codec_config().match_params(format.params) else {
+                    let Some(to) = s.rtc.codec_config().match_params(params) else {
                         continue;
                     };
                     let to = to.pt();
@@ -129,15 +206,15 @@ impl Worker {
             if video && !line.pacing_set {
                 // One layer: the estimate cannot change what is sent, so nothing waits in the
                 // pacer.
-                tx.set_unpaced(single_layer);
+                tx.set_unpaced(r.single_layer);
                 line.pacing_set = true;
             }
             let over = video && tx.queue_info().is_some_and(|q| over_bound(q, now));
             let (verdict, entered) = line.gate.check(gate::Packet {
                 video,
-                keyframe: info.keyframe,
+                keyframe: r.info.keyframe,
                 over,
-                resumed,
+                resumed: r.resumed,
             });
             self.counters.queue_skips += u64::from(entered);
             match verdict {
@@ -149,21 +226,21 @@ impl Worker {
                 Verdict::Send { restart: true } => line.rewrite.restart(),
                 Verdict::Send { restart: false } => {}
             }
-            let Some(out) = line.rewrite.map(*ssrc, input, clock, now) else {
+            let Some(out) = line.rewrite.map(*r.ssrc, input, clock, now) else {
                 continue;
             };
             let mut write = RtpWrite::new(
                 out_pt,
                 out.seq.into(),
                 out.ts,
-                packet.timestamp,
-                packet.payload.clone(),
+                r.wallclock,
+                r.payload.clone(),
             )
-            .marker(packet.header.marker)
+            .marker(r.marker)
             .ext_vals(ext.clone())
             .nackable(video);
             if line.rewrite.patches_vp8() {
-                if let Some(patch) = vp8_patch(&packet.payload, out) {
+                if let Some(patch) = vp8_patch(&r.payload, out) {
                     write = write.vp8_patch(patch);
                 }
             }
@@ -174,7 +251,7 @@ impl Worker {
             let flow = s.out_flow.entry(mid).or_default();
             flow.bytes += bytes as u64;
             flow.frames += u64::from(frame_end);
-            flow.dims = dims;
+            flow.dims = r.dims;
             if !s.dirty {
                 s.dirty = true;
                 self.dirty.push(f.subscriber);
@@ -184,9 +261,12 @@ impl Worker {
             // Keep asking (throttled) until the keyframe comes: an encoder may ignore a request
             // that follows its last keyframe closely.
             waiting
-                .then(|| self.rooms.get_mut(&slot))
+                .then(|| self.rooms.get_mut(&r.slot))
                 .flatten()
-                .and_then(|r| r.core.on_keyframe_request_for_track(now, track, layer))
+                .and_then(|room| {
+                    room.core
+                        .on_keyframe_request_for_track(now, r.track, r.layer)
+                })
         });
         if let Some(a) = ask {
             self.ask_keyframe(a);
@@ -196,6 +276,8 @@ impl Worker {
     /// Sends a PLI to the publisher of a track for one of its layers.
     pub(crate) fn ask_keyframe(&mut self, ask: KeyframeAsk) {
         let Some(src) = self.tracks.get(&ask.track) else {
+            // A mirrored track: its home asks.
+            self.ask_home(ask);
             return;
         };
         let (peer, mid) = (src.peer, src.mid);

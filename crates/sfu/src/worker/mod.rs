@@ -8,8 +8,11 @@ mod demux;
 mod forward;
 mod gate;
 mod media;
+mod mirror;
 mod moderation;
 
+pub use mirror::MirrorOf;
+pub(crate) use mirror::{links, Inbox, Links};
 pub use moderation::Blocked;
 mod payload;
 mod peer;
@@ -85,6 +88,10 @@ pub(crate) struct Worker {
     sends: batch_io::SendBatch,
     /// Buffers of `recvmmsg`; taken while their datagrams are handled.
     reads: Option<Box<batch_io::RecvBatch>>,
+    /// The channels to the other workers (rooms spread over workers, `mirror.rs`).
+    links: Links,
+    /// Home: the room of each viewer another worker holds.
+    pub remote_rooms: FxHashMap<ParticipantId, RoomSlot>,
 }
 
 impl Worker {
@@ -93,6 +100,7 @@ impl Worker {
         socket: UdpSocket,
         events: mpsc::Sender<DomainEvent>,
         capacity: usize,
+        links: Links,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
         Ok(Worker {
@@ -110,7 +118,7 @@ impl Worker {
             timers: BinaryHeap::new(),
             events,
             events_dropped: 0,
-            next_id: 1,
+            next_id: mirror::first_id(index),
             dirty: Vec::new(),
             polled: Vec::new(),
             forwards: Vec::new(),
@@ -119,6 +127,8 @@ impl Worker {
             capacity,
             sends: batch_io::SendBatch::default(),
             reads: Some(Box::default()),
+            links,
+            remote_rooms: FxHashMap::default(),
         })
     }
 
@@ -133,10 +143,11 @@ impl Worker {
         own + self.clients.len()
     }
 
-    /// Refuses a new session when the worker holds its capacity.
-    pub(crate) fn check_capacity(&mut self) -> Result<(), SfuError> {
+    /// Refuses a new session when the worker holds its capacity; `count` when the refusal is
+    /// the final answer (no other worker will be tried).
+    pub(crate) fn check_capacity(&mut self, count: bool) -> Result<(), SfuError> {
         if self.capacity > 0 && self.sessions() >= self.capacity {
-            self.counters.refused_full += 1;
+            self.counters.refused_full += u64::from(count);
             return Err(SfuError::Full(self.capacity));
         }
         Ok(())
@@ -149,7 +160,7 @@ impl Worker {
     }
 
     /// Runs until `Shutdown` or until every command sender is gone.
-    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut inbox: Inbox) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
             let deadline = self.next_deadline();
@@ -159,6 +170,9 @@ impl Worker {
                     Some(Command::Shutdown) | None => break,
                     Some(cmd) => self.handle_command(cmd),
                 },
+                // Before the socket: a mirror's viewers wait on these packets.
+                Some(msg) = inbox.ctl.recv() => self.handle_ctl(msg),
+                Some(batch) = inbox.media.recv() => self.relayed(batch),
                 r = self.socket.readable() => {
                     if r.is_ok() {
                         for _ in 0..RECV_ROUNDS {
@@ -173,6 +187,7 @@ impl Worker {
             }
             self.poll_dirty();
             self.flush_sends();
+            self.flush_relays();
         }
         self.shutdown();
         self.flush_sends();
@@ -201,6 +216,8 @@ impl Worker {
             }
         }
         self.reads = Some(reads);
+        // Other workers fan out what was handed to them while this one fans out its own.
+        self.flush_relays();
     }
 
     /// Reads the socket in the middle of other work, bypassing tokio's readiness (which is
@@ -236,9 +253,41 @@ impl Worker {
                 publisher,
                 stream,
                 offer,
+                spill,
                 reply,
             } => {
-                let _ = reply.send(self.play(req, publisher, stream, &offer));
+                let _ = reply.send(self.play(req, publisher, stream, &offer, spill));
+            }
+            Command::Describe {
+                app,
+                room,
+                publisher,
+                stream,
+                reply,
+            } => {
+                let _ = reply.send(self.describe(app, &room, &publisher, stream));
+            }
+            Command::PlayMirrored {
+                req,
+                publisher,
+                stream,
+                offer,
+                of,
+                last,
+                reply,
+            } => {
+                let r = self.play_mirrored(req, publisher, stream, &offer, of, last);
+                let _ = reply.send(r);
+            }
+            Command::Attach {
+                req,
+                viewer,
+                publisher,
+                stream,
+                of,
+                reply,
+            } => {
+                let _ = reply.send(self.attach(req, viewer, publisher, stream, &of));
             }
             Command::Leave { session, reply } => {
                 let _ = reply.send(self.leave(&session));
@@ -276,7 +325,8 @@ impl Worker {
 
     fn stats(&self) -> WorkerStats {
         WorkerStats {
-            rooms: self.rooms.len(),
+            // Mirrors are counted by their home.
+            rooms: self.rooms.values().filter(|r| r.mirror.is_none()).count(),
             peers: self.peers.len(),
             addr_routes: self.by_addr.len(),
             ufrag_routes: self.by_ufrag.len(),
@@ -288,6 +338,7 @@ impl Worker {
             users: self
                 .rooms
                 .values()
+                .filter(|r| r.mirror.is_none())
                 .map(|r| r.sessions.users().count())
                 .sum(),
             counters: self.counters,

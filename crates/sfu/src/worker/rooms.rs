@@ -4,9 +4,10 @@
 use super::peer::SessionKey;
 use super::{now_ms, Worker};
 use crate::command::{RoomUser, SfuError};
-use crate::core::{ParticipantId, Presence, Room, StreamKind};
+use crate::core::{ParticipantId, Presence, Room, StreamKind, TrackId};
 use crate::events::{DomainEvent, EventKind};
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
+use rustc_hash::FxHashMap;
 
 /// A worker-local number for a live room, so the packet path looks rooms up by integer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +24,30 @@ pub(crate) struct RoomState {
     pub announced: std::collections::HashSet<UserId>,
     /// Users an operator blocked, and what of them.
     pub blocked: std::collections::HashMap<UserId, super::moderation::Blocked>,
+    /// Set when this is a mirror of a room whose home is another worker: presence and calls
+    /// are the home's, this worker only holds more viewers (`mirror.rs`).
+    pub mirror: Option<super::mirror::Mirror>,
+    /// Home: viewers of the room that other workers hold.
+    pub remote: FxHashMap<ParticipantId, super::mirror::RemoteViewer>,
+    /// Home: the workers each track's packets are handed to.
+    pub relay_to: FxHashMap<TrackId, Vec<usize>>,
+}
+
+impl RoomState {
+    pub fn new(app: SdkAppId, room: RoomKey, comm_id: CommId) -> Self {
+        RoomState {
+            app,
+            room,
+            core: Room::default(),
+            comm_id,
+            sessions: Presence::default(),
+            announced: Default::default(),
+            blocked: Default::default(),
+            mirror: None,
+            remote: FxHashMap::default(),
+            relay_to: FxHashMap::default(),
+        }
+    }
 }
 
 impl Worker {
@@ -77,18 +102,8 @@ impl Worker {
             },
         );
         self.room_index.insert(key, slot);
-        self.rooms.insert(
-            slot,
-            RoomState {
-                app,
-                room: room.clone(),
-                core: Room::default(),
-                comm_id,
-                sessions: Presence::default(),
-                announced: Default::default(),
-                blocked: Default::default(),
-            },
-        );
+        self.rooms
+            .insert(slot, RoomState::new(app, room.clone(), comm_id));
         slot
     }
 
@@ -111,7 +126,7 @@ impl Worker {
             .expect("the caller created the room");
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
         let added = state.sessions.add(user, key, pid);
-        if added.entered {
+        if added.entered && state.mirror.is_none() {
             self.emit(app, &room, &comm_id, user, entered);
         }
         added.replaced
@@ -133,6 +148,19 @@ impl Worker {
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
         let removed = state.sessions.remove(user, key, pid);
         let (last, empty) = (removed.exited, removed.room_empty);
+        if let Some(home) = state.mirror.as_ref().map(|m| m.home) {
+            // Presence is the home's: it hears of the viewer, and the mirror goes with its last.
+            let reason = match exited {
+                EventKind::Exited { reason } => reason,
+                _ => crate::events::ExitReason::Left,
+            };
+            if empty {
+                self.rooms.remove(&slot);
+                self.room_index.remove(&(app, room));
+            }
+            self.tell_home_gone(home, pid, reason);
+            return;
+        }
         if last {
             self.emit(app, &room, &comm_id, user, exited);
         }

@@ -83,16 +83,18 @@ impl Worker {
     }
 
     /// Accepts an offer into a new peer and registers its session (replacing an older one).
-    fn admit(
+    /// A refusal for capacity is counted when `final_say` (no other worker is tried).
+    pub(crate) fn admit(
         &mut self,
         req: JoinRequest,
         key: SessionKey,
         offer: &str,
         direction: OfferDirection,
         downlink: Downlink,
+        final_say: bool,
     ) -> Result<Joined, SfuError> {
         check_offer(offer, direction)?;
-        self.check_capacity()?;
+        self.check_capacity(final_say)?;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let ufrag = random(16);
@@ -157,6 +159,7 @@ impl Worker {
             offer,
             OfferDirection::Sends,
             Downlink::None,
+            true,
         )
     }
 
@@ -166,26 +169,9 @@ impl Worker {
         publisher: UserId,
         stream: StreamKind,
         offer: &str,
+        spill: bool,
     ) -> Result<Joined, SfuError> {
-        let source = self
-            .find_room(req.app, &req.room)
-            .and_then(|slot| self.publisher_of(slot, &publisher))
-            .filter(|pid| {
-                let slot = self.peers[pid].slot;
-                self.rooms[&slot]
-                    .core
-                    .tracks()
-                    .any(|(_, t)| t.owner == *pid && t.stream == stream)
-            });
-        let Some(source) = source else {
-            return Err(SfuError::PublisherNotFound);
-        };
-        // Only simulcast gives the estimate something to choose. (A viewer whose publisher
-        // comes back with simulcast then gets its top layer.)
-        let simulcast = self.peers[&source]
-            .inbound
-            .values()
-            .any(|i| i.kind == MediaKind::Video && i.rids.len() > 1);
+        let (_, simulcast) = self.playable(req.app, &req.room, &publisher, stream)?;
         self.admit(
             req,
             SessionKey::Play { publisher, stream },
@@ -196,12 +182,46 @@ impl Worker {
             } else {
                 Downlink::Fixed
             },
+            !spill,
         )
+    }
+
+    /// The room of a publisher that publishes `stream`, and whether it sends simulcast (only
+    /// simulcast gives a viewer's estimate something to choose; a viewer whose publisher comes
+    /// back with simulcast then gets its top layer).
+    pub(crate) fn playable(
+        &self,
+        app: SdkAppId,
+        room: &RoomKey,
+        publisher: &UserId,
+        stream: StreamKind,
+    ) -> Result<(RoomSlot, bool), SfuError> {
+        let slot = self
+            .find_room(app, room)
+            .ok_or(SfuError::PublisherNotFound)?;
+        let source = self
+            .publisher_of(slot, publisher)
+            .filter(|pid| {
+                self.rooms[&slot]
+                    .core
+                    .tracks()
+                    .any(|(_, t)| t.owner == *pid && t.stream == stream)
+            })
+            .ok_or(SfuError::PublisherNotFound)?;
+        let simulcast = self.peers.get(&source).is_some_and(|p| {
+            p.inbound
+                .values()
+                .any(|i| i.kind == MediaKind::Video && i.rids.len() > 1)
+        });
+        Ok((slot, simulcast))
     }
 
     /// The peer through which `user` publishes in a room.
     pub(crate) fn publisher_of(&self, slot: RoomSlot, user: &UserId) -> Option<ParticipantId> {
         let room = self.rooms.get(&slot)?;
+        if let Some(m) = &room.mirror {
+            return m.publishers.get(user).copied();
+        }
         room.sessions
             .session(user, &SessionKey::Publish)
             .or_else(|| {
@@ -309,6 +329,8 @@ impl Worker {
     /// Removes a peer: its tracks and subscriptions end, its routes go, its session closes.
     pub(crate) fn remove_peer(&mut self, pid: ParticipantId, reason: ExitReason) {
         let Some(mut peer) = self.peers.remove(&pid) else {
+            // A session of this room that another worker holds.
+            self.remove_remote(pid, reason);
             return;
         };
         // Say goodbye (DTLS close_notify, RTCP BYE) so the client learns now, not at its next
