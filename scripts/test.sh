@@ -20,6 +20,8 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v gcc >/dev/null || missing+=(build-essential)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)
+# tc shapes a browser subscriber's downlink on loopback (tests/browser/overload.test.js).
+command -v tc >/dev/null || missing+=(iproute2)
 # The CDN of the relay tests: nginx with Debian's RTMP module.
 command -v nginx >/dev/null || missing+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)

@@ -117,6 +117,13 @@ export class Hearth {
     return this.stderr().split('\n').slice(-lines - 1).join('\n');
   }
 
+  /** A counter or gauge of the server's /metrics (without labels); 0 when absent. */
+  async metric(name) {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
+    return m ? Number(m[1]) : 0;
+  }
+
   /** A UserSig made with the official npm library and the app key of the config file. */
   userSig(userId, expire = 86400) {
     if (!this.appKey) throw new Error('a zero-config server: its key is in its data dir, use /dev/usersig');
@@ -554,6 +561,22 @@ export class Participant {
     }
     throw new Error(`${this.label}: no matching '${name}' event within ${timeout} ms; events: ${short(await this.events())}`);
   }
+}
+
+/** A participant 'pub' that publishes a 1280x720 camera at 15 fps in three simulcast layers
+ *  (q/h/f), once every layer is being sent. */
+export async function simulcastPublisher(sc, options) {
+  const pub = await sc.participant('pub', options);
+  await pub.call('enter');
+  await pub.call('publish', { audio: false, video: { width: 1280, height: 720, frameRate: 15 }, simulcast: true });
+  let sent = null;
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    sent = await pub.outboundVideo();
+    if (sent?.layers.length === 3 && sent.layers.every((l) => l.framesSent > 0)) return pub;
+    await sleep(500);
+  }
+  throw new Error(`the publisher does not send three simulcast layers within 30 s: ${JSON.stringify(sent)}`);
 }
 
 /** A room number that no other test of this run uses. */

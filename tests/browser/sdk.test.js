@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
-import { freshRoom, launchBrowser, scenarioTest, sleep, startHearth, SDK_APP_ID } from './harness.js';
+import { freshRoom, launchBrowser, scenarioTest, simulcastPublisher, sleep, startHearth, SDK_APP_ID } from './harness.js';
 
 let server;
 let browser;
@@ -87,20 +87,6 @@ describe('SDK', () => {
 
   /** Publishes a 1280x720 camera in three layers and waits until the browser sends all three
    *  (its bandwidth estimate ramps up first). */
-  async function simulcastPublisher(sc, room) {
-    const pub = await sc.participant('pub', options('pub', room));
-    await pub.call('enter');
-    await pub.call('publish', { audio: false, video: { width: 1280, height: 720, frameRate: 15 }, simulcast: true });
-    let sent = null;
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      sent = await pub.outboundVideo();
-      if (sent?.layers.length === 3 && sent.layers.every((l) => l.framesSent > 0)) return pub;
-      await sleep(500);
-    }
-    throw new Error(`the publisher does not send three simulcast layers within 30 s: ${JSON.stringify(sent)}`);
-  }
-
   /** Polls both subscribers' frameWidth until big's exceeds small's (or `ms` pass). */
   async function widths(big, small, ms) {
     let bigW = 0;
@@ -117,7 +103,7 @@ describe('SDK', () => {
 
   scenarioTest('a small-stream subscription gets a lower resolution than big (simulcast publisher)', env, async (sc) => {
     const room = freshRoom();
-    const pub = await simulcastPublisher(sc, room);
+    const pub = await simulcastPublisher(sc, options('pub', room));
     const big = await sc.participant('big', options('big', room, { autoSubscribe: false }));
     const small = await sc.participant('small', options('small', room, { autoSubscribe: false }));
     await big.call('enter');

@@ -179,7 +179,7 @@ impl Worker {
             video_content_type: r.ext.video_content_type,
             ..Default::default()
         };
-        // A line waiting to resume at a keyframe.
+        // A line waiting to resume at a keyframe that would send one now.
         let mut waiting = false;
         for f in &self.forwards {
             let Some(s) = self.peers.get_mut(&f.subscriber) else {
@@ -215,11 +215,12 @@ impl Worker {
                 keyframe: r.info.keyframe,
                 over,
                 resumed: r.resumed,
+                now,
             });
             self.counters.queue_skips += u64::from(entered);
             match verdict {
-                Verdict::Skip { overload } => {
-                    waiting = true;
+                Verdict::Skip { overload, ask } => {
+                    waiting |= ask;
                     self.counters.queue_drops += u64::from(overload);
                     continue;
                 }

@@ -21,6 +21,15 @@ pub fn over_bound(q: &dyn StreamTxQueueInfo, now: Instant) -> bool {
             .is_some_and(|t| now.saturating_duration_since(t) > QUEUE_BOUND_AGE)
 }
 
+/// The first wait between keyframe asks of a line that went over its bound; it doubles, up to
+/// [`OVERLOAD_ASK_MAX`], each time the line goes over again within [`OVERLOAD_MEMORY`]. A
+/// simulcast encoder answers a request for one layer with keyframes on every layer (Chromium's
+/// VP8 does), so a subscriber that cannot keep up must not make everyone's stream heavier more
+/// often than this.
+pub const OVERLOAD_ASK_FIRST: Duration = Duration::from_secs(1);
+pub const OVERLOAD_ASK_MAX: Duration = Duration::from_secs(8);
+pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(20);
+
 /// The gate's state for one line.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Gate {
@@ -28,6 +37,11 @@ pub struct Gate {
     resync: bool,
     /// Went over its bound; stays closed until under it again.
     overloaded: bool,
+    /// When the line last went over its bound, and the wait between its keyframe asks.
+    last_overload: Option<Instant>,
+    backoff: Duration,
+    /// No keyframe is asked for this line before then.
+    next_ask: Option<Instant>,
 }
 
 /// What to do with one packet.
@@ -35,8 +49,10 @@ pub struct Gate {
 pub enum Verdict {
     /// Send it; `restart` asks the renumbering to close the gap of what was skipped.
     Send { restart: bool },
-    /// Skip it while waiting for a keyframe; `overload` when the bound is why.
-    Skip { overload: bool },
+    /// Skip it while waiting for a keyframe; `overload` when the bound is why; `ask` when a
+    /// keyframe should be asked for now (the queue is under its bound, so one would be sent,
+    /// and the line's backoff allows it).
+    Skip { overload: bool, ask: bool },
 }
 
 /// What one packet brings to the gate.
@@ -48,6 +64,7 @@ pub struct Packet {
     pub over: bool,
     /// The track was muted or blocked until this packet.
     pub resumed: bool,
+    pub now: Instant,
 }
 
 impl Gate {
@@ -59,6 +76,15 @@ impl Gate {
                 self.overloaded = true;
                 self.resync = true;
                 entered = true;
+                let again = self
+                    .last_overload
+                    .is_some_and(|t| p.now.saturating_duration_since(t) < OVERLOAD_MEMORY);
+                self.backoff = if again {
+                    (self.backoff * 2).clamp(OVERLOAD_ASK_FIRST, OVERLOAD_ASK_MAX)
+                } else {
+                    OVERLOAD_ASK_FIRST
+                };
+                self.last_overload = Some(p.now);
             }
             if self.overloaded && !p.over && p.keyframe {
                 self.overloaded = false;
@@ -69,9 +95,14 @@ impl Gate {
             return (Verdict::Send { restart: false }, entered);
         }
         if p.video && (self.overloaded || !p.keyframe) {
+            let ask = !p.over && self.next_ask.is_none_or(|t| p.now >= t);
+            if ask && self.overloaded {
+                self.next_ask = Some(p.now + self.backoff);
+            }
             return (
                 Verdict::Skip {
                     overload: self.overloaded,
+                    ask,
                 },
                 entered,
             );
@@ -91,7 +122,12 @@ mod tests {
             keyframe,
             over,
             resumed: false,
+            now: Instant::now(),
         }
+    }
+
+    fn at(p: Packet, now: Instant) -> Packet {
+        Packet { now, ..p }
     }
 
     #[test]
@@ -103,17 +139,32 @@ mod tests {
         );
         assert_eq!(
             g.check(video(false, true)),
-            (Verdict::Skip { overload: true }, true),
-            "entering the overload"
+            (
+                Verdict::Skip {
+                    overload: true,
+                    ask: false
+                },
+                true
+            ),
+            "entering the overload: no keyframe is asked while it would be skipped"
         );
         assert_eq!(
             g.check(video(true, true)),
-            (Verdict::Skip { overload: true }, false)
+            (
+                Verdict::Skip {
+                    overload: true,
+                    ask: false
+                },
+                false
+            )
         );
         assert_eq!(
             g.check(video(false, false)).0,
-            Verdict::Skip { overload: true },
-            "under the bound but no keyframe yet"
+            Verdict::Skip {
+                overload: true,
+                ask: true
+            },
+            "under the bound but no keyframe yet: ask"
         );
         assert_eq!(
             g.check(video(true, false)).0,
@@ -132,7 +183,21 @@ mod tests {
             resumed: true,
             ..video(false, false)
         };
-        assert_eq!(g.check(resumed).0, Verdict::Skip { overload: false });
+        assert_eq!(
+            g.check(resumed).0,
+            Verdict::Skip {
+                overload: false,
+                ask: true
+            }
+        );
+        assert_eq!(
+            g.check(video(false, false)).0,
+            Verdict::Skip {
+                overload: false,
+                ask: true
+            },
+            "a mute's resume asks on every packet (the room core throttles)"
+        );
         assert_eq!(
             g.check(video(true, false)).0,
             Verdict::Send { restart: true }
@@ -143,8 +208,45 @@ mod tests {
             keyframe: false,
             over: false,
             resumed: true,
+            now: Instant::now(),
         };
         assert_eq!(a.check(audio).0, Verdict::Send { restart: true });
+    }
+
+    #[test]
+    fn a_line_that_keeps_overflowing_asks_for_keyframes_ever_less_often() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let asks = |v: Verdict| matches!(v, Verdict::Skip { ask: true, .. });
+        let mut g = Gate::default();
+        g.check(at(video(false, true), ms(0)));
+        assert!(asks(g.check(at(video(false, false), ms(100))).0));
+        assert!(
+            !asks(g.check(at(video(false, false), ms(600))).0),
+            "1 s apart"
+        );
+        assert!(asks(g.check(at(video(false, false), ms(1100))).0));
+        // Resumes, and goes over again soon: 2 s between asks now.
+        assert_eq!(
+            g.check(at(video(true, false), ms(1200))).0,
+            Verdict::Send { restart: true }
+        );
+        g.check(at(video(false, true), ms(3000)));
+        assert!(asks(g.check(at(video(false, false), ms(3100))).0));
+        assert!(!asks(g.check(at(video(false, false), ms(4200))).0));
+        assert!(asks(g.check(at(video(false, false), ms(5100))).0));
+        // Up to 8 s at most.
+        let mut t = 5200;
+        for _ in 0..6 {
+            g.check(at(video(true, false), ms(t)));
+            g.check(at(video(false, true), ms(t + 100)));
+            t += 10_000;
+        }
+        assert_eq!(g.backoff, OVERLOAD_ASK_MAX);
+        // A line that stayed well for a while starts again at 1 s.
+        g.check(at(video(true, false), ms(t)));
+        g.check(at(video(false, true), ms(t + 60_000)));
+        assert_eq!(g.backoff, OVERLOAD_ASK_FIRST);
     }
 
     struct Sample {

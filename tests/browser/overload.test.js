@@ -1,0 +1,142 @@
+// Bounded queues under a slow downlink, in Chromium: a subscriber whose downlink (shaped on
+// loopback with tc: htb on its UDP port) is slower than the publisher's lowest simulcast layer
+// has its queue go over the bound; the server drops the newest media for it and resumes it at a
+// keyframe (its video goes on, with more keyframes decoded), while another subscriber of the same
+// publisher sees no stall. Needs root (tc) like the rest of the suite's setup.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, describe } from 'node:test';
+import { freshRoom, launchBrowser, scenarioTest, simulcastPublisher, sleep, startHearth, SDK_APP_ID } from './harness.js';
+
+let server;
+let browser;
+const env = () => ({ server, browser });
+
+/** Downlink of the slow subscriber, kbit/s: below the lowest layer of a 1280x720 camera. */
+const SLOW_KBIT = 60;
+
+function tc(...args) {
+  execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+function unshape() {
+  try { tc('qdisc', 'del', 'dev', 'lo', 'root'); } catch { /* none */ }
+}
+
+/** UDP datagrams to `port` on loopback go through a `kbit` link with a 50-packet queue. */
+function shape(port, kbit) {
+  unshape();
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`);
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '50');
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
+    'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
+}
+
+before(async () => {
+  server = await startHearth({ name: 'overload' });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  unshape();
+  await browser?.close();
+  if (server) {
+    const code = await server.stop();
+    assert.equal(code, 0, `hearth exited ${code} after SIGTERM:\n${server.stderrTail()}`);
+    assert.ok(!server.stderr().includes('panicked'), `hearth panicked:\n${server.stderrTail()}`);
+  }
+});
+
+function options(userId, room) {
+  return { sdkAppId: SDK_APP_ID, userId, userSig: server.userSig(userId), roomId: room };
+}
+
+/** The local UDP port of a participant's receiving connection (its selected candidate pair). */
+function receivingPort(p) {
+  return p.page.evaluate(async () => {
+    const stats = await window.client.subscribeConnection.getStats();
+    let port = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = stats.get(s.selectedCandidatePairId);
+        port = stats.get(pair.localCandidateId).port;
+      }
+    });
+    return port;
+  });
+}
+
+const decoding = (s) => s.framesDecoded > 0;
+
+/** What a subscriber has decoded of the publisher's video so far. */
+async function sample(p) {
+  const s = await p.stats('pub');
+  return { at: Date.now(), n: s.framesDecoded, w: s.frameWidth, kf: s.keyFramesDecoded, pli: s.pliCount, lost: s.packetsLost };
+}
+
+describe('overload', () => {
+  scenarioTest('a subscriber over its queue bound resumes at a keyframe; the other subscriber does not stall', env, async (sc) => {
+    const room = freshRoom();
+    await simulcastPublisher(sc, options('pub', room));
+    const fast = await sc.participant('fast', options('fast', room));
+    const slow = await sc.participant('slow', options('slow', room));
+    await fast.call('enter');
+    await slow.call('enter');
+    await Promise.all([
+      fast.waitStats('pub', 'main', 'video', decoding, { what: 'video at fast' }),
+      slow.waitStats('pub', 'main', 'video', decoding, { what: 'video at slow' }),
+    ]);
+    const port = await receivingPort(slow);
+    assert.ok(port > 0, 'the slow subscriber has a selected candidate pair');
+    const skips0 = await server.metric('hearth_media_queue_skips_total');
+    shape(port, SLOW_KBIT);
+    try {
+      // The slow subscriber's queue goes over the bound.
+      let skips = skips0;
+      const fastFrames = [];
+      let slowAtSkip = null;
+      const deadline = Date.now() + 40_000;
+      while (Date.now() < deadline) {
+        fastFrames.push(await sample(fast));
+        skips = await server.metric('hearth_media_queue_skips_total');
+        if (skips > skips0) {
+          slowAtSkip = await slow.stats('pub');
+          break;
+        }
+        await sleep(500);
+      }
+      assert.ok(slowAtSkip, `no subscriber went over its queue bound within 40 s (skips ${skips0} -> ${skips}, drops ${await server.metric('hearth_media_queue_drops_total')})`);
+      assert.ok(await server.metric('hearth_media_queue_drops_total') > 0, 'media was dropped for the slow subscriber');
+
+      // It resumes at a keyframe: more frames, and more keyframes, decoded.
+      let slowNow = slowAtSkip;
+      const resumeBy = Date.now() + 20_000;
+      while (Date.now() < resumeBy) {
+        fastFrames.push(await sample(fast));
+        slowNow = await slow.stats('pub');
+        if (slowNow.keyFramesDecoded > slowAtSkip.keyFramesDecoded && slowNow.framesDecoded > slowAtSkip.framesDecoded + 5) break;
+        await sleep(500);
+      }
+      assert.ok(slowNow.keyFramesDecoded > slowAtSkip.keyFramesDecoded,
+        `the slow subscriber decoded no new keyframe after it went over the bound (${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded})`);
+      assert.ok(slowNow.framesDecoded > slowAtSkip.framesDecoded + 5,
+        `the slow subscriber's video did not resume (${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames)`);
+
+      // The fast subscriber never stalled: its frame count grew in every 2 s window.
+      for (let i = 0; i < fastFrames.length; i++) {
+        const j = fastFrames.findIndex((f) => f.at >= fastFrames[i].at + 2000);
+        if (j < 0) break;
+        const t0 = fastFrames[0].at;
+        assert.ok(fastFrames[j].n > fastFrames[i].n,
+          `the fast subscriber stalled: ${fastFrames[i].n} frames at +${fastFrames[i].at - t0} ms, still ${fastFrames[j].n} at +${fastFrames[j].at - t0} ms; ` +
+          `its samples (ms, frames, width, keyframes, PLIs, lost): ${fastFrames.map((f) => `${f.at - t0}:${f.n}/${f.w}/${f.kf}/${f.pli}/${f.lost}`).join(' ')}`);
+      }
+      console.log(`overload: skips ${skips0} -> ${await server.metric('hearth_media_queue_skips_total')}, drops ${await server.metric('hearth_media_queue_drops_total')}; slow decoded ${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames, keyframes ${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded}`);
+    } finally {
+      unshape();
+    }
+  }, { timeout: 150_000 });
+});
