@@ -1,8 +1,9 @@
 """A room is not bound to one worker: once its home worker holds `media.capacity_per_worker`
 sessions, further WHEP viewers are placed on the other worker, which mirrors the room and gets
-the publisher's packets from the home. Every viewer on either worker decodes the publisher's
-picture and tone; presence, RemoveUser, leaving and a republish work across the two; a join is
-refused only when both workers are full."""
+the publishers' packets from the home. Every viewer on either worker decodes its publisher's
+picture and tone (a WHIP publisher and a protocol client's camera); a mute and unmute, presence,
+RemoveUser, leaving and a republish work across the two; a join is refused only when both
+workers are full."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 
 from conftest import APP1, sdk_client, start_hearth, stop_hearth
 from media import Publisher, Viewer, media_stats, metric, run, wait_for, wait_stats
+from ws_client import WsClient
 
 ROOM = 6200
-RED, BLUE = (200, 40, 40), (40, 40, 200)
-CAPACITY = 3
+RED, BLUE, GREEN = (200, 40, 40), (40, 40, 200), (40, 200, 40)
+CAPACITY = 4
 
 
 @pytest.fixture(scope="module")
@@ -42,67 +44,93 @@ async def sees(v: Viewer, colour, what: str, timeout: float = 15.0) -> None:
                    f"{v.where()} to show {what} (centre is {v.counts.rgb})")
 
 
+async def flowing(v: Viewer, timeout: float = 5.0) -> None:
+    n = v.counts.video
+    await wait_for(lambda: v.counts.video > n + 10, timeout, f"{v.where()}'s video to go on")
+
+
+async def stopped(vs: list[Viewer], what: str) -> None:
+    """Within 2 s no video arrives at any of them (checked over the next second)."""
+    await asyncio.sleep(2.0)
+    before = [v.counts.video for v in vs]
+    await asyncio.sleep(1.0)
+    for v, n in zip(vs, before):
+        assert v.counts.video <= n + 1, f"{v.where()} still receives video {what} ({n} -> {v.counts.video})"
+
+
 def test_a_room_spread_over_two_workers_delivers_every_stream_to_every_viewer(spread):
     h = spread
 
     async def body():
         alice = await Publisher(h, APP1, "alice", room=ROOM, rgb=RED).start()
-        viewers = []
-        # The home takes alice and two viewers; the next three go to the other worker.
-        for name in ["v1", "v2", "v3", "v4", "v5"]:
-            v = await Viewer(h, APP1, name, "alice", room=ROOM).start()
-            viewers.append(v)
-        workers = [worker_of(v) for v in viewers]
+        bob = WsClient(h, APP1, "bob", room=ROOM, autosubscribe=False)
+        await bob.connect()
+        await bob.publish(BLUE)
+        # The home takes the two publishers and a viewer of each; the next four go to the other
+        # worker, which then is full too.
+        pairs = [("a1", "alice"), ("b1", "bob"), ("a2", "alice"), ("b2", "bob"), ("a3", "alice"), ("b3", "bob")]
+        viewers = {}
+        for name, publisher in pairs:
+            viewers[name] = await Viewer(h, APP1, name, publisher, room=ROOM).start()
+        workers = [worker_of(v) for v in viewers.values()]
         home = workers[0]
-        assert workers == [home, home, 1 - home, 1 - home, 1 - home], workers
-        for v in viewers:
+        assert workers == [home, home] + [1 - home] * 4, workers
+        for name, v in viewers.items():
             await v.wait_frames(video=15, audio=25)
-            await sees(v, RED, "alice's red picture")
+            await sees(v, RED if name.startswith("a") else BLUE, f"{v.publisher}'s picture")
         assert metric(h, "hearth_media_packets_relayed_total") > 0
         assert metric(h, "hearth_media_relay_drops_total") == 0
-        # One room with six users, counted once (by its home).
+        # One room with eight users, counted once (by its home).
         stats = media_stats(h)
-        assert stats["rooms"] == 1 and stats["users"] == 6, stats
+        assert stats["rooms"] == 1 and stats["users"] == 8, stats
 
         # Both workers full: the next viewer is refused, once.
-        late = Viewer(h, APP1, "v6", "alice", room=ROOM)
+        late = Viewer(h, APP1, "late", "alice", room=ROOM)
         ex = await late.post_raw(await late.offer())
         assert ex.status == 503 and ex.headers.get("Retry-After") == "5", (ex.status, ex.body)
         assert metric(h, "hearth_media_refused_full_total") == 1
         await late.close()
 
+        # Bob mutes his camera: his viewers on both workers stop; he unmutes and they all
+        # resume (at a keyframe the mirror asks the home for).
+        bobs = [viewers["b1"], viewers["b2"], viewers["b3"]]
+        await bob.send({"type": "mute", "source": "camera", "muted": True})
+        await stopped(bobs, "after bob muted his camera")
+        await flowing(viewers["a2"])
+        await bob.send({"type": "mute", "source": "camera", "muted": False})
+        for v in bobs:
+            await flowing(v, timeout=10)
+            await sees(v, BLUE, "bob's picture after he unmuted")
+
         # An operator removes a viewer the other worker holds: it stops, the rest go on.
-        kicked = viewers[3]
+        kicked = viewers["a2"]
         await asyncio.to_thread(sdk_client(h).call_json, "RemoveUser",
                                 {"SdkAppId": APP1, "RoomId": ROOM, "UserIds": [kicked.user]})
-        await wait_stats(h, lambda s: s["users"] == 5, 5, "the kicked viewer gone from the room")
-        await asyncio.sleep(1.0)
-        n = kicked.counts.video
-        await asyncio.sleep(1.0)
-        assert kicked.counts.video <= n + 1, "the kicked viewer still receives video"
+        await wait_stats(h, lambda s: s["users"] == 7, 5, "the kicked viewer gone from the room")
+        await stopped([kicked], "after RemoveUser")
         assert await kicked.delete() == 404
-        for v in viewers[:3] + viewers[4:]:
-            n = v.counts.video
-            await wait_for(lambda: v.counts.video > n + 10, 5, f"{v.where()} to go on")
+        for name in ["a1", "b1", "b2", "a3", "b3"]:
+            await flowing(viewers[name])
 
         # A viewer leaving the other worker leaves the room at its home.
-        assert await viewers[4].delete() == 200
-        await wait_stats(h, lambda s: s["users"] == 4, 5, "the leaving viewer gone from the room")
+        assert await viewers["b3"].delete() == 200
+        await wait_stats(h, lambda s: s["users"] == 6, 5, "the leaving viewer gone from the room")
 
-        # The publisher comes back with another picture: viewers on both workers follow.
+        # Alice comes back with another picture: her viewers on both workers follow.
         assert await alice.delete() == 200
         await alice.close()
-        alice = await Publisher(h, APP1, "alice", room=ROOM, rgb=BLUE).start()
-        for v in (viewers[0], viewers[2]):
-            await sees(v, BLUE, "alice's blue picture after she republished")
+        alice = await Publisher(h, APP1, "alice", room=ROOM, rgb=GREEN).start()
+        for name in ["a1", "a3"]:
+            await sees(viewers[name], GREEN, "alice's green picture after she republished")
 
         # Everyone leaves: nothing is left on either worker.
-        for v in (viewers[0], viewers[1], viewers[2]):
-            assert await v.delete() == 200
+        for name in ["a1", "b1", "b2", "a3"]:
+            assert await viewers[name].delete() == 200
         assert await alice.delete() == 200
+        await bob.close()
         await wait_stats(h, lambda s: s["rooms"] == 0 and s["peers"] == 0 and s["users"] == 0, 5,
                          "both workers empty")
-        for v in viewers:
+        for v in viewers.values():
             await v.close()
         await alice.close()
 

@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 /// Batches of packets queued towards one worker before more are dropped (and counted).
 const RELAY_QUEUE: usize = 1024;
 
+/// How long a home remembers a viewer that left before its attach arrived.
+const GONE_EARLY_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Ids a worker hands out carry its index in these high bits, so an id names its worker.
 const ID_SHIFT: u32 = 40;
 
@@ -215,11 +218,13 @@ impl Worker {
                 tracks,
             } => self.mirror_tracks(slot, publisher, owner, tracks),
             Ctl::Remove { viewer, reason } => self.remove_peer(viewer, reason),
-            Ctl::Gone { viewer, reason } => {
-                if let Some(slot) = self.remote_rooms.remove(&viewer) {
-                    self.drop_remote(slot, viewer, reason);
+            Ctl::Gone { viewer, reason } => match self.remote_rooms.remove(&viewer) {
+                Some(slot) => self.drop_remote(slot, viewer, reason),
+                // Gone before its attach came: the attach is refused.
+                None => {
+                    self.gone_early.insert(viewer, std::time::Instant::now());
                 }
-            }
+            },
             Ctl::Keyframe { track, layer } => self.ask_keyframe(KeyframeAsk {
                 publisher: self.tracks.get(&track).map_or(ParticipantId(0), |t| t.peer),
                 track,
@@ -313,6 +318,9 @@ impl Worker {
         let slot = of.slot;
         if !self.rooms.contains_key(&slot) {
             return Err(SfuError::RoomNotFound);
+        }
+        if self.gone_early.remove(&viewer).is_some() {
+            return Err(SfuError::SessionNotFound);
         }
         let remote = RemoteViewer {
             user: req.user.clone(),
@@ -441,6 +449,12 @@ impl Worker {
         }
         self.end_subscriptions(ended);
         self.bind_viewers_of(slot, &publisher);
+    }
+
+    /// Home: forgets early departures whose attach never came.
+    pub(crate) fn expire_gone_early(&mut self, now: std::time::Instant) {
+        self.gone_early
+            .retain(|_, at| now.saturating_duration_since(*at) < GONE_EARLY_MEMORY);
     }
 
     /// Mirror: a viewer's session closed; its home hears it (and ignores it when it removed

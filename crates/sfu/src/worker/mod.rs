@@ -92,6 +92,8 @@ pub(crate) struct Worker {
     links: Links,
     /// Home: the room of each viewer another worker holds.
     pub remote_rooms: FxHashMap<ParticipantId, RoomSlot>,
+    /// Home: viewers another worker said were gone before their attach arrived.
+    pub gone_early: FxHashMap<ParticipantId, Instant>,
 }
 
 impl Worker {
@@ -129,17 +131,14 @@ impl Worker {
             reads: Some(Box::default()),
             links,
             remote_rooms: FxHashMap::default(),
+            gone_early: FxHashMap::default(),
         })
     }
 
     /// Sessions held: WHIP and WHEP sessions, and protocol clients (whose one or two
     /// connections count as one).
     fn sessions(&self) -> usize {
-        let own = self
-            .peers
-            .values()
-            .filter(|p| p.key != peer::SessionKey::Client)
-            .count();
+        let own = self.peers.values().filter(|p| p.client.is_none()).count();
         own + self.clients.len()
     }
 
@@ -541,6 +540,7 @@ impl Worker {
             self.remove_peer(pid, crate::events::ExitReason::Timeout);
         }
         self.expire_detached(now);
+        self.expire_gone_early(now);
         self.sample_quality(now);
         // Drop heap entries of peers that are gone, so the heap tracks live peers only.
         if self.timers.len() > 4 * self.peers.len() + 64 {
