@@ -10,6 +10,8 @@ use std::collections::HashMap;
 pub struct Tenants {
     apps: HashMap<SdkAppId, AppRecord>,
     credentials: HashMap<String, CredentialRecord>,
+    /// TC3 signing keys derived from these credentials.
+    pub signing_keys: crate::signature::tc3::SigningKeys,
 }
 
 impl Tenants {
@@ -20,6 +22,7 @@ impl Tenants {
                 .into_iter()
                 .map(|c| (c.secret_id.clone(), c))
                 .collect(),
+            signing_keys: Default::default(),
         }
     }
 

@@ -192,6 +192,9 @@ fn authenticate_tc3(
     };
     let method = if is_get { "GET" } else { "POST" };
     let query = if is_get { r.query } else { "" };
+    let scope = format!("{}/{}/{}", a.secret_id, a.date, a.service);
+    let kept = tenants.signing_keys.get(&scope);
+    let key = kept.unwrap_or_else(|| tc3::signing_key(&cred.secret_key, &a.date, &a.service));
     let verify = |headers: &[(String, String)]| {
         let canonical = tc3::canonical_request(&tc3::CanonicalInput {
             method,
@@ -200,11 +203,14 @@ fn authenticate_tc3(
             payload_hash: &payload_hash,
         });
         let sts = tc3::string_to_sign(&timestamp.to_string(), &a.date, &a.service, &canonical);
-        let expected = tc3::sign(&cred.secret_key, &a.date, &a.service, &sts);
+        let expected = tc3::sign_with(&key, &sts);
         same(expected.as_bytes(), a.signature.as_bytes())
     };
     if !verify(&signed) && !verify(&without_host_port(&signed)) {
         return Err(ApiError::SignatureFailure);
+    }
+    if kept.is_none() {
+        tenants.signing_keys.keep(scope, key);
     }
     if !is_get && r.body.len() > MAX_TC3_POST_BYTES {
         return Err(ApiError::RequestSizeLimitExceeded(

@@ -122,25 +122,65 @@ pub fn string_to_sign(timestamp: &str, date: &str, service: &str, canonical: &st
     )
 }
 
-fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
+fn hmac(key: &[u8], msg: &[u8]) -> [u8; 32] {
     let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     m.update(msg);
-    m.finalize().into_bytes().to_vec()
+    m.finalize().into_bytes().into()
 }
 
 /// The signing key of a secret for one date and service.
-pub fn signing_key(secret_key: &str, date: &str, service: &str) -> Vec<u8> {
+pub fn signing_key(secret_key: &str, date: &str, service: &str) -> [u8; 32] {
     let k_date = hmac(format!("TC3{secret_key}").as_bytes(), date.as_bytes());
     let k_service = hmac(&k_date, service.as_bytes());
     hmac(&k_service, b"tc3_request")
 }
 
+/// Lowercase hex signature of a string to sign, with a derived signing key.
+pub fn sign_with(key: &[u8; 32], string_to_sign: &str) -> String {
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
+}
+
 /// Lowercase hex signature of a string to sign.
 pub fn sign(secret_key: &str, date: &str, service: &str, string_to_sign: &str) -> String {
-    hex::encode(hmac(
-        &signing_key(secret_key, date, service),
-        string_to_sign.as_bytes(),
-    ))
+    sign_with(&signing_key(secret_key, date, service), string_to_sign)
+}
+
+/// Signing keys that verified a request, by credential scope (`SecretId/date/service`):
+/// deriving one is three of the four HMACs of a request, and it changes only with the UTC date.
+/// Only keys that verified a signature are kept, so requests with made-up scopes cannot grow
+/// it; past [`MAX_SIGNING_KEYS`] scopes (days of them) it starts over.
+#[derive(Default)]
+pub struct SigningKeys {
+    keys: std::sync::Mutex<std::collections::HashMap<String, [u8; 32]>>,
+}
+
+pub const MAX_SIGNING_KEYS: usize = 1024;
+
+impl SigningKeys {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, [u8; 32]>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, scope: &str) -> Option<[u8; 32]> {
+        self.map().get(scope).copied()
+    }
+
+    /// Keeps a key that verified a request.
+    pub fn keep(&self, scope: String, key: [u8; 32]) {
+        let mut map = self.map();
+        if map.len() >= MAX_SIGNING_KEYS {
+            map.clear();
+        }
+        map.insert(scope, key);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The UTC date (`YYYY-MM-DD`) of a Unix timestamp.
@@ -192,12 +232,12 @@ mod tests {
         assert_eq!(date, "2019-02-25");
         let k_date = hmac(format!("TC3{KEY}").as_bytes(), date.as_bytes());
         assert_eq!(
-            hex::encode(&k_date),
+            hex::encode(k_date),
             "da98fb70dcf6b112dc21038d1eeeb3a95c74b4dcb12c1131f864f6066bd02be0"
         );
         let k_service = hmac(&k_date, b"cvm");
         assert_eq!(
-            hex::encode(&k_service),
+            hex::encode(k_service),
             "8d70cbefb03939f929db64d32dc2ba89b1095620119fe3e050e2b18c5bd2752f"
         );
         assert_eq!(
@@ -242,5 +282,28 @@ mod tests {
                 "{h}"
             );
         }
+    }
+
+    #[test]
+    fn signing_keys_are_kept_by_scope_and_bounded() {
+        let keys = SigningKeys::default();
+        let k = signing_key(KEY, "2019-02-25", "cvm");
+        assert_eq!(keys.get("id/2019-02-25/cvm"), None);
+        keys.keep("id/2019-02-25/cvm".into(), k);
+        assert_eq!(keys.get("id/2019-02-25/cvm"), Some(k));
+        assert_eq!(
+            keys.get("id/2019-02-26/cvm"),
+            None,
+            "another date is another key"
+        );
+        for i in 0..MAX_SIGNING_KEYS + 5 {
+            keys.keep(format!("id/{i}/cvm"), k);
+        }
+        assert!(keys.len() <= MAX_SIGNING_KEYS);
+        assert_eq!(
+            sign_with(&k, "abc"),
+            sign(KEY, "2019-02-25", "cvm", "abc"),
+            "a kept key signs as a derived one"
+        );
     }
 }
