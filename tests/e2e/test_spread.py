@@ -135,3 +135,69 @@ def test_a_room_spread_over_two_workers_delivers_every_stream_to_every_viewer(sp
         await alice.close()
 
     run(body())
+
+
+def test_an_audience_past_the_home_worker_is_spread_and_hears_the_room(spread):
+    """Protocol clients of the audience past a full home go to the other worker: they get the
+    roster, the anchors' media and later anchors (notices and offers cross from the home);
+    RemoveUser reaches them; an anchor is not spread (it is refused), and an audience member
+    on the other worker cannot become an anchor there."""
+    h = spread
+    room = ROOM + 1
+
+    async def body():
+        alice = WsClient(h, APP1, "alice", room=room)
+        await alice.connect()
+        await alice.publish(RED)
+        home_audience = [WsClient(h, APP1, f"h{i}", room=room, role="audience") for i in range(3)]
+        for c in home_audience:
+            await c.connect()
+        # The home holds four sessions now; two more audience members go to the other worker.
+        spread_audience = [WsClient(h, APP1, f"m{i}", room=room, role="audience") for i in range(2)]
+        for c in spread_audience:
+            entered = await c.connect()
+            assert [u["userid"] for u in entered["roster"]] == ["alice"], entered
+            assert c.session.split(".")[0] != home_audience[0].session.split(".")[0], \
+                (c.session, home_audience[0].session)
+        for c in home_audience + spread_audience:
+            await c.wait_media("alice")
+        assert media_stats(h)["users"] == 6
+        # An anchor is not spread: the full home refuses it.
+        bob = WsClient(h, APP1, "bob", room=room)
+        with pytest.raises(AssertionError) as refused:
+            await bob.connect()
+        assert "'code': 503" in str(refused.value), refused.value
+
+        # On the other worker an audience member cannot switch to anchor.
+        m0 = spread_audience[0]
+        await m0.send({"type": "role", "role": "anchor"})
+        await wait_for(lambda: any(e["code"] == 403 for e in m0.errors), 5,
+                       f"403 for the switch to anchor (errors: {m0.errors})")
+
+        # A place at home frees up; a new anchor there is announced to and received by the
+        # audience on the other worker.
+        await home_audience[0].close()
+        await wait_stats(h, lambda s: s["users"] == 5, 5, "h0 gone")
+        bob = WsClient(h, APP1, "bob", room=room)
+        await bob.connect()
+        await bob.publish(BLUE)
+        await wait_for(lambda: any(m["type"] == "user_entered" and m["user"]["userid"] == "bob"
+                                   for m in m0.messages), 10, "m0 told bob entered")
+        await m0.wait_media("bob")
+
+        # RemoveUser reaches a client on the other worker.
+        m1 = spread_audience[1]
+        await asyncio.to_thread(sdk_client(h).call_json, "RemoveUser",
+                                {"SdkAppId": APP1, "RoomId": room, "UserIds": [m1.user]})
+        await wait_for(lambda: any(m["type"] == "notice" and m["reason"] == "kicked" for m in m1.messages),
+                       5, "m1 told it was kicked")
+        await asyncio.wait_for(m1.closed.wait(), 5)
+        await wait_stats(h, lambda s: s["users"] == 5, 5, "m1 gone from the room")
+
+        for c in [m0, *home_audience[1:], bob, alice]:
+            await c.close()
+        await m1.close(exit_first=False)
+        await wait_stats(h, lambda s: s["rooms"] == 0 and s["peers"] == 0 and s["users"] == 0, 5,
+                         "both workers empty")
+
+    run(body())

@@ -152,12 +152,28 @@ pub(crate) enum Command {
         last: bool,
         reply: Reply<Joined>,
     },
-    /// The home worker of a room: a viewer another worker admitted is present in the room, and
-    /// the publisher's packets go to that worker.
+    /// The home worker of a room: what a protocol client placed on another worker needs.
+    DescribeRoom {
+        app: SdkAppId,
+        room: RoomKey,
+        reply: Reply<crate::worker::MirrorOf>,
+    },
+    /// A protocol client of the audience on a worker that mirrors the room of another.
+    EnterMirrored {
+        req: JoinRequest,
+        autosubscribe: bool,
+        notify: tokio::sync::mpsc::Sender<crate::client::ClientNotice>,
+        of: crate::worker::MirrorOf,
+        last: bool,
+        reply: Reply<crate::client::ClientEntered>,
+    },
+    /// The home worker of a room: a session another worker admitted (a WHEP viewer of
+    /// `publisher`, or a protocol client when `None`) is present in the room, and the packets
+    /// it receives go to that worker.
     Attach {
         req: JoinRequest,
         viewer: ParticipantId,
-        publisher: UserId,
+        publisher: Option<UserId>,
         stream: StreamKind,
         of: crate::worker::MirrorOf,
         reply: Reply<()>,
@@ -203,6 +219,8 @@ pub(crate) enum ClientCommand {
         role: crate::client::Role,
         autosubscribe: bool,
         notify: tokio::sync::mpsc::Sender<crate::client::ClientNotice>,
+        /// Another worker is tried when this one is full: a refusal here is not counted.
+        spill: bool,
         reply: Reply<crate::client::ClientEntered>,
     },
     Attach {

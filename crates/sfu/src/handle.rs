@@ -169,10 +169,7 @@ impl SfuHandle {
                 reply,
             })
             .await;
-        let Err(SfuError::Full(_)) = first else {
-            return first;
-        };
-        if !spill {
+        if !spill || !matches!(first, Err(SfuError::Full(_))) {
             return first;
         }
         let of = self
@@ -185,8 +182,7 @@ impl SfuHandle {
             })
             .await?;
         let mut refused = first;
-        for k in 1..n {
-            let w = (home + k) % n;
+        for (w, last) in self.after(home) {
             let joined = self
                 .ask(w, |reply| Command::PlayMirrored {
                     req: req.clone(),
@@ -194,7 +190,7 @@ impl SfuHandle {
                     stream,
                     offer: offer.clone(),
                     of: of.clone(),
-                    last: k + 1 == n,
+                    last,
                     reply,
                 })
                 .await;
@@ -205,23 +201,44 @@ impl SfuHandle {
                 }
                 other => other?,
             };
-            let attached = self
-                .ask(home, |reply| Command::Attach {
-                    req: req.clone(),
-                    viewer: joined.session.peer,
-                    publisher: publisher.clone(),
-                    stream,
-                    of: of.clone(),
-                    reply,
-                })
-                .await;
-            if let Err(e) = attached {
+            let viewer = Some(publisher.clone());
+            if let Err(e) = self
+                .attach(home, &req, &joined.session, viewer, stream, &of)
+                .await
+            {
                 let _ = self.leave(joined.session).await;
                 return Err(e);
             }
             return Ok(joined);
         }
         refused
+    }
+
+    /// The workers to try after a full home, in order, each with whether it is the last.
+    fn after(&self, home: usize) -> impl Iterator<Item = (usize, bool)> {
+        let n = self.inner.workers.len();
+        (1..n).map(move |k| ((home + k) % n, k + 1 == n))
+    }
+
+    /// Tells a room's home about a session another worker admitted.
+    async fn attach(
+        &self,
+        home: usize,
+        req: &JoinRequest,
+        session: &SessionRef,
+        publisher: Option<UserId>,
+        stream: StreamKind,
+        of: &crate::worker::MirrorOf,
+    ) -> Result<(), SfuError> {
+        self.ask(home, |reply| Command::Attach {
+            req: req.clone(),
+            viewer: session.peer,
+            publisher,
+            stream,
+            of: of.clone(),
+            reply,
+        })
+        .await
     }
 
     pub async fn leave(&self, session: SessionRef) -> Result<(), SfuError> {
@@ -282,7 +299,9 @@ impl SfuHandle {
             .await
     }
 
-    /// Enters a multi-party client; notices for it arrive on `notify`.
+    /// Enters a multi-party client; notices for it arrive on `notify`. When the room's home
+    /// worker is full, a member of the audience of a room that exists is placed on another
+    /// worker that mirrors the room (anchors publish, so they need the home).
     pub async fn client_enter(
         &self,
         req: JoinRequest,
@@ -290,17 +309,65 @@ impl SfuHandle {
         autosubscribe: bool,
         notify: mpsc::Sender<ClientNotice>,
     ) -> Result<ClientEntered, SfuError> {
-        let w = self.worker_of(req.app, &req.room);
-        self.ask(w, |reply| {
-            Command::Client(ClientCommand::Enter {
-                req,
-                role,
-                autosubscribe,
-                notify,
+        let home = self.worker_of(req.app, &req.room);
+        let n = self.inner.workers.len();
+        let spill = n > 1 && role == Role::Audience;
+        let first = self
+            .ask(home, |reply| {
+                Command::Client(ClientCommand::Enter {
+                    req: req.clone(),
+                    role,
+                    autosubscribe,
+                    notify: notify.clone(),
+                    spill,
+                    reply,
+                })
+            })
+            .await;
+        if !spill || !matches!(first, Err(SfuError::Full(_))) {
+            return first;
+        }
+        let of = match self
+            .ask(home, |reply| Command::DescribeRoom {
+                app: req.app,
+                room: req.room.clone(),
                 reply,
             })
-        })
-        .await
+            .await
+        {
+            Ok(of) => of,
+            // No room to mirror (the home is full of others): the refusal stands.
+            Err(_) => return first,
+        };
+        let mut refused = first;
+        for (w, last) in self.after(home) {
+            let entered = self
+                .ask(w, |reply| Command::EnterMirrored {
+                    req: req.clone(),
+                    autosubscribe,
+                    notify: notify.clone(),
+                    of: of.clone(),
+                    last,
+                    reply,
+                })
+                .await;
+            let entered = match entered {
+                Err(e @ SfuError::Full(_)) => {
+                    refused = Err(e);
+                    continue;
+                }
+                other => other?,
+            };
+            let attached = self
+                .attach(home, &req, &entered.session, None, StreamKind::Main, &of)
+                .await;
+            if let Err(e) = attached {
+                let _ = self.client_exit(entered.session).await;
+                return Err(e);
+            }
+            return Ok(entered);
+        }
+        refused
     }
 
     /// Re-attaches a client whose socket dropped (within the resume window).

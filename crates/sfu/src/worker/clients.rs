@@ -75,9 +75,11 @@ impl Worker {
                 role,
                 autosubscribe,
                 notify,
+                spill,
                 reply,
             } => {
-                let _ = reply.send(self.client_enter(req, role, autosubscribe, notify));
+                let r = self.client_enter(req, role, autosubscribe, notify, !spill);
+                let _ = reply.send(r);
             }
             C::Attach {
                 session,
@@ -187,8 +189,11 @@ impl Worker {
         role: Role,
         autosubscribe: bool,
         notify: mpsc::Sender<ClientNotice>,
+        final_say: bool,
     ) -> Result<ClientEntered, SfuError> {
-        self.check_capacity(true)?;
+        // Without the room here no other worker can mirror it: a refusal is final.
+        let final_say = final_say || self.find_room(req.app, &req.room).is_none();
+        self.check_capacity(final_say)?;
         let cid = self.next_participant();
         let slot = self.room_slot(req.app, &req.room, &req.user);
         let token = super::sessions::random(24);
@@ -508,6 +513,15 @@ impl Worker {
 
     pub(crate) fn client_role(&mut self, s: &SessionRef, role: Role) -> Result<(), SfuError> {
         let cid = self.client_of(s)?;
+        let mirrored = self
+            .rooms
+            .get(&self.clients[&cid].slot)
+            .is_some_and(|r| r.mirror.is_some());
+        if mirrored && role == Role::Anchor {
+            return Err(SfuError::Forbidden(
+                "this audience member is on an overflow media worker of the room and cannot become an anchor there; enter the room again as an anchor",
+            ));
+        }
         let c = self.clients.get_mut(&cid).expect("checked");
         c.role = role;
         let (slot, user) = (c.slot, c.user.clone());
@@ -634,14 +648,17 @@ impl Worker {
             .core
             .tracks()
             .filter_map(|(id, t)| {
-                let owner = self.peers.get(&t.owner)?;
-                (owner.user != c.user && Self::wants(c, &owner.user, t.stream)).then(|| {
+                let owner = match &room.mirror {
+                    Some(m) => m.user_of(t.owner)?,
+                    None => &self.peers.get(&t.owner)?.user,
+                };
+                (*owner != c.user && Self::wants(c, owner, t.stream)).then(|| {
                     let kind = if t.kind == CoreKind::Audio {
                         MediaKind::Audio
                     } else {
                         MediaKind::Video
                     };
-                    (id, owner.user.clone(), t.stream, kind)
+                    (id, owner.clone(), t.stream, kind)
                 })
             })
             .collect();
@@ -863,10 +880,19 @@ impl Worker {
         r
     }
 
-    fn roster(&self, slot: RoomSlot, except: Option<&UserId>) -> Vec<RosterUser> {
+    pub(crate) fn roster(&self, slot: RoomSlot, except: Option<&UserId>) -> Vec<RosterUser> {
         let Some(room) = self.rooms.get(&slot) else {
             return Vec::new();
         };
+        if let Some(m) = &room.mirror {
+            // The home's roster, as its notices keep it (ordered by user).
+            return m
+                .roster
+                .values()
+                .filter(|u| Some(&u.user) != except)
+                .cloned()
+                .collect();
+        }
         let mut users: Vec<RosterUser> = room
             .sessions
             .users()
@@ -878,7 +904,7 @@ impl Worker {
         users
     }
 
-    fn send_room(&self, slot: RoomSlot, except: &UserId, notice: &ClientNotice) {
+    pub(crate) fn send_room(&self, slot: RoomSlot, except: &UserId, notice: &ClientNotice) {
         for c in self
             .clients
             .values()
@@ -911,6 +937,7 @@ impl Worker {
             (false, false) => return,
         };
         self.send_room(slot, user, &notice);
+        self.notify_mirrors(slot, user, &notice);
     }
 
     pub(crate) fn emit_for(&mut self, slot: RoomSlot, user: &UserId, kind: EventKind) {

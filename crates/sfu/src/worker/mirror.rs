@@ -10,6 +10,7 @@ use super::peer::SessionKey;
 use super::rooms::{RoomSlot, RoomState};
 use super::sessions::Downlink;
 use super::Worker;
+use crate::client::{ClientEntered, ClientNotice, NoticeReason, Role, RosterUser};
 use crate::command::{JoinRequest, Joined, SfuError};
 use crate::core::{KeyframeAsk, Layer, MediaKind, ParticipantId, StreamKind, TrackId};
 use crate::events::{EventKind, ExitReason};
@@ -44,6 +45,8 @@ pub struct MirrorOf {
     pub(crate) comm_id: CommId,
     /// The publisher sends simulcast: the viewer's downlink is estimated.
     pub(crate) simulcast: bool,
+    /// Who the room's clients see (for a protocol client placed on another worker).
+    pub(crate) roster: Vec<RosterUser>,
 }
 
 /// Worker-to-worker messages other than media.
@@ -68,6 +71,12 @@ pub(crate) enum Ctl {
     },
     /// Mirror to home: ask a track's publisher for a keyframe.
     Keyframe { track: TrackId, layer: Layer },
+    /// Home to mirror: what the room's clients are told of a user (all but `user` hear it).
+    Notice {
+        slot: RoomSlot,
+        user: UserId,
+        notice: ClientNotice,
+    },
 }
 
 /// A worker's ends of the channels to every worker (indexed by worker), and the packets
@@ -115,31 +124,52 @@ pub(crate) struct Mirror {
     pub home: usize,
     /// The home's publishing participant of each user whose tracks are mirrored.
     pub publishers: HashMap<UserId, ParticipantId>,
+    /// Who the room's clients see, as the home last said.
+    pub roster: std::collections::BTreeMap<UserId, RosterUser>,
 }
 
-/// A viewer of a room held by another worker, as its home knows it.
+impl Mirror {
+    /// The user whose publishing participant `owner` is.
+    pub fn user_of(&self, owner: ParticipantId) -> Option<&UserId> {
+        self.publishers
+            .iter()
+            .find(|(_, o)| **o == owner)
+            .map(|(u, _)| u)
+    }
+}
+
+/// A session of a room held by another worker, as its home knows it: a WHEP viewer of one
+/// publisher's stream, or (no publisher) a protocol client of the audience.
 #[derive(Debug, Clone)]
 pub(crate) struct RemoteViewer {
     pub user: UserId,
-    pub publisher: UserId,
+    pub publisher: Option<UserId>,
     pub stream: StreamKind,
 }
 
 impl RemoteViewer {
     fn key(&self) -> SessionKey {
-        SessionKey::Play {
-            publisher: self.publisher.clone(),
-            stream: self.stream,
+        match &self.publisher {
+            Some(p) => SessionKey::Play {
+                publisher: p.clone(),
+                stream: self.stream,
+            },
+            None => SessionKey::Client,
         }
+    }
+
+    /// Whether this session receives what `publisher` publishes (a client may receive anyone).
+    fn receives(&self, publisher: &UserId) -> bool {
+        self.publisher.as_ref().is_none_or(|p| p == publisher)
     }
 }
 
-/// The workers that hold viewers of `publisher` in a room (at its home).
+/// The workers that hold sessions receiving `publisher` in a room (at its home).
 fn viewing(room: &RoomState, publisher: &UserId) -> Vec<usize> {
     let mut to: Vec<usize> = room
         .remote
         .iter()
-        .filter(|(_, v)| v.publisher == *publisher)
+        .filter(|(_, v)| v.receives(publisher))
         .map(|(pid, _)| worker_of_id(pid.0))
         .collect();
     to.sort_unstable();
@@ -217,7 +247,20 @@ impl Worker {
                 owner,
                 tracks,
             } => self.mirror_tracks(slot, publisher, owner, tracks),
-            Ctl::Remove { viewer, reason } => self.remove_peer(viewer, reason),
+            Ctl::Remove { viewer, reason } => {
+                if self.clients.contains_key(&viewer) {
+                    let notice = match reason {
+                        ExitReason::Kicked => Some(NoticeReason::Kicked),
+                        ExitReason::RoomDismissed => Some(NoticeReason::RoomDismissed),
+                        ExitReason::Replaced => Some(NoticeReason::Replaced),
+                        _ => None,
+                    };
+                    self.end_client(viewer, reason, notice);
+                } else {
+                    self.remove_peer(viewer, reason);
+                }
+            }
+            Ctl::Notice { slot, user, notice } => self.mirror_notice(slot, user, notice),
             Ctl::Gone { viewer, reason } => match self.remote_rooms.remove(&viewer) {
                 Some(slot) => self.drop_remote(slot, viewer, reason),
                 // Gone before its attach came: the attach is refused.
@@ -246,6 +289,22 @@ impl Worker {
             slot,
             comm_id: self.rooms[&slot].comm_id.clone(),
             simulcast,
+            roster: Vec::new(),
+        })
+    }
+
+    /// Home: what a protocol client placed on another worker needs: the room and its roster.
+    pub(crate) fn describe_room(
+        &self,
+        app: hearth_types::SdkAppId,
+        room: &hearth_types::RoomKey,
+    ) -> Result<MirrorOf, SfuError> {
+        let slot = self.find_room(app, room).ok_or(SfuError::RoomNotFound)?;
+        Ok(MirrorOf {
+            slot,
+            comm_id: self.rooms[&slot].comm_id.clone(),
+            simulcast: true,
+            roster: self.roster(slot, None),
         })
     }
 
@@ -259,22 +318,7 @@ impl Worker {
         of: MirrorOf,
         last: bool,
     ) -> Result<Joined, SfuError> {
-        let key = (req.app, req.room.clone());
-        if let Some(old) = self.room_index.get(&key).copied() {
-            if old != of.slot {
-                // A mirror of a call that ended at home while its removals are on the way.
-                self.end_mirror(old);
-            }
-        }
-        if !self.rooms.contains_key(&of.slot) {
-            self.room_index.insert(key.clone(), of.slot);
-            let mut state = RoomState::new(req.app, req.room.clone(), of.comm_id.clone());
-            state.mirror = Some(Mirror {
-                home: worker_of_id(of.slot.0),
-                publishers: HashMap::new(),
-            });
-            self.rooms.insert(of.slot, state);
-        }
+        self.mirror_room(&req, &of);
         let downlink = if of.simulcast {
             Downlink::Estimated
         } else {
@@ -288,11 +332,112 @@ impl Worker {
             downlink,
             last,
         );
-        if joined.is_err() && self.rooms[&of.slot].sessions.users().next().is_none() {
-            self.rooms.remove(&of.slot);
-            self.room_index.remove(&key);
+        if joined.is_err() {
+            self.drop_empty_mirror(&of);
         }
         joined
+    }
+
+    /// Mirror: the room of `of`, made if needed, with the roster it brings.
+    fn mirror_room(&mut self, req: &JoinRequest, of: &MirrorOf) {
+        let key = (req.app, req.room.clone());
+        if let Some(old) = self.room_index.get(&key).copied() {
+            if old != of.slot {
+                // A mirror of a call that ended at home while its removals are on the way.
+                self.end_mirror(old);
+            }
+        }
+        if !self.rooms.contains_key(&of.slot) {
+            self.room_index.insert(key, of.slot);
+            let mut state = RoomState::new(req.app, req.room.clone(), of.comm_id.clone());
+            state.mirror = Some(Mirror {
+                home: worker_of_id(of.slot.0),
+                publishers: HashMap::new(),
+                roster: Default::default(),
+            });
+            self.rooms.insert(of.slot, state);
+        }
+        if !of.roster.is_empty() {
+            if let Some(m) = self.rooms.get_mut(&of.slot).and_then(|r| r.mirror.as_mut()) {
+                m.roster = of
+                    .roster
+                    .iter()
+                    .map(|u| (u.user.clone(), u.clone()))
+                    .collect();
+            }
+        }
+    }
+
+    /// Mirror: removes a mirror that a refused join left without sessions.
+    fn drop_empty_mirror(&mut self, of: &MirrorOf) {
+        let empty = self
+            .rooms
+            .get(&of.slot)
+            .is_some_and(|r| r.mirror.is_some() && r.sessions.users().next().is_none());
+        if empty {
+            if let Some(r) = self.rooms.remove(&of.slot) {
+                self.room_index.remove(&(r.app, r.room));
+            }
+        }
+    }
+
+    /// Mirror: a protocol client of the audience, in a room whose home is another worker.
+    pub(crate) fn enter_mirrored(
+        &mut self,
+        req: JoinRequest,
+        autosubscribe: bool,
+        notify: mpsc::Sender<ClientNotice>,
+        of: MirrorOf,
+        last: bool,
+    ) -> Result<ClientEntered, SfuError> {
+        self.mirror_room(&req, &of);
+        let entered = self.client_enter(req, Role::Audience, autosubscribe, notify, last);
+        if entered.is_err() {
+            self.drop_empty_mirror(&of);
+        }
+        entered
+    }
+
+    /// Mirror: a notice of the home for the clients here; the roster copy follows it.
+    fn mirror_notice(&mut self, slot: RoomSlot, user: UserId, notice: ClientNotice) {
+        let Some(m) = self.rooms.get_mut(&slot).and_then(|r| r.mirror.as_mut()) else {
+            return;
+        };
+        match &notice {
+            ClientNotice::UserEntered(r) | ClientNotice::UserUpdated(r) => {
+                m.roster.insert(r.user.clone(), r.clone());
+            }
+            ClientNotice::UserExited(u) => {
+                m.roster.remove(u);
+            }
+            _ => {}
+        }
+        self.send_room(slot, &user, &notice);
+    }
+
+    /// Home: what the room's clients are told goes to the workers with clients of the room.
+    pub(crate) fn notify_mirrors(&self, slot: RoomSlot, user: &UserId, notice: &ClientNotice) {
+        let Some(room) = self.rooms.get(&slot) else {
+            return;
+        };
+        let mut to: Vec<usize> = room
+            .remote
+            .iter()
+            .filter(|(_, v)| v.publisher.is_none())
+            .map(|(pid, _)| worker_of_id(pid.0))
+            .collect();
+        to.sort_unstable();
+        to.dedup();
+        for w in to {
+            self.send_ctl(
+                w,
+                Ctl::Notice {
+                    slot,
+                    user: user.clone(),
+                    notice: notice.clone(),
+                },
+            );
+        }
     }
 
     /// Removes every viewer of a mirror (and with the last, the mirror).
@@ -311,7 +456,7 @@ impl Worker {
         &mut self,
         req: JoinRequest,
         viewer: ParticipantId,
-        publisher: UserId,
+        publisher: Option<UserId>,
         stream: StreamKind,
         of: &MirrorOf,
     ) -> Result<(), SfuError> {
@@ -339,9 +484,21 @@ impl Worker {
         }
         self.remote_rooms.insert(viewer, slot);
         if let Some(old) = self.add_session(slot, &req.user, key, viewer, entered) {
-            self.remove_peer(old, ExitReason::Replaced);
+            if self.clients.contains_key(&old) {
+                self.end_client(old, ExitReason::Replaced, Some(NoticeReason::Replaced));
+            } else {
+                self.remove_peer(old, ExitReason::Replaced);
+            }
         }
-        self.sync_mirrors(slot, &publisher);
+        match publisher {
+            Some(p) => self.sync_mirrors(slot, &p),
+            // A client may receive every publisher of the room.
+            None => {
+                for user in self.publishing_users(slot) {
+                    self.sync_mirrors(slot, &user);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -364,7 +521,28 @@ impl Worker {
         };
         let exited = EventKind::Exited { reason };
         self.drop_session(slot, &v.user, &v.key(), viewer, exited);
-        self.sync_mirrors(slot, &v.publisher);
+        let publishers = match v.publisher {
+            Some(p) => vec![p],
+            None => self.publishing_users(slot),
+        };
+        for p in publishers {
+            self.sync_mirrors(slot, &p);
+        }
+    }
+
+    /// Home: the users that publish a track in a room.
+    fn publishing_users(&self, slot: RoomSlot) -> Vec<UserId> {
+        let Some(room) = self.rooms.get(&slot) else {
+            return Vec::new();
+        };
+        let mut users: Vec<UserId> = room
+            .core
+            .tracks()
+            .filter_map(|(_, t)| self.peers.get(&t.owner).map(|p| p.user.clone()))
+            .collect();
+        users.sort();
+        users.dedup();
+        users
     }
 
     /// Home: tells the workers with viewers of `publisher` what it publishes now, and sets
@@ -449,6 +627,7 @@ impl Worker {
         }
         self.end_subscriptions(ended);
         self.bind_viewers_of(slot, &publisher);
+        self.renegotiate_room(slot);
     }
 
     /// Home: forgets early departures whose attach never came.

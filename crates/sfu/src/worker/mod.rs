@@ -278,6 +278,19 @@ impl Worker {
                 let r = self.play_mirrored(req, publisher, stream, &offer, of, last);
                 let _ = reply.send(r);
             }
+            Command::DescribeRoom { app, room, reply } => {
+                let _ = reply.send(self.describe_room(app, &room));
+            }
+            Command::EnterMirrored {
+                req,
+                autosubscribe,
+                notify,
+                of,
+                last,
+                reply,
+            } => {
+                let _ = reply.send(self.enter_mirrored(req, autosubscribe, notify, of, last));
+            }
             Command::Attach {
                 req,
                 viewer,

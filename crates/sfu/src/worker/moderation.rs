@@ -55,7 +55,7 @@ impl Worker {
                 continue;
             }
             for (key, pid) in sessions {
-                if key == SessionKey::Client {
+                if key == SessionKey::Client && self.clients.contains_key(&pid) {
                     self.end_client(pid, ExitReason::Kicked, Some(NoticeReason::Kicked));
                 } else {
                     self.remove_peer(pid, ExitReason::Kicked);

@@ -94,13 +94,18 @@ impl Worker {
                 if track.stream != StreamKind::Main {
                     continue;
                 }
-                let Some(owner) = self.peers.get(&track.owner) else {
+                // The publisher's user: its peer here, or (a mirror) as the home said.
+                let owner = match &room.mirror {
+                    Some(m) => m.user_of(track.owner),
+                    None => self.peers.get(&track.owner).map(|o| &o.user),
+                };
+                let Some(owner) = owner else {
                     continue;
                 };
                 let audio = track.kind == CoreKind::Audio;
                 let line = Line {
                     pid,
-                    peer: owner.user.as_str(),
+                    peer: owner.as_str(),
                     audio,
                     flow,
                     loss: p.loss.get(&mid).copied(),
