@@ -153,14 +153,19 @@ def test_an_audience_past_the_home_worker_is_spread_and_hears_the_room(spread):
         for c in home_audience:
             await c.connect()
         # The home holds four sessions now; two more audience members go to the other worker.
-        spread_audience = [WsClient(h, APP1, f"m{i}", room=room, role="audience") for i in range(2)]
+        # (m1 subscribes by hand: the mirror knows alice publishes.)
+        spread_audience = [WsClient(h, APP1, "m0", room=room, role="audience"),
+                           WsClient(h, APP1, "m1", room=room, role="audience", autosubscribe=False)]
         for c in spread_audience:
             entered = await c.connect()
             assert [u["userid"] for u in entered["roster"]] == ["alice"], entered
             assert c.session.split(".")[0] != home_audience[0].session.split(".")[0], \
                 (c.session, home_audience[0].session)
-        for c in home_audience + spread_audience:
+        for c in home_audience + spread_audience[:1]:
             await c.wait_media("alice")
+        # Alice's tracks exist now (publishing returns before her media connects).
+        await spread_audience[1].send({"type": "subscribe", "userid": "alice", "stream": "main"})
+        await spread_audience[1].wait_media("alice")
         assert media_stats(h)["users"] == 6
         # An anchor is not spread: the full home refuses it.
         bob = WsClient(h, APP1, "bob", room=room)

@@ -404,7 +404,7 @@ impl Worker {
         if on {
             let exists = self.rooms.get(&slot).is_some_and(|r| {
                 r.core.tracks().any(|(_, t)| {
-                    t.stream == stream && self.peers.get(&t.owner).is_some_and(|p| p.user == user)
+                    t.stream == stream && self.owner_user(slot, t.owner) == Some(&user)
                 })
             });
             if !exists {
@@ -648,10 +648,7 @@ impl Worker {
             .core
             .tracks()
             .filter_map(|(id, t)| {
-                let owner = match &room.mirror {
-                    Some(m) => m.user_of(t.owner)?,
-                    None => &self.peers.get(&t.owner)?.user,
-                };
+                let owner = self.owner_user(slot, t.owner)?;
                 (*owner != c.user && Self::wants(c, owner, t.stream)).then(|| {
                     let kind = if t.kind == CoreKind::Audio {
                         MediaKind::Audio

@@ -447,7 +447,11 @@ impl Worker {
         };
         let pids: Vec<ParticipantId> = state.sessions.all_sessions().map(|(_, p)| p).collect();
         for pid in pids {
-            self.remove_peer(pid, ExitReason::Replaced);
+            if self.clients.contains_key(&pid) {
+                self.end_client(pid, ExitReason::Replaced, Some(NoticeReason::Replaced));
+            } else {
+                self.remove_peer(pid, ExitReason::Replaced);
+            }
         }
     }
 

@@ -94,12 +94,7 @@ impl Worker {
                 if track.stream != StreamKind::Main {
                     continue;
                 }
-                // The publisher's user: its peer here, or (a mirror) as the home said.
-                let owner = match &room.mirror {
-                    Some(m) => m.user_of(track.owner),
-                    None => self.peers.get(&track.owner).map(|o| &o.user),
-                };
-                let Some(owner) = owner else {
+                let Some(owner) = self.owner_user(slot, track.owner) else {
                     continue;
                 };
                 let audio = track.kind == CoreKind::Audio;

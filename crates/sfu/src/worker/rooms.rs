@@ -107,6 +107,15 @@ impl Worker {
         slot
     }
 
+    /// The user who publishes through `owner` in a room: its peer here, or in a mirror, as
+    /// the home said.
+    pub(crate) fn owner_user(&self, slot: RoomSlot, owner: ParticipantId) -> Option<&UserId> {
+        match self.rooms.get(&slot).and_then(|r| r.mirror.as_ref()) {
+            Some(m) => m.user_of(owner),
+            None => self.peers.get(&owner).map(|p| &p.user),
+        }
+    }
+
     pub(crate) fn find_room(&self, app: SdkAppId, room: &RoomKey) -> Option<RoomSlot> {
         self.room_index.get(&(app, room.clone())).copied()
     }
