@@ -96,6 +96,10 @@ describe('demo page', () => {
     // Leave: the other page drops the tile.
     await bob.locator('#leave').click();
     await alice.locator('.tile[data-user="bob"]').waitFor({ state: 'detached', timeout: 15_000 });
+    // Bob's own page clears its tiles when its exit completes, which may come after alice saw
+    // him go.
+    await bob.waitForFunction(() => document.querySelectorAll('.tile').length === 0, null, { timeout: 5_000 })
+      .catch(() => {});
     assert.equal(await bob.locator('.tile').count(), 0, 'after leaving, bob sees no tiles');
   }, { timeout: 180_000 });
 });
