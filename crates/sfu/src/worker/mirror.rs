@@ -166,10 +166,15 @@ impl RemoteViewer {
 
 /// The workers that hold sessions receiving `publisher` in a room (at its home).
 fn viewing(room: &RoomState, publisher: &UserId) -> Vec<usize> {
+    holding(room, |v| v.receives(publisher))
+}
+
+/// The workers that hold sessions of a room (at its home) for which `pred` holds.
+fn holding(room: &RoomState, pred: impl Fn(&RemoteViewer) -> bool) -> Vec<usize> {
     let mut to: Vec<usize> = room
         .remote
         .iter()
-        .filter(|(_, v)| v.receives(publisher))
+        .filter(|(_, v)| pred(v))
         .map(|(pid, _)| worker_of_id(pid.0))
         .collect();
     to.sort_unstable();
@@ -222,12 +227,12 @@ impl Worker {
         }
     }
 
-    /// A keyframe ask for a track of another worker goes to it; returns false when the track
-    /// is this worker's own.
-    pub(crate) fn ask_home(&self, ask: KeyframeAsk) -> bool {
+    /// A keyframe ask for a track of another worker goes to it (one of this worker's own has
+    /// no publisher here any more, and is dropped).
+    pub(crate) fn ask_home(&self, ask: KeyframeAsk) {
         let home = worker_of_id(ask.track.0);
         if home == self.index {
-            return false;
+            return;
         }
         self.send_ctl(
             home,
@@ -236,7 +241,6 @@ impl Worker {
                 layer: ask.layer,
             },
         );
-        true
     }
 
     pub(crate) fn handle_ctl(&mut self, msg: Ctl) {
@@ -420,15 +424,7 @@ impl Worker {
         let Some(room) = self.rooms.get(&slot) else {
             return;
         };
-        let mut to: Vec<usize> = room
-            .remote
-            .iter()
-            .filter(|(_, v)| v.publisher.is_none())
-            .map(|(pid, _)| worker_of_id(pid.0))
-            .collect();
-        to.sort_unstable();
-        to.dedup();
-        for w in to {
+        for w in holding(room, |v| v.publisher.is_none()) {
             self.send_ctl(
                 w,
                 Ctl::Notice {
