@@ -2,6 +2,7 @@
 //! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples,
 //! placed calls (call records) and tasks, with retention. Only this crate writes SQL; callers see records and queries.
 
+mod quality_body;
 mod records;
 mod sqlite;
 
@@ -71,10 +72,12 @@ pub trait Store: Send + Sync + 'static {
     fn append_events(&self, events: &[EventRecord]) -> StoreResult<()>;
     /// Events of one user in one call within `[start_ms, end_ms]`, by time.
     fn user_events(&self, q: &EventQuery) -> StoreResult<Vec<EventRecord>>;
-    /// Appends quality samples in one transaction (all or none).
+    /// Appends quality samples in one transaction (all or none); readable as soon as it
+    /// returns. Samples without a value (NaN) or outside the years 1970–10,000 are dropped.
     fn append_quality(&self, samples: &[QualitySample]) -> StoreResult<()>;
-    /// Quality samples of a call within `[start, end]`, filtered by users and metrics.
-    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySample>>;
+    /// The series of a call within `[start, end]`, filtered by users and metrics: by user
+    /// (in the order they first sent a sample), then peer and metric.
+    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySeries>>;
 
     // --- tasks (recording, relay, ingest, AI) -------------------------------------------
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()>;

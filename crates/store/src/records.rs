@@ -165,6 +165,16 @@ pub struct QualitySample {
     pub value: f64,
 }
 
+/// One series of a call as read back: one metric of one user (towards `peer`, empty upstream),
+/// its points by time (points of the same second in the order they were recorded).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QualitySeries {
+    pub user_id: UserId,
+    pub peer: String,
+    pub metric: String,
+    pub points: Vec<(UnixSecs, f64)>,
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct QualityQuery {
     pub sdk_app_id: SdkAppId,

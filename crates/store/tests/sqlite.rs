@@ -618,15 +618,19 @@ fn events_and_quality_are_appended_and_filtered() {
             .quality(&q)
             .unwrap()
             .into_iter()
-            .map(|s| (s.user_id.0, s.peer, s.metric, s.value))
+            .flat_map(|s| {
+                s.points
+                    .into_iter()
+                    .map(move |p| (s.user_id.0.clone(), s.peer.clone(), s.metric.clone(), p.1))
+            })
             .collect()
     };
     let s = |u: &str, p: &str, m: &str, v: f64| (u.to_owned(), p.to_owned(), m.to_owned(), v);
     assert_eq!(
         got(q(&[], &[])),
         vec![
-            s("a", "", "rtt", 40.0),
             s("a", "", "loss", 0.5),
+            s("a", "", "rtt", 40.0),
             s("b", "a", "video_fps", 15.0)
         ]
     );

@@ -350,19 +350,22 @@ async fn call_detail(
                 user_ids: users.clone(),
                 metrics,
             };
-            let samples = ctx.store(move |s| s.quality(&q)).await?;
+            let found = ctx.store(move |s| s.quality(&q)).await?;
             let mut series: BTreeMap<(usize, usize, String), Vec<TimeValue>> = BTreeMap::new();
-            for s in samples {
+            for s in found {
                 let (Some(u), Some(m)) = (
                     users.iter().position(|u| *u == s.user_id),
                     METRICS.iter().position(|m| *m == s.metric),
                 ) else {
                     continue;
                 };
-                series.entry((u, m, s.peer)).or_default().push(TimeValue {
-                    time: s.time.0,
-                    value: s.value,
-                });
+                series
+                    .entry((u, m, s.peer))
+                    .or_default()
+                    .extend(s.points.into_iter().map(|(time, value)| TimeValue {
+                        time: time.0,
+                        value,
+                    }));
             }
             series
                 .into_iter()

@@ -118,7 +118,7 @@ pub async fn describe_unusual_event(
             })?;
             let mut out = Vec::new();
             for call in calls.items {
-                let samples = s.quality(&QualityQuery {
+                let found = s.quality(&QualityQuery {
                     sdk_app_id: app,
                     comm_id: call.comm_id.clone(),
                     start,
@@ -128,11 +128,11 @@ pub async fn describe_unusual_event(
                 })?;
                 let mut series: BTreeMap<(String, String, String), Vec<(i64, f64)>> =
                     BTreeMap::new();
-                for q in samples {
+                for q in found {
                     series
                         .entry((q.user_id.0, q.peer, q.metric))
                         .or_default()
-                        .push((q.time.0, q.value));
+                        .extend(q.points.into_iter().map(|(t, v)| (t.0, v)));
                 }
                 for ((user, peer, metric), points) in series {
                     let Some((experience, up, down)) = ids_of(&metric) else {

@@ -103,8 +103,9 @@ pub(super) fn finish_open_calls(
         "UPDATE sessions SET leave_reason = ?2, left_at = min(?1, max(joined_at,
             coalesce((SELECT max(e.time_ms) / 1000 FROM events e
                       WHERE e.comm_id = sessions.comm_id AND e.user_id = sessions.user_id), 0),
-            coalesce((SELECT max(q.time) FROM quality_samples q
-                      WHERE q.comm_id = sessions.comm_id AND q.user_id = sessions.user_id), 0)))
+            coalesce((SELECT k.last_seen FROM quality_keys k
+                      WHERE k.comm_id = sessions.comm_id AND k.user_id = sessions.user_id
+                        AND k.sdk_app_id = sessions.sdk_app_id), 0)))
          WHERE left_at IS NULL",
     )?
     .execute(params![at.0, reason.as_str()])?;

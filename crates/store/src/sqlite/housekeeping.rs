@@ -122,9 +122,7 @@ pub(super) fn purge_calls_chunk(
         counts.events += tx
             .prepare_cached("DELETE FROM events WHERE comm_id = ?2 AND sdk_app_id = ?1")?
             .execute(p)? as u64;
-        counts.quality_samples += tx
-            .prepare_cached("DELETE FROM quality_samples WHERE comm_id = ?2 AND sdk_app_id = ?1")?
-            .execute(p)? as u64;
+        counts.quality_samples += super::quality::purge_call(&tx, *app, comm_id)?;
         counts.sessions += tx
             .prepare_cached("DELETE FROM sessions WHERE comm_id = ?2 AND sdk_app_id = ?1")?
             .execute(p)? as u64;

@@ -7,6 +7,7 @@ mod calls;
 mod codec;
 mod housekeeping;
 mod pool;
+mod quality;
 mod schema;
 mod tasks;
 mod telemetry;
@@ -14,13 +15,15 @@ mod tenants;
 
 use crate::{
     AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord,
-    LeaveReason, NewSession, Page, PurgeCounts, QualityQuery, QualitySample, ScaleDay, SessionId,
-    SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
+    LeaveReason, NewSession, Page, PurgeCounts, QualityQuery, QualitySample, QualitySeries,
+    ScaleDay, SessionId, SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
 use pool::Pool;
+use quality::QualityState;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Read-only connections of a file database.
@@ -29,12 +32,15 @@ const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cached prepared statements per connection (the store uses a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 64;
-/// Calls deleted per purge transaction, so a large purge does not hold the writer for long.
-const PURGE_CHUNK: usize = 256;
+/// Calls deleted per purge transaction, so a large purge does not hold the writer for long
+/// (a 90-minute call of 10 users is about 900 quality blocks).
+const PURGE_CHUNK: usize = 8;
 
 /// The SQLite store. Cheap to share (`Arc`); every method borrows one connection briefly.
 pub struct SqliteStore {
     pool: Pool,
+    /// Taken only while holding the writer.
+    quality: Mutex<QualityState>,
 }
 
 fn configure(conn: &Connection) -> StoreResult<()> {
@@ -65,6 +71,8 @@ impl SqliteStore {
         }
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         schema::migrate(&mut writer)?;
+        let mut quality = QualityState::load(&writer)?;
+        quality::move_legacy_samples(&mut writer, &mut quality)?;
         let readers = (0..READERS)
             .map(|_| {
                 let r = Connection::open_with_flags(
@@ -78,6 +86,7 @@ impl SqliteStore {
         tracing::info!(path = %path.display(), "store opened");
         Ok(SqliteStore {
             pool: Pool::new(writer, readers),
+            quality: Mutex::new(quality),
         })
     }
 
@@ -87,9 +96,17 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory()?;
         configure(&conn)?;
         schema::migrate(&mut conn)?;
+        let mut quality = QualityState::load(&conn)?;
+        quality::move_legacy_samples(&mut conn, &mut quality)?;
         Ok(SqliteStore {
             pool: Pool::new(conn, Vec::new()),
+            quality: Mutex::new(quality),
         })
+    }
+
+    /// The writer's quality state; a panic while it was held left it as of the last commit.
+    fn quality_state(&self) -> MutexGuard<'_, QualityState> {
+        self.quality.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -187,11 +204,13 @@ impl Store for SqliteStore {
     }
 
     fn append_quality(&self, samples: &[QualitySample]) -> StoreResult<()> {
-        self.pool.write(|c| telemetry::append_quality(c, samples))
+        let now = UnixSecs::now();
+        self.pool
+            .write(|c| quality::append(c, &mut self.quality_state(), samples, now))
     }
 
-    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySample>> {
-        self.pool.read(|c| telemetry::quality(c, q))
+    fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySeries>> {
+        self.pool.read(|c| quality::quality(c, q))
     }
 
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()> {
@@ -243,6 +262,12 @@ impl Store for SqliteStore {
                 break;
             }
         }
+        if total.calls > 0 {
+            self.pool.write(|_| {
+                self.quality_state().forget_keys();
+                Ok(())
+            })?;
+        }
         total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
         total.call_logs = self.pool.write(|c| call_logs::purge_call_logs(c, cutoff))?;
         if total != PurgeCounts::default() {
@@ -260,6 +285,9 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        self.pool.write(|c| housekeeping::checkpoint(c))
+        self.pool.write(|c| {
+            quality::fold_all(c, &mut self.quality_state())?;
+            housekeeping::checkpoint(c)
+        })
     }
 }

@@ -119,6 +119,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX call_logs_open ON call_logs (sdk_app_id) WHERE result IS NULL;
     CREATE INDEX call_logs_by_ended ON call_logs (ended_at) WHERE ended_at IS NOT NULL;
     "#,
+    // 4: quality series as compressed blocks per user-minute (`sqlite::quality`). The old
+    // `quality_samples` rows are moved into them at start-up, then that table is dropped.
+    r#"
+    CREATE TABLE quality_keys (
+        key        INTEGER PRIMARY KEY,
+        sdk_app_id INTEGER NOT NULL,
+        comm_id    TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        UNIQUE (comm_id, user_id, sdk_app_id)
+    );
+    CREATE TABLE quality_blocks (
+        id      INTEGER PRIMARY KEY,
+        samples INTEGER NOT NULL,
+        body    BLOB NOT NULL
+    );
+    CREATE TABLE quality_recent (
+        id      INTEGER PRIMARY KEY,
+        key     INTEGER NOT NULL,
+        minute  INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        body    BLOB NOT NULL
+    );
+    CREATE INDEX quality_recent_by_key ON quality_recent (key, minute);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -132,6 +157,11 @@ fn user_version(conn: &Connection) -> StoreResult<i64> {
 /// transaction together with the version bump, so a crash leaves either the old or the new
 /// version, and two processes opening the same file cannot both apply one.
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    migrate_to(conn, CURRENT_VERSION)
+}
+
+/// Brings the database up to `target` (an older schema, for migration tests).
+pub(super) fn migrate_to(conn: &mut Connection, target: i64) -> StoreResult<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version = user_version(&tx)?;
@@ -142,6 +172,7 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         }
         let Some(sql) = usize::try_from(version)
             .ok()
+            .filter(|_| version < target)
             .and_then(|v| MIGRATIONS.get(v))
         else {
             if version < 0 {
