@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use hearth_store::{
     CallRecord, EventQuery, EventRecord, LeaveReason, NewSession, QualityQuery, QualitySample,
-    SessionId, SessionQuery, SqliteStore, Store,
+    QualitySeries, SessionId, SessionQuery, SqliteStore, Store,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId};
 use rand::rngs::StdRng;
@@ -52,13 +52,16 @@ const DOWN: [&str; 7] = [
 ];
 /// DescribeCallDetailInfo's DataType list.
 use hearth_types::QUALITY_METRICS as METRICS;
-/// The SQL of `hearth-store` (crates/store/src/sqlite/{telemetry,calls}.rs), for EXPLAIN only.
-const QUALITY_SQL: &str =
-    "SELECT sdk_app_id, comm_id, user_id, peer, metric, time, value FROM quality_samples
-     WHERE comm_id = ?2 AND time BETWEEN ?3 AND ?4 AND sdk_app_id = ?1
-       AND (?5 OR user_id IN (SELECT value FROM json_each(?6)))
-       AND (?7 OR metric IN (SELECT value FROM json_each(?8)))
-     ORDER BY time, id";
+/// The SQL of `hearth-store` (crates/store/src/sqlite/{quality,telemetry,calls}.rs), for
+/// EXPLAIN only.
+const KEYS_SQL: &str =
+    "SELECT key, user_id FROM quality_keys WHERE comm_id = ?2 AND sdk_app_id = ?1
+             ORDER BY key";
+const BLOCKS_SQL: &str =
+    "SELECT id, body FROM quality_blocks WHERE id BETWEEN ?1 AND ?2 ORDER BY id";
+const RECENT_SQL: &str =
+    "SELECT span, body FROM quality_recent WHERE key = ?1 AND span BETWEEN ?2 AND ?3
+         ORDER BY span, id";
 const EVENTS_SQL: &str =
     "SELECT sdk_app_id, comm_id, user_id, time_ms, event_id, param_one, param_two FROM events
      WHERE comm_id = ?2 AND user_id = ?3 AND time_ms BETWEEN ?4 AND ?5 AND sdk_app_id = ?1
@@ -73,11 +76,12 @@ const SESSIONS_SQL: &str = "SELECT s.id, s.comm_id, s.sdk_app_id, c.room_kind, c
 /// `finish_open_calls`' session update (crates/store/src/sqlite/calls.rs), run at start-up.
 const FINISH_OPEN_SQL: &str =
     "UPDATE sessions SET leave_reason = ?2, left_at = min(?1, max(joined_at,
-    coalesce((SELECT max(e.time_ms) / 1000 FROM events e
-              WHERE e.comm_id = sessions.comm_id AND e.user_id = sessions.user_id), 0),
-    coalesce((SELECT max(q.time) FROM quality_samples q
-              WHERE q.comm_id = sessions.comm_id AND q.user_id = sessions.user_id), 0)))
- WHERE left_at IS NULL";
+            coalesce((SELECT max(e.time_ms) / 1000 FROM events e
+                      WHERE e.comm_id = sessions.comm_id AND e.user_id = sessions.user_id), 0),
+            coalesce((SELECT k.last_seen FROM quality_keys k
+                      WHERE k.comm_id = sessions.comm_id AND k.user_id = sessions.user_id
+                        AND k.sdk_app_id = sessions.sdk_app_id), 0)))
+         WHERE left_at IS NULL";
 
 #[derive(Parser, Debug)]
 #[command(about = "Telemetry store benchmark: writer rows/s, query p50/p99, bytes per user-hour")]
@@ -111,6 +115,16 @@ struct Args {
     target_days: f64,
     #[arg(long, default_value_t = 1000)]
     target_users: usize,
+    /// Days of history written first, at `--history-seconds-between-samples`, so that the
+    /// store holds that many days of calls (the same number of blocks per user-hour as full
+    /// density, smaller ones) before the measured `--days` at full density.
+    #[arg(long, default_value_t = 0.0)]
+    history_days: f64,
+    #[arg(long, default_value_t = 60)]
+    history_seconds_between_samples: i64,
+    /// How sample values are drawn.
+    #[arg(long, value_enum, default_value_t = Values::Level)]
+    values: Values,
     /// Also print one JSON object.
     #[arg(long)]
     json: bool,
@@ -222,6 +236,55 @@ fn ev(comm_id: &CommId, user: &UserId, time_ms: i64, event_id: u32) -> EventReco
     }
 }
 
+/// How sample values are drawn.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Values {
+    /// Each series keeps a level (the stream's bitrate, frame rate) and varies around it by
+    /// what a 2 s window of a live stream varies: bitrates ±10–15 %, frame rate ±1; loss is
+    /// RTCP's fraction lost (k/256, in percent, as the server computes it), 0 nine times in
+    /// ten.
+    Level,
+    /// Every sample independent and uniform over the whole range (the worst case for
+    /// compression).
+    Uniform,
+}
+
+/// A stable level in `[lo, hi)` for one series (`seed` names it).
+fn level(seed: u64, lo: u64, hi: u64) -> u64 {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+    x ^= x >> 29;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 32;
+    lo + x % (hi - lo)
+}
+
+fn sample_value(rng: &mut StdRng, values: Values, metric: &str, seed: u64) -> f64 {
+    match values {
+        Values::Uniform => metric_value(rng, metric),
+        Values::Level => match metric {
+            "aBit" => {
+                let l = level(seed, 24_000, 64_000) as f64;
+                (l * rng.gen_range(0.9..1.1)).round()
+            }
+            "bigvBit" => {
+                let l = level(seed, 300_000, 2_500_000) as f64;
+                (l * rng.gen_range(0.85..1.15)).round()
+            }
+            "aLoss" | "bigvLoss" => {
+                if rng.gen_bool(0.9) {
+                    0.0
+                } else {
+                    f64::from(rng.gen_range(1u8..40)) / 256.0 * 100.0
+                }
+            }
+            "bigvEncFps" | "bigvDecFps" => {
+                (level(seed, 0, 2) as f64 * 6.0 + 24.0 + rng.gen_range(-1.0f64..=1.0)).round()
+            }
+            _ => metric_value(rng, metric),
+        },
+    }
+}
+
 fn metric_value(rng: &mut StdRng, metric: &str) -> f64 {
     match metric {
         "aBit" => rng.gen_range(24_000..64_000) as f64,
@@ -321,12 +384,15 @@ struct Generated {
     writer: Writer,
     wall: Duration,
     calls: Vec<Done>,
+    /// Calls still going on at the end of the run (cut by the crash).
+    open: Vec<Done>,
+    history: Option<History>,
     user_hours: f64,
     full_rows_per_user_hour: f64,
     rooms: usize,
 }
 
-fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Generated> {
+fn generate(store: &SqliteStore, path: &Path, args: &Args, rng: &mut StdRng) -> Result<Generated> {
     let mut rooms = Vec::new();
     let mut left = args.users;
     while left > 0 {
@@ -348,14 +414,31 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
         .sum();
     let full_rows_per_user_hour = full_per_tick as f64 / args.users as f64 * 1800.0;
 
-    let end_of_run = T0 + (args.days * 86_400.0) as i64;
+    let boundary = T0 + (args.history_days * 86_400.0) as i64;
+    let end_of_run = boundary + (args.days * 86_400.0) as i64;
     let step = args.seconds_between_samples.max(1);
+    let history_step = args.history_seconds_between_samples.max(1);
+    let mut history = None;
     let mut w = Writer::default();
     let mut done = Vec::new();
     let began = Instant::now();
     let mut last_report = Instant::now();
     let mut t = T0;
     while t < end_of_run {
+        if t >= boundary && history.is_none() {
+            // History written: measure from here.
+            w.flush_quality(store)?;
+            w.flush_events(store)?;
+            store.flush()?;
+            history = Some(History {
+                samples: w.quality_rows,
+                calls: done.len(),
+                seconds: began.elapsed().as_secs_f64(),
+                bytes: file_len(path),
+            });
+            w = Writer::default();
+            done.clear();
+        }
         for room in rooms.iter_mut() {
             if room.call.as_ref().is_some_and(|c| t >= c.end) {
                 let call = room.call.take().expect("checked");
@@ -382,8 +465,9 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
                     w.event(store, ev(&call.comm_id, u, t * 1000 + 500, id))?;
                     call.next_toggle[i] = t + rng.gen_range(60..600);
                 }
-                for m in UP {
-                    let value = metric_value(rng, m);
+                for (k, m) in UP.iter().enumerate() {
+                    let seed = (call.start as u64) << 20 | (i as u64) << 12 | k as u64;
+                    let value = sample_value(rng, args.values, m, seed);
                     w.sample(
                         store,
                         QualitySample {
@@ -391,7 +475,7 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
                             comm_id: call.comm_id.clone(),
                             user_id: u.clone(),
                             peer: String::new(),
-                            metric: m.to_owned(),
+                            metric: (*m).to_owned(),
                             time: UnixSecs(t),
                             value,
                         },
@@ -404,9 +488,12 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
                     .filter(|(j, _)| *j != i)
                     .take(args.downstream_peers)
                 {
-                    let _ = j;
-                    for m in DOWN {
-                        let value = metric_value(rng, m);
+                    for (k, m) in DOWN.iter().enumerate() {
+                        let seed = (call.start as u64) << 20
+                            | (i as u64) << 12
+                            | (j as u64 + 1) << 4
+                            | k as u64;
+                        let value = sample_value(rng, args.values, m, seed);
                         w.sample(
                             store,
                             QualitySample {
@@ -414,7 +501,7 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
                                 comm_id: call.comm_id.clone(),
                                 user_id: u.clone(),
                                 peer: peer.0.clone(),
-                                metric: m.to_owned(),
+                                metric: (*m).to_owned(),
                                 time: UnixSecs(t),
                                 value,
                             },
@@ -433,29 +520,55 @@ fn generate(store: &SqliteStore, args: &Args, rng: &mut StdRng) -> Result<Genera
                 began.elapsed().as_secs_f64()
             );
         }
-        t += step;
+        t += if t < boundary {
+            history_step.min(boundary - t)
+        } else {
+            step
+        };
     }
+    // The calls going on at the end stay open: the crash start-up below closes them.
+    let mut open = Vec::new();
     for room in rooms.iter_mut() {
         if let Some(call) = room.call.take() {
-            end_call(store, &mut w, room, call, end_of_run, &mut done)?;
+            open.push(Done {
+                comm_id: call.comm_id,
+                start: call.start,
+                end: end_of_run.max(call.start),
+                users: room.users.clone(),
+            });
         }
     }
     w.flush_quality(store)?;
     w.flush_events(store)?;
     let wall = began.elapsed();
+    // Calls begun in the history (and still going at its end) are not queried.
+    let measured = |c: &Done| c.start >= boundary;
     let user_hours = done
         .iter()
-        .map(|c| (c.end - c.start) as f64 * c.users.len() as f64)
+        .chain(&open)
+        .map(|c| (c.end - c.start.max(boundary)).max(0) as f64 * c.users.len() as f64)
         .sum::<f64>()
         / 3600.0;
+    done.retain(measured);
     Ok(Generated {
         writer: w,
         wall,
         calls: done,
+        open,
+        history,
         user_hours,
         full_rows_per_user_hour,
         rooms: rooms.len(),
     })
+}
+
+/// What the history phase wrote.
+struct History {
+    samples: u64,
+    calls: usize,
+    seconds: f64,
+    /// Database bytes after it (checkpointed).
+    bytes: u64,
 }
 
 struct Lat {
@@ -502,6 +615,7 @@ struct Queries {
     sessions_again: Lat,
     quality: Lat,
     detail: Lat,
+    unusual: Lat,
     events: Lat,
 }
 
@@ -511,6 +625,7 @@ fn run_queries(store: &SqliteStore, calls: &[Done], n: usize, rng: &mut StdRng) 
         sessions_again: Lat::new(),
         quality: Lat::new(),
         detail: Lat::new(),
+        unusual: Lat::new(),
         events: Lat::new(),
     };
     let metrics: Vec<String> = METRICS.iter().map(|m| m.to_string()).collect();
@@ -558,9 +673,23 @@ fn run_queries(store: &SqliteStore, calls: &[Done], n: usize, rng: &mut StdRng) 
             metrics: metrics.clone(),
         })?;
         let t_quality = t2.elapsed();
+        let n = points(&samples);
         q.sessions.add(t_sessions, page.items.len());
-        q.quality.add(t_quality, samples.len());
-        q.detail.add(t_sessions + t_quality, samples.len());
+        q.quality.add(t_quality, n);
+        q.detail.add(t_sessions + t_quality, n);
+
+        // DescribeUnusualEvent: the loss series of every user of a random call, all of it.
+        let c = &calls[rng.gen_range(0..calls.len())];
+        let t = Instant::now();
+        let loss = store.quality(&QualityQuery {
+            sdk_app_id: APP,
+            comm_id: c.comm_id.clone(),
+            start: UnixSecs(c.start),
+            end: UnixSecs(c.end),
+            user_ids: vec![],
+            metrics: vec!["aLoss".into(), "bigvLoss".into()],
+        })?;
+        q.unusual.add(t.elapsed(), points(&loss));
 
         // DescribeUserEvent: one user of another random call, over the whole call.
         let c = &calls[rng.gen_range(0..calls.len())];
@@ -578,12 +707,14 @@ fn run_queries(store: &SqliteStore, calls: &[Done], n: usize, rng: &mut StdRng) 
     Ok(q)
 }
 
+fn points(series: &[QualitySeries]) -> usize {
+    series.iter().map(|s| s.points.len()).sum()
+}
+
 fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
     use rusqlite::{params, Connection, OpenFlags};
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let c = &calls[calls.len() / 2];
-    let users = serde_json::to_string(&c.users.iter().take(6).map(|u| &u.0).collect::<Vec<_>>())?;
-    let metrics = serde_json::to_string(&METRICS)?;
     let plan = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<String>> {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
         let rows = stmt.query_map(p, |r| r.get::<_, String>(3))?;
@@ -592,11 +723,16 @@ fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
     let (start, end) = (c.start, (c.start + 3600).min(c.end));
     Ok(vec![
         (
-            "quality".to_owned(),
-            plan(
-                QUALITY_SQL,
-                params![APP.0, c.comm_id.0, start, end, false, users, false, metrics],
-            )?,
+            "quality: keys".to_owned(),
+            plan(KEYS_SQL, params![APP.0, c.comm_id.0])?,
+        ),
+        (
+            "quality: blocks".to_owned(),
+            plan(BLOCKS_SQL, params![1i64 << 32, (1i64 << 32) + 60])?,
+        ),
+        (
+            "quality: recent".to_owned(),
+            plan(RECENT_SQL, params![1, start / 300, end / 300])?,
         ),
         (
             "user_events".to_owned(),
@@ -623,6 +759,110 @@ fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
             plan(FINISH_OPEN_SQL, params![c.end, "server_shutdown"])?,
         ),
     ])
+}
+
+/// The recorder's queue (`telemetry::recorder::EVENT_QUEUE`).
+const QUEUE: usize = 65_536;
+
+/// What retention cost the live writer.
+struct PurgeRun {
+    purged: hearth_store::PurgeCounts,
+    time: Duration,
+    offered: u64,
+    dropped: u64,
+    max_append: Duration,
+    /// Simulated time of the last live sample.
+    until: i64,
+}
+
+/// Runs `purge_before(cutoff)` while the open calls keep sending full-density samples every
+/// 2 s (simulated time running from `from` at wall-clock speed) into a bounded queue that a
+/// writer thread drains in batches of 512, as the recorder does: counts what the queue drops.
+fn purge_under_load(
+    store: &SqliteStore,
+    cutoff: i64,
+    open: &[Done],
+    from: i64,
+) -> Result<PurgeRun> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{sync_channel, TrySendError};
+    let stop = &AtomicBool::new(false);
+    let (tx, rx) = sync_channel::<QualitySample>(QUEUE);
+    std::thread::scope(|scope| -> Result<PurgeRun> {
+        let producer = scope.spawn(move || {
+            let mut rng = StdRng::seed_from_u64(7);
+            let (mut offered, mut dropped) = (0u64, 0u64);
+            let began = Instant::now();
+            let mut tick = 0i64;
+            // At least two ticks, then until the purge is over.
+            while tick < 2 || !stop.load(Ordering::Relaxed) {
+                let t = from + 2 * tick;
+                for c in open {
+                    for (i, u) in c.users.iter().enumerate() {
+                        for (j, peer) in c.users.iter().enumerate() {
+                            let (peer, metrics) = if i == j {
+                                ("", UP)
+                            } else {
+                                (peer.as_str(), DOWN)
+                            };
+                            for m in metrics {
+                                offered += 1;
+                                let s = QualitySample {
+                                    sdk_app_id: APP,
+                                    comm_id: c.comm_id.clone(),
+                                    user_id: u.clone(),
+                                    peer: peer.to_owned(),
+                                    metric: m.to_owned(),
+                                    time: UnixSecs(t),
+                                    value: metric_value(&mut rng, m),
+                                };
+                                if let Err(TrySendError::Full(_)) = tx.try_send(s) {
+                                    dropped += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                tick += 1;
+                let next = began + Duration::from_secs(2 * tick as u64);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            drop(tx);
+            (offered, dropped, from + 2 * (tick - 1))
+        });
+        let writer = scope.spawn(move || -> Result<Duration> {
+            let mut max = Duration::ZERO;
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Ok(first) = rx.recv() {
+                batch.push(first);
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(s) => batch.push(s),
+                        Err(_) => break,
+                    }
+                }
+                let t = Instant::now();
+                store.append_quality(&batch)?;
+                max = max.max(t.elapsed());
+                batch.clear();
+            }
+            Ok(max)
+        });
+        let t = Instant::now();
+        let purged = store.purge_before(UnixSecs(cutoff));
+        let time = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let (offered, dropped, until) = producer.join().expect("producer");
+        let max_append = writer.join().expect("writer")?;
+        Ok(PurgeRun {
+            purged: purged?,
+            time,
+            offered,
+            dropped,
+            max_append,
+            until,
+        })
+    })
 }
 
 fn file_len(p: &Path) -> u64 {
@@ -660,15 +900,16 @@ fn main() -> Result<()> {
         args.downstream_peers,
         path.display()
     );
-    let g = generate(&store, &args, &mut rng)?;
+    let g = generate(&store, &path, &args, &mut rng)?;
     let t = Instant::now();
     store.flush()?;
     let checkpoint = t.elapsed();
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     let db_bytes = file_len(&path);
     let wal_bytes = file_len(&wal);
-    let bytes = db_bytes + wal_bytes;
-    anyhow::ensure!(!g.calls.is_empty(), "no call generated");
+    let history_bytes = g.history.as_ref().map_or(0, |h| h.bytes);
+    let bytes = (db_bytes + wal_bytes).saturating_sub(history_bytes);
+    anyhow::ensure!(!g.calls.is_empty(), "no call generated after the history");
 
     eprintln!("timing {} query rounds", args.queries);
     // One untimed round first, so statements are prepared and cached.
@@ -677,10 +918,41 @@ fn main() -> Result<()> {
     let plans = explain(&path, &g.calls)?;
     // Retention: purge the calls that ended in the first half of the run (one writer
     // transaction per 256 calls inside the store).
-    let cutoff = T0 + (args.days * 43_200.0) as i64;
+    let cutoff = T0 + ((args.history_days + args.days) * 43_200.0) as i64;
+    let end_of_run = T0 + ((args.history_days + args.days) * 86_400.0) as i64;
+    eprintln!(
+        "purging the first half while {} open calls keep writing",
+        g.open.len()
+    );
+    let run = purge_under_load(&store, cutoff, &g.open, end_of_run)?;
+    let (purged, purge_time) = (&run.purged, run.time);
+    // A crash: the store goes away without a flush, mid-minute, with every user in a call.
+    drop(store);
+    let open_sessions: usize = g.open.iter().map(|c| c.users.len()).sum();
     let t = Instant::now();
-    let purged = store.purge_before(UnixSecs(cutoff))?;
-    let purge_time = t.elapsed();
+    let store = SqliteStore::open(&path).context("reopening the store")?;
+    let reopen = t.elapsed();
+    let closed = store.finish_open_calls(UnixSecs(run.until + 60), LeaveReason::ServerShutdown)?;
+    let crash = t.elapsed();
+    let left_at_last_sample = g
+        .open
+        .iter()
+        .filter_map(|c| {
+            store
+                .sessions_of_call(&SessionQuery {
+                    sdk_app_id: APP,
+                    comm_id: c.comm_id.clone(),
+                    start: UnixSecs(0),
+                    end: UnixSecs(i64::MAX),
+                    user_ids: vec![],
+                    offset: 0,
+                    limit: 100,
+                })
+                .ok()
+        })
+        .flat_map(|p| p.items)
+        .filter(|s| s.left_at == Some(UnixSecs(run.until)))
+        .count();
 
     let w = &g.writer;
     let rows = w.quality_rows + w.event_rows;
@@ -705,9 +977,15 @@ fn main() -> Result<()> {
 
     let gib = |b: f64| b / (1u64 << 30) as f64;
     println!(
-        "Generated: {} days × {} users in {} rooms ({} calls, {:.0} user-hours), samples every {} s, ≤ {} downstream peers",
-        args.days, args.users, g.rooms, g.calls.len(), g.user_hours, args.seconds_between_samples, args.downstream_peers
+        "Generated: {} days × {} users in {} rooms ({} calls, {:.0} user-hours), samples every {} s, ≤ {} downstream peers, values {:?}",
+        args.days, args.users, g.rooms, g.calls.len(), g.user_hours, args.seconds_between_samples, args.downstream_peers, args.values
     );
+    if let Some(h) = &g.history {
+        println!(
+            "History first: {} days × {} users, samples every {} s: {} quality samples, {} calls, {:.0} s, DB {:.2} GiB; the figures below are for what came after it",
+            args.history_days, args.users, args.history_seconds_between_samples, h.samples, h.calls, h.seconds, gib(h.bytes as f64)
+        );
+    }
     println!(
         "Rows: {} quality samples + {} events ({} + {} appends of ≤ {BATCH}), {} lifecycle calls; DB {:.2} GiB + WAL {} B after checkpoint ({:.1} s)",
         w.quality_rows, w.event_rows, w.quality_batches, w.event_batches, w.lifecycle_ops,
@@ -743,6 +1021,10 @@ fn main() -> Result<()> {
         ("`sessions_of_call` repeated at once", &q.sessions_again),
         ("`quality` (6 users × 13 metrics, ≤ 1 h)", &q.quality),
         ("DescribeCallDetailInfo total (both)", &q.detail),
+        (
+            "`quality` aLoss + bigvLoss, all users, whole call (DescribeUnusualEvent)",
+            &q.unusual,
+        ),
         ("`user_events` (DescribeUserEvent, whole call)", &q.events),
     ] {
         println!(
@@ -771,13 +1053,27 @@ fn main() -> Result<()> {
         gib(target_bytes)
     );
     println!(
-        "| `purge_before` (first half: {} calls, {} samples, {} events) | {:.1} s, {:.0} rows/s |",
+        "| `purge_before` (first half: {} calls, {} samples, {} events) | {:.1} s, {:.0} samples/s |",
         purged.calls,
         purged.quality_samples,
         purged.events,
         purge_time.as_secs_f64(),
         (purged.quality_samples + purged.events) as f64 / purge_time.as_secs_f64()
     );
+    println!(
+        "| live samples offered to the queue ({QUEUE}) during the purge / dropped / max append | {} / **{}** / {:.1} ms |",
+        run.offered,
+        run.dropped,
+        run.max_append.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| crash start-up: open + `finish_open_calls` ({} calls, {open_sessions} open sessions) | {:.0} ms + {:.0} ms = **{:.0} ms** |",
+        closed,
+        reopen.as_secs_f64() * 1000.0,
+        (crash - reopen).as_secs_f64() * 1000.0,
+        crash.as_secs_f64() * 1000.0
+    );
+    println!("| sessions closed at their last sample | {left_at_last_sample} of {open_sessions} |");
     println!();
     for (name, plan) in &plans {
         println!("Plan of `{name}`: {}", plan.join("; "));
@@ -814,6 +1110,13 @@ fn main() -> Result<()> {
             "sessions_of_call_repeated": q.sessions_again.json(),
             "quality": q.quality.json(),
             "call_detail_total": q.detail.json(),
+            "unusual": q.unusual.json(),
+            "purge_live": {"offered": run.offered, "dropped": run.dropped,
+                           "max_append_ms": run.max_append.as_secs_f64() * 1000.0},
+            "crash_startup": {"open_sessions": open_sessions, "calls_closed": closed,
+                              "open_ms": reopen.as_secs_f64() * 1000.0,
+                              "total_ms": crash.as_secs_f64() * 1000.0,
+                              "closed_at_last_sample": left_at_last_sample},
             "user_events": q.events.json(),
             "purge": {"calls": purged.calls, "quality_samples": purged.quality_samples,
                       "events": purged.events, "seconds": purge_time.as_secs_f64()},

@@ -1,44 +1,69 @@
-//! Quality series in SQLite. One row per user per call in `quality_keys` (with the time of
-//! its newest sample, for crash recovery); one compressed block per user-minute in
-//! `quality_blocks`, its id packing (key, minute); and the minutes still being written in
-//! `quality_recent`, one small plain body per append and user-minute, folded into a block once
-//! the minute is over. Readers take both. Also the one-time move of the old row-per-sample
-//! table into blocks.
+//! Quality series in SQLite. One row per user per call in `quality_keys` (with the times of
+//! its first and newest samples: crash recovery reads the newest); one compressed block per
+//! user and span of [`SPAN_SECS`] in `quality_blocks`, its id packing (span, key) so that
+//! blocks are appended in order; and the spans still being written, in the writer's memory and,
+//! for a crash, in `quality_recent` (one small plain body per append and user-span), folded
+//! into a block once the span is over. Readers take blocks and recent rows. Also the one-time
+//! move of the old row-per-sample table into blocks.
 
-use crate::quality_body::{self, Series};
-use crate::{QualityQuery, QualitySample, QualitySeries, StoreResult};
+use crate::quality_body::{self, Codec, Series};
+use crate::{QualityQuery, QualitySample, QualitySeries, StoreError, StoreResult};
 use hearth_types::{UnixSecs, UserId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 /// Cached user keys before the cache starts over (it refills from the table).
 const KEY_CACHE: usize = 65_536;
-/// User-minutes folded into blocks per append at most, so an append stays short.
-const FOLD_PER_APPEND: usize = 64;
-/// Minutes since 1970 a block id can hold (the low 32 bits): until the year 10,000 and more.
-const MINUTES: i64 = 1 << 32;
+/// Seconds of one block: long enough that a series' header is small beside its points, short
+/// enough that a query decodes little outside its window.
+const SPAN_SECS: i64 = 300;
+/// A span is folded this long after it ended (samples arrive within a second or two).
+const FOLD_GRACE_SECS: i64 = 10;
+/// User-spans folded into blocks per append at most, so an append stays short.
+const FOLD_PER_APPEND: usize = 16;
+/// Keys a block id can hold (its low 32 bits).
+const KEYS: i64 = 1 << 32;
+/// Spans a block id can hold (the 31 bits above): far beyond the year 10,000.
+const SPANS: i64 = 1 << 31;
 /// Old-format calls moved per transaction while migrating.
 const LEGACY_CALLS_PER_TX: usize = 16;
 
-/// The writer's memory of the quality tables: user keys it has seen, and the user-minutes
-/// with rows in `quality_recent` still to fold. Changed only after a commit, so a failed
-/// append leaves it true.
+/// The writer's memory of the quality tables: user keys it has seen, and the points of the
+/// user-spans not folded yet (each also in `quality_recent`). Changed only after a commit, so
+/// a failed append leaves it true.
 #[derive(Default)]
 pub(super) struct QualityState {
     keys: HashMap<(u32, String, String), i64>,
-    pending: BTreeSet<(i64, i64)>,
+    open: BTreeMap<(i64, i64), Vec<Series>>,
+    /// Newest sample time seen.
     newest: i64,
+    codec: Codec,
+}
+
+thread_local! {
+    /// Readers' zstd contexts, one per thread.
+    static READ_CODEC: RefCell<Codec> = RefCell::default();
 }
 
 impl QualityState {
+    /// Picks up the spans a crash left unfolded.
     pub(super) fn load(conn: &Connection) -> StoreResult<Self> {
         let mut st = QualityState::default();
-        let mut stmt = conn.prepare("SELECT DISTINCT minute, key FROM quality_recent")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        for row in rows {
-            let (minute, key): (i64, i64) = row?;
-            st.newest = st.newest.max(minute);
-            st.pending.insert((minute, key));
+        let mut stmt = conn.prepare("SELECT span, key, body FROM quality_recent ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (span, key): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let series = st
+                .codec
+                .decode_all(blob(r.get_ref(2)?)?, span * SPAN_SECS)?;
+            for s in &series {
+                if let Some(p) = s.points.iter().map(|p| p.0).max() {
+                    st.newest = st.newest.max(p);
+                }
+            }
+            quality_body::merge(st.open.entry((span, key)).or_default(), series);
         }
         Ok(st)
     }
@@ -47,33 +72,58 @@ impl QualityState {
     pub(super) fn forget_keys(&mut self) {
         self.keys.clear();
     }
+
+    /// Takes out up to `n` open user-spans before `cutoff` (to fold).
+    fn take_before(&mut self, cutoff: i64, n: usize) -> Vec<((i64, i64), Vec<Series>)> {
+        let keys: Vec<(i64, i64)> = self
+            .open
+            .range(..(cutoff, i64::MIN))
+            .take(n)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.open.remove(&k).map(|v| (k, v)))
+            .collect()
+    }
+
+    /// Puts back user-spans whose fold did not commit.
+    fn put_back(&mut self, spans: Vec<((i64, i64), Vec<Series>)>) {
+        for (k, mut v) in spans {
+            // Anything added since goes after what was there.
+            if let Some(later) = self.open.remove(&k) {
+                quality_body::merge(&mut v, later);
+            }
+            self.open.insert(k, v);
+        }
+    }
 }
 
-fn block_id(key: i64, minute: i64) -> i64 {
-    (key << 32) | minute
+fn block_id(key: i64, span: i64) -> i64 {
+    (span << 32) | key
 }
 
-/// The UTC minute of a time, if a block id can hold it.
-fn minute_of(t: i64) -> Option<i64> {
-    let m = t.div_euclid(60);
-    (0..MINUTES).contains(&m).then_some(m)
+/// The span of a time, if a block id can hold it.
+fn span_of(t: i64) -> Option<i64> {
+    let m = t.div_euclid(SPAN_SECS);
+    (0..SPANS).contains(&m).then_some(m)
 }
 
-/// One append's samples, by user-minute, with what the writer state must learn on commit.
+/// One append's samples, by user-span, with what the writer state must learn on commit.
 struct Groups {
-    by_minute: HashMap<(i64, i64), Vec<Series>>,
+    by_span: HashMap<(i64, i64), Vec<Series>>,
     new_keys: Vec<((u32, String, String), i64)>,
-    last_seen: HashMap<i64, i64>,
+    /// Per key, the first and last sample times.
+    seen: HashMap<i64, (i64, i64)>,
 }
 
-/// Sorts samples into user-minutes, creating user keys as needed.
+/// Sorts samples into user-spans, creating user keys as needed.
 fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> StoreResult<Groups> {
-    let mut local: HashMap<(u32, &str, &str), i64> = HashMap::new();
-    let mut index: HashMap<(i64, i64, &str, &str), usize> = HashMap::new();
+    let mut local: HashMap<(u32, &str, &str), i64> = HashMap::default();
+    let mut index: HashMap<(i64, i64, &str, &str), usize> = HashMap::default();
     let mut g = Groups {
-        by_minute: HashMap::new(),
+        by_span: HashMap::default(),
         new_keys: Vec::new(),
-        last_seen: HashMap::new(),
+        seen: HashMap::default(),
     };
     for s in samples {
         if s.value.is_nan() {
@@ -81,7 +131,7 @@ fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> Stor
             tracing::debug!(metric = %s.metric, "dropping NaN quality sample");
             continue;
         }
-        let Some(minute) = minute_of(s.time.0) else {
+        let Some(span) = span_of(s.time.0) else {
             tracing::debug!(time = s.time.0, "dropping quality sample out of range");
             continue;
         };
@@ -102,11 +152,11 @@ fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> Stor
                 k
             }
         };
-        let seen = g.last_seen.entry(key).or_insert(s.time.0);
-        *seen = (*seen).max(s.time.0);
-        let series = g.by_minute.entry((minute, key)).or_default();
+        let seen = g.seen.entry(key).or_insert((s.time.0, s.time.0));
+        *seen = (seen.0.min(s.time.0), seen.1.max(s.time.0));
+        let series = g.by_span.entry((span, key)).or_default();
         let i = *index
-            .entry((minute, key, s.peer.as_str(), s.metric.as_str()))
+            .entry((span, key, s.peer.as_str(), s.metric.as_str()))
             .or_insert_with(|| {
                 series.push(Series {
                     peer: s.peer.clone(),
@@ -122,27 +172,36 @@ fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> Stor
 
 fn create_key(tx: &Transaction, id: &(u32, String, String), time: i64) -> StoreResult<i64> {
     tx.prepare_cached(
-        "INSERT INTO quality_keys (sdk_app_id, comm_id, user_id, last_seen) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO quality_keys (sdk_app_id, comm_id, user_id, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?4)
          ON CONFLICT (comm_id, user_id, sdk_app_id) DO NOTHING",
     )?
     .execute(params![id.0, id.1, id.2, time])?;
-    Ok(tx
+    let key: i64 = tx
         .prepare_cached(
             "SELECT key FROM quality_keys WHERE comm_id = ?2 AND user_id = ?3 AND sdk_app_id = ?1",
         )?
-        .query_row(params![id.0, id.1, id.2], |r| r.get(0))?)
+        .query_row(params![id.0, id.1, id.2], |r| r.get(0))?;
+    if !(0..KEYS).contains(&key) {
+        return Err(StoreError::Corrupt(format!(
+            "quality key {key} is beyond what a block id holds"
+        )));
+    }
+    Ok(key)
 }
 
-fn note_last_seen(tx: &Transaction, g: &Groups) -> StoreResult<()> {
-    let mut stmt =
-        tx.prepare_cached("UPDATE quality_keys SET last_seen = max(last_seen, ?2) WHERE key = ?1")?;
-    for (key, t) in &g.last_seen {
-        stmt.execute(params![key, t])?;
+fn note_seen(tx: &Transaction, g: &Groups) -> StoreResult<()> {
+    let mut stmt = tx.prepare_cached(
+        "UPDATE quality_keys SET first_seen = min(first_seen, ?2), last_seen = max(last_seen, ?3)
+         WHERE key = ?1",
+    )?;
+    for (key, (first, last)) in &g.seen {
+        stmt.execute(params![key, first, last])?;
     }
     Ok(())
 }
 
-/// Appends samples (one transaction) and folds finished minutes into blocks.
+/// Appends samples (one transaction) and folds finished spans into blocks.
 pub(super) fn append(
     conn: &mut Connection,
     st: &mut QualityState,
@@ -152,106 +211,126 @@ pub(super) fn append(
     if samples.is_empty() {
         return Ok(());
     }
+    // Spans that ended a grace period before the newest sample are folded (a sample stamped
+    // in the future counts as now). Samples arriving for a span already folded are folded
+    // into its block by a later append.
+    let clock = st.newest.min(now.0.saturating_add(60));
+    let cutoff = (clock - FOLD_GRACE_SECS).div_euclid(SPAN_SECS);
+    let mut folds = st.take_before(cutoff, FOLD_PER_APPEND);
+    let done = write(conn, st, samples, &mut folds);
+    match done {
+        Ok(g) => {
+            if st.keys.len() + g.new_keys.len() > KEY_CACHE {
+                st.keys.clear();
+            }
+            st.keys.extend(g.new_keys);
+            for (_, (_, last)) in g.seen {
+                st.newest = st.newest.max(last);
+            }
+            for (k, series) in g.by_span {
+                quality_body::merge(st.open.entry(k).or_default(), series);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            st.put_back(folds);
+            Err(e)
+        }
+    }
+}
+
+fn write(
+    conn: &mut Connection,
+    st: &mut QualityState,
+    samples: &[QualitySample],
+    folds: &mut [((i64, i64), Vec<Series>)],
+) -> StoreResult<Groups> {
     let tx = conn.transaction()?;
+    // Folds first: a fold drops the recent rows of its span, which must not include this
+    // append's (their points are not in the fold).
+    for ((span, key), series) in folds.iter_mut() {
+        fold(&tx, &mut st.codec, *key, *span, series)?;
+    }
     let g = group(&tx, st, samples)?;
-    note_last_seen(&tx, &g)?;
+    note_seen(&tx, &g)?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO quality_recent (key, minute, samples, body) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO quality_recent (key, span, samples, body) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for ((minute, key), series) in &g.by_minute {
+        for ((span, key), series) in &g.by_span {
             let n: usize = series.iter().map(|s| s.points.len()).sum();
-            let body = quality_body::encode(*minute, series, false);
-            stmt.execute(params![key, minute, n as i64, body])?;
+            let body = st.codec.encode(span * SPAN_SECS, series, false);
+            stmt.execute(params![key, span, n as i64, body])?;
         }
-    }
-    let newest = g.by_minute.keys().map(|k| k.0).fold(st.newest, i64::max);
-    // A minute is folded once the next one is over too (late samples of a folded minute are
-    // folded into its block later).
-    let cutoff = newest.max(now.0.div_euclid(60)) - 1;
-    let mut folds: Vec<(i64, i64)> = st
-        .pending
-        .range(..(cutoff, i64::MIN))
-        .take(FOLD_PER_APPEND)
-        .copied()
-        .collect();
-    for k in g.by_minute.keys() {
-        if k.0 < cutoff && folds.len() < FOLD_PER_APPEND && !folds.contains(k) {
-            folds.push(*k);
-        }
-    }
-    for &(minute, key) in &folds {
-        fold(&tx, key, minute)?;
     }
     tx.commit()?;
-    if st.keys.len() + g.new_keys.len() > KEY_CACHE {
-        st.keys.clear();
-    }
-    st.keys.extend(g.new_keys);
-    st.pending.extend(g.by_minute.into_keys());
-    for f in &folds {
-        st.pending.remove(f);
-    }
-    st.newest = newest;
-    Ok(())
+    Ok(g)
 }
 
-/// Folds every pending minute (at shutdown), in transactions of a bounded size.
+/// Folds every open span (at shutdown), in transactions of a bounded size.
 pub(super) fn fold_all(conn: &mut Connection, st: &mut QualityState) -> StoreResult<()> {
-    while !st.pending.is_empty() {
-        let batch: Vec<(i64, i64)> = st.pending.iter().take(FOLD_PER_APPEND).copied().collect();
-        let tx = conn.transaction()?;
-        for &(minute, key) in &batch {
-            fold(&tx, key, minute)?;
+    loop {
+        let mut batch = st.take_before(i64::MAX, FOLD_PER_APPEND);
+        if batch.is_empty() {
+            return Ok(());
         }
-        tx.commit()?;
-        for b in &batch {
-            st.pending.remove(b);
+        let done = (|| {
+            let tx = conn.transaction()?;
+            for ((span, key), series) in batch.iter_mut() {
+                fold(&tx, &mut st.codec, *key, *span, series)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = done {
+            st.put_back(batch);
+            return Err(e);
         }
     }
+}
+
+/// Moves one user-span from memory into its block and drops its recent rows.
+fn fold(
+    tx: &Transaction,
+    codec: &mut Codec,
+    key: i64,
+    span: i64,
+    series: &mut Vec<Series>,
+) -> StoreResult<()> {
+    add_to_block(tx, codec, key, span, series)?;
+    tx.prepare_cached("DELETE FROM quality_recent WHERE key = ?1 AND span = ?2")?
+        .execute(params![key, span])?;
     Ok(())
 }
 
-/// Moves one user-minute from `quality_recent` into its block.
-fn fold(tx: &Transaction, key: i64, minute: i64) -> StoreResult<()> {
-    let mut series = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT body FROM quality_recent WHERE key = ?1 AND minute = ?2 ORDER BY id",
-        )?;
-        let mut rows = stmt.query(params![key, minute])?;
-        while let Some(r) = rows.next()? {
-            let body: Vec<u8> = r.get(0)?;
-            quality_body::merge(&mut series, quality_body::decode(&body, minute, |_| true)?);
-        }
-    }
-    if series.is_empty() {
-        return Ok(());
-    }
-    add_to_block(tx, key, minute, series)?;
-    tx.prepare_cached("DELETE FROM quality_recent WHERE key = ?1 AND minute = ?2")?
-        .execute(params![key, minute])?;
-    Ok(())
-}
-
-/// Writes `series` into the block of (key, minute), after what the block already holds.
-fn add_to_block(tx: &Transaction, key: i64, minute: i64, series: Vec<Series>) -> StoreResult<()> {
-    let id = block_id(key, minute);
+/// Writes `series` into the block of (key, span), after what the block already holds.
+fn add_to_block(
+    tx: &Transaction,
+    codec: &mut Codec,
+    key: i64,
+    span: i64,
+    series: &mut Vec<Series>,
+) -> StoreResult<()> {
+    let id = block_id(key, span);
     let old: Option<Vec<u8>> = tx
         .prepare_cached("SELECT body FROM quality_blocks WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
-    let mut all = match old {
-        Some(body) => quality_body::decode(&body, minute, |_| true)?,
-        None => Vec::new(),
+    let mut merged;
+    let all = match old {
+        Some(body) => {
+            merged = codec.decode_all(&body, span * SPAN_SECS)?;
+            quality_body::merge(&mut merged, series.clone());
+            &mut merged
+        }
+        None => series,
     };
-    quality_body::merge(&mut all, series);
     let mut n = 0;
-    for s in &mut all {
+    for s in all.iter_mut() {
         s.sort();
         n += s.points.len();
     }
-    let body = quality_body::encode(minute, &all, true);
+    let body = codec.encode(span * SPAN_SECS, all, true);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO quality_blocks (id, samples, body) VALUES (?1, ?2, ?3)",
     )?
@@ -264,96 +343,162 @@ pub(super) fn quality(conn: &Connection, q: &QualityQuery) -> StoreResult<Vec<Qu
     if q.end.0 < q.start.0 {
         return Ok(Vec::new());
     }
-    let keys: Vec<(i64, String)> = {
+    let keys: Vec<(i64, String, i64, i64)> = {
         let mut stmt = conn.prepare_cached(
-            "SELECT key, user_id FROM quality_keys WHERE comm_id = ?2 AND sdk_app_id = ?1
-             ORDER BY key",
+            "SELECT key, user_id, first_seen, last_seen FROM quality_keys
+             WHERE comm_id = ?2 AND sdk_app_id = ?1 ORDER BY key",
         )?;
         let rows = stmt.query_map(params![q.sdk_app_id.0, q.comm_id.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
         rows.collect::<Result<_, _>>()?
     };
-    let first = q.start.0.div_euclid(60).clamp(0, MINUTES - 1);
-    let last = q.end.0.div_euclid(60).clamp(0, MINUTES - 1);
+    let span = |t: i64| t.div_euclid(SPAN_SECS).clamp(0, SPANS - 1);
     let want = |m: &str| q.metrics.is_empty() || q.metrics.iter().any(|x| x == m);
+    let window = q.start.0..=q.end.0;
     let mut out = Vec::new();
-    let mut blocks = conn.prepare_cached(
-        "SELECT id, body FROM quality_blocks WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
-    )?;
+    let mut block = conn.prepare_cached("SELECT body FROM quality_blocks WHERE id = ?1")?;
     let mut recent = conn.prepare_cached(
-        "SELECT minute, body FROM quality_recent WHERE key = ?1 AND minute BETWEEN ?2 AND ?3
-         ORDER BY minute, id",
+        "SELECT span, body FROM quality_recent WHERE key = ?1 AND span BETWEEN ?2 AND ?3
+         ORDER BY span, id",
     )?;
-    for (key, user) in keys {
-        if !q.user_ids.is_empty() && !q.user_ids.iter().any(|u| u.as_str() == user) {
-            continue;
-        }
-        let mut acc: Vec<Series> = Vec::new();
-        let mut rows = blocks.query(params![block_id(key, first), block_id(key, last)])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let body = blob(r.get_ref(1)?)?;
-            quality_body::merge(
-                &mut acc,
-                quality_body::decode(body, id & (MINUTES - 1), want)?,
-            );
-        }
-        let mut rows = recent.query(params![key, first, last])?;
-        while let Some(r) = rows.next()? {
-            let minute: i64 = r.get(0)?;
-            let body = blob(r.get_ref(1)?)?;
-            quality_body::merge(&mut acc, quality_body::decode(body, minute, want)?);
-        }
-        acc.sort_by(|a, b| (&a.peer, &a.metric).cmp(&(&b.peer, &b.metric)));
-        for mut s in acc {
-            s.points.retain(|p| (q.start.0..=q.end.0).contains(&p.0));
-            s.sort();
-            if s.points.is_empty() {
+    READ_CODEC.with_borrow_mut(|codec| -> StoreResult<()> {
+        for (key, user, first_seen, last_seen) in keys {
+            if !q.user_ids.is_empty() && !q.user_ids.iter().any(|u| u.as_str() == user) {
                 continue;
             }
-            out.push(QualitySeries {
-                user_id: UserId(user.clone()),
-                peer: s.peer,
-                metric: s.metric,
-                points: s
-                    .points
-                    .into_iter()
-                    .map(|(t, v)| (UnixSecs(t), v))
-                    .collect(),
-            });
+            let (first, last) = (
+                span(q.start.0.max(first_seen)),
+                span(q.end.0.min(last_seen)),
+            );
+            let mut acc = Accumulator {
+                spans: (last - first + 1).max(1) as usize,
+                ..Accumulator::default()
+            };
+            for s in first..=last {
+                let mut rows = block.query([block_id(key, s)])?;
+                if let Some(r) = rows.next()? {
+                    acc.start_body();
+                    codec.decode(blob(r.get_ref(0)?)?, s * SPAN_SECS, want, |p, m, t, v| {
+                        acc.add(p, m, t, v, &window)
+                    })?;
+                }
+            }
+            let mut rows = recent.query(params![key, first, last])?;
+            while let Some(r) = rows.next()? {
+                let s: i64 = r.get(0)?;
+                acc.start_body();
+                codec.decode(blob(r.get_ref(1)?)?, s * SPAN_SECS, want, |p, m, t, v| {
+                    acc.add(p, m, t, v, &window)
+                })?;
+            }
+            let mut series = acc.series;
+            series.sort_by(|a, b| (&a.peer, &a.metric).cmp(&(&b.peer, &b.metric)));
+            for mut s in series {
+                if s.points.is_empty() {
+                    continue;
+                }
+                s.sort();
+                out.push(QualitySeries {
+                    user_id: UserId(user.clone()),
+                    peer: s.peer,
+                    metric: s.metric,
+                    points: s
+                        .points
+                        .into_iter()
+                        .map(|(t, v)| (UnixSecs(t), v))
+                        .collect(),
+                });
+            }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// A user's series gathered from its bodies. The bodies of one user list their series in
+/// much the same order, so the next series is looked for after the last one first.
+#[derive(Default)]
+struct Accumulator {
+    series: Vec<Series>,
+    next: usize,
+    /// Spans the query covers (to size a series at its first body).
+    spans: usize,
+}
+
+impl Accumulator {
+    fn start_body(&mut self) {
+        self.next = 0;
+    }
+
+    fn add(
+        &mut self,
+        peer: &str,
+        metric: &str,
+        times: &[i64],
+        values: &[f64],
+        window: &std::ops::RangeInclusive<i64>,
+    ) {
+        let same = |s: &Series| s.peer == peer && s.metric == metric;
+        let at = match self.series.get(self.next) {
+            Some(s) if same(s) => self.next,
+            _ => match self.series.iter().position(same) {
+                Some(i) => i,
+                None => {
+                    self.series.push(Series {
+                        peer: peer.to_owned(),
+                        metric: metric.to_owned(),
+                        points: Vec::with_capacity(times.len() * self.spans),
+                    });
+                    self.series.len() - 1
+                }
+            },
+        };
+        self.next = at + 1;
+        let points = &mut self.series[at].points;
+        points.extend(
+            times
+                .iter()
+                .copied()
+                .zip(values.iter().copied())
+                .filter(|p| window.contains(&p.0)),
+        );
+    }
 }
 
 fn blob(v: rusqlite::types::ValueRef<'_>) -> StoreResult<&[u8]> {
     v.as_blob()
-        .map_err(|e| crate::StoreError::Corrupt(format!("quality block body: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("quality block body: {e}")))
 }
 
 /// Deletes the series of one call; returns how many samples went.
 pub(super) fn purge_call(tx: &Transaction, app: i64, comm_id: &str) -> StoreResult<u64> {
-    let keys: Vec<i64> = {
+    let keys: Vec<(i64, i64, i64)> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT key FROM quality_keys WHERE comm_id = ?2 AND sdk_app_id = ?1",
+            "SELECT key, first_seen, last_seen FROM quality_keys
+             WHERE comm_id = ?2 AND sdk_app_id = ?1",
         )?;
-        let rows = stmt.query_map(params![app, comm_id], |r| r.get(0))?;
+        let rows = stmt.query_map(params![app, comm_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         rows.collect::<Result<_, _>>()?
     };
     let mut samples = 0i64;
-    for key in keys {
-        let (lo, hi) = (block_id(key, 0), block_id(key, MINUTES - 1));
-        samples += tx
-            .prepare_cached(
-                "SELECT coalesce(sum(samples), 0) FROM quality_blocks WHERE id BETWEEN ?1 AND ?2",
-            )?
-            .query_row([lo, hi], |r| r.get::<_, i64>(0))?;
+    for (key, first, last) in keys {
+        let spans = first.div_euclid(SPAN_SECS).max(0)..=last.div_euclid(SPAN_SECS).min(SPANS - 1);
+        for span in spans {
+            let id = block_id(key, span);
+            samples += tx
+                .prepare_cached("SELECT samples FROM quality_blocks WHERE id = ?1")?
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(0);
+            tx.prepare_cached("DELETE FROM quality_blocks WHERE id = ?1")?
+                .execute([id])?;
+        }
         samples += tx
             .prepare_cached("SELECT coalesce(sum(samples), 0) FROM quality_recent WHERE key = ?1")?
             .query_row([key], |r| r.get::<_, i64>(0))?;
-        tx.prepare_cached("DELETE FROM quality_blocks WHERE id BETWEEN ?1 AND ?2")?
-            .execute([lo, hi])?;
         tx.prepare_cached("DELETE FROM quality_recent WHERE key = ?1")?
             .execute([key])?;
         tx.prepare_cached("DELETE FROM quality_keys WHERE key = ?1")?
@@ -396,9 +541,9 @@ pub(super) fn move_legacy_samples(conn: &mut Connection, st: &mut QualityState) 
             let samples = legacy_rows(&tx, *app, comm_id)?;
             moved += samples.len() as i64;
             let g = group(&tx, st, &samples)?;
-            note_last_seen(&tx, &g)?;
-            for ((minute, key), series) in g.by_minute {
-                add_to_block(&tx, key, minute, series)?;
+            note_seen(&tx, &g)?;
+            for ((span, key), mut series) in g.by_span {
+                add_to_block(&tx, &mut st.codec, key, span, &mut series)?;
             }
             new_keys.extend(g.new_keys);
             tx.prepare("DELETE FROM quality_samples WHERE comm_id = ?2 AND sdk_app_id = ?1")?

@@ -119,7 +119,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX call_logs_open ON call_logs (sdk_app_id) WHERE result IS NULL;
     CREATE INDEX call_logs_by_ended ON call_logs (ended_at) WHERE ended_at IS NOT NULL;
     "#,
-    // 4: quality series as compressed blocks per user-minute (`sqlite::quality`). The old
+    // 4: quality series as compressed blocks per user and span (`sqlite::quality`). The old
     // `quality_samples` rows are moved into them at start-up, then that table is dropped.
     r#"
     CREATE TABLE quality_keys (
@@ -127,6 +127,7 @@ const MIGRATIONS: &[&str] = &[
         sdk_app_id INTEGER NOT NULL,
         comm_id    TEXT NOT NULL,
         user_id    TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
         last_seen  INTEGER NOT NULL,
         UNIQUE (comm_id, user_id, sdk_app_id)
     );
@@ -138,11 +139,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE quality_recent (
         id      INTEGER PRIMARY KEY,
         key     INTEGER NOT NULL,
-        minute  INTEGER NOT NULL,
+        span    INTEGER NOT NULL,
         samples INTEGER NOT NULL,
         body    BLOB NOT NULL
     );
-    CREATE INDEX quality_recent_by_key ON quality_recent (key, minute);
+    CREATE INDEX quality_recent_by_key ON quality_recent (key, span);
     "#,
 ];
 
