@@ -57,8 +57,7 @@ use hearth_types::QUALITY_METRICS as METRICS;
 const KEYS_SQL: &str =
     "SELECT key, user_id FROM quality_keys WHERE comm_id = ?2 AND sdk_app_id = ?1
              ORDER BY key";
-const BLOCKS_SQL: &str =
-    "SELECT id, body FROM quality_blocks WHERE id BETWEEN ?1 AND ?2 ORDER BY id";
+const BLOCKS_SQL: &str = "SELECT body FROM quality_blocks WHERE id = ?1";
 const RECENT_SQL: &str =
     "SELECT span, body FROM quality_recent WHERE key = ?1 AND span BETWEEN ?2 AND ?3
          ORDER BY span, id";
@@ -515,7 +514,7 @@ fn generate(store: &SqliteStore, path: &Path, args: &Args, rng: &mut StdRng) -> 
             eprintln!(
                 "  {:.2} of {:.2} days, {} quality rows, {:.0} s",
                 (t - T0) as f64 / 86_400.0,
-                args.days,
+                args.history_days + args.days,
                 w.quality_rows,
                 began.elapsed().as_secs_f64()
             );
@@ -728,7 +727,7 @@ fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
         ),
         (
             "quality: blocks".to_owned(),
-            plan(BLOCKS_SQL, params![1i64 << 32, (1i64 << 32) + 60])?,
+            plan(BLOCKS_SQL, params![(start / 300) << 32 | 1])?,
         ),
         (
             "quality: recent".to_owned(),
@@ -865,6 +864,57 @@ fn purge_under_load(
     })
 }
 
+/// Where the bytes are: pages of each table (dbstat), free pages, and the quality blocks of
+/// the spans written after `from` (the measured part): their bodies and samples.
+struct Tables {
+    pages: Vec<(String, u64)>,
+    free: u64,
+    blocks_bytes: u64,
+    blocks_payload: u64,
+    measured_payload: u64,
+    measured_samples: u64,
+}
+
+fn tables(path: &Path, from: i64) -> Result<Tables> {
+    use rusqlite::{Connection, OpenFlags};
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare(
+        "SELECT name, sum(pgsize), sum(payload) FROM dbstat GROUP BY name ORDER BY 2 DESC",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut pages = Vec::new();
+    let (mut blocks_bytes, mut blocks_payload) = (0, 0);
+    for row in rows {
+        let (name, size, payload) = row?;
+        if name == "quality_blocks" {
+            (blocks_bytes, blocks_payload) = (size as u64, payload as u64);
+        }
+        pages.push((name, size as u64));
+    }
+    let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let (measured_payload, measured_samples): (i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(length(body)), 0), coalesce(sum(samples), 0) FROM quality_blocks
+         WHERE id >= ?1",
+        [(from / 300) << 32],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(Tables {
+        pages,
+        free: (free * page) as u64,
+        blocks_bytes,
+        blocks_payload,
+        measured_payload: measured_payload as u64,
+        measured_samples: measured_samples as u64,
+    })
+}
+
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
@@ -908,6 +958,7 @@ fn main() -> Result<()> {
     let db_bytes = file_len(&path);
     let wal_bytes = file_len(&wal);
     let history_bytes = g.history.as_ref().map_or(0, |h| h.bytes);
+    let tables = tables(&path, T0 + (args.history_days * 86_400.0) as i64)?;
     let bytes = (db_bytes + wal_bytes).saturating_sub(history_bytes);
     anyhow::ensure!(!g.calls.is_empty(), "no call generated after the history");
 
@@ -953,6 +1004,7 @@ fn main() -> Result<()> {
         .flat_map(|p| p.items)
         .filter(|s| s.left_at == Some(UnixSecs(run.until)))
         .count();
+    let _ = &tables;
 
     let w = &g.writer;
     let rows = w.quality_rows + w.event_rows;
@@ -1045,6 +1097,27 @@ fn main() -> Result<()> {
         "| rows per user-hour at full density (2 s, all peers) | {full_rows_per_user_hour:.0} |"
     );
     println!("| bytes per user-hour at full density | {full_bytes_per_user_hour:.0} |");
+    let fill = tables.blocks_bytes as f64 / tables.blocks_payload.max(1) as f64;
+    let per_sample = tables.measured_payload as f64 / tables.measured_samples.max(1) as f64;
+    println!(
+        "| quality blocks of the measured spans: bytes per sample (bodies; × {fill:.3} for pages) | {per_sample:.3} ({:.3}) |",
+        per_sample * fill
+    );
+    println!(
+        "| blocks bytes per user-hour at full density (pages included) | **{:.0}** |",
+        per_sample * fill * g.full_rows_per_user_hour
+    );
+    println!(
+        "| pages by table (whole file, history included): {}; free {:.1} MiB | |",
+        tables
+            .pages
+            .iter()
+            .take(6)
+            .map(|(n, b)| format!("{n} {:.1} MiB", *b as f64 / 1048576.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        tables.free as f64 / 1048576.0
+    );
     println!(
         "| extrapolated: {} days × {} users at full density | {:.2e} rows, {:.0} GiB |",
         args.target_days,

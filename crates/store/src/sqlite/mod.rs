@@ -37,8 +37,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Cached prepared statements per connection (the store uses a few dozen distinct ones).
 const STATEMENT_CACHE: usize = 64;
 /// Calls deleted per purge transaction, so a large purge does not hold the writer for long
-/// (a 90-minute call of 10 users is about 900 quality blocks).
-const PURGE_CHUNK: usize = 8;
+/// (a 90-minute call of 10 users is about 180 quality blocks and a few thousand events).
+const PURGE_CHUNK: usize = 2;
+/// Longest pause between two purge transactions (each pause is as long as the transaction
+/// before it, so the writer gets the lock at least half the time: the lock is not fair, and
+/// without a pause a purge starves the recorder).
+const PURGE_PAUSE_MAX: Duration = Duration::from_millis(200);
 
 /// The SQLite store. Cheap to share (`Arc`); every method borrows one connection briefly.
 pub struct SqliteStore {
@@ -265,9 +269,13 @@ impl Store for SqliteStore {
         let mut total = PurgeCounts::default();
         loop {
             // Each chunk takes the writer separately so live traffic interleaves.
+            let began = std::time::Instant::now();
             let (n, more) = self
                 .pool
                 .write(|c| housekeeping::purge_calls_chunk(c, cutoff, PURGE_CHUNK))?;
+            if more {
+                std::thread::sleep(began.elapsed().min(PURGE_PAUSE_MAX));
+            }
             total.calls += n.calls;
             total.sessions += n.sessions;
             total.events += n.events;
