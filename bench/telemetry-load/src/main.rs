@@ -761,7 +761,7 @@ fn explain(path: &Path, calls: &[Done]) -> Result<Vec<(String, Vec<String>)>> {
 }
 
 /// The recorder's queue (`telemetry::recorder::EVENT_QUEUE`).
-const QUEUE: usize = 65_536;
+const QUEUE: usize = 262_144;
 
 /// What retention cost the live writer.
 struct PurgeRun {

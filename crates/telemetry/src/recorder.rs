@@ -9,8 +9,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Events the media plane may queue before it starts dropping (and counting) them.
-pub const EVENT_QUEUE: usize = 65_536;
+/// Events the media plane may queue before it starts dropping (and counting) them: 10 s of
+/// 1,000 users' quality samples at full density (~26,000/s, in bursts of one sample period),
+/// so a purge transaction or a WAL checkpoint in the store never fills it.
+pub const EVENT_QUEUE: usize = 262_144;
 /// Events written per store transaction at most.
 const BATCH: usize = 512;
 
