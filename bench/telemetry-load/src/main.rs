@@ -1004,7 +1004,6 @@ fn main() -> Result<()> {
         .flat_map(|p| p.items)
         .filter(|s| s.left_at == Some(UnixSecs(run.until)))
         .count();
-    let _ = &tables;
 
     let w = &g.writer;
     let rows = w.quality_rows + w.event_rows;
