@@ -378,19 +378,13 @@ pub(super) fn quality(conn: &Connection, q: &QualityQuery) -> StoreResult<Vec<Qu
             for s in first..=last {
                 let mut rows = block.query([block_id(key, s)])?;
                 if let Some(r) = rows.next()? {
-                    acc.start_body();
-                    codec.decode(blob(r.get_ref(0)?)?, s * SPAN_SECS, want, |p, m, t, v| {
-                        acc.add(p, m, t, v, &window)
-                    })?;
+                    acc.body(codec, blob(r.get_ref(0)?)?, s, &want, &window)?;
                 }
             }
             let mut rows = recent.query(params![key, first, last])?;
             while let Some(r) = rows.next()? {
                 let s: i64 = r.get(0)?;
-                acc.start_body();
-                codec.decode(blob(r.get_ref(1)?)?, s * SPAN_SECS, want, |p, m, t, v| {
-                    acc.add(p, m, t, v, &window)
-                })?;
+                acc.body(codec, blob(r.get_ref(1)?)?, s, &want, &window)?;
             }
             let mut series = acc.series;
             series.sort_by(|a, b| (&a.peer, &a.metric).cmp(&(&b.peer, &b.metric)));
@@ -427,8 +421,19 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn start_body(&mut self) {
+    /// Adds the wanted series of one body (of span `span`) inside `window`.
+    fn body(
+        &mut self,
+        codec: &mut Codec,
+        body: &[u8],
+        span: i64,
+        want: &dyn Fn(&str) -> bool,
+        window: &std::ops::RangeInclusive<i64>,
+    ) -> StoreResult<()> {
         self.next = 0;
+        codec.decode(body, span * SPAN_SECS, want, |p, m, t, v| {
+            self.add(p, m, t, v, window)
+        })
     }
 
     fn add(
