@@ -1,6 +1,7 @@
 //! Scenarios of the sans-IO room core, driven with virtual time (an `Instant` the test moves
 //! forward; nothing sleeps): forwarding, simulcast switching on keyframes, keyframe-request
-//! throttling, downlink caps, and a user replacing their older session.
+//! throttling, downlink caps, layers the publisher pauses, and a user replacing their older
+//! session.
 
 use hearth_sfu::core::{
     Forward, KeyframeAsk, Layer, LayerChoice, MediaKind, ParticipantId, Presence, Room, StreamKind,
@@ -334,4 +335,77 @@ fn a_subscriber_who_came_before_the_upper_layers_moves_up_when_they_start() {
     out.clear();
     room.on_frame(now, VIDEO, Layer(0), false, 500, &mut out);
     assert!(out.is_empty(), "no longer on the lowest layer");
+}
+
+#[test]
+fn a_top_layer_that_stops_moves_its_subscribers_down_and_back_up_when_it_returns() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    s.advance(33);
+    s.all_layers(true);
+    for _ in 0..30 {
+        s.advance(33);
+        assert_eq!(received(&s.all_layers(false), BOB_VIDEO), [2]);
+    }
+    // The publisher pauses its top layer (its uplink estimate fell); layers 0 and 1 go on.
+    let mut asked = None;
+    let mut waited = 0;
+    while asked.is_none() {
+        s.advance(33);
+        waited += 33;
+        assert!(waited < 1000, "no switch down within a second");
+        s.frame(VIDEO, 0, false);
+        let (subs, ask) = s.frame(VIDEO, 1, false);
+        assert!(!subs.contains(&BOB_VIDEO), "not switched before a keyframe");
+        asked = ask;
+    }
+    assert!(waited >= 800, "a short gap is not a stop ({waited} ms)");
+    assert_eq!(
+        asked,
+        Some(KeyframeAsk {
+            publisher: ALICE,
+            track: VIDEO,
+            layer: Layer(1)
+        })
+    );
+    s.advance(33);
+    s.frame(VIDEO, 0, false);
+    let (subs, _) = s.frame(VIDEO, 1, true);
+    assert!(
+        subs.contains(&BOB_VIDEO),
+        "switched down on layer 1's keyframe"
+    );
+    s.advance(33);
+    s.frame(VIDEO, 0, false);
+    assert!(s.frame(VIDEO, 1, false).0.contains(&BOB_VIDEO));
+    assert_eq!(
+        s.frame(VIDEO, 0, false).0,
+        [CAROL_VIDEO],
+        "small is untouched"
+    );
+    // The top layer comes back with a keyframe: Bob moves up again.
+    s.advance(33);
+    assert_eq!(
+        received(&s.all_layers(true), BOB_VIDEO),
+        [1, 2],
+        "layer 1 until layer 2's keyframe"
+    );
+    s.advance(33);
+    assert_eq!(received(&s.all_layers(false), BOB_VIDEO), [2]);
+}
+
+#[test]
+fn a_pause_of_every_layer_changes_no_subscriber_layer() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    s.advance(33);
+    s.all_layers(true);
+    for _ in 0..30 {
+        s.advance(33);
+        s.all_layers(false);
+    }
+    // The whole track pauses for 2 s (a camera stall); then layer 0's packets come first.
+    s.advance(2000);
+    for _ in 0..3 {
+        assert_eq!(s.frame(VIDEO, 0, false), (vec![CAROL_VIDEO], None));
+    }
+    assert_eq!(s.frame(VIDEO, 2, false), (vec![BOB_VIDEO], None));
 }

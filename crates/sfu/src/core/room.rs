@@ -22,6 +22,12 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Leave this share of the downlink estimate unused when picking a layer (headroom for audio,
 /// retransmissions and estimate noise).
 const ESTIMATE_USABLE_PERCENT: u64 = 85;
+/// A layer silent this long while a lower one kept flowing has stopped: a simulcast encoder
+/// pauses its upper layers when its uplink estimate or CPU falls (Chromium does, for seconds),
+/// and its subscribers move down to what still flows instead of freezing.
+const LAYER_STOPPED: Duration = Duration::from_millis(800);
+/// A layer's packets closer together than this are one continuous run.
+const LAYER_RUN_GAP: Duration = Duration::from_millis(400);
 
 /// A published track.
 #[derive(Debug)]
@@ -31,9 +37,41 @@ pub struct TrackInfo {
     pub stream: StreamKind,
     /// Highest simulcast layer seen so far.
     pub top: Layer,
+    /// Highest layer flowing now: subscribers are targeted at most here.
+    active: Layer,
     throttle: KeyframeThrottle,
     subs: Vec<SubscriptionId>,
     rates: [LayerRate; 4],
+    runs: [LayerRun; 4],
+}
+
+/// When a layer's last packet came, and since when it has been flowing without a pause.
+#[derive(Debug, Default, Clone, Copy)]
+struct LayerRun {
+    last: Option<Instant>,
+    since: Option<Instant>,
+}
+
+impl LayerRun {
+    fn packet(&mut self, now: Instant) {
+        if self
+            .last
+            .is_none_or(|t| now.saturating_duration_since(t) > LAYER_RUN_GAP)
+        {
+            self.since = Some(now);
+        }
+        self.last = Some(now);
+    }
+
+    fn silent_for(&self, now: Instant) -> Duration {
+        self.last
+            .map_or(Duration::MAX, |t| now.saturating_duration_since(t))
+    }
+
+    fn flowing_for(&self, now: Instant) -> Duration {
+        self.since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
 }
 
 /// Bytes per layer over the current window, and the last complete window's bitrate.
@@ -125,9 +163,11 @@ impl Room {
                 kind,
                 stream,
                 top: Layer(0),
+                active: Layer(0),
                 throttle: KeyframeThrottle::default(),
                 subs: Vec::new(),
                 rates: Default::default(),
+                runs: Default::default(),
             },
         );
     }
@@ -156,9 +196,9 @@ impl Room {
         };
         t.subs.push(id);
         let layers = (t.kind == MediaKind::Video).then(|| {
-            let mut sel = LayerSelector::new(choice, t.top);
+            let mut sel = LayerSelector::new(choice, t.active);
             sel.cap = cap_for(self.estimates.get(&subscriber).copied(), t);
-            sel.retarget(t.top);
+            sel.retarget(t.active);
             sel
         });
         self.subs.insert(
@@ -191,7 +231,7 @@ impl Room {
         let t = self.tracks.get_mut(&s.track)?;
         let sel = s.layers.as_mut()?;
         sel.choice = choice;
-        if sel.retarget(t.top) {
+        if sel.retarget(t.active) {
             return ask(s.track, t, sel.target, now);
         }
         None
@@ -239,10 +279,29 @@ impl Room {
         out: &mut Vec<Forward>,
     ) -> Option<KeyframeAsk> {
         let t = self.tracks.get_mut(&track)?;
-        t.rates[usize::from(layer.0.min(3))].add(now, bytes);
+        let l = usize::from(layer.0.min(3));
+        t.rates[l].add(now, bytes);
+        t.runs[l].packet(now);
         let mut wants_keyframe = false;
-        if layer > t.top {
-            t.top = layer;
+        let active = if layer > t.active {
+            // A layer started, or came back.
+            t.top = t.top.max(layer);
+            Some(layer)
+        } else if layer < t.active
+            && t.runs[usize::from(t.active.0)].silent_for(now) > LAYER_STOPPED
+            && t.runs[l].flowing_for(now) >= LAYER_STOPPED
+        {
+            // The upper layers stopped while this one kept flowing: the highest one still
+            // flowing is the top for now.
+            (layer.0..t.active.0)
+                .rev()
+                .map(Layer)
+                .find(|x| t.runs[usize::from(x.0)].silent_for(now) <= LAYER_RUN_GAP)
+        } else {
+            None
+        };
+        if let Some(active) = active {
+            t.active = active;
             for s in &t.subs {
                 let Some(sub) = self.subs.get_mut(s) else {
                     continue;
@@ -250,7 +309,7 @@ impl Room {
                 let estimate = self.estimates.get(&sub.subscriber).copied();
                 if let Some(sel) = sub.layers.as_mut() {
                     sel.cap = cap_for(estimate, t);
-                    sel.retarget(layer);
+                    sel.retarget(active);
                 }
             }
         }
@@ -325,7 +384,7 @@ impl Room {
                 continue;
             };
             sel.cap = cap_for(Some(bps), t);
-            if sel.retarget(t.top) {
+            if sel.retarget(t.active) {
                 asks.extend(ask(s.track, t, sel.target, now));
             }
         }
