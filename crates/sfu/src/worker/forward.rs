@@ -213,18 +213,39 @@ impl Worker {
             let (verdict, entered) = line.gate.check(gate::Packet {
                 video,
                 keyframe: r.info.keyframe,
+                frame_end,
                 over,
                 resumed: r.resumed,
                 now,
             });
             self.counters.queue_skips += u64::from(entered);
+            if entered {
+                let q = tx.queue_info();
+                tracing::debug!(
+                    subscriber = f.subscriber.0,
+                    mid = %line.mid,
+                    packets = q.map(|q| q.packet_count()),
+                    bytes = q.map(|q| q.byte_size()),
+                    oldest_ms = q
+                        .and_then(|q| q.first_unsent())
+                        .map(|t| now.saturating_duration_since(t).as_millis()),
+                    "a line went over its queue bound"
+                );
+            }
             match verdict {
                 Verdict::Skip { overload, ask } => {
                     waiting |= ask;
                     self.counters.queue_drops += u64::from(overload);
                     continue;
                 }
-                Verdict::Send { restart: true } => line.rewrite.restart(),
+                Verdict::Send { restart: true } => {
+                    tracing::debug!(
+                        subscriber = f.subscriber.0,
+                        mid = %line.mid,
+                        "a line resumes at a keyframe"
+                    );
+                    line.rewrite.restart();
+                }
                 Verdict::Send { restart: false } => {}
             }
             let Some(out) = line.rewrite.map(*r.ssrc, input, clock, now) else {

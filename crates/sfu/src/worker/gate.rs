@@ -6,14 +6,20 @@ use std::time::{Duration, Instant};
 use str0m::rtp::StreamTxQueueInfo;
 
 /// A line is over its bound when str0m's pacer holds media this old or this many packets for
-/// it (a downlink slower than the lowest layer, or a worker behind).
-pub const QUEUE_BOUND_AGE: Duration = Duration::from_millis(300);
+/// it (a downlink slower than the lowest layer, or a worker behind). Media older than a second
+/// is of no use to a live picture. The bound is well above what one keyframe takes to drain at
+/// a modest estimate (a 100 KB keyframe at 1 Mbit/s: 0.8 s), so a keyframe alone never puts a
+/// line over: at 300 ms, a 720p keyframe at the initial estimate did, the next frames were
+/// skipped, and the resume's own keyframe did it again.
+pub const QUEUE_BOUND_AGE: Duration = Duration::from_secs(1);
 pub const QUEUE_BOUND_PACKETS: usize = 400;
 
-/// True when a queue sample says the line is over its bound. str0m samples the queue at its
-/// pacer updates; a sample older than the bound says nothing.
+/// str0m samples the queue at its pacer updates; a sample older than this says nothing.
+const SAMPLE_FRESH: Duration = Duration::from_millis(300);
+
+/// True when a queue sample says the line is over its bound.
 pub fn over_bound(q: &dyn StreamTxQueueInfo, now: Instant) -> bool {
-    if now.saturating_duration_since(q.created_at()) > QUEUE_BOUND_AGE {
+    if now.saturating_duration_since(q.created_at()) > SAMPLE_FRESH {
         return false;
     }
     q.packet_count() > QUEUE_BOUND_PACKETS
@@ -35,6 +41,10 @@ pub const OVERLOAD_MEMORY: Duration = Duration::from_secs(20);
 pub struct Gate {
     /// Waiting for a keyframe before sending again.
     resync: bool,
+    /// The line sent the start of a video frame whose last packet has not come yet. A frame is
+    /// sent whole: the bound is checked between frames, since a cut frame cannot be decoded and
+    /// only makes the receiver ask for a keyframe.
+    in_frame: bool,
     /// Went over its bound; stays closed until under it again.
     overloaded: bool,
     /// When the line last went over its bound, and the wait between its keyframe asks.
@@ -60,6 +70,8 @@ pub enum Verdict {
 pub struct Packet {
     pub video: bool,
     pub keyframe: bool,
+    /// The last packet of its frame (the marker bit of video).
+    pub frame_end: bool,
     /// The line's queue is over its bound (video only).
     pub over: bool,
     /// The track was muted or blocked until this packet.
@@ -70,6 +82,15 @@ pub struct Packet {
 impl Gate {
     /// Decides for one packet; `entered_overload` is set when this packet put the line over.
     pub fn check(&mut self, p: Packet) -> (Verdict, bool) {
+        let (verdict, entered) = self.decide(Packet {
+            over: p.over && !self.in_frame,
+            ..p
+        });
+        self.in_frame = p.video && !p.frame_end && matches!(verdict, Verdict::Send { .. });
+        (verdict, entered)
+    }
+
+    fn decide(&mut self, p: Packet) -> (Verdict, bool) {
         let mut entered = false;
         if p.video {
             if p.over && !self.overloaded {
@@ -120,6 +141,7 @@ mod tests {
         Packet {
             video: true,
             keyframe,
+            frame_end: true,
             over,
             resumed: false,
             now: Instant::now(),
@@ -177,6 +199,42 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_being_sent_is_sent_whole() {
+        let mut g = Gate::default();
+        let part = |keyframe, over, frame_end| Packet {
+            frame_end,
+            ..video(keyframe, over)
+        };
+        let send = Verdict::Send { restart: false };
+        assert_eq!(g.check(part(true, false, false)), (send, false));
+        assert_eq!(
+            g.check(part(false, true, false)),
+            (send, false),
+            "over the bound in the middle of a frame: the frame goes on"
+        );
+        assert_eq!(g.check(part(false, true, true)), (send, false));
+        assert_eq!(
+            g.check(part(false, true, false)),
+            (
+                Verdict::Skip {
+                    overload: true,
+                    ask: false
+                },
+                true
+            ),
+            "the next frame is not sent"
+        );
+        assert_eq!(
+            g.check(part(false, false, true)).0,
+            Verdict::Skip {
+                overload: true,
+                ask: true
+            },
+            "nor the rest of it"
+        );
+    }
+
+    #[test]
     fn a_resumed_track_waits_for_a_keyframe_but_audio_goes_at_once() {
         let mut g = Gate::default();
         let resumed = Packet {
@@ -206,6 +264,7 @@ mod tests {
         let audio = Packet {
             video: false,
             keyframe: false,
+            frame_end: true,
             over: false,
             resumed: true,
             now: Instant::now(),
@@ -279,8 +338,12 @@ mod tests {
             first: Some(t - Duration::from_millis(age_ms)),
         };
         assert!(!over_bound(&s(10, 100, 0), t));
-        assert!(over_bound(&s(10, 400, 0), t), "oldest queued 400 ms ago");
+        assert!(
+            !over_bound(&s(80, 800, 0), t),
+            "a keyframe still draining 800 ms later"
+        );
+        assert!(over_bound(&s(10, 1100, 0), t), "oldest queued 1.1 s ago");
         assert!(over_bound(&s(500, 10, 0), t), "500 packets");
-        assert!(!over_bound(&s(500, 900, 1000), t), "a sample a second old");
+        assert!(!over_bound(&s(500, 1500, 400), t), "a sample 400 ms old");
     }
 }
