@@ -193,10 +193,10 @@ export class Hearth {
   }
 }
 
-function hearthEnv(extra) {
+function hearthEnv(extra, logFilter) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HEARTH_')) env[k] = v;
-  env.HEARTH_LOG = process.env.HEARTH_BROWSER_SERVER_LOG || 'info';
+  env.HEARTH_LOG = process.env.HEARTH_BROWSER_SERVER_LOG || logFilter;
   // The demo page and the SDK are served from web/ of this checkout.
   env.HEARTH_WEB_DIR = path.join(REPO, 'web');
   return { ...env, ...extra };
@@ -221,7 +221,7 @@ async function waitHealthy(h) {
  * range and one app (SDK_APP_ID) with a random key. `zeroConfig: true`: no config file, a fresh
  * HEARTH_DATA_DIR (the server generates its app and offers /dev/usersig); ports by environment.
  */
-export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
+export async function startHearth({ name = 'main', zeroConfig = false, logFilter = 'info' } = {}) {
   if (!fs.existsSync(HEARTH_BIN)) {
     throw new Error(`${HEARTH_BIN} does not exist: run \`cargo build -p hearth\` first (or set HEARTH_BIN)`);
   }
@@ -244,7 +244,7 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
         HEARTH_MEDIA_PORTS: `${mediaPorts[0]}-${mediaPorts[1]}`,
         HEARTH_MEDIA_WORKERS: String(MEDIA_WORKERS),
         HEARTH_RATE_LIMITS: 'false',
-      });
+      }, logFilter);
     } else {
       appKey = crypto.randomBytes(32).toString('hex');
       secretId = `AKIDbrowser${crypto.randomBytes(12).toString('hex')}`;
@@ -273,7 +273,7 @@ export async function startHearth({ name = 'main', zeroConfig = false } = {}) {
         '',
       ].join('\n'));
       args = ['serve', '--config', config];
-      env = hearthEnv({});
+      env = hearthEnv({}, logFilter);
     }
     const fd = fs.openSync(stderrPath, 'w');
     const proc = spawn(HEARTH_BIN, args, { cwd: REPO, env, stdio: ['ignore', fd, fd] });
@@ -529,7 +529,7 @@ export class Participant {
       let uplink = null;
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
-          layers.push({ rid: s.rid, frameWidth: s.frameWidth, framesSent: s.framesSent, targetBitrate: s.targetBitrate, limitation: s.qualityLimitationReason });
+          layers.push({ rid: s.rid, frameWidth: s.frameWidth, framesSent: s.framesSent, bytesSent: s.bytesSent, targetBitrate: s.targetBitrate, limitation: s.qualityLimitationReason });
         }
         if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) uplink = s.availableOutgoingBitrate;
       });

@@ -1,5 +1,5 @@
 // Bounded queues under a slow downlink, in Chromium: a subscriber whose downlink (shaped on
-// loopback with tc: htb on its UDP port) is slower than the publisher's lowest simulcast layer
+// loopback with tc: an htb class on its UDP port) is slower than the publisher's lowest simulcast layer
 // has its queue go over the bound; the server drops the newest media for it and resumes it at a
 // keyframe (its video goes on, with more keyframes decoded), while another subscriber of the same
 // publisher sees no stall. Needs root (tc) like the rest of the suite's setup.
@@ -24,11 +24,16 @@ function unshape() {
   try { tc('qdisc', 'del', 'dev', 'lo', 'root'); } catch { /* none */ }
 }
 
-/** UDP datagrams to `port` on loopback go through a `kbit` link with a 50-packet queue. */
+/**
+ * UDP datagrams to `port` on loopback go through a `kbit` link with a 50-packet queue; everything
+ * else passes unshaped. An htb root without a default class sends what no filter picks through
+ * its direct queue, at no rate limit (this kernel has no prio qdisc). A default class at
+ * 10 Gbit/s throttled the rest of loopback too (its overlimits grew): that stalled the
+ * publisher's own estimate and the other subscriber along with the shaped one.
+ */
 function shape(port, kbit) {
   unshape();
-  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'default', '10');
-  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:10', 'htb', 'rate', '10gbit');
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'direct_qlen', '10000');
   tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`);
   tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '50');
   tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
@@ -36,7 +41,8 @@ function shape(port, kbit) {
 }
 
 before(async () => {
-  server = await startHearth({ name: 'overload' });
+  // The worker logs each line going over its bound and resuming: the failure's diagnostics.
+  server = await startHearth({ name: 'overload', logFilter: 'info,hearth_sfu::worker::forward=debug' });
   browser = await launchBrowser();
 });
 
@@ -71,16 +77,22 @@ function receivingPort(p) {
 
 const decoding = (s) => s.framesDecoded > 0;
 
-/** What a subscriber has decoded of the publisher's video so far. */
-async function sample(p) {
+/** What a subscriber has decoded of the publisher's video so far, and what the publisher sent. */
+async function sample(p, pub) {
   const s = await p.stats('pub');
-  return { at: Date.now(), n: s.framesDecoded, w: s.frameWidth, kf: s.keyFramesDecoded, pli: s.pliCount, lost: s.packetsLost };
+  const sent = await pub.outboundVideo();
+  const layers = sent?.layers ?? [];
+  return {
+    at: Date.now(), n: s.framesDecoded, w: s.frameWidth, kf: s.keyFramesDecoded, pli: s.pliCount, lost: s.packetsLost,
+    pubBytes: layers.reduce((sum, l) => sum + (l.bytesSent ?? 0), 0),
+    layers: layers.map((l) => `${l.rid}:${l.framesSent}:${l.frameWidth}:${l.limitation}`).join(','),
+  };
 }
 
 describe('overload', () => {
   scenarioTest('a subscriber over its queue bound resumes at a keyframe; the other subscriber does not stall', env, async (sc) => {
     const room = freshRoom();
-    await simulcastPublisher(sc, options('pub', room));
+    const pub = await simulcastPublisher(sc, options('pub', room));
     const fast = await sc.participant('fast', options('fast', room));
     const slow = await sc.participant('slow', options('slow', room));
     await fast.call('enter');
@@ -100,7 +112,7 @@ describe('overload', () => {
       let slowAtSkip = null;
       const deadline = Date.now() + 40_000;
       while (Date.now() < deadline) {
-        fastFrames.push(await sample(fast));
+        fastFrames.push(await sample(fast, pub));
         skips = await server.metric('hearth_media_queue_skips_total');
         if (skips > skips0) {
           slowAtSkip = await slow.stats('pub');
@@ -115,7 +127,7 @@ describe('overload', () => {
       let slowNow = slowAtSkip;
       const resumeBy = Date.now() + 20_000;
       while (Date.now() < resumeBy) {
-        fastFrames.push(await sample(fast));
+        fastFrames.push(await sample(fast, pub));
         slowNow = await slow.stats('pub');
         if (slowNow.keyFramesDecoded > slowAtSkip.keyFramesDecoded && slowNow.framesDecoded > slowAtSkip.framesDecoded + 5) break;
         await sleep(500);
@@ -126,13 +138,15 @@ describe('overload', () => {
         `the slow subscriber's video did not resume (${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames)`);
 
       // The fast subscriber never stalled: its frame count grew in every 2 s window.
+      const t0 = fastFrames[0].at;
       for (let i = 0; i < fastFrames.length; i++) {
         const j = fastFrames.findIndex((f) => f.at >= fastFrames[i].at + 2000);
         if (j < 0) break;
-        const t0 = fastFrames[0].at;
         assert.ok(fastFrames[j].n > fastFrames[i].n,
-          `the fast subscriber stalled: ${fastFrames[i].n} frames at +${fastFrames[i].at - t0} ms, still ${fastFrames[j].n} at +${fastFrames[j].at - t0} ms; ` +
-          `its samples (ms, frames, width, keyframes, PLIs, lost): ${fastFrames.map((f) => `${f.at - t0}:${f.n}/${f.w}/${f.kf}/${f.pli}/${f.lost}`).join(' ')}`);
+          `the fast subscriber stalled: ${fastFrames[i].n} frames at +${fastFrames[i].at - t0} ms, still ${fastFrames[j].n} at +${fastFrames[j].at - t0} ms ` +
+          `(lines over their bound before the shaping: ${skips0}); its samples (ms, frames, width, keyframes, PLIs, lost, ` +
+          `bytes the publisher sent; its layers: rid, frames sent, width, limitation): ` +
+          fastFrames.slice(Math.max(0, i - 4), j + 4).map((f) => `${f.at - t0}:${f.n}/${f.w}/${f.kf}/${f.pli}/${f.lost}/${f.pubBytes} [${f.layers}]`).join(' '));
       }
       console.log(`overload: skips ${skips0} -> ${await server.metric('hearth_media_queue_skips_total')}, drops ${await server.metric('hearth_media_queue_drops_total')}; slow decoded ${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames, keyframes ${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded}`);
     } finally {
