@@ -358,7 +358,7 @@ fn a_top_layer_that_stops_moves_its_subscribers_down_and_back_up_when_it_returns
         assert!(!subs.contains(&BOB_VIDEO), "not switched before a keyframe");
         asked = ask;
     }
-    assert!(waited >= 800, "a short gap is not a stop ({waited} ms)");
+    assert!(waited >= 600, "a short gap is not a stop ({waited} ms)");
     assert_eq!(
         asked,
         Some(KeyframeAsk {
@@ -382,7 +382,27 @@ fn a_top_layer_that_stops_moves_its_subscribers_down_and_back_up_when_it_returns
         [CAROL_VIDEO],
         "small is untouched"
     );
-    // The top layer comes back with a keyframe: Bob moves up again.
+    // A stray frame of the paused layer changes nothing.
+    s.advance(33);
+    assert_eq!(received(&s.all_layers(true), BOB_VIDEO), [1]);
+    for _ in 0..20 {
+        s.advance(33);
+        s.frame(VIDEO, 0, false);
+        assert!(s.frame(VIDEO, 1, false).0.contains(&BOB_VIDEO));
+    }
+    // The top layer comes back and stays: Bob moves up again, on its keyframe.
+    let mut asked = None;
+    let mut flowed = 0;
+    while asked.is_none() {
+        s.advance(33);
+        flowed += 33;
+        assert!(flowed < 1000, "no switch up within a second of flow");
+        s.frame(VIDEO, 0, false);
+        assert!(s.frame(VIDEO, 1, false).0.contains(&BOB_VIDEO));
+        asked = s.frame(VIDEO, 2, false).1;
+    }
+    assert!(flowed >= 600, "up only after it flowed a while ({flowed} ms)");
+    assert_eq!(asked.map(|a| a.layer), Some(Layer(2)));
     s.advance(33);
     assert_eq!(
         received(&s.all_layers(true), BOB_VIDEO),
@@ -408,4 +428,35 @@ fn a_pause_of_every_layer_changes_no_subscriber_layer() {
         assert_eq!(s.frame(VIDEO, 0, false), (vec![CAROL_VIDEO], None));
     }
     assert_eq!(s.frame(VIDEO, 2, false), (vec![BOB_VIDEO], None));
+}
+
+#[test]
+fn a_layer_that_outgrows_a_steady_estimate_moves_its_subscribers_down() {
+    let mut s = Scenario::new(LayerChoice::Big, LayerChoice::Small);
+    let mut asks = Vec::new();
+    s.room.on_estimate(s.now, BOB, 1_000_000, &mut asks);
+    // Two seconds at 30 fps: layer 2 at 3 KB a frame is 720 kbps, within 85 % of 1 Mbps.
+    for i in 0..60 {
+        s.advance(33);
+        s.all_layers(i == 0);
+    }
+    assert_eq!(received(&s.all_layers(false), BOB_VIDEO), [2]);
+    // The publisher's top layer grows to 1.44 Mbps (its own estimate rose); Bob's stays.
+    let mut asked = None;
+    for _ in 0..60 {
+        s.advance(33);
+        s.out.clear();
+        s.frame(VIDEO, 0, false);
+        let ask = s.frame(VIDEO, 1, false).1;
+        s.room.on_frame(s.now, VIDEO, Layer(2), false, 6000, &mut s.out);
+        asked = asked.or(ask);
+    }
+    assert_eq!(
+        asked.map(|a| a.layer),
+        Some(Layer(1)),
+        "re-capped without a new estimate"
+    );
+    s.advance(33);
+    s.frame(VIDEO, 0, false);
+    assert!(s.frame(VIDEO, 1, true).0.contains(&BOB_VIDEO));
 }

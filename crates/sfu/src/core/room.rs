@@ -24,8 +24,10 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 const ESTIMATE_USABLE_PERCENT: u64 = 85;
 /// A layer silent this long while a lower one kept flowing has stopped: a simulcast encoder
 /// pauses its upper layers when its uplink estimate or CPU falls (Chromium does, for seconds),
-/// and its subscribers move down to what still flows instead of freezing.
-const LAYER_STOPPED: Duration = Duration::from_millis(800);
+/// and its subscribers move down to what still flows instead of freezing. A stopped layer
+/// counts again once it has flowed this long: Chromium sends a stray frame or two of a paused
+/// layer, and following each would freeze its subscribers again.
+const LAYER_STOPPED: Duration = Duration::from_millis(600);
 /// A layer's packets closer together than this are one continuous run.
 const LAYER_RUN_GAP: Duration = Duration::from_millis(400);
 
@@ -83,15 +85,18 @@ struct LayerRate {
 }
 
 impl LayerRate {
-    fn add(&mut self, now: Instant, bytes: usize) {
+    /// Counts a packet; true when it closed a window (a new bitrate is measured).
+    fn add(&mut self, now: Instant, bytes: usize) -> bool {
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
-        if elapsed >= RATE_WINDOW {
+        let measured = elapsed >= RATE_WINDOW;
+        if measured {
             self.bps = self.bytes * 8 * 1000 / (elapsed.as_millis().max(1) as u64);
             self.bytes = 0;
             self.window_start = Some(now);
         }
         self.bytes += bytes as u64;
+        measured
     }
 }
 
@@ -280,12 +285,18 @@ impl Room {
     ) -> Option<KeyframeAsk> {
         let t = self.tracks.get_mut(&track)?;
         let l = usize::from(layer.0.min(3));
-        t.rates[l].add(now, bytes);
+        // A layer's bitrate moves with its publisher's own estimate: a new measurement re-caps
+        // the subscribers as a new downlink estimate does (a layer that outgrew a steady
+        // estimate would otherwise queue up in the pacer).
+        let measured = t.rates[l].add(now, bytes);
         t.runs[l].packet(now);
         let mut wants_keyframe = false;
-        let active = if layer > t.active {
-            // A layer started, or came back.
-            t.top = t.top.max(layer);
+        let active = if layer > t.top {
+            // A layer started.
+            t.top = layer;
+            Some(layer)
+        } else if layer > t.active && t.runs[l].flowing_for(now) >= LAYER_STOPPED {
+            // A stopped layer came back, and stayed.
             Some(layer)
         } else if layer < t.active
             && t.runs[usize::from(t.active.0)].silent_for(now) > LAYER_STOPPED
@@ -302,6 +313,8 @@ impl Room {
         };
         if let Some(active) = active {
             t.active = active;
+        }
+        if active.is_some() || measured {
             for s in &t.subs {
                 let Some(sub) = self.subs.get_mut(s) else {
                     continue;
@@ -309,7 +322,7 @@ impl Room {
                 let estimate = self.estimates.get(&sub.subscriber).copied();
                 if let Some(sel) = sub.layers.as_mut() {
                     sel.cap = cap_for(estimate, t);
-                    sel.retarget(active);
+                    sel.retarget(t.active);
                 }
             }
         }
