@@ -88,6 +88,7 @@ impl Worker {
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                tracing::trace!(peer = pid.0, bps = estimate.as_u64(), "downlink estimate");
                 let Some(slot) = self.peers.get(&pid).map(|p| p.slot) else {
                     return;
                 };
