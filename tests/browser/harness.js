@@ -529,7 +529,7 @@ export class Participant {
       let uplink = null;
       (await pc.getStats()).forEach((s) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
-          layers.push({ rid: s.rid, frameWidth: s.frameWidth, framesSent: s.framesSent, bytesSent: s.bytesSent, targetBitrate: s.targetBitrate, limitation: s.qualityLimitationReason });
+          layers.push({ rid: s.rid, frameWidth: s.frameWidth, framesSent: s.framesSent, bytesSent: s.bytesSent, retransmitted: s.retransmittedPacketsSent, keyFrames: s.keyFramesEncoded, targetBitrate: s.targetBitrate, limitation: s.qualityLimitationReason });
         }
         if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) uplink = s.availableOutgoingBitrate;
       });

@@ -85,6 +85,8 @@ async function sample(p, pub) {
   return {
     at: Date.now(), n: s.framesDecoded, w: s.frameWidth, kf: s.keyFramesDecoded, pli: s.pliCount, lost: s.packetsLost,
     pubBytes: layers.reduce((sum, l) => sum + (l.bytesSent ?? 0), 0),
+    pubRetx: layers.reduce((sum, l) => sum + (l.retransmitted ?? 0), 0),
+    pubKf: Math.max(0, ...layers.map((l) => l.keyFrames ?? 0)),
     layers: layers.map((l) => `${l.rid}:${l.framesSent}:${l.frameWidth}:${l.limitation}`).join(','),
   };
 }
@@ -95,10 +97,14 @@ describe('overload', () => {
     const pub = await simulcastPublisher(sc, options('pub', room));
     const fast = await sc.participant('fast', options('fast', room));
     const slow = await sc.participant('slow', options('slow', room));
+    // A second unshaped subscriber: a stall both see at once came from upstream.
+    const control = await sc.participant('control', options('control', room));
     await fast.call('enter');
     await slow.call('enter');
+    await control.call('enter');
     await Promise.all([
       fast.waitStats('pub', 'main', 'video', decoding, { what: 'video at fast' }),
+      control.waitStats('pub', 'main', 'video', decoding, { what: 'video at control' }),
       slow.waitStats('pub', 'main', 'video', decoding, { what: 'video at slow' }),
     ]);
     const port = await receivingPort(slow);
@@ -112,7 +118,7 @@ describe('overload', () => {
       let slowAtSkip = null;
       const deadline = Date.now() + 40_000;
       while (Date.now() < deadline) {
-        fastFrames.push(await sample(fast, pub));
+        fastFrames.push({ ...(await sample(fast, pub)), c: (await control.stats('pub')).framesDecoded });
         skips = await server.metric('hearth_media_queue_skips_total');
         if (skips > skips0) {
           slowAtSkip = await slow.stats('pub');
@@ -127,7 +133,7 @@ describe('overload', () => {
       let slowNow = slowAtSkip;
       const resumeBy = Date.now() + 20_000;
       while (Date.now() < resumeBy) {
-        fastFrames.push(await sample(fast, pub));
+        fastFrames.push({ ...(await sample(fast, pub)), c: (await control.stats('pub')).framesDecoded });
         slowNow = await slow.stats('pub');
         if (slowNow.keyFramesDecoded > slowAtSkip.keyFramesDecoded && slowNow.framesDecoded > slowAtSkip.framesDecoded + 5) break;
         await sleep(500);
@@ -137,18 +143,34 @@ describe('overload', () => {
       assert.ok(slowNow.framesDecoded > slowAtSkip.framesDecoded + 5,
         `the slow subscriber's video did not resume (${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames)`);
 
-      // The fast subscriber never stalled: its frame count grew in every 2 s window.
+      // The fast subscriber never stalled on its own: its frame count grew in every 2 s window
+      // in which the control subscriber's did. Both waiting at once is upstream of their lines:
+      // a burst of the publisher's packets goes missing on the way in about 25 s into a call,
+      // with or without the shaping, and the top layer's subscribers wait for the
+      // retransmissions (docs/sfu.md, "Known problems"). Such windows are reported.
       const t0 = fastFrames[0].at;
+      const upstream = [];
       for (let i = 0; i < fastFrames.length; i++) {
         const j = fastFrames.findIndex((f) => f.at >= fastFrames[i].at + 2000);
         if (j < 0) break;
+        if (fastFrames[j].n <= fastFrames[i].n && fastFrames[j].c <= fastFrames[i].c) {
+          upstream.push(`+${fastFrames[i].at - t0}..+${fastFrames[j].at - t0} ms`);
+          continue;
+        }
         assert.ok(fastFrames[j].n > fastFrames[i].n,
           `the fast subscriber stalled: ${fastFrames[i].n} frames at +${fastFrames[i].at - t0} ms, still ${fastFrames[j].n} at +${fastFrames[j].at - t0} ms ` +
           `(lines over their bound before the shaping: ${skips0}); its samples (ms, frames, width, keyframes, PLIs, lost, ` +
-          `bytes the publisher sent; its layers: rid, frames sent, width, limitation): ` +
-          fastFrames.slice(Math.max(0, i - 4), j + 4).map((f) => `${f.at - t0}:${f.n}/${f.w}/${f.kf}/${f.pli}/${f.lost}/${f.pubBytes} [${f.layers}]`).join(' '));
+          `control's frames, bytes and packets retransmitted by the publisher; its layers: rid, frames sent, width, limitation): ` +
+          fastFrames.slice(Math.max(0, i - 4), j + 4).map((f) => `${f.at - t0}:${f.n}/${f.w}/${f.kf}/${f.pli}/${f.lost}/${f.c}/${f.pubBytes}/${f.pubRetx} [${f.layers}]`).join(' '));
       }
-      console.log(`overload: skips ${skips0} -> ${await server.metric('hearth_media_queue_skips_total')}, drops ${await server.metric('hearth_media_queue_drops_total')}; slow decoded ${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames, keyframes ${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded}`);
+      if (upstream.length) console.log(`overload: both unshaped subscribers waited at once (upstream) in ${upstream.join(', ')}`);
+      assert.ok(upstream.length < fastFrames.length / 3, `the unshaped subscribers were stalled most of the time: ${upstream.join(', ')}`);
+      // The slow line's keyframe asks back off: the publisher's top layer did not turn into a
+      // stream of keyframes for everyone (an ask every 500 ms did, and stalled the others).
+      const secs = (fastFrames.at(-1).at - t0) / 1000;
+      const keyframes = fastFrames.at(-1).pubKf - fastFrames[0].pubKf;
+      assert.ok(keyframes <= secs / 2 + 3, `the publisher made ${keyframes} keyframes on its top layer in ${secs.toFixed(1)} s`);
+      console.log(`overload: the publisher made ${keyframes} keyframes on its top layer in ${secs.toFixed(1)} s; skips ${skips0} -> ${await server.metric('hearth_media_queue_skips_total')}, drops ${await server.metric('hearth_media_queue_drops_total')}; slow decoded ${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames, keyframes ${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded}`);
     } finally {
       unshape();
     }
