@@ -401,7 +401,10 @@ fn a_top_layer_that_stops_moves_its_subscribers_down_and_back_up_when_it_returns
         assert!(s.frame(VIDEO, 1, false).0.contains(&BOB_VIDEO));
         asked = s.frame(VIDEO, 2, false).1;
     }
-    assert!(flowed >= 600, "up only after it flowed a while ({flowed} ms)");
+    assert!(
+        flowed >= 600,
+        "up only after it flowed a while ({flowed} ms)"
+    );
     assert_eq!(asked.map(|a| a.layer), Some(Layer(2)));
     s.advance(33);
     assert_eq!(
@@ -448,7 +451,8 @@ fn a_layer_that_outgrows_a_steady_estimate_moves_its_subscribers_down() {
         s.out.clear();
         s.frame(VIDEO, 0, false);
         let ask = s.frame(VIDEO, 1, false).1;
-        s.room.on_frame(s.now, VIDEO, Layer(2), false, 6000, &mut s.out);
+        s.room
+            .on_frame(s.now, VIDEO, Layer(2), false, 6000, &mut s.out);
         asked = asked.or(ask);
     }
     assert_eq!(
