@@ -207,15 +207,11 @@ impl Worker {
         n
     }
 
-    /// Handles the `n` datagrams of a read and puts the buffers back. They all arrived by the
-    /// time of the read, which is when str0m is told they came: stamping each when it is
-    /// handled would add the fan-out of the ones before it to its arrival, and a publisher's
-    /// estimator reads such a growing delay (in transport-cc feedback) as congestion.
+    /// Handles the `n` datagrams of a read and puts the buffers back.
     fn receive_batch(&mut self, reads: Box<batch_io::RecvBatch>, n: usize) {
-        let now = Instant::now();
         for i in 0..n {
             if let Some((data, source)) = reads.get(i) {
-                self.receive(data, source, now);
+                self.receive(data, source);
             }
         }
         self.reads = Some(reads);
@@ -361,9 +357,8 @@ impl Worker {
         }
     }
 
-    /// One datagram read at `now`: find its peer (address map, else STUN ufrag), feed it to
-    /// str0m.
-    fn receive(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+    /// One datagram: find its peer (address map, else STUN ufrag), feed it to str0m.
+    fn receive(&mut self, data: &[u8], source: SocketAddr) {
         let pid = match self.by_addr.get(&source) {
             Some(pid) => *pid,
             None => {
@@ -385,7 +380,7 @@ impl Worker {
             return;
         };
         let input = Input::Receive(
-            now,
+            Instant::now(),
             Receive {
                 proto: Protocol::Udp,
                 source,
