@@ -242,7 +242,7 @@ impl Worker {
                     tracing::debug!(
                         subscriber = f.subscriber.0,
                         mid = %line.mid,
-                        "a line resumes at a keyframe"
+                        "a line resumes (video at a keyframe)"
                     );
                     line.rewrite.restart();
                 }

@@ -8,9 +8,9 @@ use str0m::rtp::StreamTxQueueInfo;
 /// A line is over its bound when str0m's pacer holds media this old or this many packets for
 /// it (a downlink slower than the lowest layer, or a worker behind). Media older than a second
 /// is of no use to a live picture. The bound is well above what one keyframe takes to drain at
-/// a modest estimate (a 100 KB keyframe at 1 Mbit/s: 0.8 s), so a keyframe alone never puts a
-/// line over: at 300 ms, a 720p keyframe at the initial estimate did, the next frames were
-/// skipped, and the resume's own keyframe did it again.
+/// a modest estimate (a 100 KB keyframe at 1 Mbit/s: 0.8 s), so a keyframe alone does not put
+/// a line over: at 300 ms, a 720p keyframe at the initial estimate could, and the resume's own
+/// keyframe again (reasoned, not reproduced).
 pub const QUEUE_BOUND_AGE: Duration = Duration::from_secs(1);
 pub const QUEUE_BOUND_PACKETS: usize = 400;
 
