@@ -65,24 +65,75 @@ impl Series {
     }
 }
 
+/// Points of one series borrowed from where they were grouped (names from the samples,
+/// points from one array of the whole append), so that grouping allocates nothing per series.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Part<'a> {
+    pub peer: &'a str,
+    pub metric: &'a str,
+    pub points: &'a [(i64, f64)],
+}
+
+/// What encoding and merging read of a series, owned ([`Series`]) or borrowed ([`Part`]).
+pub(crate) trait SeriesRef {
+    fn peer(&self) -> &str;
+    fn metric(&self) -> &str;
+    fn points(&self) -> &[(i64, f64)];
+    fn into_series(self) -> Series;
+}
+
+impl SeriesRef for Series {
+    fn peer(&self) -> &str {
+        &self.peer
+    }
+    fn metric(&self) -> &str {
+        &self.metric
+    }
+    fn points(&self) -> &[(i64, f64)] {
+        &self.points
+    }
+    fn into_series(self) -> Series {
+        self
+    }
+}
+
+impl SeriesRef for Part<'_> {
+    fn peer(&self) -> &str {
+        self.peer
+    }
+    fn metric(&self) -> &str {
+        self.metric
+    }
+    fn points(&self) -> &[(i64, f64)] {
+        self.points
+    }
+    fn into_series(self) -> Series {
+        Series {
+            peer: self.peer.to_owned(),
+            metric: self.metric.to_owned(),
+            points: self.points.to_vec(),
+        }
+    }
+}
+
 /// Appends `from` to `into`, series by series (matched by peer and metric), keeping order.
 /// Both list their series in much the same order, so the one after the last match is tried
 /// first.
-pub(crate) fn merge(into: &mut Vec<Series>, from: Vec<Series>) {
+pub(crate) fn merge<S: SeriesRef>(into: &mut Vec<Series>, from: Vec<S>) {
     let mut next = 0;
     for s in from {
-        let same = |t: &Series| t.peer == s.peer && t.metric == s.metric;
+        let same = |t: &Series| t.metric == s.metric() && t.peer == s.peer();
         let at = match into.get(next) {
             Some(t) if same(t) => Some(next),
             _ => into.iter().position(same),
         };
         match at {
             Some(at) => {
-                into[at].points.extend(s.points);
+                into[at].points.extend_from_slice(s.points());
                 next = at + 1;
             }
             None => {
-                into.push(s);
+                into.push(s.into_series());
                 next = into.len();
             }
         }
@@ -94,11 +145,14 @@ pub(crate) fn merge(into: &mut Vec<Series>, from: Vec<Series>) {
 pub(crate) struct Codec {
     compressor: Option<zstd::bulk::Compressor<'static>>,
     decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    /// The last body decompressed (kept for its capacity: without a bound, zstd's `decompress`
+    /// would allocate the whole `MAX_PLAIN` for every body).
+    unpacked: Vec<u8>,
 }
 
 impl Codec {
     /// Encodes the series of one span (`base` is its first second).
-    pub fn encode(&mut self, base: i64, series: &[Series], compress: bool) -> Vec<u8> {
+    pub fn encode<S: SeriesRef>(&mut self, base: i64, series: &[S], compress: bool) -> Vec<u8> {
         let plain = encode_plain(base, series);
         let mut out = Vec::with_capacity(plain.len() / 2 + 16);
         if compress {
@@ -134,7 +188,6 @@ impl Codec {
         mut sink: impl FnMut(&str, &str, &[i64], &[f64]),
     ) -> StoreResult<()> {
         let (&kind, rest) = body.split_first().ok_or_else(|| corrupt("empty body"))?;
-        let unpacked;
         let plain = match kind {
             PLAIN => rest,
             ZSTD => {
@@ -145,10 +198,18 @@ impl Codec {
                     );
                 }
                 let d = self.decompressor.as_mut().expect("set above");
-                unpacked = d
-                    .decompress(rest, MAX_PLAIN)
+                // Bodies are compressed whole, so their frame says how long they are.
+                let size = zstd::zstd_safe::get_frame_content_size(rest)
+                    .ok()
+                    .flatten()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n <= MAX_PLAIN)
+                    .ok_or_else(|| corrupt("zstd frame without a valid size"))?;
+                self.unpacked.clear();
+                self.unpacked.reserve(size);
+                d.decompress_to_buffer(rest, &mut self.unpacked)
                     .map_err(|e| corrupt(&format!("zstd: {e}")))?;
-                &unpacked[..]
+                &self.unpacked[..]
             }
             k => return Err(corrupt(&format!("unknown body kind {k}"))),
         };
@@ -212,10 +273,10 @@ impl Codec {
 /// A metric not in [`KNOWN_METRICS`] follows as a string.
 const OTHER_METRIC: u8 = 0xff;
 
-fn encode_plain(base: i64, series: &[Series]) -> Vec<u8> {
+fn encode_plain<S: SeriesRef>(base: i64, series: &[S]) -> Vec<u8> {
     let mut plain =
-        Vec::with_capacity(64 + series.iter().map(|s| s.points.len() * 3).sum::<usize>());
-    let written = || series.iter().filter(|s| !s.points.is_empty());
+        Vec::with_capacity(64 + series.iter().map(|s| s.points().len() * 3).sum::<usize>());
+    let written = || series.iter().filter(|s| !s.points().is_empty());
     let mut peers: Vec<&str> = Vec::new();
     let mut timelines: Vec<&[(i64, f64)]> = Vec::new();
     let same_times = |a: &[(i64, f64)], b: &[(i64, f64)]| {
@@ -223,13 +284,13 @@ fn encode_plain(base: i64, series: &[Series]) -> Vec<u8> {
     };
     let mut series_timeline = Vec::new();
     for s in written() {
-        if !peers.contains(&s.peer.as_str()) {
-            peers.push(&s.peer);
+        if !peers.contains(&s.peer()) {
+            peers.push(s.peer());
         }
-        let t = match timelines.iter().rposition(|t| same_times(t, &s.points)) {
+        let t = match timelines.iter().rposition(|t| same_times(t, s.points())) {
             Some(t) => t,
             None => {
-                timelines.push(&s.points);
+                timelines.push(s.points());
                 timelines.len() - 1
             }
         };
@@ -246,18 +307,18 @@ fn encode_plain(base: i64, series: &[Series]) -> Vec<u8> {
     put_varint(&mut plain, series_timeline.len() as u64);
     let mut section = Vec::new();
     for (s, timeline) in written().zip(series_timeline) {
-        let peer = peers.iter().position(|p| *p == s.peer).unwrap_or(0);
+        let peer = peers.iter().position(|p| *p == s.peer()).unwrap_or(0);
         put_varint(&mut plain, peer as u64);
-        match KNOWN_METRICS.iter().position(|m| *m == s.metric) {
+        match KNOWN_METRICS.iter().position(|m| *m == s.metric()) {
             Some(i) => plain.push(i as u8),
             None => {
                 plain.push(OTHER_METRIC);
-                put_str(&mut plain, &s.metric);
+                put_str(&mut plain, s.metric());
             }
         }
         put_varint(&mut plain, timeline as u64);
         section.clear();
-        put_values(&mut section, &s.points);
+        put_values(&mut section, s.points());
         put_varint(&mut plain, section.len() as u64);
         plain.extend_from_slice(&section);
     }
@@ -568,6 +629,25 @@ impl<'a> Reader<'a> {
             (0..n).for_each(|_| f(0));
             return Ok(());
         }
+        if w <= 56 {
+            // Each value lies within the 8 bytes from its first byte: one load, one shift.
+            let w = usize::from(w);
+            let mask = (1u64 << w) - 1;
+            let word = |at: usize| match data.get(at..at + 8) {
+                Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+                None => {
+                    let mut b = [0u8; 8];
+                    let tail = &data[at.min(data.len())..];
+                    b[..tail.len()].copy_from_slice(tail);
+                    u64::from_le_bytes(b)
+                }
+            };
+            for i in 0..n {
+                let bit = i * w;
+                f(((word(bit / 8) >> (bit % 8)) & mask) as i64);
+            }
+            return Ok(());
+        }
         let mask: u128 = (1u128 << w) - 1;
         let mut acc: u128 = 0;
         let mut bits = 0u32;
@@ -653,6 +733,35 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    #[test]
+    fn integers_of_every_width_come_back() {
+        // Spreads of 2^w for every w, random inside, lengths around the 8-byte loads' edges.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for w in 0..=62u32 {
+            for n in [1usize, 7, 8, 9, 61] {
+                let points = (0..n as i64)
+                    .map(|i| {
+                        let v = if w == 0 {
+                            5
+                        } else {
+                            (next() >> (64 - w)) as i64
+                        };
+                        (60 + 2 * i, (v - (1i64 << w.saturating_sub(1))) as f64)
+                    })
+                    .collect::<Vec<_>>();
+                if points.iter().all(|p| p.1.abs() < 9.0e15) {
+                    round_trip(60, vec![series("", "aBit", &points)]);
+                }
+            }
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ use std::time::Duration;
 const PAGE_SIZE: i64 = 65_536;
 /// Bytes of the file a reader maps (address space, not memory).
 const READER_MMAP: i64 = 1 << 34;
+/// Page cache of the writer connection, KiB. The default 2 MiB is 32 pages of 64 KiB: once the
+/// file is large, every append re-read the recent table's and the keys' pages from the OS.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Read-only connections of a file database.
 const READERS: usize = 4;
 /// How long a connection waits for a lock held by another connection or process.
@@ -83,6 +86,7 @@ impl SqliteStore {
             tracing::warn!(%mode, "SQLite refused WAL journal mode");
         }
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Checkpoint every 8 MiB of WAL rather than every 1,000 pages (64 MiB of 64 KiB
         // pages), so no single commit copies a long log.
         writer.pragma_update(None, "wal_autocheckpoint", 8 * 1024 * 1024 / PAGE_SIZE)?;

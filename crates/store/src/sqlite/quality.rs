@@ -6,13 +6,14 @@
 //! into a block once the span is over. Readers take blocks and recent rows. Also the one-time
 //! move of the old row-per-sample table into blocks.
 
-use crate::quality_body::{self, Codec, Series};
+use crate::quality_body::{self, Codec, Part, Series, SeriesRef};
 use crate::{QualityQuery, QualitySample, QualitySeries, StoreError, StoreResult};
 use hearth_types::{UnixSecs, UserId};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// Cached user keys before the cache starts over (it refills from the table).
 const KEY_CACHE: usize = 65_536;
@@ -108,23 +109,53 @@ fn span_of(t: i64) -> Option<i64> {
     (0..SPANS).contains(&m).then_some(m)
 }
 
+/// A series of one append: peer, metric, and its points' range in [`Groups::points`].
+type Slot<'a> = (&'a str, &'a str, Range<usize>);
+
 /// One append's samples, by user-span, with what the writer state must learn on commit.
-struct Groups {
-    by_span: HashMap<(i64, i64), Vec<Series>>,
+struct Groups<'a> {
+    /// Each user-span (span, key) with its series.
+    spans: Vec<((i64, i64), Vec<Slot<'a>>)>,
+    /// The points of every series, series after series, each in its recorded order.
+    points: Vec<(i64, f64)>,
     new_keys: Vec<((u32, String, String), i64)>,
     /// Per key, the first and last sample times.
     seen: HashMap<i64, (i64, i64)>,
 }
 
-/// Sorts samples into user-spans, creating user keys as needed.
-fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> StoreResult<Groups> {
+impl<'a> Groups<'a> {
+    /// The series of each user-span, borrowing their points.
+    fn parts(&self) -> impl Iterator<Item = ((i64, i64), Vec<Part<'_>>)> + '_ {
+        self.spans.iter().map(|(k, series)| {
+            let parts = series
+                .iter()
+                .map(|(peer, metric, r)| Part {
+                    peer,
+                    metric,
+                    points: &self.points[r.clone()],
+                })
+                .collect();
+            (*k, parts)
+        })
+    }
+}
+
+/// Sorts samples into user-spans, creating user keys as needed. Allocates per append, not per
+/// series: a counting sort puts every series' points in one array.
+fn group<'a>(
+    tx: &Transaction,
+    st: &QualityState,
+    samples: &'a [QualitySample],
+) -> StoreResult<Groups<'a>> {
     let mut local: HashMap<(u32, &str, &str), i64> = HashMap::default();
-    let mut index: HashMap<(i64, i64, &str, &str), usize> = HashMap::default();
-    let mut g = Groups {
-        by_span: HashMap::default(),
-        new_keys: Vec::new(),
-        seen: HashMap::default(),
-    };
+    let mut span_index: HashMap<(i64, i64), usize> = HashMap::default();
+    let mut series_index: HashMap<(usize, &str, &str), usize> = HashMap::default();
+    // Per series: its user-span and names; per sample kept: its series.
+    let mut series: Vec<(usize, &str, &str)> = Vec::new();
+    let mut tagged: Vec<(usize, i64, f64)> = Vec::with_capacity(samples.len());
+    let mut spans: Vec<(i64, i64)> = Vec::new();
+    let mut new_keys = Vec::new();
+    let mut seen: HashMap<i64, (i64, i64)> = HashMap::default();
     for s in samples {
         if s.value.is_nan() {
             // A sample without a value says nothing.
@@ -144,7 +175,7 @@ fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> Stor
                     Some(&k) => k,
                     None => {
                         let k = create_key(tx, &owned, s.time.0)?;
-                        g.new_keys.push((owned, k));
+                        new_keys.push((owned, k));
                         k
                     }
                 };
@@ -152,22 +183,45 @@ fn group(tx: &Transaction, st: &QualityState, samples: &[QualitySample]) -> Stor
                 k
             }
         };
-        let seen = g.seen.entry(key).or_insert((s.time.0, s.time.0));
-        *seen = (seen.0.min(s.time.0), seen.1.max(s.time.0));
-        let series = g.by_span.entry((span, key)).or_default();
-        let i = *index
-            .entry((span, key, s.peer.as_str(), s.metric.as_str()))
+        let first_last = seen.entry(key).or_insert((s.time.0, s.time.0));
+        *first_last = (first_last.0.min(s.time.0), first_last.1.max(s.time.0));
+        let at = *span_index.entry((span, key)).or_insert_with(|| {
+            spans.push((span, key));
+            spans.len() - 1
+        });
+        let i = *series_index
+            .entry((at, s.peer.as_str(), s.metric.as_str()))
             .or_insert_with(|| {
-                series.push(Series {
-                    peer: s.peer.clone(),
-                    metric: s.metric.clone(),
-                    points: Vec::new(),
-                });
+                series.push((at, s.peer.as_str(), s.metric.as_str()));
                 series.len() - 1
             });
-        series[i].points.push((s.time.0, s.value));
+        tagged.push((i, s.time.0, s.value));
     }
-    Ok(g)
+    // Counting sort by series (stable: each series keeps its recorded order).
+    let mut start = vec![0usize; series.len() + 1];
+    for t in &tagged {
+        start[t.0 + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let ranges: Vec<Range<usize>> = start.windows(2).map(|w| w[0]..w[1]).collect();
+    let mut points = vec![(0i64, 0f64); tagged.len()];
+    for (i, t, v) in tagged {
+        points[start[i]] = (t, v);
+        start[i] += 1;
+    }
+    let mut by_span: Vec<((i64, i64), Vec<Slot>)> =
+        spans.into_iter().map(|k| (k, Vec::new())).collect();
+    for ((at, peer, metric), r) in series.into_iter().zip(ranges) {
+        by_span[at].1.push((peer, metric, r));
+    }
+    Ok(Groups {
+        spans: by_span,
+        points,
+        new_keys,
+        seen,
+    })
 }
 
 fn create_key(tx: &Transaction, id: &(u32, String, String), time: i64) -> StoreResult<i64> {
@@ -220,15 +274,15 @@ pub(super) fn append(
     let done = write(conn, st, samples, &mut folds);
     match done {
         Ok(g) => {
+            for (k, parts) in g.parts() {
+                quality_body::merge(st.open.entry(k).or_default(), parts);
+            }
             if st.keys.len() + g.new_keys.len() > KEY_CACHE {
                 st.keys.clear();
             }
             st.keys.extend(g.new_keys);
             for (_, (_, last)) in g.seen {
                 st.newest = st.newest.max(last);
-            }
-            for (k, series) in g.by_span {
-                quality_body::merge(st.open.entry(k).or_default(), series);
             }
             Ok(())
         }
@@ -239,12 +293,12 @@ pub(super) fn append(
     }
 }
 
-fn write(
+fn write<'a>(
     conn: &mut Connection,
     st: &mut QualityState,
-    samples: &[QualitySample],
+    samples: &'a [QualitySample],
     folds: &mut [((i64, i64), Vec<Series>)],
-) -> StoreResult<Groups> {
+) -> StoreResult<Groups<'a>> {
     let tx = conn.transaction()?;
     // Folds first: a fold drops the recent rows of its span, which must not include this
     // append's (their points are not in the fold).
@@ -257,9 +311,9 @@ fn write(
         let mut stmt = tx.prepare_cached(
             "INSERT INTO quality_recent (key, span, samples, body) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for ((span, key), series) in &g.by_span {
-            let n: usize = series.iter().map(|s| s.points.len()).sum();
-            let body = st.codec.encode(span * SPAN_SECS, series, false);
+        for ((span, key), parts) in g.parts() {
+            let n: usize = parts.iter().map(|p| p.points.len()).sum();
+            let body = st.codec.encode(span * SPAN_SECS, &parts, false);
             stmt.execute(params![key, span, n as i64, body])?;
         }
     }
@@ -461,13 +515,16 @@ impl Accumulator {
         };
         self.next = at + 1;
         let points = &mut self.series[at].points;
-        points.extend(
-            times
-                .iter()
-                .copied()
-                .zip(values.iter().copied())
-                .filter(|p| window.contains(&p.0)),
-        );
+        let pairs = times.iter().copied().zip(values.iter().copied());
+        let (lo, hi) = times
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        if window.contains(&lo) && window.contains(&hi) {
+            // The usual case, a body wholly inside the window: no test per point.
+            points.extend(pairs);
+        } else {
+            points.extend(pairs.filter(|p| window.contains(&p.0)));
+        }
     }
 }
 
@@ -547,7 +604,8 @@ pub(super) fn move_legacy_samples(conn: &mut Connection, st: &mut QualityState) 
             moved += samples.len() as i64;
             let g = group(&tx, st, &samples)?;
             note_seen(&tx, &g)?;
-            for ((span, key), mut series) in g.by_span {
+            for ((span, key), parts) in g.parts() {
+                let mut series = parts.into_iter().map(SeriesRef::into_series).collect();
                 add_to_block(&tx, &mut st.codec, key, span, &mut series)?;
             }
             new_keys.extend(g.new_keys);
