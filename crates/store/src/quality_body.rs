@@ -122,20 +122,26 @@ impl SeriesRef for Part<'_> {
 pub(crate) fn merge<S: SeriesRef>(into: &mut Vec<Series>, from: Vec<S>) {
     let mut next = 0;
     for s in from {
-        let same = |t: &Series| t.metric == s.metric() && t.peer == s.peer();
-        let at = match into.get(next) {
-            Some(t) if same(t) => Some(next),
-            _ => into.iter().position(same),
-        };
-        match at {
-            Some(at) => {
-                into[at].points.extend_from_slice(s.points());
-                next = at + 1;
-            }
-            None => {
-                into.push(s.into_series());
-                next = into.len();
-            }
+        merge_one(into, s, &mut next);
+    }
+}
+
+/// Appends one series to its match in `into` (or adds it), trying `next` first; `next` then
+/// points after it.
+pub(crate) fn merge_one<S: SeriesRef>(into: &mut Vec<Series>, s: S, next: &mut usize) {
+    let same = |t: &Series| t.metric == s.metric() && t.peer == s.peer();
+    let at = match into.get(*next) {
+        Some(t) if same(t) => Some(*next),
+        _ => into.iter().position(same),
+    };
+    match at {
+        Some(at) => {
+            into[at].points.extend_from_slice(s.points());
+            *next = at + 1;
+        }
+        None => {
+            into.push(s.into_series());
+            *next = into.len();
         }
     }
 }

@@ -54,18 +54,32 @@ impl QualityState {
         let mut st = QualityState::default();
         let mut stmt = conn.prepare("SELECT span, key, body FROM quality_recent ORDER BY id")?;
         let mut rows = stmt.query([])?;
+        // Straight into the open spans: names are copied once per series and span, not once
+        // per recent row.
+        let mut points = Vec::new();
+        let mut newest = i64::MIN;
         while let Some(r) = rows.next()? {
             let (span, key): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let series = st
-                .codec
-                .decode_all(blob(r.get_ref(2)?)?, span * SPAN_SECS)?;
-            for s in &series {
-                if let Some(p) = s.points.iter().map(|p| p.0).max() {
-                    st.newest = st.newest.max(p);
-                }
-            }
-            quality_body::merge(st.open.entry((span, key)).or_default(), series);
+            let into = st.open.entry((span, key)).or_default();
+            let mut next = 0;
+            st.codec.decode(
+                blob(r.get_ref(2)?)?,
+                span * SPAN_SECS,
+                |_| true,
+                |peer, metric, times, values| {
+                    points.clear();
+                    points.extend(times.iter().copied().zip(values.iter().copied()));
+                    newest = times.iter().copied().fold(newest, i64::max);
+                    let part = Part {
+                        peer,
+                        metric,
+                        points: &points,
+                    };
+                    quality_body::merge_one(into, part, &mut next);
+                },
+            )?;
         }
+        st.newest = st.newest.max(newest);
         Ok(st)
     }
 
