@@ -102,6 +102,84 @@ def test_one_publisher_three_viewers(media):
     run(body())
 
 
+def sdp_value(sdp: str, attr: str) -> str:
+    line = next((ln for ln in sdp.splitlines() if ln.startswith(f"a={attr}:")), None)
+    assert line, f"no a={attr} in:\n{sdp}"
+    return line.split(":", 1)[1].strip()
+
+
+async def check_from_another_address(client) -> None:
+    """An ICE connectivity check on another candidate pair of `client`'s session: a STUN
+    binding request with the session's credentials, sent from a new UDP socket (as a browser
+    pings its backup pairs); waits for the server's success response."""
+    from aioice import stun
+
+    answer, offer = client.answer, client.pc.localDescription.sdp
+    cand = sdp_value(answer, "candidate").split()
+    server = (cand[4], int(cand[5]))
+    msg = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    msg.attributes["USERNAME"] = f"{sdp_value(answer, 'ice-ufrag')}:{sdp_value(offer, 'ice-ufrag')}"
+    msg.attributes["PRIORITY"] = 1_845_501_695
+    msg.attributes["ICE-CONTROLLING"] = int.from_bytes(os.urandom(8), "big")
+    msg.add_message_integrity(sdp_value(answer, "ice-pwd").encode())
+    msg.add_fingerprint()
+    loop = asyncio.get_running_loop()
+    answered: asyncio.Future = loop.create_future()
+
+    class Check(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            if data[:2] == b"\x01\x01" and data[8:20] == msg.transaction_id and not answered.done():
+                answered.set_result(addr)
+
+    transport, _ = await loop.create_datagram_endpoint(Check, local_addr=("127.0.0.1", 0))
+    try:
+        for _ in range(5):
+            transport.sendto(bytes(msg), server)
+            try:
+                await asyncio.wait_for(asyncio.shield(answered), 0.5)
+                return
+            except asyncio.TimeoutError:
+                pass
+        raise AssertionError(f"no answer to a check from another address of {client.where()}")
+    finally:
+        transport.close()
+
+
+def test_checks_on_another_candidate_pair_keep_the_media_flowing(media):
+    """Browsers check their backup candidate pairs now and then (Chromium every ~25 s). Such a
+    check must not take the route of the address that carries the media: a publisher whose
+    backup pair is checked every second keeps reaching its viewer (frame counts grow in every
+    1 s window), and so does a viewer whose own backup pair is checked."""
+
+    async def body():
+        pub = Publisher(media, APP1, "alice", room=1015, rgb=RED)
+        viewer = Viewer(media, APP1, "viewer", "alice", room=1015)
+        watch = None
+        try:
+            await pub.start()
+            await viewer.start()
+            await viewer.wait_frames(video=15, audio=25)
+            routes = media_stats(media)["addr_routes"]
+            watch = ProgressWatch(viewer, period=1.0).start()
+            for _ in range(3):
+                await check_from_another_address(pub)
+                await check_from_another_address(viewer)
+                await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
+            await watch.stop()
+            watch.check()
+            assert media_stats(media)["addr_routes"] == routes + 6, "each checked address routes"
+            for c in (viewer, pub):
+                assert await c.delete() == 200
+            await wait_stats(media, is_empty, 5, "no peer and no address route left")
+        finally:
+            if watch and watch._task and not watch._task.done():
+                await watch.stop()
+            await close_all(pub, viewer)
+
+    run(body())
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Numeric room 123 and string room "123" are different rooms
 

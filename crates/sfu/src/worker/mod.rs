@@ -391,10 +391,17 @@ impl Worker {
         if !peer.rtc.accepts(&input) {
             return;
         }
-        if peer.addr != Some(source) {
-            if let Some(old) = peer.addr.replace(source) {
-                self.by_addr.remove(&old);
+        if !peer.addrs.contains(&source) {
+            // A new address of this peer (a check on another candidate pair) routes to it as
+            // well: replacing the route of the address carrying its media would drop that
+            // media until its next check from there.
+            if peer.addrs.len() == peer::MAX_PEER_ADDRS {
+                let oldest = peer.addrs.remove(0);
+                if self.by_addr.get(&oldest) == Some(&pid) {
+                    self.by_addr.remove(&oldest);
+                }
             }
+            peer.addrs.push(source);
             self.by_addr.insert(source, pid);
         }
         if let Err(e) = peer.rtc.handle_input(input) {

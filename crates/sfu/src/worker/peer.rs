@@ -109,6 +109,9 @@ impl Inbound {
     }
 }
 
+/// Addresses one peer's datagrams may come from at once (its candidate pairs).
+pub const MAX_PEER_ADDRS: usize = 8;
+
 pub struct Peer {
     pub id: ParticipantId,
     pub slot: super::rooms::RoomSlot,
@@ -117,7 +120,11 @@ pub struct Peer {
     pub token: String,
     pub ufrag: String,
     pub rtc: Rtc,
-    pub addr: Option<SocketAddr>,
+    /// Every address its datagrams came from that str0m accepted (ICE checked), oldest first,
+    /// at most [`MAX_PEER_ADDRS`]. A browser checks its backup candidate pairs now and then
+    /// (Chromium every ~25 s): those addresses route to the peer too, and the one carrying its
+    /// media keeps its route.
+    pub addrs: Vec<SocketAddr>,
     pub created: Instant,
     pub connected: bool,
     /// The deadline str0m last asked for.
@@ -165,7 +172,7 @@ impl Peer {
             token,
             ufrag,
             rtc,
-            addr: None,
+            addrs: Vec::new(),
             created: now,
             connected: false,
             next_timeout: now,

@@ -354,8 +354,11 @@ impl Worker {
         peer.rtc.disconnect();
         self.timers.retain(|Reverse((_, p))| *p != pid);
         self.by_ufrag.remove(&peer.ufrag);
-        if let Some(addr) = peer.addr {
-            self.by_addr.remove(&addr);
+        for addr in &peer.addrs {
+            // An address another session took over since is that session's route.
+            if self.by_addr.get(addr) == Some(&pid) {
+                self.by_addr.remove(addr);
+            }
         }
         let Some(room) = self.rooms.get_mut(&peer.slot) else {
             return;
