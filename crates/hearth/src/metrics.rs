@@ -185,6 +185,20 @@ pub async fn render(
         );
         metric(
             &mut out,
+            "hearth_media_send_calls_total",
+            "counter",
+            "sendmmsg system calls of the media workers.",
+            c.send_calls,
+        );
+        metric(
+            &mut out,
+            "hearth_media_gso_datagrams_total",
+            "counter",
+            "Datagrams sent in UDP GSO messages (consecutive datagrams to one address, sent as one).",
+            c.gso_datagrams,
+        );
+        metric(
+            &mut out,
             "hearth_media_refused_full_total",
             "counter",
             "Joins (WHIP, WHEP, protocol clients) refused because every worker that could take them was at media.capacity_per_worker.",

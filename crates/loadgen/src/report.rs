@@ -99,6 +99,8 @@ fn metric_rates(a: &HashMap<String, f64>, b: &HashMap<String, f64>, secs: f64) -
         "bytes_out_per_s": rate("hearth_media_bytes_out_total"),
         "frames_forwarded_per_s": rate("hearth_media_frames_forwarded_total"),
         "send_drops": d("hearth_media_send_drops_total"),
+        "send_calls_per_s": rate("hearth_media_send_calls_total"),
+        "gso_datagrams_per_s": rate("hearth_media_gso_datagrams_total"),
         "queue_drops": d("hearth_media_queue_drops_total"),
         "queue_skips": d("hearth_media_queue_skips_total"),
         "refused_full": d("hearth_media_refused_full_total"),

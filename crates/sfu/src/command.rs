@@ -98,6 +98,9 @@ pub struct Counters {
     pub queue_skips: u64,
     /// Datagrams the socket refused (buffer full).
     pub send_drops: u64,
+    /// `sendmmsg` calls, and datagrams that went in UDP GSO messages (runs to one address).
+    pub send_calls: u64,
+    pub gso_datagrams: u64,
     /// Joins refused because the worker was at its capacity.
     pub refused_full: u64,
     /// Packets handed to another worker that holds more viewers of the room.

@@ -535,6 +535,8 @@ impl SfuHandle {
             t.queue_drops += c.queue_drops;
             t.queue_skips += c.queue_skips;
             t.send_drops += c.send_drops;
+            t.send_calls += c.send_calls;
+            t.gso_datagrams += c.gso_datagrams;
             t.refused_full += c.refused_full;
             t.packets_relayed += c.packets_relayed;
             t.relay_drops += c.relay_drops;

@@ -621,6 +621,8 @@ fn flush(
     counters.datagrams_out += f.datagrams;
     counters.bytes_out += f.bytes;
     counters.send_drops += f.dropped;
+    counters.send_calls += f.calls;
+    counters.gso_datagrams += f.gso_datagrams;
 }
 
 /// Milliseconds since the Unix epoch.
