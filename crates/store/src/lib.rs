@@ -101,6 +101,18 @@ pub trait Store: Send + Sync + 'static {
         from: UnixSecs,
         to: UnixSecs,
     ) -> StoreResult<Vec<ScaleDay>>;
+    /// Per bucket of `step` seconds from `from` up to `to` (exclusive), oldest first: sessions
+    /// and calls open at its start, their peaks and distinct users and calls during it; of one
+    /// room (its RoomId, numeric or string) when `room` is given. Open calls and sessions count
+    /// until now.
+    fn scale_buckets(
+        &self,
+        app: SdkAppId,
+        room: Option<&str>,
+        from: UnixSecs,
+        to: UnixSecs,
+        step: i64,
+    ) -> StoreResult<Vec<ScaleBucket>>;
     /// Deletes finished calls (with their sessions, events, samples), tasks and placed calls that ended
     /// before `cutoff`. Open calls are never purged.
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;

@@ -211,6 +211,21 @@ pub struct ScaleDay {
     pub entries: u64,
 }
 
+/// Scale over one bucket of time `[start, start + step)` (the monitoring dashboards).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleBucket {
+    pub start: UnixSecs,
+    /// Sessions and calls (rooms) open at `start`.
+    pub online_users: u64,
+    pub online_rooms: u64,
+    /// Most sessions and calls open at once during the bucket.
+    pub peak_users: u64,
+    pub peak_rooms: u64,
+    /// Distinct users with a session, and calls, overlapping the bucket.
+    pub users: u64,
+    pub rooms: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
     pub calls: u64,

@@ -400,6 +400,79 @@ fn sessions_of_a_call_overlap_the_window_and_filter_by_user() {
 }
 
 #[test]
+fn scale_buckets_count_online_peaks_and_distinct_per_bucket() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    // Room 1 from 100 to 260: u1 100–250, u2 105–115 and again 130–140, u3 135–260.
+    let a = started(&store, APP, RoomKey::Num(1), D + 100);
+    visit(&store, &a, "u1", D + 100, D + 250);
+    visit(&store, &a, "u2", D + 105, D + 115);
+    visit(&store, &a, "u2", D + 130, D + 140);
+    visit(&store, &a, "u3", D + 135, D + 260);
+    store
+        .finish_call(&a.comm_id, t(D + 260), LeaveReason::Normal)
+        .unwrap();
+    // Room "s" from 120, still open (counts until now): u4 from 120, still in.
+    let b = started(&store, APP, RoomKey::Str("s".into()), D + 120);
+    join(&store, &b, "u4", D + 120);
+    let other = started(&store, OTHER_APP, RoomKey::Num(1), D + 100);
+    visit(&store, &other, "u9", D + 100, D + 200);
+
+    let bucket =
+        |start: i64, online: (u64, u64), peak: (u64, u64), distinct: (u64, u64)| ScaleBucket {
+            start: t(D + start),
+            online_users: online.0,
+            online_rooms: online.1,
+            peak_users: peak.0,
+            peak_rooms: peak.1,
+            users: distinct.0,
+            rooms: distinct.1,
+        };
+    let got = store
+        .scale_buckets(APP, None, t(D + 100), t(D + 160), 20)
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            // 100–120: u1, u2 (105–115); room 1; u4 and room "s" from 120, not in it.
+            bucket(100, (1, 1), (2, 1), (2, 1)),
+            // 120–140: u1, u4 at the start; u2 again 130–140 and u3 from 135: four at once.
+            bucket(120, (2, 2), (4, 2), (4, 2)),
+            // 140–160: u1, u3, u4 (u2 left at 140).
+            bucket(140, (3, 2), (3, 2), (3, 2)),
+        ]
+    );
+    // One room by its ID (numeric or string).
+    let one = store
+        .scale_buckets(APP, Some("s"), t(D + 100), t(D + 160), 20)
+        .unwrap();
+    assert_eq!(
+        one.iter().map(|b| (b.users, b.rooms)).collect::<Vec<_>>(),
+        vec![(0, 0), (1, 1), (1, 1)]
+    );
+    // After room 1 ended: only the open room and its user, up to now.
+    let later = store
+        .scale_buckets(APP, None, t(D + 300), t(D + 310), 10)
+        .unwrap();
+    assert_eq!(later, vec![bucket(300, (1, 1), (1, 1), (1, 1))]);
+    // A partial last bucket, and an empty or inverted range.
+    assert_eq!(
+        store
+            .scale_buckets(APP, None, t(D + 100), t(D + 105), 20)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .scale_buckets(APP, None, t(D + 100), t(D + 100), 20)
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .scale_buckets(APP, None, t(D + 100), t(D + 50), 20)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
 fn daily_scale_counts_rooms_users_and_entries_per_day() {
     let store = SqliteStore::open_in_memory().unwrap();
     let a = started(&store, APP, RoomKey::Num(1), D + 100);

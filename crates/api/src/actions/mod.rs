@@ -3,6 +3,7 @@
 //! application, and returns the response fields.
 
 mod calls;
+mod dashboard;
 mod ingest;
 mod lcic;
 mod moderation;
@@ -72,6 +73,10 @@ pub async fn dispatch(
         "DescribeRoomInfo" => monitor::describe_room_info(&ctx, params).await,
         "DescribeUserInfo" => monitor::describe_user_info(&ctx, params).await,
         "DescribeScaleInfo" => monitor::describe_scale_info(&ctx, params).await,
+        "DescribeTRTCRealTimeScaleData" => {
+            dashboard::describe_real_time_scale_data(&ctx, params).await
+        }
+        "DescribeTRTCMarketScaleData" => dashboard::describe_market_scale_data(&ctx, params).await,
         "DescribeUserEvent" => calls::describe_user_event(&ctx, params).await,
         "DescribeCallDetailInfo" => calls::describe_call_detail_info(&ctx, params).await,
         "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,

@@ -45,7 +45,7 @@ const BUCKET_5_MIN: i64 = 300;
 const MAX_DAYS: i64 = 31;
 
 /// `YYYY-MM-DD` as the Unix time of that UTC midnight.
-fn day(s: &str, name: &'static str) -> Result<i64, ApiError> {
+pub(super) fn day(s: &str, name: &'static str) -> Result<i64, ApiError> {
     let bad =
         || ApiError::InvalidParameter(format!("{name} must be a date YYYY-MM-DD; got {s:?}."));
     let parts: Vec<&str> = s.trim().split('-').collect();

@@ -16,7 +16,7 @@ mod tenants;
 use crate::{
     AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord,
     LeaveReason, NewSession, Page, PurgeCounts, QualityQuery, QualitySample, QualitySeries,
-    ScaleDay, SessionId, SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
+    ScaleBucket, ScaleDay, SessionId, SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
 use pool::Pool;
@@ -267,6 +267,19 @@ impl Store for SqliteStore {
         let now = UnixSecs::now();
         self.pool
             .read(|c| housekeeping::daily_scale(c, app, from, to, now))
+    }
+
+    fn scale_buckets(
+        &self,
+        app: SdkAppId,
+        room: Option<&str>,
+        from: UnixSecs,
+        to: UnixSecs,
+        step: i64,
+    ) -> StoreResult<Vec<ScaleBucket>> {
+        let now = UnixSecs::now();
+        self.pool
+            .read(|c| housekeeping::scale_buckets(c, app, room, (from, to), step, now))
     }
 
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts> {

@@ -1,0 +1,152 @@
+"""The monitoring dashboards' scale actions through the official Python SDK:
+DescribeTRTCRealTimeScaleData (users and rooms online every 10 s) and DescribeTRTCMarketScaleData
+(peaks and distinct users and rooms per hour or day), following real WHIP publishers as they enter
+and leave, and their validation."""
+
+from __future__ import annotations
+
+import datetime
+import random
+import time
+
+import pytest
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.trtc.v20190722 import models
+
+from conftest import APP1, APP2, Hearth, sdk_client
+from media import Publisher, is_empty, run, wait_stats
+from test_media import close_all, poll_api
+
+
+def real_time(h: Hearth, start: int, end: int, room: str | None = None, app: int = APP1):
+    req = models.DescribeTRTCRealTimeScaleDataRequest()
+    req.SdkAppId, req.StartTime, req.EndTime = str(app), start, end
+    if room is not None:
+        req.RoomId = room
+    data = sdk_client(h).DescribeTRTCRealTimeScaleData(req).Data
+    assert (data.StatementID, data.Total) == (0, 1)
+    series = data.Series[0]
+    assert series.Columns == ["time", "userCount", "roomCount"]
+    return [r.RowValue for r in series.Values]
+
+
+def market(h: Hearth, start: str, end: str, period: str, app: int = APP1):
+    req = models.DescribeTRTCMarketScaleDataRequest()
+    req.SdkAppId, req.StartTime, req.EndTime, req.Period = str(app), start, end, period
+    client = sdk_client(h, h.cred2 if app == APP2 else h.cred1)
+    series = client.DescribeTRTCMarketScaleData(req).Data.Series[0]
+    assert series.Columns == ["time", "peakCurrentUsers", "peakCurrentChannels", "userCount", "roomCount"]
+    return [r.RowValue for r in series.Values]
+
+
+def today() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def hour_row(rows: list, t: int) -> list:
+    start = t - t % 3600
+    found = [r for r in rows if r[0] == start]
+    assert found, f"no row for the hour starting {start}: {rows}"
+    return found[0]
+
+
+def error_of(call) -> tuple[str, str]:
+    with pytest.raises(TencentCloudSDKException) as info:
+        call()
+    assert info.value.requestId, info.value
+    return info.value.code, info.value.message
+
+
+@pytest.fixture
+def media(hearth_media: Hearth) -> Hearth:
+    """The media server (its store holds the media tests' calls, not the API tests'), empty."""
+    assert hearth_media.alive(), hearth_media.stderr()
+    run(wait_stats(hearth_media, is_empty, 30, "an empty media plane before the test"))
+    yield hearth_media
+    assert hearth_media.alive(), f"the server died:\n{hearth_media.stderr()}"
+
+
+def test_scale_follows_publishers_entering_and_leaving(media):
+    room = random.randint(700_001, 800_000)
+    users = [f"dash{room}-{i}" for i in range(3)]
+    began = int(time.time())
+    hour_before = hour_row(market(media, today(), today(), "h"), began)
+
+    async def body():
+        pubs = [Publisher(media, APP1, u, room=room) for u in users]
+        try:
+            for p in pubs:
+                await p.start()
+
+            def online(n):
+                def fetch():
+                    now = int(time.time())
+                    rows = real_time(media, now - 30, now, room=str(room))
+                    return rows[-1][1:] == [n, 1], rows
+
+                return fetch
+
+            rows = await poll_api(online(3), "3 users in 1 room in the last 10 s row")
+            assert all(r[0] % 10 == 0 for r in rows) and [b[0] - a[0] for a, b in zip(rows, rows[1:])] == [10] * (len(rows) - 1), rows
+            # The whole app counts them too; another room counts nobody.
+            now = int(time.time())
+            assert real_time(media, now - 20, now)[-1][1] >= 3
+            assert all(r[1:] == [0, 0] for r in real_time(media, now - 20, now, room="no-such-room"))
+
+            assert await pubs[0].delete() == 200
+            assert await pubs[1].delete() == 200
+            await poll_api(online(1), "1 user left in the room")
+            assert await pubs[2].delete() == 200
+            await wait_stats(media, is_empty, 5, "an empty media plane")
+            # Once everyone left (and the call ended): a row after that shows no one.
+            def empty():
+                now = int(time.time())
+                rows = real_time(media, now - 5, now, room=str(room))
+                return rows[-1][1:] == [0, 0], rows
+
+            await poll_api(empty, "an empty room", timeout=25)
+        finally:
+            await close_all(*pubs)
+
+    run(body())
+    # This hour: the three were online at once in one room; they are three more distinct users
+    # and one more room than before (no other test ran meanwhile).
+    after = hour_row(market(media, today(), today(), "h"), began)
+    assert after[1] >= 3 and after[2] >= 1, after
+    assert after[3] == hour_before[3] + 3, (hour_before, after)
+    assert after[4] == hour_before[4] + 1, (hour_before, after)
+    day = market(media, today(), today(), "d")
+    assert len(day) == 1 and day[0][0] % 86400 == 0 and day[0][3] >= 3, day
+
+
+def test_scale_validation(hearth):
+    now = int(time.time())
+    c = sdk_client(hearth)
+
+    def rt(start, end, app=APP1):
+        req = models.DescribeTRTCRealTimeScaleDataRequest()
+        req.SdkAppId, req.StartTime, req.EndTime = str(app), start, end
+        return lambda: c.DescribeTRTCRealTimeScaleData(req)
+
+    def mk(start, end, period, app=APP1):
+        req = models.DescribeTRTCMarketScaleDataRequest()
+        req.SdkAppId, req.StartTime, req.EndTime, req.Period = str(app), start, end, period
+        return lambda: c.DescribeTRTCMarketScaleData(req)
+
+    assert error_of(rt(now - 3601, now))[0] == "InvalidParameter"
+    assert error_of(rt(now - 10, now - 20))[0] == "InvalidParameter"
+    assert error_of(rt(now + 100, now + 200))[0] == "InvalidParameter"
+    code, message = error_of(mk(today(), today(), "w"))
+    assert code == "InvalidParameter" and "Period" in message
+    assert error_of(mk("2026-13-01", today(), "d"))[0] == "InvalidParameter"
+    old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=60)).strftime("%Y-%m-%d")
+    assert error_of(mk(old, today(), "d"))[0] == "InvalidParameter", "61 days"
+    assert error_of(mk(today(), "2000-01-01", "d"))[0] == "InvalidParameter"
+    # An app the credential does not hold.
+    assert error_of(rt(now - 10, now, app=1_400_999_999))[0] == "UnauthorizedOperation.SdkAppId"
+    # An empty range is a valid answer: rows with zeros, one per 10 s up to now.
+    rows = real_time(hearth, now - 25, now, room="nobody-here")
+    assert 3 <= len(rows) <= 4 and all(r[1:] == [0, 0] for r in rows), rows
+    yesterday = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    hours = market(hearth, yesterday, yesterday, "h", app=APP2)
+    assert len(hours) == 24 and hours[1][0] - hours[0][0] == 3600, hours
