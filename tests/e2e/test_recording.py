@@ -347,15 +347,20 @@ def test_a_killed_worker_fails_its_task_and_leaves_its_closed_segments(rec, s3):
 
     async def body():
         pubs = await publishers(rec, APP1, r, ("alice", RED, 440.0))
+        # Workers are told apart by when they appear (PIDs need not grow): the other task's
+        # first. Under load a worker can take seconds to start (CI once listed one worker 9 s
+        # after both tasks were created; the other's went on to record).
+        earlier = set(worker_pids(rec))
         other = create(rec, room(), cloud_storage(s3, ["kill"]), bot="rec-other")
+        await wait_for(lambda: len(set(worker_pids(rec)) - earlier) == 1, 20,
+                       f"the other task's worker (has {worker_pids(rec)}, had {earlier})")
+        (others,) = set(worker_pids(rec)) - earlier
         task = create(rec, r, cloud_storage(s3, ["kill"]), record={"RecordMode": 2, "OutputFormat": 1})
         await wait_for(lambda: len([k for k in s3.objects(f"kill/{task}/") if k.endswith(".ts")]) >= 2,
-                       15, "two closed segments", step=0.25)
-        # (Seen once in CI under load: only one worker listed at first.)
-        await wait_for(lambda: len(worker_pids(rec)) == 2, 5, f"two workers (has {worker_pids(rec)})")
-        pids = worker_pids(rec)
-        # The newest worker is this task's.
-        victim = max(pids)
+                       20, "two closed segments", step=0.25)
+        mine = set(worker_pids(rec)) - earlier - {others}
+        assert len(mine) == 1, f"this task's worker: {worker_pids(rec)}, had {earlier}, other's {others}"
+        (victim,) = mine
         os.kill(victim, signal.SIGKILL)
         await wait_ended(rec, task, timeout=20)
         # The other task goes on.
