@@ -13,7 +13,8 @@
 # BISECT (extra steps between the last pass and the first failure, default 2), PIN=1 (default)
 # pins the server to CPU 0 and the load generator to CPU 1 with taskset, PIN=0 lets both float;
 # AUDIO=0 makes the publisher send video only (to count forwarded video streams alone);
-# LOADGEN_THREADS (1), LOADGEN_ARGS (extra flags, e.g. "--no-twcc"), PORT (HTTP, default a
+# LOADGEN_THREADS (1), LOADGEN_ARGS (extra flags, e.g. "--no-twcc", or "--gro": receivers take GSO
+# runs whole, see bench/README.md), PORT (HTTP, default a
 # free one), MEDIA_PORTS (53000-53010), SKIP_BUILD=1 reuses target/release, OUT_DIR (default a
 # temp dir), HEARTH_LOG (server log filter, default "info"). SERVER=janus runs the same steps
 # against Debian's Janus (VideoRoom over its HTTP transport, config by bench/janus-config.sh,

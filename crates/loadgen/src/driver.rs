@@ -9,6 +9,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -90,7 +91,7 @@ impl Driver {
             lat: Default::default(),
             send_errors: 0,
             disconnects: 0,
-            buf: vec![0; 2048],
+            buf: vec![0; crate::gro::BUFFER],
             stop: false,
             busy_ns: 0,
             late_max_us: 0,
@@ -186,24 +187,29 @@ impl Driver {
         };
         let mut got = false;
         let mut exhausted = true;
+        let fd = c.socket.as_raw_fd();
         for _ in 0..RECV_BATCH {
-            match c.socket.recv_from(&mut self.buf) {
-                Ok((n, source)) => {
-                    count_datagram(c);
-                    let Ok(contents) = self.buf[..n].try_into() else {
-                        continue;
-                    };
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source,
-                            destination: c.local,
-                            contents,
-                        },
-                    );
-                    if c.rtc.handle_input(input).is_err() {
-                        c.rtc.disconnect();
+            match crate::gro::recv(fd, &mut self.buf) {
+                Ok((n, source, segment)) => {
+                    // One datagram, or a run of them of `segment` bytes each (the last may be
+                    // shorter) when the socket has GRO.
+                    for datagram in self.buf[..n].chunks(segment) {
+                        count_datagram(c);
+                        let Ok(contents) = datagram.try_into() else {
+                            continue;
+                        };
+                        let input = Input::Receive(
+                            Instant::now(),
+                            Receive {
+                                proto: Protocol::Udp,
+                                source,
+                                destination: c.local,
+                                contents,
+                            },
+                        );
+                        if c.rtc.handle_input(input).is_err() {
+                            c.rtc.disconnect();
+                        }
                     }
                     got = true;
                 }

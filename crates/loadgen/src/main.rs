@@ -4,6 +4,7 @@
 
 mod client;
 mod driver;
+mod gro;
 mod http;
 mod janus;
 mod media;
@@ -77,6 +78,10 @@ pub struct Args {
     /// Receive buffer of each client socket, bytes.
     #[arg(long, default_value_t = 512 * 1024)]
     rcvbuf: usize,
+    /// UDP GRO on the client sockets: a server's GSO message arrives as one buffer instead of
+    /// being split into datagrams by the kernel (on loopback, on the server's CPU).
+    #[arg(long)]
+    gro: bool,
     /// Subscribers do not offer transport-wide congestion control, so the server gets no
     /// TWCC feedback for its bandwidth estimate (diagnostic).
     #[arg(long)]
@@ -146,6 +151,10 @@ impl Signaling {
         let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
         let _ = s.set_recv_buffer_size(self.args.rcvbuf);
         s.set_nonblocking(true)?;
+        if self.args.gro {
+            use std::os::fd::AsRawFd;
+            gro::enable(s.as_raw_fd())?;
+        }
         s.bind(&SocketAddr::new(self.args.bind, 0).into())?;
         let std: std::net::UdpSocket = s.into();
         let local = std.local_addr()?;
