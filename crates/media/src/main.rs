@@ -283,6 +283,7 @@ async fn task(
             },
         }
     };
+    tracing::info!(reason = ?reason, message = message.as_deref().unwrap_or(""), "finishing the task's files");
     // Close every file: EOS through each pipeline, bounded by the watchdog.
     emit(&Event::Alive);
     rec.finish();
@@ -312,10 +313,13 @@ async fn task(
     }
     rooms::leave(&client, &mut room).await;
     if frozen {
-        return Ok((
-            EndReason::Failed,
-            Some("the pipeline did not finish within the EOS timeout".into()),
-        ));
+        // What ended the task comes first: a pipeline error is why its files did not finish.
+        let timeout = "the pipeline did not finish within the EOS timeout";
+        let message = match (reason, message) {
+            (EndReason::Failed, Some(m)) => format!("{m}; {timeout}"),
+            _ => timeout.to_owned(),
+        };
+        return Ok((EndReason::Failed, Some(message)));
     }
     Ok((reason, message))
 }
