@@ -5,6 +5,7 @@ and leave, and their validation."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import random
 import time
@@ -15,7 +16,7 @@ from tencentcloud.trtc.v20190722 import models
 
 from conftest import APP1, APP2, Hearth, sdk_client
 from media import Publisher, is_empty, run, wait_stats
-from test_media import close_all, poll_api
+from test_media import close_all, media, poll_api  # noqa: F401 - `media` is a fixture
 
 
 def real_time(h: Hearth, start: int, end: int, room: str | None = None, app: int = APP1):
@@ -57,15 +58,6 @@ def error_of(call) -> tuple[str, str]:
     return info.value.code, info.value.message
 
 
-@pytest.fixture
-def media(hearth_media: Hearth) -> Hearth:
-    """The media server (its store holds the media tests' calls, not the API tests'), empty."""
-    assert hearth_media.alive(), hearth_media.stderr()
-    run(wait_stats(hearth_media, is_empty, 30, "an empty media plane before the test"))
-    yield hearth_media
-    assert hearth_media.alive(), f"the server died:\n{hearth_media.stderr()}"
-
-
 def test_scale_follows_publishers_entering_and_leaving(media):
     room = random.randint(700_001, 800_000)
     users = [f"dash{room}-{i}" for i in range(3)]
@@ -93,6 +85,8 @@ def test_scale_follows_publishers_entering_and_leaving(media):
             assert real_time(media, now - 20, now)[-1][1] >= 3
             assert all(r[1:] == [0, 0] for r in real_time(media, now - 20, now, room="no-such-room"))
 
+            # Together for whole seconds (the store keeps seconds): a peak of three.
+            await asyncio.sleep(2.5)
             assert await pubs[0].delete() == 200
             assert await pubs[1].delete() == 200
             await poll_api(online(1), "1 user left in the room")

@@ -19,7 +19,7 @@ from tencentcloud.trtc.v20190722 import models
 
 from conftest import APP1, APP2, Cred, Hearth, sdk_client
 from media import Publisher, Viewer, is_empty, run, wait_stats
-from test_media import close_all, poll_api
+from test_media import close_all, media, poll_api  # noqa: F401 - `media` is a fixture
 
 RED = (200, 40, 40)
 
@@ -148,14 +148,6 @@ def test_unusual_event_validation_and_empty_result(hearth):
 
 # --------------------------------------------------------------------------------------------
 # A real call
-
-
-@pytest.fixture
-def media(hearth_media: Hearth) -> Hearth:
-    assert hearth_media.alive(), hearth_media.stderr()
-    run(wait_stats(hearth_media, is_empty, 30, "an empty media plane before the test"))
-    yield hearth_media
-    assert hearth_media.alive(), f"the server died:\n{hearth_media.stderr()}"
 
 
 def finished_call(h: Hearth, room: int):
