@@ -65,6 +65,7 @@ class Hearth:
     proc: subprocess.Popen
     stderr_path: Path
     media_ports: tuple[int, int] = (0, 0)  # first, last UDP port of the media workers
+    cred_all: Cred | None = None  # may act on both apps
 
     @property
     def host(self) -> str:
@@ -142,7 +143,7 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
 
 def write_config(
     directory: Path, *, rate_limits: bool, media_ports: tuple[int, int]
-) -> tuple[Path, dict, Cred, Cred, Path, int, int]:
+) -> tuple[Path, dict, Cred, Cred, Cred, Path, int, int]:
     cert, key = make_cert(directory)
     http_port, https_port = free_port(), free_port()
     while https_port == http_port:
@@ -150,6 +151,7 @@ def write_config(
     app_keys = {APP1: secrets.token_hex(32), APP2: secrets.token_hex(32)}
     cred1 = Cred("AKIDe2eAppOne" + secrets.token_hex(12), secrets.token_hex(16), (APP1,))
     cred2 = Cred("AKIDe2eAppTwo" + secrets.token_hex(12), secrets.token_hex(16), (APP2,))
+    cred_all = Cred("AKIDe2eAppAll" + secrets.token_hex(12), secrets.token_hex(16), (APP1, APP2))
     lines = [
         "[server]",
         f'http = "127.0.0.1:{http_port}"',
@@ -167,7 +169,7 @@ def write_config(
     ]
     for app, k in app_keys.items():
         lines += ["[[apps]]", f"sdk_app_id = {app}", f'secret_key = "{k}"', 'admins = ["administrator"]', ""]
-    for c in (cred1, cred2):
+    for c in (cred1, cred2, cred_all):
         lines += [
             "[[credentials]]",
             f'secret_id = "{c.secret_id}"',
@@ -177,7 +179,7 @@ def write_config(
         ]
     config = directory / "hearth.toml"
     config.write_text("\n".join(lines))
-    return config, app_keys, cred1, cred2, cert, http_port, https_port
+    return config, app_keys, cred1, cred2, cred_all, cert, http_port, https_port
 
 
 def hearth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -196,7 +198,7 @@ def start_hearth(directory: Path, name: str, *, rate_limits: bool,
     # binds it, so a start that fails on a port in use is retried on a fresh range.
     for attempt in range(3):
         media_ports = free_udp_range(MEDIA_WORKERS)
-        config, app_keys, cred1, cred2, cert, http_port, https_port = write_config(
+        config, app_keys, cred1, cred2, cred_all, cert, http_port, https_port = write_config(
             directory, rate_limits=rate_limits, media_ports=media_ports
         )
         stderr_path = directory / "stderr.log"
@@ -210,7 +212,7 @@ def start_hearth(directory: Path, name: str, *, rate_limits: bool,
             )
         h = Hearth(
             name, directory, config, cert, http_port, https_port, app_keys, cred1, cred2, proc,
-            stderr_path, media_ports,
+            stderr_path, media_ports, cred_all,
         )
         if wait_healthy(h, last_attempt=attempt == 2):
             return h

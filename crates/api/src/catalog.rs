@@ -116,7 +116,7 @@ pub const ACTIONS: &[Action] = &[
     a(Trtc, "DescribeCloudRecording", R20, true),
     a(Trtc, "ModifyCloudRecording", R20, true),
     a(Trtc, "DeleteCloudRecording", R20, true),
-    a(Trtc, "DescribeTrtcUsage", R5, false),
+    a(Trtc, "DescribeTrtcUsage", R5, true),
     a(Trtc, "DescribeRecordingUsage", R5, true),
     a(Trtc, "DescribeMixTranscodingUsage", R5, true),
     a(Trtc, "DescribeRelayUsage", R5, true),
@@ -127,7 +127,7 @@ pub const ACTIONS: &[Action] = &[
             requests: 1,
             per_secs: 15,
         },
-        false,
+        true,
     ),
     a(Lcic, "GetRoomEvent", R20, true),
 ];

@@ -67,15 +67,23 @@ pub enum EventKind {
         metric: &'static str,
         value: f64,
     },
+    /// Seconds of media the user received over the last sample period, by usage class
+    /// (`Audio` when no video reached it; else the class of the pixels of every video stream it
+    /// received, summed). Nothing is emitted for a user who received nothing.
+    Usage {
+        class: &'static str,
+        secs: f64,
+    },
 }
 
 impl EventKind {
     /// The WebRTC event ID (spec §4.2); `None` for call-level events.
     pub fn webrtc_event_id(&self) -> Option<u32> {
         Some(match self {
-            EventKind::CallStarted { .. } | EventKind::CallEnded | EventKind::Quality { .. } => {
-                return None
-            }
+            EventKind::CallStarted { .. }
+            | EventKind::CallEnded
+            | EventKind::Quality { .. }
+            | EventKind::Usage { .. } => return None,
             EventKind::Entered { .. } => 32788,
             EventKind::Exited { .. } => 32789,
             EventKind::AudioOn => 32769,

@@ -1,6 +1,6 @@
 //! Persistence of Hearth's durable state behind the [`Store`] trait: applications, API
 //! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples,
-//! placed calls (call records) and tasks, with retention. Only this crate writes SQL; callers see records and queries.
+//! placed calls (call records), tasks, and the usage and dashboard rollups, with retention. Only this crate writes SQL; callers see records and queries.
 
 mod quality_body;
 mod records;
@@ -113,8 +113,37 @@ pub trait Store: Send + Sync + 'static {
         to: UnixSecs,
         step: i64,
     ) -> StoreResult<Vec<ScaleBucket>>;
+    // --- usage and the dashboards' rollups -----------------------------------------------
+    /// Adds seconds of received media to their rooms' 5-minute buckets, in one transaction.
+    fn add_usage(&self, usage: &[UsageRecord]) -> StoreResult<()>;
+    /// Usage of `apps` in the 5-minute buckets starting within `[from, to)`: per bucket, oldest
+    /// first; or per room (`by_room`), by room.
+    fn usage(
+        &self,
+        apps: &[SdkAppId],
+        from: UnixSecs,
+        to: UnixSecs,
+        by_room: bool,
+    ) -> StoreResult<Vec<UsageSum>>;
+    /// Records an attempt to enter a room, refused or not.
+    fn record_entry(&self, attempt: &EntryAttempt) -> StoreResult<()>;
+    /// Adds clients' freeze reports to their rooms' 10-second buckets, in one transaction.
+    fn add_freezes(&self, freezes: &[FreezeRecord]) -> StoreResult<()>;
+    /// Per bucket of `step` seconds from `from` up to `to` (exclusive), oldest first: freeze
+    /// reports and entry attempts, of one room (its RoomId, numeric or string) when given.
+    /// Freeze reports older than a day are kept per hour.
+    fn quality_buckets(
+        &self,
+        app: SdkAppId,
+        room: Option<&str>,
+        from: UnixSecs,
+        to: UnixSecs,
+        step: i64,
+    ) -> StoreResult<Vec<QualityBucket>>;
+
     /// Deletes finished calls (with their sessions, events, samples), tasks and placed calls that ended
-    /// before `cutoff`. Open calls are never purged.
+    /// before `cutoff`, and rollups older than it (freeze rollups a day old are folded into
+    /// hours). Open calls are never purged.
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;
     /// Makes everything written so far durable (WAL checkpoint); called at shutdown.
     fn flush(&self) -> StoreResult<()>;

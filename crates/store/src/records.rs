@@ -234,6 +234,8 @@ pub struct PurgeCounts {
     pub quality_samples: u64,
     pub tasks: u64,
     pub call_logs: u64,
+    /// Usage, freeze and entry-attempt rows.
+    pub rollups: u64,
 }
 
 /// One placed call (TUICallKit's CallRecord, seed 003): who called whom, when it rang, was
@@ -319,4 +321,71 @@ impl CallResult {
             _ => return None,
         })
     }
+}
+
+/// Seconds of media users of one room received in one 5-minute bucket, by usage class
+/// ([`hearth_types::USAGE_KEYS`] order: Audio, SD, HD, FullHD, 2K, 4K).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageRecord {
+    pub sdk_app_id: SdkAppId,
+    pub room: RoomKey,
+    /// Start of the bucket (a multiple of [`USAGE_BUCKET_SECS`]).
+    pub bucket: UnixSecs,
+    pub secs: [f64; 6],
+}
+
+/// Usage is kept per 5 minutes.
+pub const USAGE_BUCKET_SECS: i64 = 300;
+
+/// Usage summed over a group: one bucket of time, or one room.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageSum {
+    /// The bucket's start (by time), or the room (by room).
+    pub bucket: UnixSecs,
+    pub room: Option<RoomKey>,
+    pub secs: [f64; 6],
+}
+
+/// One attempt to enter a room, refused ones included (the join success rates).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntryAttempt {
+    pub sdk_app_id: SdkAppId,
+    pub time_ms: i64,
+    pub room: String,
+    pub user_id: String,
+    pub ok: bool,
+    /// From the request to the answer.
+    pub join_ms: i64,
+    /// Why it was refused.
+    pub error: Option<String>,
+}
+
+/// Clients' freeze reports of one room over one bucket, milliseconds: how long they watched or
+/// listened, and how long of it was frozen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreezeRecord {
+    pub sdk_app_id: SdkAppId,
+    pub room: RoomKey,
+    /// Start of its 10-second bucket.
+    pub bucket: UnixSecs,
+    pub video_ms: f64,
+    pub video_frozen_ms: f64,
+    pub audio_ms: f64,
+    pub audio_frozen_ms: f64,
+}
+
+/// Freeze rollups are kept per 10 seconds for a day, then per hour.
+pub const FREEZE_BUCKET_SECS: i64 = 10;
+
+/// The quality dashboards' figures over one bucket of time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QualityBucket {
+    pub start: UnixSecs,
+    pub video_ms: f64,
+    pub video_frozen_ms: f64,
+    pub audio_ms: f64,
+    pub audio_frozen_ms: f64,
+    pub attempts: u64,
+    pub joined: u64,
+    pub joined_in_5s: u64,
 }

@@ -593,7 +593,8 @@ fn purge_removes_old_finished_calls_with_their_data_and_keeps_open_ones() {
             events: 2,
             quality_samples: 1,
             tasks: 1,
-            call_logs: 0
+            call_logs: 0,
+            rollups: 0
         }
     );
     assert_eq!(store.call(APP, &old.comm_id).unwrap(), None);
@@ -960,4 +961,133 @@ fn finish_open_calls_closes_leftovers_of_a_crash() {
             .unwrap(),
         0
     );
+}
+
+fn usage(app: SdkAppId, room: RoomKey, bucket: i64, secs: [f64; 6]) -> UsageRecord {
+    UsageRecord {
+        sdk_app_id: app,
+        room,
+        bucket: t(bucket),
+        secs,
+    }
+}
+
+#[test]
+fn usage_sums_per_bucket_and_per_room_over_the_apps_asked() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let (r1, r2) = (RoomKey::Num(1), RoomKey::string("1").unwrap());
+    store
+        .add_usage(&[
+            usage(APP, r1.clone(), D, [60.0, 0.0, 120.0, 0.0, 0.0, 0.0]),
+            usage(APP, r2.clone(), D, [0.0, 30.0, 0.0, 0.0, 0.0, 0.0]),
+            usage(APP, r1.clone(), D + 300, [0.0, 0.0, 0.0, 6.0, 0.0, 0.0]),
+            usage(OTHER_APP, r1.clone(), D, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]),
+        ])
+        .unwrap();
+    // The same bucket again adds up.
+    store
+        .add_usage(&[usage(APP, r1.clone(), D, [2.0, 0.0, 0.0, 0.0, 0.0, 1.0])])
+        .unwrap();
+    let by_time = store.usage(&[APP], t(D), t(D + DAY), false).unwrap();
+    assert_eq!(by_time.len(), 2);
+    assert_eq!(by_time[0].bucket, t(D));
+    assert_eq!(by_time[0].secs, [62.0, 30.0, 120.0, 0.0, 0.0, 1.0]);
+    assert_eq!(by_time[1].secs, [0.0, 0.0, 0.0, 6.0, 0.0, 0.0]);
+    let both = store
+        .usage(&[APP, OTHER_APP], t(D), t(D + 300), false)
+        .unwrap();
+    assert_eq!(both.len(), 1, "the end is exclusive");
+    assert_eq!(both[0].secs[0], 63.0);
+    let by_room = store.usage(&[APP], t(D), t(D + DAY), true).unwrap();
+    let rooms: Vec<_> = by_room
+        .iter()
+        .map(|u| (u.room.clone().unwrap(), u.secs))
+        .collect();
+    assert_eq!(
+        rooms,
+        [
+            (r1, [62.0, 0.0, 120.0, 6.0, 0.0, 1.0]),
+            (r2, [0.0, 30.0, 0.0, 0.0, 0.0, 0.0])
+        ],
+        "numeric room 1 and string room \"1\" are two rooms"
+    );
+    assert!(store
+        .usage(&[], t(D), t(D + DAY), false)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn quality_buckets_count_entry_attempts_and_freezes_and_old_freezes_fold_into_hours() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let attempt = |at: i64, room: &str, ok: bool, join_ms: i64| EntryAttempt {
+        sdk_app_id: APP,
+        time_ms: at * 1000,
+        room: room.into(),
+        user_id: "u".into(),
+        ok,
+        join_ms,
+        error: (!ok).then(|| "bad UserSig".into()),
+    };
+    for a in [
+        attempt(D + 5, "1", true, 300),
+        attempt(D + 6, "1", false, 10),
+        attempt(D + 7, "2", true, 7_000),
+        attempt(D + 15, "1", true, 100),
+    ] {
+        store.record_entry(&a).unwrap();
+    }
+    let freeze = |bucket: i64, room: u32, v: (f64, f64)| FreezeRecord {
+        sdk_app_id: APP,
+        room: RoomKey::Num(room),
+        bucket: t(bucket),
+        video_ms: v.0,
+        video_frozen_ms: v.1,
+        audio_ms: 2000.0,
+        audio_frozen_ms: 0.0,
+    };
+    store
+        .add_freezes(&[
+            freeze(D, 1, (2000.0, 500.0)),
+            freeze(D, 2, (2000.0, 0.0)),
+            freeze(D + 10, 1, (4000.0, 0.0)),
+        ])
+        .unwrap();
+    let b = store
+        .quality_buckets(APP, None, t(D), t(D + 20), 10)
+        .unwrap();
+    assert_eq!(b.len(), 2);
+    assert_eq!((b[0].attempts, b[0].joined, b[0].joined_in_5s), (3, 2, 1));
+    assert_eq!((b[0].video_ms, b[0].video_frozen_ms), (4000.0, 500.0));
+    assert_eq!((b[1].attempts, b[1].joined, b[1].video_ms), (1, 1, 4000.0));
+    let room1 = store
+        .quality_buckets(APP, Some("1"), t(D), t(D + 20), 20)
+        .unwrap();
+    assert_eq!(room1.len(), 1);
+    assert_eq!((room1[0].attempts, room1[0].joined), (3, 2));
+    assert_eq!(room1[0].video_ms, 6000.0);
+    assert!(store
+        .quality_buckets(OTHER_APP, None, t(D), t(D + 20), 10)
+        .unwrap()
+        .iter()
+        .all(|b| b.attempts == 0 && b.video_ms == 0.0));
+
+    // A purge folds these (long past a day old) into their hour: the hour's sum is kept.
+    store.purge_before(t(D - DAY)).unwrap();
+    let hour = store
+        .quality_buckets(APP, None, t(D), t(D + 3600), 3600)
+        .unwrap();
+    assert_eq!((hour[0].video_ms, hour[0].video_frozen_ms), (8000.0, 500.0));
+    let fine = store
+        .quality_buckets(APP, None, t(D + 10), t(D + 20), 10)
+        .unwrap();
+    assert_eq!(fine[0].video_ms, 0.0, "the 10-second rows are gone");
+    // Retention removes them all.
+    let counts = store.purge_before(t(D + DAY)).unwrap();
+    assert_eq!(counts.rollups, 4 + 2);
+    assert!(store
+        .quality_buckets(APP, None, t(D), t(D + 3600), 3600)
+        .unwrap()
+        .iter()
+        .all(|b| b.attempts == 0 && b.video_ms == 0.0));
 }

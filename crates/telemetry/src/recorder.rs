@@ -1,10 +1,12 @@
-//! The recorder task: events in, store writes out, in the order the media plane produced them.
+//! The recorder task: events in, store writes out, in the order the media plane produced them;
+//! usage and clients' freeze reports summed per room and bucket on the way.
 
 use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::{
-    CallRecord, EventRecord, LeaveReason, NewSession, QualitySample, SessionId, Store, StoreError,
+    CallRecord, EventRecord, FreezeRecord, LeaveReason, NewSession, QualitySample, SessionId,
+    Store, StoreError, UsageRecord, FREEZE_BUCKET_SECS, USAGE_BUCKET_SECS,
 };
-use hearth_types::{CommId, UnixSecs, UserId};
+use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId, USAGE_KEYS};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -68,6 +70,68 @@ impl Recorder {
     }
 }
 
+/// The period of a client's quality report (`docs/protocol.md`): a freeze report covers it.
+const REPORT_PERIOD_MS: f64 = 2_000.0;
+
+/// A batch's usage and freeze reports, summed per room and bucket before they are written.
+#[derive(Default)]
+struct Rollups {
+    usage: HashMap<(SdkAppId, RoomKey, i64), [f64; 6]>,
+    freezes: HashMap<(SdkAppId, RoomKey, i64), [f64; 4]>,
+}
+
+impl Rollups {
+    fn usage(&mut self, e: &DomainEvent, class: &str, secs: f64) {
+        let Some(k) = USAGE_KEYS.iter().position(|c| *c == class) else {
+            return;
+        };
+        let bucket = e.at_ms.div_euclid(1000).div_euclid(USAGE_BUCKET_SECS) * USAGE_BUCKET_SECS;
+        self.usage
+            .entry((e.app, e.room.clone(), bucket))
+            .or_default()[k] += secs;
+    }
+
+    /// A client's report of how long one remote user's video or audio froze.
+    fn freeze(&mut self, e: &DomainEvent, video: bool, frozen_ms: f64) {
+        let bucket = e.at_ms.div_euclid(1000).div_euclid(FREEZE_BUCKET_SECS) * FREEZE_BUCKET_SECS;
+        let f = self
+            .freezes
+            .entry((e.app, e.room.clone(), bucket))
+            .or_default();
+        let at = if video { 0 } else { 2 };
+        f[at] += REPORT_PERIOD_MS;
+        f[at + 1] += frozen_ms.clamp(0.0, REPORT_PERIOD_MS);
+    }
+
+    fn write(self, store: &dyn Store) -> Result<(), StoreError> {
+        let usage: Vec<UsageRecord> = self
+            .usage
+            .into_iter()
+            .map(|((sdk_app_id, room, bucket), secs)| UsageRecord {
+                sdk_app_id,
+                room,
+                bucket: UnixSecs(bucket),
+                secs,
+            })
+            .collect();
+        store.add_usage(&usage)?;
+        let freezes: Vec<FreezeRecord> = self
+            .freezes
+            .into_iter()
+            .map(|((sdk_app_id, room, bucket), f)| FreezeRecord {
+                sdk_app_id,
+                room,
+                bucket: UnixSecs(bucket),
+                video_ms: f[0],
+                video_frozen_ms: f[1],
+                audio_ms: f[2],
+                audio_frozen_ms: f[3],
+            })
+            .collect();
+        store.add_freezes(&freezes)
+    }
+}
+
 /// Applies a batch in order: call and session lifecycle as they come, event rows in one append.
 fn write(
     store: &dyn Store,
@@ -76,6 +140,7 @@ fn write(
 ) -> Result<(), StoreError> {
     let mut rows = Vec::with_capacity(batch.len());
     let mut samples = Vec::new();
+    let mut rollups = Rollups::default();
     for e in batch {
         let at = UnixSecs(e.at_ms.div_euclid(1000));
         match &e.kind {
@@ -107,19 +172,27 @@ fn write(
                 })?;
                 open.insert((e.comm_id.clone(), e.user.clone()), id);
             }
+            EventKind::Usage { class, secs } => rollups.usage(e, class, *secs),
             EventKind::Quality {
                 peer,
                 metric,
                 value,
-            } => samples.push(QualitySample {
-                sdk_app_id: e.app,
-                comm_id: e.comm_id.clone(),
-                user_id: e.user.clone(),
-                peer: peer.clone(),
-                metric: (*metric).to_owned(),
-                time: at,
-                value: *value,
-            }),
+            } => {
+                match *metric {
+                    "bigvBlock" => rollups.freeze(e, true, *value),
+                    "aBlock" => rollups.freeze(e, false, *value),
+                    _ => {}
+                }
+                samples.push(QualitySample {
+                    sdk_app_id: e.app,
+                    comm_id: e.comm_id.clone(),
+                    user_id: e.user.clone(),
+                    peer: peer.clone(),
+                    metric: (*metric).to_owned(),
+                    time: at,
+                    value: *value,
+                })
+            }
             EventKind::Exited { reason } => {
                 if let Some(id) = open.remove(&(e.comm_id.clone(), e.user.clone())) {
                     store.close_session(id, at, leave_reason(*reason))?;
@@ -144,7 +217,8 @@ fn write(
         }
     }
     store.append_events(&rows)?;
-    store.append_quality(&samples)
+    store.append_quality(&samples)?;
+    rollups.write(store)
 }
 
 #[cfg(test)]
@@ -238,5 +312,48 @@ mod tests {
             .unwrap();
         let ids: Vec<u32> = events.iter().map(|e| e.event_id).collect();
         assert_eq!(ids, [32788, 32768, 32789]);
+    }
+
+    #[tokio::test]
+    async fn usage_and_freeze_reports_are_summed_per_room_and_bucket() {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(Recorder::new(store.clone()).run(rx));
+        let usage = |class, secs| EventKind::Usage { class, secs };
+        let block = |metric, value| EventKind::Quality {
+            peer: "bob".into(),
+            metric,
+            value,
+        };
+        // 1,000,000 s is 100 s into a 5-minute bucket; 1,000,200 s starts the next one.
+        for e in [
+            ev(1_000_000_000, "alice", usage("HD", 2.0)),
+            ev(1_000_002_000, "alice", usage("HD", 2.0)),
+            ev(1_000_002_000, "carol", usage("Audio", 2.0)),
+            ev(1_000_200_000, "alice", usage("FullHD", 2.0)),
+            ev(1_000_000_000, "alice", block("bigvBlock", 500.0)),
+            ev(1_000_002_000, "alice", block("bigvBlock", 9_000.0)),
+            ev(1_000_002_000, "alice", block("aBlock", 0.0)),
+        ] {
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+
+        let app = SdkAppId(1400000001);
+        let u = store
+            .usage(&[app], UnixSecs(999_900), UnixSecs(1_000_500), false)
+            .unwrap();
+        assert_eq!(u.len(), 2);
+        assert_eq!(u[0].bucket, UnixSecs(999_900));
+        assert_eq!(u[0].secs, [2.0, 0.0, 4.0, 0.0, 0.0, 0.0]);
+        assert_eq!(u[1].secs, [0.0, 0.0, 0.0, 2.0, 0.0, 0.0]);
+        let q = store
+            .quality_buckets(app, Some("9"), UnixSecs(1_000_000), UnixSecs(1_000_010), 10)
+            .unwrap();
+        // Two video reports of 2 s each, one frozen 0.5 s and one (impossibly) 9 s: at most
+        // the whole period counts.
+        assert_eq!((q[0].video_ms, q[0].video_frozen_ms), (4_000.0, 2_500.0));
+        assert_eq!((q[0].audio_ms, q[0].audio_frozen_ms), (2_000.0, 0.0));
     }
 }

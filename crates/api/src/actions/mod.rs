@@ -96,6 +96,8 @@ pub async fn dispatch(
         "DescribeMixTranscodingUsage" => usage::describe_mix_transcoding_usage(&ctx, params).await,
         "DescribeRelayUsage" => usage::describe_relay_usage(&ctx, params).await,
         "DescribeRecordingUsage" => usage::describe_recording_usage(&ctx, params).await,
+        "DescribeTrtcUsage" => usage::describe_trtc_usage(&ctx, params).await,
+        "DescribeTrtcRoomUsage" => usage::describe_trtc_room_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
             tracing::error!(action = other, "catalog says built but no handler");

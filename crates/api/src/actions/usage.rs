@@ -1,12 +1,15 @@
-//! Usage statistics (spec §2.3.37–39): DescribeRecordingUsage from the minutes recording tasks
-//! actually recorded, DescribeMixTranscodingUsage from the minutes relays mixed (by the mix's
-//! class), DescribeRelayUsage from the bytes relays pushed to CDNs (average Mbit/s); in 5-minute
-//! buckets for a period of one day and daily buckets above, at most 31 days, for one application
-//! or every application of the credential. Days are UTC; tasks count once they have ended.
+//! Usage statistics (spec §2.3.36–40): DescribeTrtcUsage and DescribeTrtcRoomUsage from the
+//! minutes of media users actually received (the store's usage rollup, by class),
+//! DescribeRecordingUsage from the minutes recording tasks recorded, DescribeMixTranscodingUsage
+//! from the minutes relays mixed (by the mix's class), DescribeRelayUsage from the bytes relays
+//! pushed to CDNs (average Mbit/s); in 5-minute buckets for a period of one day and daily
+//! buckets above, at most 31 days, for one application or every application of the credential.
+//! Days are UTC; tasks count once they have ended.
 
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::params::{decode, int};
+use hearth_store::USAGE_BUCKET_SECS;
 use hearth_types::{SdkAppId, UnixSecs, USAGE_KEYS};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -142,6 +145,133 @@ pub async fn describe_relay_usage(
     tally(ctx, q, "relay", |_| true, &["Bandwidth"], Measure::Mbps).await
 }
 
+/// DescribeTrtcUsage: minutes of media users received, by class (`Audio` when a user received
+/// no video; else the class of all the video it received at once).
+pub async fn describe_trtc_usage(ctx: &Ctx, params: Value) -> Result<Map<String, Value>, ApiError> {
+    let p: PeriodParams = decode(params)?;
+    let Period {
+        apps,
+        start,
+        end,
+        step,
+    } = Period::of(ctx, &p.start, &p.end, p.sdk_app_id)?;
+    let sums = ctx
+        .store(move |s| s.usage(&apps, UnixSecs(start), UnixSecs(end), false))
+        .await?;
+    let buckets = ((end - start) / step) as usize;
+    let mut minutes = vec![[0f64; 6]; buckets];
+    for u in sums {
+        let i = ((u.bucket.0 - start) / step) as usize;
+        if let Some(m) = minutes.get_mut(i) {
+            for (k, secs) in u.secs.iter().enumerate() {
+                m[k] += secs / 60.0;
+            }
+        }
+    }
+    let list = minutes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Row {
+            time_key: time_key(start + i as i64 * step),
+            values: m.iter().map(|v| round2(*v)).collect(),
+        })
+        .collect();
+    fields(&UsageOut {
+        keys: USAGE_KEYS.to_vec(),
+        list,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomUsageParams {
+    /// Spelled so by the spec (lower-case `id`).
+    #[serde(rename = "SdkAppid", deserialize_with = "int::de")]
+    sdk_app_id: u32,
+    #[serde(rename = "StartTime")]
+    start: String,
+    #[serde(rename = "EndTime")]
+    end: String,
+}
+
+/// The header of DescribeTrtcRoomUsage's CSV, as the spec prints it (`hd` in lower case).
+const ROOM_USAGE_HEADER: &str = "RoomId,Audio,SD,hd,FullHD,2K,4K";
+
+/// DescribeTrtcRoomUsage: minutes per room and class over at most 24 hours, as CSV. Times are
+/// UTC minutes; every 5-minute bucket that `[StartTime, EndTime)` overlaps counts whole.
+pub async fn describe_trtc_room_usage(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: RoomUsageParams = decode(params)?;
+    let app = SdkAppId(p.sdk_app_id);
+    if ctx.state.tenants.app(app).is_none() {
+        return Err(ApiError::SdkAppIdNotExist(app.0));
+    }
+    ctx.check_app(app)?;
+    let start = minute(&p.start, "StartTime")?;
+    let end = minute(&p.end, "EndTime")?;
+    if end <= start {
+        return Err(ApiError::InvalidParameter(
+            "EndTime must be later than StartTime.".into(),
+        ));
+    }
+    if end - start > DAY {
+        return Err(ApiError::InvalidParameter(
+            "The period may span at most 24 hours.".into(),
+        ));
+    }
+    // Every 5-minute bucket the period overlaps.
+    let from = start.div_euclid(USAGE_BUCKET_SECS) * USAGE_BUCKET_SECS;
+    let rooms = ctx
+        .store(move |s| s.usage(&[app], UnixSecs(from), UnixSecs(end), true))
+        .await?;
+    let mut csv = String::from(ROOM_USAGE_HEADER);
+    csv.push('\n');
+    for r in rooms {
+        let Some(room) = r.room else { continue };
+        csv.push_str(&csv_field(&room.to_string()));
+        for secs in r.secs {
+            csv.push(',');
+            csv.push_str(&round2(secs / 60.0).to_string());
+        }
+        csv.push('\n');
+    }
+    let mut out = Map::new();
+    out.insert("Data".into(), Value::String(csv));
+    Ok(out)
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) as Unix time.
+fn minute(s: &str, name: &'static str) -> Result<i64, ApiError> {
+    let bad = || {
+        ApiError::InvalidParameter(format!(
+            "{name} must be a time YYYY-MM-DD HH:MM; got {s:?}."
+        ))
+    };
+    let (date, hm) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let day = day(date, name).map_err(|_| bad())?;
+    let (h, m) = hm.trim().split_once(':').ok_or_else(bad)?;
+    let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    Ok(day + h * 3600 + m * 60)
+}
+
 /// A query's period and applications.
 struct Period {
     apps: Vec<SdkAppId>,
@@ -155,6 +285,12 @@ impl Period {
         let apps: Vec<SdkAppId> = match app {
             Some(a) => {
                 let app = SdkAppId(a);
+                if ctx.state.tenants.app(app).is_none() {
+                    return Err(ApiError::InvalidParameterOf {
+                        detail: "SdkAppId",
+                        message: format!("SdkAppId {a} does not exist."),
+                    });
+                }
                 ctx.check_app(app)?;
                 vec![app]
             }
@@ -264,7 +400,7 @@ async fn tally(
         .enumerate()
         .map(|(i, m)| Row {
             time_key: time_key(start + i as i64 * step),
-            values: m.iter().map(|v| (v * 100.0).round() / 100.0).collect(),
+            values: m.iter().map(|v| round2(*v)).collect(),
         })
         .collect();
     fields(&UsageOut {
@@ -312,5 +448,10 @@ mod tests {
         assert_eq!(day("2026-12-01", "StartTime").unwrap() % DAY, 0);
         assert!(day("2026-13-01", "StartTime").is_err());
         assert_eq!(time_key(0), "1970-01-01 00:00:00");
+        assert_eq!(minute("1970-01-02 01:30", "StartTime").unwrap(), DAY + 5400);
+        assert!(minute("1970-01-02 24:00", "StartTime").is_err());
+        assert!(minute("1970-01-02", "StartTime").is_err());
+        assert_eq!(csv_field("a,b\"c"), "\"a,b\"\"c\"");
+        assert_eq!(csv_field("room-1"), "room-1");
     }
 }

@@ -2,11 +2,15 @@
 //! upstream (what a publisher sends: bitrate, loss, encode fps, resolution from keyframes) and
 //! downstream per remote user (what the server forwards: bitrate, loss from receiver reports,
 //! fps, resolution). Emitted as `Quality` domain events named by DescribeCallDetailInfo's
-//! `DataType` metrics, so WHIP clients that report nothing still have data.
+//! `DataType` metrics, so WHIP clients that report nothing still have data; and each user's
+//! `Usage` over the period: the class of what it actually received.
 
+use super::rooms::RoomSlot;
 use super::Worker;
 use crate::core::{MediaKind as CoreKind, ParticipantId, StreamKind};
 use crate::events::EventKind;
+use hearth_types::UserId;
+use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
 use str0m::media::MediaKind;
 
@@ -18,6 +22,14 @@ struct Sample {
     peer: String,
     metric: &'static str,
     value: f64,
+}
+
+/// What one user received over a sample period, on all its connections: usage counts by it.
+#[derive(Default)]
+struct Received {
+    audio: bool,
+    /// The pixels of every video stream received, summed.
+    pixels: u64,
 }
 
 /// One media line's flow over the sample period, seen from `pid`.
@@ -68,6 +80,7 @@ impl Worker {
         self.last_quality = now;
         let secs = elapsed.as_secs_f64();
         let mut samples = Vec::new();
+        let mut received: FxHashMap<(RoomSlot, UserId), Received> = FxHashMap::default();
         let pids: Vec<ParticipantId> = self.peers.keys().copied().collect();
         for pid in pids {
             // Downstream: which publisher each outgoing line carries.
@@ -91,6 +104,15 @@ impl Worker {
                 else {
                     continue;
                 };
+                if flow.bytes > 0 {
+                    let got = received.entry((slot, p.user.clone())).or_default();
+                    match (track.kind, flow.dims) {
+                        (CoreKind::Audio, _) => got.audio = true,
+                        (_, Some((w, h))) => got.pixels += u64::from(w) * u64::from(h),
+                        // Video whose size no keyframe told yet: the smallest video class.
+                        (_, None) => got.pixels += 1,
+                    }
+                }
                 if track.stream != StreamKind::Main {
                     continue;
                 }
@@ -138,6 +160,14 @@ impl Worker {
                 };
                 push_media(&mut samples, line, secs);
             }
+        }
+        for ((slot, user), got) in received {
+            let class = match got.pixels {
+                0 if got.audio => "Audio",
+                0 => continue,
+                pixels => hearth_types::pixel_class(pixels),
+            };
+            self.emit_for(slot, &user, EventKind::Usage { class, secs });
         }
         for s in samples {
             let Some(p) = self.peers.get(&s.pid) else {

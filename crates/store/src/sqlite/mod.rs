@@ -8,15 +8,17 @@ mod codec;
 mod housekeeping;
 mod pool;
 mod quality;
+mod rollups;
 mod schema;
 mod tasks;
 mod telemetry;
 mod tenants;
 
 use crate::{
-    AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EventQuery, EventRecord,
-    LeaveReason, NewSession, Page, PurgeCounts, QualityQuery, QualitySample, QualitySeries,
-    ScaleBucket, ScaleDay, SessionId, SessionQuery, SessionRecord, Store, StoreResult, TaskRecord,
+    AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EntryAttempt, EventQuery,
+    EventRecord, FreezeRecord, LeaveReason, NewSession, Page, PurgeCounts, QualityBucket,
+    QualityQuery, QualitySample, QualitySeries, ScaleBucket, ScaleDay, SessionId, SessionQuery,
+    SessionRecord, Store, StoreResult, TaskRecord, UsageRecord, UsageSum,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
 use pool::Pool;
@@ -282,6 +284,47 @@ impl Store for SqliteStore {
             .read(|c| housekeeping::scale_buckets(c, app, room, (from, to), step, now))
     }
 
+    fn add_usage(&self, usage: &[UsageRecord]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        self.pool.write(|c| rollups::add_usage(c, usage))
+    }
+
+    fn usage(
+        &self,
+        apps: &[SdkAppId],
+        from: UnixSecs,
+        to: UnixSecs,
+        by_room: bool,
+    ) -> StoreResult<Vec<UsageSum>> {
+        self.pool
+            .read(|c| rollups::usage(c, apps, (from, to), by_room))
+    }
+
+    fn record_entry(&self, attempt: &EntryAttempt) -> StoreResult<()> {
+        self.pool.write(|c| rollups::record_entry(c, attempt))
+    }
+
+    fn add_freezes(&self, freezes: &[FreezeRecord]) -> StoreResult<()> {
+        if freezes.is_empty() {
+            return Ok(());
+        }
+        self.pool.write(|c| rollups::add_freezes(c, freezes))
+    }
+
+    fn quality_buckets(
+        &self,
+        app: SdkAppId,
+        room: Option<&str>,
+        from: UnixSecs,
+        to: UnixSecs,
+        step: i64,
+    ) -> StoreResult<Vec<QualityBucket>> {
+        self.pool
+            .read(|c| rollups::quality_buckets(c, app, room, (from, to), step))
+    }
+
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts> {
         let mut total = PurgeCounts::default();
         loop {
@@ -309,6 +352,9 @@ impl Store for SqliteStore {
         }
         total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
         total.call_logs = self.pool.write(|c| call_logs::purge_call_logs(c, cutoff))?;
+        total.rollups = self.pool.write(|c| rollups::purge(c, cutoff))?;
+        let fine_until = UnixSecs(UnixSecs::now().0 - rollups::FREEZE_FINE_FOR);
+        self.pool.write(|c| rollups::fold_freezes(c, fine_until))?;
         if total != PurgeCounts::default() {
             tracing::info!(
                 calls = total.calls,
@@ -317,6 +363,7 @@ impl Store for SqliteStore {
                 quality_samples = total.quality_samples,
                 tasks = total.tasks,
                 call_logs = total.call_logs,
+                rollups = total.rollups,
                 "purged old data"
             );
         }

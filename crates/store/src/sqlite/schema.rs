@@ -145,6 +145,48 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX quality_recent_by_key ON quality_recent (key, span);
     "#,
+    // 5: the dashboards' and usage's rollups: seconds of media users received per room,
+    // 5-minute bucket and class; entry attempts, refused ones included; and clients' freeze
+    // reports per room and 10-second bucket (older than a day, folded into hours).
+    r#"
+    CREATE TABLE usage (
+        sdk_app_id  INTEGER NOT NULL,
+        bucket      INTEGER NOT NULL,
+        room_kind   TEXT NOT NULL CHECK (room_kind IN ('num', 'str')),
+        room_string TEXT NOT NULL,
+        audio       REAL NOT NULL DEFAULT 0,
+        sd          REAL NOT NULL DEFAULT 0,
+        hd          REAL NOT NULL DEFAULT 0,
+        full_hd     REAL NOT NULL DEFAULT 0,
+        qhd         REAL NOT NULL DEFAULT 0,
+        uhd         REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (sdk_app_id, bucket, room_kind, room_string)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE entry_attempts (
+        id          INTEGER PRIMARY KEY,
+        sdk_app_id  INTEGER NOT NULL,
+        time_ms     INTEGER NOT NULL,
+        room_string TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        ok          INTEGER NOT NULL,
+        join_ms     INTEGER NOT NULL,
+        error       TEXT
+    );
+    CREATE INDEX entry_attempts_by_app ON entry_attempts (sdk_app_id, time_ms);
+
+    CREATE TABLE freezes (
+        sdk_app_id      INTEGER NOT NULL,
+        bucket          INTEGER NOT NULL,
+        room_kind       TEXT NOT NULL CHECK (room_kind IN ('num', 'str')),
+        room_string     TEXT NOT NULL,
+        video_ms        REAL NOT NULL DEFAULT 0,
+        video_frozen_ms REAL NOT NULL DEFAULT 0,
+        audio_ms        REAL NOT NULL DEFAULT 0,
+        audio_frozen_ms REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (sdk_app_id, bucket, room_kind, room_string)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.
