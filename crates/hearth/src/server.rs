@@ -27,7 +27,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub fn app(
     api: Arc<ApiState>,
     sfu: SfuHandle,
-    apps: Apps,
+    signal: Router,
     calls: Calls,
     web_dir: std::path::PathBuf,
     dev: crate::web::DevKeys,
@@ -60,7 +60,7 @@ pub fn app(
             }),
         )
         .merge(crate::vod::routes(tasks.vod().clone()))
-        .merge(hearth_signal::router(sfu, apps, calls))
+        .merge(signal)
         .merge(crate::web::routes(web_dir, hearth_api::router(api), dev))
 }
 
@@ -211,10 +211,11 @@ pub async fn serve(config: Config) -> Result<()> {
         },
         store.clone(),
     );
+    let signal = hearth_signal::router(sfu.clone(), apps, calls.clone(), store.clone());
     let app = app(
         Arc::new(state),
         sfu.clone(),
-        apps,
+        signal,
         calls.clone(),
         s.web_dir.clone(),
         dev,

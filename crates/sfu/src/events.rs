@@ -74,6 +74,11 @@ pub enum EventKind {
         class: &'static str,
         secs: f64,
     },
+    /// The longest round-trip time to the user over the last sample period, from RTCP on any
+    /// of its media lines (none when nothing measured it).
+    RoundTrip {
+        ms: f64,
+    },
 }
 
 impl EventKind {
@@ -83,7 +88,8 @@ impl EventKind {
             EventKind::CallStarted { .. }
             | EventKind::CallEnded
             | EventKind::Quality { .. }
-            | EventKind::Usage { .. } => return None,
+            | EventKind::Usage { .. }
+            | EventKind::RoundTrip { .. } => return None,
             EventKind::Entered { .. } => 32788,
             EventKind::Exited { .. } => 32789,
             EventKind::AudioOn => 32769,

@@ -19,6 +19,7 @@ use hearth_types::{RoomKey, SdkAppId, UnixSecs, UserId};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The WHIP and WHEP routes.
 pub(crate) fn routes(state: Arc<Edge>) -> Router {
@@ -158,10 +159,37 @@ async fn whip(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, EdgeError> {
+    let began = Instant::now();
     let needed = Privileges::ENTER_ROOM | Privileges::SEND_AUDIO | Privileges::SEND_VIDEO;
-    let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
-    let joined = edge.sfu.publish(req, offer).await?;
-    Ok(created("whip", joined.session, joined.answer))
+    let outcome = async {
+        let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+        let joined = edge.sfu.publish(req, offer).await?;
+        Ok(created("whip", joined.session, joined.answer))
+    }
+    .await;
+    record(&edge, &t, &headers, began, &outcome);
+    outcome
+}
+
+/// Records a WHIP or WHEP request as an entry attempt (the user is the one its UserSig names,
+/// unchecked when the request was refused).
+fn record(
+    edge: &Edge,
+    t: &Target,
+    headers: &HeaderMap,
+    began: Instant,
+    outcome: &Result<Response, EdgeError>,
+) {
+    let (Ok(app), Ok(room)) = (t.app(), t.room()) else {
+        return;
+    };
+    let user = bearer(headers)
+        .ok()
+        .and_then(|sig| hearth_auth::peek_usersig(sig).ok())
+        .map(|(_, user)| user.chars().take(64).collect())
+        .unwrap_or_default();
+    let refused = outcome.as_ref().err().map(|e| format!("{e:?}"));
+    edge.record_entry(app, room.to_string(), user, began, refused);
 }
 
 async fn whep(
@@ -178,10 +206,16 @@ async fn whep(
         Some("sub") => StreamKind::Sub,
         Some(_) => return Err(bad("stream must be main or sub")),
     };
+    let began = Instant::now();
     let needed = Privileges::ENTER_ROOM | Privileges::RECV_AUDIO | Privileges::RECV_VIDEO;
-    let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
-    let joined = edge.sfu.play(req, publisher, stream, offer).await?;
-    Ok(created("whep", joined.session, joined.answer))
+    let outcome = async {
+        let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+        let joined = edge.sfu.play(req, publisher, stream, offer).await?;
+        Ok(created("whep", joined.session, joined.answer))
+    }
+    .await;
+    record(&edge, &t, &headers, began, &outcome);
+    outcome
 }
 
 async fn end(

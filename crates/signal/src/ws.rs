@@ -19,7 +19,7 @@ use hearth_sfu::{JoinRequest, SessionRef};
 use hearth_types::{RoomKey, SdkAppId, UnixSecs, UserId};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The first message must arrive this soon.
@@ -37,6 +37,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let began = Instant::now();
     let agent: String = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -46,7 +47,7 @@ pub async fn upgrade(
         .collect();
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| run(edge, socket, peer, agent))
+        .on_upgrade(move |socket| run(edge, socket, peer, agent, began))
 }
 
 pub(crate) async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> bool {
@@ -162,7 +163,14 @@ fn parse_session_token(t: &str) -> Option<SessionRef> {
     })
 }
 
-async fn run(edge: Arc<Edge>, mut socket: WebSocket, peer: SocketAddr, agent: String) {
+/// `began`: when the upgrade request came (an entry's join time counts from it).
+async fn run(
+    edge: Arc<Edge>,
+    mut socket: WebSocket,
+    peer: SocketAddr,
+    agent: String,
+    began: Instant,
+) {
     let (notify_tx, mut notify_rx) = mpsc::channel(NOTICE_QUEUE);
     let first = match tokio::time::timeout(ENTER_TIMEOUT, next(&mut socket)).await {
         Err(_) => {
@@ -189,7 +197,31 @@ async fn run(edge: Arc<Edge>, mut socket: WebSocket, peer: SocketAddr, agent: St
         crate::calls::line::run(&edge, socket, first).await;
         return;
     }
-    let entered = match enter(&edge, first, peer, &agent, notify_tx).await {
+    // A fresh entry (not a resumed session) is an attempt the join success rates count.
+    let attempt = match &first {
+        ClientMsg::Enter {
+            sdkappid,
+            userid,
+            roomid,
+            strroomid,
+            resume: None,
+            ..
+        } => Some((
+            SdkAppId(*sdkappid),
+            roomid.map_or_else(|| strroomid.clone().unwrap_or_default(), |n| n.to_string()),
+            userid.clone(),
+        )),
+        _ => None,
+    };
+    let outcome = enter(&edge, first, peer, &agent, notify_tx).await;
+    if let Some((app, room, user)) = attempt {
+        let refused = outcome.as_ref().err().map(|e| {
+            let (code, message, _) = e.parts();
+            format!("{code} {message}")
+        });
+        edge.record_entry(app, room, user, began, refused);
+    }
+    let entered = match outcome {
         Ok(e) => e,
         Err(e) => {
             fail(&mut socket, &e, Some("enter")).await;

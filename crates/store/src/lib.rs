@@ -127,11 +127,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<UsageSum>>;
     /// Records an attempt to enter a room, refused or not.
     fn record_entry(&self, attempt: &EntryAttempt) -> StoreResult<()>;
-    /// Adds clients' freeze reports to their rooms' 10-second buckets, in one transaction.
-    fn add_freezes(&self, freezes: &[FreezeRecord]) -> StoreResult<()>;
+    /// Adds clients' freeze reports and users' round-trip samples to their rooms' 10-second
+    /// buckets, in one transaction.
+    fn add_quality_rollup(&self, rollups: &[QualityRollup]) -> StoreResult<()>;
     /// Per bucket of `step` seconds from `from` up to `to` (exclusive), oldest first: freeze
-    /// reports and entry attempts, of one room (its RoomId, numeric or string) when given.
-    /// Freeze reports older than a day are kept per hour.
+    /// reports, round-trip samples and entry attempts, of one room (its RoomId, numeric or
+    /// string) when given. Rollups older than a day are kept per hour.
     fn quality_buckets(
         &self,
         app: SdkAppId,
@@ -142,7 +143,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<QualityBucket>>;
 
     /// Deletes finished calls (with their sessions, events, samples), tasks and placed calls that ended
-    /// before `cutoff`, and rollups older than it (freeze rollups a day old are folded into
+    /// before `cutoff`, and rollups older than it (quality rollups a day old are folded into
     /// hours). Open calls are never purged.
     fn purge_before(&self, cutoff: UnixSecs) -> StoreResult<PurgeCounts>;
     /// Makes everything written so far durable (WAL checkpoint); called at shutdown.

@@ -360,10 +360,11 @@ pub struct EntryAttempt {
     pub error: Option<String>,
 }
 
-/// Clients' freeze reports of one room over one bucket, milliseconds: how long they watched or
-/// listened, and how long of it was frozen.
+/// The quality of one room over one bucket: clients' freeze reports (milliseconds watched or
+/// listened, and frozen of them) and the users' round-trip samples (how many, and how many
+/// were slow).
 #[derive(Clone, Debug, PartialEq)]
-pub struct FreezeRecord {
+pub struct QualityRollup {
     pub sdk_app_id: SdkAppId,
     pub room: RoomKey,
     /// Start of its 10-second bucket.
@@ -372,10 +373,12 @@ pub struct FreezeRecord {
     pub video_frozen_ms: f64,
     pub audio_ms: f64,
     pub audio_frozen_ms: f64,
+    pub rtt_samples: u64,
+    pub rtt_slow: u64,
 }
 
-/// Freeze rollups are kept per 10 seconds for a day, then per hour.
-pub const FREEZE_BUCKET_SECS: i64 = 10;
+/// Quality rollups are kept per 10 seconds for a day, then per hour.
+pub const QUALITY_ROLLUP_SECS: i64 = 10;
 
 /// The quality dashboards' figures over one bucket of time.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -385,6 +388,8 @@ pub struct QualityBucket {
     pub video_frozen_ms: f64,
     pub audio_ms: f64,
     pub audio_frozen_ms: f64,
+    pub rtt_samples: u64,
+    pub rtt_slow: u64,
     pub attempts: u64,
     pub joined: u64,
     pub joined_in_5s: u64,

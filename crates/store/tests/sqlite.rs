@@ -1037,7 +1037,7 @@ fn quality_buckets_count_entry_attempts_and_freezes_and_old_freezes_fold_into_ho
     ] {
         store.record_entry(&a).unwrap();
     }
-    let freeze = |bucket: i64, room: u32, v: (f64, f64)| FreezeRecord {
+    let freeze = |bucket: i64, room: u32, v: (f64, f64)| QualityRollup {
         sdk_app_id: APP,
         room: RoomKey::Num(room),
         bucket: t(bucket),
@@ -1045,9 +1045,11 @@ fn quality_buckets_count_entry_attempts_and_freezes_and_old_freezes_fold_into_ho
         video_frozen_ms: v.1,
         audio_ms: 2000.0,
         audio_frozen_ms: 0.0,
+        rtt_samples: 2,
+        rtt_slow: room as u64 - 1,
     };
     store
-        .add_freezes(&[
+        .add_quality_rollup(&[
             freeze(D, 1, (2000.0, 500.0)),
             freeze(D, 2, (2000.0, 0.0)),
             freeze(D + 10, 1, (4000.0, 0.0)),
@@ -1059,6 +1061,7 @@ fn quality_buckets_count_entry_attempts_and_freezes_and_old_freezes_fold_into_ho
     assert_eq!(b.len(), 2);
     assert_eq!((b[0].attempts, b[0].joined, b[0].joined_in_5s), (3, 2, 1));
     assert_eq!((b[0].video_ms, b[0].video_frozen_ms), (4000.0, 500.0));
+    assert_eq!((b[0].rtt_samples, b[0].rtt_slow), (4, 1));
     assert_eq!((b[1].attempts, b[1].joined, b[1].video_ms), (1, 1, 4000.0));
     let room1 = store
         .quality_buckets(APP, Some("1"), t(D), t(D + 20), 20)
@@ -1078,6 +1081,7 @@ fn quality_buckets_count_entry_attempts_and_freezes_and_old_freezes_fold_into_ho
         .quality_buckets(APP, None, t(D), t(D + 3600), 3600)
         .unwrap();
     assert_eq!((hour[0].video_ms, hour[0].video_frozen_ms), (8000.0, 500.0));
+    assert_eq!((hour[0].rtt_samples, hour[0].rtt_slow), (6, 1));
     let fine = store
         .quality_buckets(APP, None, t(D + 10), t(D + 20), 10)
         .unwrap();

@@ -1,10 +1,10 @@
 //! The recorder task: events in, store writes out, in the order the media plane produced them;
-//! usage and clients' freeze reports summed per room and bucket on the way.
+//! usage, clients' freeze reports and round trips summed per room and bucket on the way.
 
 use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::{
-    CallRecord, EventRecord, FreezeRecord, LeaveReason, NewSession, QualitySample, SessionId,
-    Store, StoreError, UsageRecord, FREEZE_BUCKET_SECS, USAGE_BUCKET_SECS,
+    CallRecord, EventRecord, LeaveReason, NewSession, QualityRollup, QualitySample, SessionId,
+    Store, StoreError, UsageRecord, QUALITY_ROLLUP_SECS, USAGE_BUCKET_SECS,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs, UserId, USAGE_KEYS};
 use std::collections::HashMap;
@@ -72,12 +72,16 @@ impl Recorder {
 
 /// The period of a client's quality report (`docs/protocol.md`): a freeze report covers it.
 const REPORT_PERIOD_MS: f64 = 2_000.0;
+/// A round trip slower than this is network delay a user notices (the dashboards'
+/// `networkDelay` is the share of samples above it).
+pub const SLOW_RTT_MS: f64 = 400.0;
 
-/// A batch's usage and freeze reports, summed per room and bucket before they are written.
+/// A batch's usage, freeze reports and round trips, summed per room and bucket before they are
+/// written.
 #[derive(Default)]
 struct Rollups {
     usage: HashMap<(SdkAppId, RoomKey, i64), [f64; 6]>,
-    freezes: HashMap<(SdkAppId, RoomKey, i64), [f64; 4]>,
+    quality: HashMap<(SdkAppId, RoomKey, i64), QualityRollup>,
 }
 
 impl Rollups {
@@ -91,16 +95,41 @@ impl Rollups {
             .or_default()[k] += secs;
     }
 
+    /// The quality rollup of the event's room and 10-second bucket.
+    fn quality(&mut self, e: &DomainEvent) -> &mut QualityRollup {
+        let bucket = e.at_ms.div_euclid(1000).div_euclid(QUALITY_ROLLUP_SECS) * QUALITY_ROLLUP_SECS;
+        self.quality
+            .entry((e.app, e.room.clone(), bucket))
+            .or_insert_with(|| QualityRollup {
+                sdk_app_id: e.app,
+                room: e.room.clone(),
+                bucket: UnixSecs(bucket),
+                video_ms: 0.0,
+                video_frozen_ms: 0.0,
+                audio_ms: 0.0,
+                audio_frozen_ms: 0.0,
+                rtt_samples: 0,
+                rtt_slow: 0,
+            })
+    }
+
     /// A client's report of how long one remote user's video or audio froze.
     fn freeze(&mut self, e: &DomainEvent, video: bool, frozen_ms: f64) {
-        let bucket = e.at_ms.div_euclid(1000).div_euclid(FREEZE_BUCKET_SECS) * FREEZE_BUCKET_SECS;
-        let f = self
-            .freezes
-            .entry((e.app, e.room.clone(), bucket))
-            .or_default();
-        let at = if video { 0 } else { 2 };
-        f[at] += REPORT_PERIOD_MS;
-        f[at + 1] += frozen_ms.clamp(0.0, REPORT_PERIOD_MS);
+        let q = self.quality(e);
+        let frozen_ms = frozen_ms.clamp(0.0, REPORT_PERIOD_MS);
+        if video {
+            q.video_ms += REPORT_PERIOD_MS;
+            q.video_frozen_ms += frozen_ms;
+        } else {
+            q.audio_ms += REPORT_PERIOD_MS;
+            q.audio_frozen_ms += frozen_ms;
+        }
+    }
+
+    fn round_trip(&mut self, e: &DomainEvent, ms: f64) {
+        let q = self.quality(e);
+        q.rtt_samples += 1;
+        q.rtt_slow += u64::from(ms > SLOW_RTT_MS);
     }
 
     fn write(self, store: &dyn Store) -> Result<(), StoreError> {
@@ -115,20 +144,8 @@ impl Rollups {
             })
             .collect();
         store.add_usage(&usage)?;
-        let freezes: Vec<FreezeRecord> = self
-            .freezes
-            .into_iter()
-            .map(|((sdk_app_id, room, bucket), f)| FreezeRecord {
-                sdk_app_id,
-                room,
-                bucket: UnixSecs(bucket),
-                video_ms: f[0],
-                video_frozen_ms: f[1],
-                audio_ms: f[2],
-                audio_frozen_ms: f[3],
-            })
-            .collect();
-        store.add_freezes(&freezes)
+        let quality: Vec<QualityRollup> = self.quality.into_values().collect();
+        store.add_quality_rollup(&quality)
     }
 }
 
@@ -173,6 +190,7 @@ fn write(
                 open.insert((e.comm_id.clone(), e.user.clone()), id);
             }
             EventKind::Usage { class, secs } => rollups.usage(e, class, *secs),
+            EventKind::RoundTrip { ms } => rollups.round_trip(e, *ms),
             EventKind::Quality {
                 peer,
                 metric,
@@ -334,6 +352,8 @@ mod tests {
             ev(1_000_000_000, "alice", block("bigvBlock", 500.0)),
             ev(1_000_002_000, "alice", block("bigvBlock", 9_000.0)),
             ev(1_000_002_000, "alice", block("aBlock", 0.0)),
+            ev(1_000_002_000, "alice", EventKind::RoundTrip { ms: 30.0 }),
+            ev(1_000_002_000, "bob", EventKind::RoundTrip { ms: 650.0 }),
         ] {
             tx.send(e).await.unwrap();
         }
@@ -355,5 +375,6 @@ mod tests {
         // the whole period counts.
         assert_eq!((q[0].video_ms, q[0].video_frozen_ms), (4_000.0, 2_500.0));
         assert_eq!((q[0].audio_ms, q[0].audio_frozen_ms), (2_000.0, 0.0));
+        assert_eq!((q[0].rtt_samples, q[0].rtt_slow), (2, 1));
     }
 }

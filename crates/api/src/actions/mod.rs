@@ -77,6 +77,12 @@ pub async fn dispatch(
             dashboard::describe_real_time_scale_data(&ctx, params).await
         }
         "DescribeTRTCMarketScaleData" => dashboard::describe_market_scale_data(&ctx, params).await,
+        "DescribeTRTCRealTimeQualityData" => {
+            dashboard::describe_real_time_quality_data(&ctx, params).await
+        }
+        "DescribeTRTCMarketQualityData" => {
+            dashboard::describe_market_quality_data(&ctx, params).await
+        }
         "DescribeUserEvent" => calls::describe_user_event(&ctx, params).await,
         "DescribeCallDetailInfo" => calls::describe_call_detail_info(&ctx, params).await,
         "DescribeCallDetail" => calls::describe_call_detail(&ctx, params).await,

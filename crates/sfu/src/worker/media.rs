@@ -38,15 +38,23 @@ impl Worker {
                 }
             }
             Event::MediaIngressStats(s) => {
-                if let (Some(p), Some(loss)) = (self.peers.get_mut(&pid), s.loss) {
+                let Some(p) = self.peers.get_mut(&pid) else {
+                    return;
+                };
+                if let Some(loss) = s.loss {
                     let e = p.loss.entry(s.mid).or_insert(0.0);
                     *e = if s.rid.is_some() { e.max(loss) } else { loss };
                 }
+                p.rtt = p.rtt.max(s.rtt);
             }
             Event::MediaEgressStats(s) => {
-                if let (Some(p), Some(loss)) = (self.peers.get_mut(&pid), s.loss) {
+                let Some(p) = self.peers.get_mut(&pid) else {
+                    return;
+                };
+                if let Some(loss) = s.loss {
                     p.loss.insert(s.mid, loss);
                 }
+                p.rtt = p.rtt.max(s.rtt);
             }
             Event::Closed => {
                 if let Some(p) = self.peers.get_mut(&pid) {

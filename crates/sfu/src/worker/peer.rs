@@ -144,6 +144,8 @@ pub struct Peer {
     pub out_flow: FxHashMap<Mid, Flow>,
     /// Latest packet loss (fraction) per media line, from RTCP receiver reports.
     pub loss: HashMap<Mid, f32>,
+    /// The longest round-trip time any media line measured since the last quality sample.
+    pub rtt: Option<std::time::Duration>,
     /// Incoming RTP streams by SSRC: their media line and simulcast rid.
     pub rx_streams: HashMap<Ssrc, (Mid, Option<Rid>)>,
     /// The numbering of outgoing lines between subscriptions (WHEP lines wait for their
@@ -185,6 +187,7 @@ impl Peer {
             remote_closed: false,
             out_flow: FxHashMap::default(),
             loss: HashMap::new(),
+            rtt: None,
             rx_streams: HashMap::new(),
             parked: HashMap::new(),
         }

@@ -3,7 +3,7 @@
 //! downstream per remote user (what the server forwards: bitrate, loss from receiver reports,
 //! fps, resolution). Emitted as `Quality` domain events named by DescribeCallDetailInfo's
 //! `DataType` metrics, so WHIP clients that report nothing still have data; and each user's
-//! `Usage` over the period: the class of what it actually received.
+//! `Usage` over the period (the class of what it actually received) and its `RoundTrip`.
 
 use super::rooms::RoomSlot;
 use super::Worker;
@@ -24,12 +24,14 @@ struct Sample {
     value: f64,
 }
 
-/// What one user received over a sample period, on all its connections: usage counts by it.
+/// What one user received over a sample period, on all its connections (usage counts by it),
+/// and the longest round trip any of them measured.
 #[derive(Default)]
 struct Received {
     audio: bool,
     /// The pixels of every video stream received, summed.
     pixels: u64,
+    rtt: Option<Duration>,
 }
 
 /// One media line's flow over the sample period, seen from `pid`.
@@ -133,6 +135,10 @@ impl Worker {
             }
             let p = self.peers.get_mut(&pid).expect("listed above");
             p.out_flow.clear();
+            if let Some(rtt) = p.rtt.take() {
+                let got = received.entry((p.slot, p.user.clone())).or_default();
+                got.rtt = got.rtt.max(Some(rtt));
+            }
             // Upstream: what this peer publishes on its main stream.
             let slot = p.slot;
             let inbound: Vec<_> = p
@@ -162,6 +168,10 @@ impl Worker {
             }
         }
         for ((slot, user), got) in received {
+            if let Some(rtt) = got.rtt {
+                let ms = rtt.as_secs_f64() * 1000.0;
+                self.emit_for(slot, &user, EventKind::RoundTrip { ms });
+            }
             let class = match got.pixels {
                 0 if got.audio => "Audio",
                 0 => continue,

@@ -16,8 +16,8 @@ mod tenants;
 
 use crate::{
     AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EntryAttempt, EventQuery,
-    EventRecord, FreezeRecord, LeaveReason, NewSession, Page, PurgeCounts, QualityBucket,
-    QualityQuery, QualitySample, QualitySeries, ScaleBucket, ScaleDay, SessionId, SessionQuery,
+    EventRecord, LeaveReason, NewSession, Page, PurgeCounts, QualityBucket, QualityQuery,
+    QualityRollup, QualitySample, QualitySeries, ScaleBucket, ScaleDay, SessionId, SessionQuery,
     SessionRecord, Store, StoreResult, TaskRecord, UsageRecord, UsageSum,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
@@ -306,11 +306,11 @@ impl Store for SqliteStore {
         self.pool.write(|c| rollups::record_entry(c, attempt))
     }
 
-    fn add_freezes(&self, freezes: &[FreezeRecord]) -> StoreResult<()> {
-        if freezes.is_empty() {
+    fn add_quality_rollup(&self, rollup: &[QualityRollup]) -> StoreResult<()> {
+        if rollup.is_empty() {
             return Ok(());
         }
-        self.pool.write(|c| rollups::add_freezes(c, freezes))
+        self.pool.write(|c| rollups::add_quality_rollup(c, rollup))
     }
 
     fn quality_buckets(
@@ -353,8 +353,9 @@ impl Store for SqliteStore {
         total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
         total.call_logs = self.pool.write(|c| call_logs::purge_call_logs(c, cutoff))?;
         total.rollups = self.pool.write(|c| rollups::purge(c, cutoff))?;
-        let fine_until = UnixSecs(UnixSecs::now().0 - rollups::FREEZE_FINE_FOR);
-        self.pool.write(|c| rollups::fold_freezes(c, fine_until))?;
+        let fine_until = UnixSecs(UnixSecs::now().0 - rollups::FINE_FOR);
+        self.pool
+            .write(|c| rollups::fold_quality_rollup(c, fine_until))?;
         if total != PurgeCounts::default() {
             tracing::info!(
                 calls = total.calls,

@@ -1,16 +1,16 @@
 //! The dashboards' and usage's rollups: seconds of media received per room, 5-minute bucket
-//! and usage class; entry attempts; clients' freeze reports per room and 10-second bucket,
-//! folded into hours once a day old. Written as sums (upserts), read summed over apps, rooms
+//! and usage class; entry attempts; clients' freeze reports and users' round-trip samples per
+//! room and 10-second bucket, folded into hours once a day old. Written as sums (upserts), read summed over apps, rooms
 //! and buckets.
 
-use super::codec::{room_columns, room_from_columns};
-use crate::{EntryAttempt, FreezeRecord, QualityBucket, StoreResult, UsageRecord, UsageSum};
+use super::codec::{count_from_column, room_columns, room_from_columns, sql_count};
+use crate::{EntryAttempt, QualityBucket, QualityRollup, StoreResult, UsageRecord, UsageSum};
 use hearth_types::{SdkAppId, UnixSecs};
 use rusqlite::{params, Connection};
 
 const HOUR: i64 = 3_600;
-/// Freeze rollups older than this are folded into hours.
-pub(super) const FREEZE_FINE_FOR: i64 = 86_400;
+/// Quality rollups older than this are folded into hours.
+pub(super) const FINE_FOR: i64 = 86_400;
 
 pub(super) fn add_usage(conn: &mut Connection, usage: &[UsageRecord]) -> StoreResult<()> {
     let tx = conn.transaction()?;
@@ -103,20 +103,26 @@ pub(super) fn record_entry(conn: &Connection, a: &EntryAttempt) -> StoreResult<(
     Ok(())
 }
 
-pub(super) fn add_freezes(conn: &mut Connection, freezes: &[FreezeRecord]) -> StoreResult<()> {
+pub(super) fn add_quality_rollup(
+    conn: &mut Connection,
+    rollups: &[QualityRollup],
+) -> StoreResult<()> {
     let tx = conn.transaction()?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO freezes (sdk_app_id, bucket, room_kind, room_string, video_ms,
-                                  video_frozen_ms, audio_ms, audio_frozen_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO quality_rollup (sdk_app_id, bucket, room_kind, room_string, video_ms,
+                                  video_frozen_ms, audio_ms, audio_frozen_ms, rtt_samples,
+                                  rtt_slow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (sdk_app_id, bucket, room_kind, room_string) DO UPDATE SET
                  video_ms = video_ms + excluded.video_ms,
                  video_frozen_ms = video_frozen_ms + excluded.video_frozen_ms,
                  audio_ms = audio_ms + excluded.audio_ms,
-                 audio_frozen_ms = audio_frozen_ms + excluded.audio_frozen_ms",
+                 audio_frozen_ms = audio_frozen_ms + excluded.audio_frozen_ms,
+                 rtt_samples = rtt_samples + excluded.rtt_samples,
+                 rtt_slow = rtt_slow + excluded.rtt_slow",
         )?;
-        for f in freezes {
+        for f in rollups {
             let (kind, room) = room_columns(&f.room);
             stmt.execute(params![
                 f.sdk_app_id.0,
@@ -126,7 +132,9 @@ pub(super) fn add_freezes(conn: &mut Connection, freezes: &[FreezeRecord]) -> St
                 f.video_ms,
                 f.video_frozen_ms,
                 f.audio_ms,
-                f.audio_frozen_ms
+                f.audio_frozen_ms,
+                sql_count(f.rtt_samples),
+                sql_count(f.rtt_slow)
             ])?;
         }
     }
@@ -135,7 +143,7 @@ pub(super) fn add_freezes(conn: &mut Connection, freezes: &[FreezeRecord]) -> St
 }
 
 /// Per bucket of `step` seconds from `from` up to `to` (exclusive), oldest first: freeze
-/// reports and entry attempts, of one room (its RoomId, numeric or string) when given.
+/// reports, round-trip samples and entry attempts, of one room (its RoomId, numeric or string) when given.
 pub(super) fn quality_buckets(
     conn: &Connection,
     app: SdkAppId,
@@ -156,8 +164,9 @@ pub(super) fn quality_buckets(
     };
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT bucket, SUM(video_ms), SUM(video_frozen_ms), SUM(audio_ms), SUM(audio_frozen_ms)
-             FROM freezes
+            "SELECT bucket, SUM(video_ms), SUM(video_frozen_ms), SUM(audio_ms), SUM(audio_frozen_ms),
+                    SUM(rtt_samples), SUM(rtt_slow)
+             FROM quality_rollup
              WHERE sdk_app_id = ?1 AND bucket >= ?2 AND bucket < ?3
                    AND (?4 IS NULL OR room_string = ?4)
              GROUP BY bucket",
@@ -171,6 +180,8 @@ pub(super) fn quality_buckets(
             b.video_frozen_ms += r.get::<_, f64>(2)?;
             b.audio_ms += r.get::<_, f64>(3)?;
             b.audio_frozen_ms += r.get::<_, f64>(4)?;
+            b.rtt_samples += count_from_column(r.get(5)?);
+            b.rtt_slow += count_from_column(r.get(6)?);
         }
     }
     {
@@ -202,25 +213,28 @@ pub(super) fn quality_buckets(
     Ok(out)
 }
 
-/// Folds freeze rollups of 10-second buckets older than `before` into their hours.
-pub(super) fn fold_freezes(conn: &mut Connection, before: UnixSecs) -> StoreResult<u64> {
+/// Folds quality rollups of 10-second buckets older than `before` into their hours.
+pub(super) fn fold_quality_rollup(conn: &mut Connection, before: UnixSecs) -> StoreResult<u64> {
     let tx = conn.transaction()?;
     tx.prepare_cached(
-        "INSERT INTO freezes (sdk_app_id, bucket, room_kind, room_string, video_ms,
-                              video_frozen_ms, audio_ms, audio_frozen_ms)
+        "INSERT INTO quality_rollup (sdk_app_id, bucket, room_kind, room_string, video_ms,
+                              video_frozen_ms, audio_ms, audio_frozen_ms, rtt_samples, rtt_slow)
          SELECT sdk_app_id, bucket - bucket % ?2, room_kind, room_string, SUM(video_ms),
-                SUM(video_frozen_ms), SUM(audio_ms), SUM(audio_frozen_ms)
-         FROM freezes WHERE bucket < ?1 AND bucket % ?2 != 0
+                SUM(video_frozen_ms), SUM(audio_ms), SUM(audio_frozen_ms), SUM(rtt_samples),
+                SUM(rtt_slow)
+         FROM quality_rollup WHERE bucket < ?1 AND bucket % ?2 != 0
          GROUP BY sdk_app_id, bucket - bucket % ?2, room_kind, room_string
          ON CONFLICT (sdk_app_id, bucket, room_kind, room_string) DO UPDATE SET
              video_ms = video_ms + excluded.video_ms,
              video_frozen_ms = video_frozen_ms + excluded.video_frozen_ms,
              audio_ms = audio_ms + excluded.audio_ms,
-             audio_frozen_ms = audio_frozen_ms + excluded.audio_frozen_ms",
+             audio_frozen_ms = audio_frozen_ms + excluded.audio_frozen_ms,
+             rtt_samples = rtt_samples + excluded.rtt_samples,
+             rtt_slow = rtt_slow + excluded.rtt_slow",
     )?
     .execute(params![before.0, HOUR])?;
     let n = tx
-        .prepare_cached("DELETE FROM freezes WHERE bucket < ?1 AND bucket % ?2 != 0")?
+        .prepare_cached("DELETE FROM quality_rollup WHERE bucket < ?1 AND bucket % ?2 != 0")?
         .execute(params![before.0, HOUR])?;
     tx.commit()?;
     Ok(n as u64)
@@ -233,7 +247,7 @@ pub(super) fn purge(conn: &mut Connection, cutoff: UnixSecs) -> StoreResult<u64>
         .prepare_cached("DELETE FROM usage WHERE bucket < ?1")?
         .execute(params![cutoff.0])?;
     n += tx
-        .prepare_cached("DELETE FROM freezes WHERE bucket < ?1")?
+        .prepare_cached("DELETE FROM quality_rollup WHERE bucket < ?1")?
         .execute(params![cutoff.0])?;
     n += tx
         .prepare_cached("DELETE FROM entry_attempts WHERE time_ms < ?1")?

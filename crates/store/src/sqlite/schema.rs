@@ -146,8 +146,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX quality_recent_by_key ON quality_recent (key, span);
     "#,
     // 5: the dashboards' and usage's rollups: seconds of media users received per room,
-    // 5-minute bucket and class; entry attempts, refused ones included; and clients' freeze
-    // reports per room and 10-second bucket (older than a day, folded into hours).
+    // 5-minute bucket and class; entry attempts, refused ones included; and per room and
+    // 10-second bucket (older than a day, folded into hours) clients' freeze reports and the
+    // users' round-trip samples.
     r#"
     CREATE TABLE usage (
         sdk_app_id  INTEGER NOT NULL,
@@ -175,7 +176,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX entry_attempts_by_app ON entry_attempts (sdk_app_id, time_ms);
 
-    CREATE TABLE freezes (
+    CREATE TABLE quality_rollup (
         sdk_app_id      INTEGER NOT NULL,
         bucket          INTEGER NOT NULL,
         room_kind       TEXT NOT NULL CHECK (room_kind IN ('num', 'str')),
@@ -184,6 +185,8 @@ const MIGRATIONS: &[&str] = &[
         video_frozen_ms REAL NOT NULL DEFAULT 0,
         audio_ms        REAL NOT NULL DEFAULT 0,
         audio_frozen_ms REAL NOT NULL DEFAULT 0,
+        rtt_samples     INTEGER NOT NULL DEFAULT 0,
+        rtt_slow        INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (sdk_app_id, bucket, room_kind, room_string)
     ) WITHOUT ROWID;
     "#,
