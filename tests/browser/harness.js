@@ -220,8 +220,9 @@ async function waitHealthy(h) {
  * Starts `hearth serve`. Default: a config file with HTTP on a free port, `[media]` on a free UDP
  * range and one app (SDK_APP_ID) with a random key. `zeroConfig: true`: no config file, a fresh
  * HEARTH_DATA_DIR (the server generates its app and offers /dev/usersig); ports by environment.
+ * `env`: more HEARTH_* settings.
  */
-export async function startHearth({ name = 'main', zeroConfig = false, logFilter = 'info' } = {}) {
+export async function startHearth({ name = 'main', zeroConfig = false, logFilter = 'info', env: extraEnv = {} } = {}) {
   if (!fs.existsSync(HEARTH_BIN)) {
     throw new Error(`${HEARTH_BIN} does not exist: run \`cargo build -p hearth\` first (or set HEARTH_BIN)`);
   }
@@ -244,6 +245,7 @@ export async function startHearth({ name = 'main', zeroConfig = false, logFilter
         HEARTH_MEDIA_PORTS: `${mediaPorts[0]}-${mediaPorts[1]}`,
         HEARTH_MEDIA_WORKERS: String(MEDIA_WORKERS),
         HEARTH_RATE_LIMITS: 'false',
+        ...extraEnv,
       }, logFilter);
     } else {
       appKey = crypto.randomBytes(32).toString('hex');
@@ -273,7 +275,7 @@ export async function startHearth({ name = 'main', zeroConfig = false, logFilter
         '',
       ].join('\n'));
       args = ['serve', '--config', config];
-      env = hearthEnv({}, logFilter);
+      env = hearthEnv(extraEnv, logFilter);
     }
     const fd = fs.openSync(stderrPath, 'w');
     const proc = spawn(HEARTH_BIN, args, { cwd: REPO, env, stdio: ['ignore', fd, fd] });

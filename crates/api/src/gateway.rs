@@ -15,13 +15,15 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The API router: TencentCloud API 3.0 at `/`, the IM-style REST APIs under `/v4/`. Other
+/// The API router: TencentCloud API 3.0 at `/`, the IM-style REST APIs under `/v4/`, the
+/// console's session and action calls under `/console/`. Other
 /// parts of the server add their own routes beside it.
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/", any(handle))
         .with_state(state.clone())
-        .merge(crate::im::router(state))
+        .merge(crate::im::router(state.clone()))
+        .merge(crate::console::router(state))
 }
 
 async fn handle(

@@ -1,10 +1,12 @@
 //! The TencentCloud API 3.0 gateway of Hearth: transport, TC3 and v1 signatures, the response
 //! envelope with RequestId, error codes, per-SecretId rate limits, and the actions of `trtc`
-//! 2019-07-22 and `lcic` 2022-08-17; and the IM-style REST API of call records. Knows nothing of SQL (it queries through the `Store` trait)
+//! 2019-07-22 and `lcic` 2022-08-17; the IM-style REST API of call records; and the operator
+//! console's sign-in and action calls. Knows nothing of SQL (it queries through the `Store` trait)
 //! or of media (it acts on rooms through a [`RoomControl`] handle).
 
 mod actions;
 pub mod catalog;
+pub mod console;
 mod envelope;
 pub mod error;
 mod gateway;
@@ -24,7 +26,7 @@ pub use gateway::router;
 pub use media::{MediaTasks, NoMediaTasks, TaskError};
 pub use metrics::ApiMetrics;
 pub use rate_limit::RateLimiter;
-pub use rooms::{Block, RoomControl, RoomError, RoomFuture};
+pub use rooms::{Block, LiveUser, RoomControl, RoomError, RoomFuture};
 pub use tenants::{Caller, Tenants};
 
 use hearth_store::Store;
@@ -44,6 +46,8 @@ pub struct ApiState {
     pub rate_limiter: Option<RateLimiter>,
     pub clock: Clock,
     pub metrics: ApiMetrics,
+    /// The operator console's signed-in sessions.
+    pub console: console::sessions::Sessions,
 }
 
 impl ApiState {
@@ -58,6 +62,7 @@ impl ApiState {
             rate_limiter: Some(RateLimiter::default()),
             clock: Arc::new(UnixSecs::now),
             metrics: ApiMetrics::default(),
+            console: console::sessions::Sessions::new(console::DEFAULT_SESSION),
         }
     }
 }

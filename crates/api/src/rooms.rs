@@ -39,8 +39,30 @@ pub struct Block {
     pub video: bool,
 }
 
+/// A user in a live room, as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LiveUser {
+    #[serde(rename = "UserId")]
+    pub user: UserId,
+    /// `anchor` (publishes) or `audience`.
+    #[serde(rename = "Role")]
+    pub role: &'static str,
+    /// Connections the user has in the room (a WHEP viewer has one per stream it plays).
+    #[serde(rename = "Sessions")]
+    pub sessions: usize,
+    #[serde(rename = "Audio")]
+    pub audio: bool,
+    #[serde(rename = "Video")]
+    pub video: bool,
+    /// The screen share (TRTC's sub stream).
+    #[serde(rename = "SubVideo")]
+    pub sub_video: bool,
+}
+
 /// Operations on live rooms.
 pub trait RoomControl: Send + Sync + 'static {
+    /// Who is in the room now, by UserId.
+    fn users(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, Vec<LiveUser>>;
     /// Removes everyone from the room and ends its call.
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()>;
     /// Removes the listed users (those not in the room are skipped); returns who was removed.

@@ -16,6 +16,8 @@ pub struct Config {
     #[serde(default)]
     pub calls: CallsConfig,
     #[serde(default)]
+    pub console: ConsoleConfig,
+    #[serde(default)]
     pub outbound: OutboundConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -169,6 +171,21 @@ impl Default for CallsConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// How long a console sign-in lasts (then the operator signs in again).
+    pub session_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_secs: 8 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialConfig {
     pub secret_id: String,
@@ -196,7 +213,7 @@ impl Config {
     /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
     /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_WEB_DIR`, `HEARTH_MEDIA_IP`,
     /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`, `HEARTH_CALLS_RING_TIMEOUT_SECS`,
-    /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`.
+    /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`, `HEARTH_CONSOLE_SESSION_SECS`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
         where
@@ -281,6 +298,9 @@ impl Config {
         if let Some(v) = get("HEARTH_CALLS_RECONNECT_GRACE_SECS") {
             self.calls.reconnect_grace_secs = parse("HEARTH_CALLS_RECONNECT_GRACE_SECS", v)?;
         }
+        if let Some(v) = get("HEARTH_CONSOLE_SESSION_SECS") {
+            self.console.session_secs = parse("HEARTH_CONSOLE_SESSION_SECS", v)?;
+        }
         Ok(())
     }
 
@@ -330,6 +350,9 @@ impl Config {
         }
         if !(1..=300).contains(&self.calls.reconnect_grace_secs) {
             bail!("calls.reconnect_grace_secs must be 1 to 300");
+        }
+        if !(1..=30 * 86_400).contains(&self.console.session_secs) {
+            bail!("console.session_secs must be 1 to 2592000 (30 days)");
         }
         let mut seen = std::collections::HashSet::new();
         for app in &self.apps {

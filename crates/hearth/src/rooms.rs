@@ -1,7 +1,7 @@
-//! Room control for the API, backed by the media plane: dismissing a room removes everyone
-//! from it on its worker.
+//! Room control for the API, backed by the media plane: who is in a room, and dismissing a
+//! room removes everyone from it on its worker.
 
-use hearth_api::{Block, RoomControl, RoomError, RoomFuture};
+use hearth_api::{Block, LiveUser, RoomControl, RoomError, RoomFuture};
 use hearth_sfu::{SfuError, SfuHandle};
 use hearth_types::{RoomKey, SdkAppId, UserId};
 
@@ -18,6 +18,23 @@ fn room_error(e: SfuError) -> RoomError {
 }
 
 impl RoomControl for SfuRooms {
+    fn users(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, Vec<LiveUser>> {
+        Box::pin(async move {
+            let users = self.sfu.room_users(app, room).await.map_err(room_error)?;
+            Ok(users
+                .into_iter()
+                .map(|u| LiveUser {
+                    user: u.user,
+                    role: if u.anchor { "anchor" } else { "audience" },
+                    sessions: u.sessions,
+                    audio: u.audio,
+                    video: u.video,
+                    sub_video: u.sub_video,
+                })
+                .collect())
+        })
+    }
+
     fn remove_users(
         &self,
         app: SdkAppId,

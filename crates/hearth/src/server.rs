@@ -174,6 +174,9 @@ pub async fn serve(config: Config) -> Result<()> {
     if !s.rate_limits {
         state.rate_limiter = None;
     }
+    state.console = hearth_api::console::sessions::Sessions::new(Duration::from_secs(
+        config.console.session_secs,
+    ));
     let ws_host = if s.http.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), s.http.port())
     } else {

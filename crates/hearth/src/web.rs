@@ -1,6 +1,7 @@
-//! The web pages: the demo page at `/` and the browser SDK under `/sdk/`, served from the
-//! `web/` directory as plain files (no build step), and the dev-only UserSig endpoint the demo
-//! page uses in the zero-config setup. `/` is shared with the TencentCloud API: a browser's
+//! The web pages: the demo page at `/`, the operator console at `/console` (its sign-in and
+//! action calls go to the API) and the browser SDK under `/sdk/`, served from the `web/`
+//! directory as plain files (no build step), and the dev-only UserSig endpoint the demo page
+//! uses in the zero-config setup. `/` is shared with the TencentCloud API: a browser's
 //! plain `GET /` (no query, no `X-TC-Action`, no `Authorization`, `Accept: text/html`) is the
 //! page; everything else is the API.
 
@@ -26,8 +27,9 @@ const DEV_USERSIG_SECS: u32 = 86_400;
 #[derive(Clone, Default)]
 pub struct DevKeys(pub Arc<BTreeMap<SdkAppId, String>>);
 
-/// `/` (page or API), `/v4/*` (the IM-style REST APIs), `/sdk/*`, the page's assets, and
-/// `/dev/usersig` when `dev` has keys.
+/// `/` (page or API), `/v4/*` (the IM-style REST APIs), `/console` (the page; its session and
+/// action calls to the API), `/sdk/*`, the pages' assets, and `/dev/usersig` when `dev` has
+/// keys.
 pub fn routes(web_dir: PathBuf, api: Router, dev: DevKeys) -> Router {
     let to_api = api.clone();
     let im = any(move |req: Request<Body>| {
@@ -66,9 +68,14 @@ pub fn routes(web_dir: PathBuf, api: Router, dev: DevKeys) -> Router {
             }
         }
     });
+    let console_page = ServeFile::new(web_dir.join("console").join("index.html"));
     let mut r = Router::new()
         .route("/", root)
-        .route("/v4/{*rest}", im)
+        .route("/v4/{*rest}", im.clone())
+        .route("/console/session", im.clone())
+        .route("/console/api/{*rest}", im)
+        .route_service("/console", console_page.clone())
+        .route_service("/console/", console_page)
         .fallback_service(ServeDir::new(web_dir));
     if !dev.0.is_empty() {
         r = r.route("/dev/usersig", get(dev_usersig).with_state(dev));

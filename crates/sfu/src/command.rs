@@ -114,6 +114,8 @@ pub struct Counters {
 pub struct RoomUser {
     pub user: UserId,
     pub sessions: usize,
+    /// Publishes (WHIP, or a client in the anchor role); else audience (WHEP viewers too).
+    pub anchor: bool,
     pub audio: bool,
     pub video: bool,
     pub sub_video: bool,

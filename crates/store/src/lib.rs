@@ -84,6 +84,8 @@ pub trait Store: Send + Sync + 'static {
     fn task(&self, app: SdkAppId, task_id: &str) -> StoreResult<Option<TaskRecord>>;
     /// Marks tasks left open by an earlier run as failed at `now`; returns how many.
     fn fail_open_tasks(&self, now: UnixSecs) -> StoreResult<usize>;
+    /// One page of an application's tasks, newest first.
+    fn tasks_page(&self, app: SdkAppId, offset: u64, limit: u64) -> StoreResult<Page<TaskRecord>>;
     /// Tasks of `kind` that ended at or after `from` and started before `to` (usage).
     fn tasks_ended_between(
         &self,

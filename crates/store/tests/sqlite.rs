@@ -782,6 +782,16 @@ fn ended_tasks_are_listed_by_window_and_open_ones_failed_at_start() {
         ("Failed", Some(t(D + 400)))
     );
     assert_eq!(store.fail_open_tasks(t(D + 500)).unwrap(), 0);
+
+    // The console's pages: newest first, counted over all pages, one app only.
+    let page = store.tasks_page(APP, 0, 2).unwrap();
+    assert_eq!(page.total, 4);
+    let ids: Vec<&str> = page.items.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids, ["b", "open"]);
+    let rest = store.tasks_page(APP, 2, 2).unwrap();
+    let ids: Vec<&str> = rest.items.iter().map(|t| t.task_id.as_str()).collect();
+    assert_eq!(ids, ["a", "c"]);
+    assert_eq!(store.tasks_page(OTHER_APP, 0, 10).unwrap().total, 0);
 }
 
 #[test]

@@ -28,6 +28,15 @@ pub struct Rooms {
 }
 
 impl RoomControl for Rooms {
+    fn users(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, Vec<hearth_api::LiveUser>> {
+        Box::pin(async move {
+            if !self.live.lock().unwrap().contains(&(app, room)) {
+                return Err(RoomError::NotFound);
+            }
+            Ok(Vec::new())
+        })
+    }
+
     fn dismiss(&self, app: SdkAppId, room: RoomKey) -> RoomFuture<'_, ()> {
         Box::pin(async move {
             let mut live = self.live.lock().unwrap();

@@ -66,6 +66,12 @@ pub(crate) struct ClientState {
     closing: bool,
 }
 
+impl ClientState {
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+}
+
 impl Worker {
     pub(crate) fn handle_client_command(&mut self, cmd: crate::command::ClientCommand) {
         use crate::command::ClientCommand as C;

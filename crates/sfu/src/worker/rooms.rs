@@ -3,6 +3,7 @@
 
 use super::peer::SessionKey;
 use super::{now_ms, Worker};
+use crate::client::Role;
 use crate::command::{RoomUser, SfuError};
 use crate::core::{ParticipantId, Presence, Room, StreamKind, TrackId};
 use crate::events::{DomainEvent, EventKind};
@@ -191,18 +192,31 @@ impl Worker {
             .sessions
             .users()
             .map(|(user, sessions)| {
-                let publisher = sessions.get(&SessionKey::Publish);
+                let client = sessions
+                    .get(&SessionKey::Client)
+                    .and_then(|cid| Some((*cid, self.clients.get(cid)?)));
+                // Who owns the user's tracks: its WHIP session, or its client (and the client's
+                // publish connection).
+                let owners: Vec<ParticipantId> = sessions
+                    .get(&SessionKey::Publish)
+                    .copied()
+                    .into_iter()
+                    .chain(client.iter().map(|(cid, _)| *cid))
+                    .chain(client.iter().filter_map(|(_, c)| c.publish_peer))
+                    .collect();
                 let has = |kind: crate::core::MediaKind, stream: StreamKind| {
-                    publisher.is_some_and(|pid| {
-                        state
-                            .core
-                            .tracks()
-                            .any(|(_, t)| t.owner == *pid && t.kind == kind && t.stream == stream)
+                    state.core.tracks().any(|(_, t)| {
+                        owners.contains(&t.owner) && t.kind == kind && t.stream == stream
                     })
+                };
+                let anchor = match client {
+                    Some((_, c)) => c.role() == Role::Anchor,
+                    None => sessions.contains_key(&SessionKey::Publish),
                 };
                 RoomUser {
                     user: user.clone(),
                     sessions: sessions.len(),
+                    anchor,
                     audio: has(crate::core::MediaKind::Audio, StreamKind::Main),
                     video: has(crate::core::MediaKind::Video, StreamKind::Main),
                     sub_video: has(crate::core::MediaKind::Video, StreamKind::Sub),

@@ -128,7 +128,8 @@ pub(super) fn scale_buckets(
         })
         .collect();
     let tx = conn.transaction()?;
-    // (start, end) of each call and (user, start, end) of each session; open ones end now.
+    // (start, end) of each call and (user, start, end) of each session; open ones are open in
+    // the current second too (the bucket holding now counts them).
     let mut calls: Vec<(i64, i64)> = Vec::new();
     let mut sessions: Vec<(u32, i64, i64)> = Vec::new();
     {
@@ -140,7 +141,10 @@ pub(super) fn scale_buckets(
         let mut rows = stmt.query(params![app.0, first, end, room])?;
         while let Some(r) = rows.next()? {
             let created: i64 = r.get(0)?;
-            let until = r.get::<_, Option<i64>>(1)?.unwrap_or(now.0).max(created);
+            let until = r
+                .get::<_, Option<i64>>(1)?
+                .unwrap_or(now.0 + 1)
+                .max(created);
             if until.max(created + 1) > first {
                 calls.push((created, until));
             }
@@ -158,7 +162,7 @@ pub(super) fn scale_buckets(
         while let Some(r) = rows.next()? {
             let user: String = r.get(0)?;
             let joined: i64 = r.get(1)?;
-            let until = r.get::<_, Option<i64>>(2)?.unwrap_or(now.0).max(joined);
+            let until = r.get::<_, Option<i64>>(2)?.unwrap_or(now.0 + 1).max(joined);
             if until.max(joined + 1) <= first {
                 continue;
             }

@@ -245,6 +245,10 @@ impl Store for SqliteStore {
         self.pool.read(|c| tasks::task(c, app, task_id))
     }
 
+    fn tasks_page(&self, app: SdkAppId, offset: u64, limit: u64) -> StoreResult<Page<TaskRecord>> {
+        self.pool.read(|c| tasks::tasks_page(c, app, offset, limit))
+    }
+
     fn fail_open_tasks(&self, now: UnixSecs) -> StoreResult<usize> {
         self.pool.write(|c| tasks::fail_open_tasks(c, now))
     }

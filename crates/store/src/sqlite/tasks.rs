@@ -1,7 +1,9 @@
 //! Media tasks (recording, relay, ingest, AI bots), keyed by (SdkAppId, TaskId).
 
-use super::codec::{app_from_column, room_columns, room_from_columns};
-use crate::{StoreError, StoreResult, TaskRecord};
+use super::codec::{
+    app_from_column, count_from_column, room_columns, room_from_columns, sql_count,
+};
+use crate::{Page, StoreError, StoreResult, TaskRecord};
 use hearth_types::{SdkAppId, UnixSecs};
 use rusqlite::{params, Connection};
 
@@ -73,6 +75,31 @@ pub(super) fn tasks_ended_between(
         out.push(from_row(r)?);
     }
     Ok(out)
+}
+
+/// One page of an application's tasks, newest first.
+pub(super) fn tasks_page(
+    conn: &Connection,
+    app: SdkAppId,
+    offset: u64,
+    limit: u64,
+) -> StoreResult<Page<TaskRecord>> {
+    let total: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM tasks WHERE sdk_app_id = ?1")?
+        .query_row(params![app.0], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tasks WHERE sdk_app_id = ?1
+         ORDER BY created_at DESC, task_id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let mut rows = stmt.query(params![app.0, sql_count(limit), sql_count(offset)])?;
+    let mut items = Vec::new();
+    while let Some(r) = rows.next()? {
+        items.push(from_row(r)?);
+    }
+    Ok(Page {
+        items,
+        total: count_from_column(total),
+    })
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> StoreResult<TaskRecord> {
