@@ -133,8 +133,31 @@ describe('console', () => {
       await page.locator('#page-usage .chart canvas').first().waitFor({ timeout: 10_000 });
       assert.equal(await page.locator('[data-figure=users] b').innerText(), '2', 'two users online');
       await shot(page, 'usage');
-      await page.click('nav a[data-page=tasks]');
-      await page.locator('#page-tasks h1').waitFor();
+      // A recording into the VOD store: the tasks page lists it, finished, with a link to its
+      // file that plays.
+      const { TaskId: task } = await server.api('CreateCloudRecording', {
+        SdkAppId: SDK_APP_ID, RoomId: String(room), UserId: 'con-recbot', UserSig: server.userSig('con-recbot'),
+        RecordParams: { RecordMode: 2 },
+        StorageParams: { CloudVod: { TencentVod: { MediaType: 0, ExpireTime: 3600 } } },
+      });
+      await sleep(4000);
+      await server.api('DeleteCloudRecording', { SdkAppId: SDK_APP_ID, TaskId: task });
+      const finished = page.locator(`#page-tasks tr:has(code:text-is("${task}"))`);
+      for (let i = 0; i < 40; i++) {
+        await page.click('nav a[data-page=tasks]');
+        await page.evaluate(() => window.dispatchEvent(new HashChangeEvent('hashchange')));
+        await page.locator('#page-tasks h1').waitFor();
+        if (await finished.locator('a').count()) break;
+        await sleep(500);
+      }
+      const row = await finished.innerText();
+      assert.match(row, /recording/);
+      assert.match(row, /Finished/);
+      const href = await finished.locator('a').getAttribute('href');
+      assert.match(href, /^\/vod\//);
+      const file = await fetch(`${server.url}${href}`);
+      assert.equal(file.status, 200, href);
+      assert.ok((await file.arrayBuffer()).byteLength > 10_000, 'the recording has media');
       await shot(page, 'tasks');
 
       // Remove bob from the page: he is told, and his row goes.

@@ -32,8 +32,8 @@ step "npm packages (tests/browser)"
 npm ci --no-audit --no-fund --silent
 
 if [ -z "${HEARTH_BIN:-}" ]; then
-  step "building hearth"
-  (cd "$REPO" && cargo build -p hearth --quiet)
+  step "building hearth and its media task worker"
+  (cd "$REPO" && cargo build -p hearth -p hearth-media --quiet)
   export HEARTH_BIN="$REPO/target/debug/hearth"
 fi
 

@@ -9,9 +9,12 @@ const PAGE = 20;
 export async function render(el, ctx) {
   const page = Number(ctx.params.get('page') ?? 0);
   const r = await call('DescribeMediaTasks', { SdkAppId: ctx.app, PageNumber: page, PageSize: PAGE });
+  // A file's name without its folder and signature (VOD names are signed paths).
+  const base = (name) => String(name).split('?')[0].split('/').pop();
   const files = (t) => {
-    const names = (t.Files ?? []).map((f) => f.FileName);
-    if (t.Url) return h('span', {}, h('a', { href: t.Url, target: '_blank', rel: 'noopener' }, names[0] ?? 'file'), names.length > 1 ? ` and ${names.length - 1} more` : '');
+    const names = (t.Files ?? []).map((f) => base(f.FileName));
+    const more = names.length > 1 ? ` and ${names.length - 1} more` : '';
+    if (t.Url) return h('span', {}, h('a', { href: t.Url, target: '_blank', rel: 'noopener' }, names[0] ?? base(t.Url)), more);
     return names.length ? names.join(', ') : '—';
   };
   el.replaceChildren(
