@@ -3,7 +3,8 @@ DescribeTrtcRoomUsage count what each user actually received, by class (Audio, S
 2K, 4K), from aiortc publishers at 320x240, 1280x720 and 1920x1080 and WHEP viewers on each; a
 viewer of two streams at once counts by their summed pixels; a viewer who moves to another
 stream, and one whose publisher mutes its camera, change class mid-bucket; publishers who
-receive nothing count nothing. Then the spec's rules and errors."""
+receive nothing count nothing; the server's own freeze samples of those viewers. Then the spec's
+rules and errors."""
 
 from __future__ import annotations
 
@@ -209,6 +210,21 @@ def test_usage_counts_the_minutes_each_user_received_by_class(usage_h):
     rooms2 = room_usage(h, start_min, end_min, APP2, h.cred2)
     check(rooms2[str(room2)], "app2", "DescribeTrtcRoomUsage of APP2")
     assert rooms2[str(room2)]["SD"] > 0.2
+
+    # The server also says how long each WHEP viewer's picture stood still (they report
+    # nothing themselves): a sample every 2 s, smooth on loopback once the first keyframe came.
+    rooms_req = models.DescribeRoomInfoRequest()
+    rooms_req.SdkAppId, rooms_req.StartTime, rooms_req.EndTime = APP1, int(began) - 5, int(ended)
+    rooms_req.RoomId = str(room)
+    (call,) = sdk_client(h).DescribeRoomInfo(rooms_req).RoomList
+    detail = models.DescribeCallDetailInfoRequest()
+    detail.SdkAppId, detail.CommId = APP1, call.CommId
+    detail.StartTime, detail.EndTime = int(began) - 5, int(ended)
+    detail.UserIds, detail.DataType = ["v-hd"], ["bigvBlock"]
+    (series,) = [d for d in sdk_client(h).DescribeCallDetailInfo(detail).Data if d.PeerId == "hd"]
+    blocks = sorted(p.Value for p in series.Content)
+    assert len(blocks) >= 8 and blocks[len(blocks) // 2] == 0, blocks
+    assert all(0 <= b <= 2500 for b in blocks), blocks
 
     day = utc(began, "%Y-%m-%d")
     if utc(ended, "%Y-%m-%d") != day:

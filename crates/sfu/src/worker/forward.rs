@@ -236,6 +236,10 @@ impl Worker {
                 Verdict::Skip { overload, ask } => {
                     waiting |= ask;
                     self.counters.queue_drops += u64::from(overload);
+                    if video && frame_end {
+                        // The viewer's picture stands still for this frame.
+                        s.out_flow.entry(line.mid).or_default().skipped_frames += 1;
+                    }
                     continue;
                 }
                 Verdict::Send { restart: true } => {

@@ -93,6 +93,8 @@ impl Outgoing {
 pub struct Flow {
     pub bytes: u64,
     pub frames: u64,
+    /// Video frames skipped while the line waited for a keyframe (the viewer's picture froze).
+    pub skipped_frames: u64,
     pub dims: Option<(u16, u16)>,
 }
 

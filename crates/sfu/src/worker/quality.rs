@@ -1,7 +1,8 @@
 //! Quality samples the server observes itself, every [`SAMPLE_PERIOD`], for each user:
 //! upstream (what a publisher sends: bitrate, loss, encode fps, resolution from keyframes) and
 //! downstream per remote user (what the server forwards: bitrate, loss from receiver reports,
-//! fps, resolution). Emitted as `Quality` domain events named by DescribeCallDetailInfo's
+//! fps, resolution, and for viewers that report nothing themselves the share of the period
+//! their picture stood still while the line waited for a keyframe). Emitted as `Quality` domain events named by DescribeCallDetailInfo's
 //! `DataType` metrics, so WHIP clients that report nothing still have data; and each user's
 //! `Usage` over the period (the class of what it actually received) and its `RoundTrip`.
 
@@ -44,6 +45,9 @@ struct Line<'a> {
     loss: Option<f32>,
     /// `bigvEncFps` upstream, `bigvDecFps` downstream.
     fps_metric: &'static str,
+    /// Report `bigvBlock`, the time the viewer's picture stood still (downstream, for clients
+    /// that do not report their own freezes).
+    block: bool,
 }
 
 fn push_media(out: &mut Vec<Sample>, l: Line, secs: f64) {
@@ -65,6 +69,11 @@ fn push_media(out: &mut Vec<Sample>, l: Line, secs: f64) {
         add("bigvLoss", loss);
         if !l.fps_metric.is_empty() {
             add(l.fps_metric, (l.flow.frames as f64 / secs).round());
+        }
+        let frames = l.flow.frames + l.flow.skipped_frames;
+        if l.block && frames > 0 {
+            let frozen = l.flow.skipped_frames as f64 / frames as f64;
+            add("bigvBlock", (frozen * secs * 1000.0).round());
         }
         if let Some((w, h)) = l.flow.dims {
             add("bigvWidth", f64::from(w));
@@ -128,8 +137,10 @@ impl Worker {
                     audio,
                     flow,
                     loss: p.loss.get(&mid).copied(),
-                    // Clients report the fps they render; for the others, what was forwarded.
+                    // Clients report the fps they render and their freezes; for the others,
+                    // what was forwarded, and how much was skipped.
                     fps_metric: if p.client.is_some() { "" } else { "bigvDecFps" },
+                    block: p.client.is_none(),
                 };
                 push_media(&mut samples, line, secs);
             }
@@ -163,6 +174,7 @@ impl Worker {
                     flow,
                     loss,
                     fps_metric: "bigvEncFps",
+                    block: false,
                 };
                 push_media(&mut samples, line, secs);
             }
@@ -194,5 +206,53 @@ impl Worker {
                 },
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(flow: super::super::peer::Flow, block: bool) -> Line<'static> {
+        Line {
+            pid: ParticipantId(1),
+            peer: "alice",
+            audio: false,
+            flow,
+            loss: None,
+            fps_metric: "bigvDecFps",
+            block,
+        }
+    }
+
+    fn value(out: &[Sample], metric: &str) -> Option<f64> {
+        out.iter().find(|s| s.metric == metric).map(|s| s.value)
+    }
+
+    #[test]
+    fn a_viewers_frozen_share_is_reported_as_block_time() {
+        let flow = super::super::peer::Flow {
+            bytes: 50_000,
+            frames: 30,
+            skipped_frames: 10,
+            dims: Some((640, 360)),
+        };
+        let mut out = Vec::new();
+        push_media(&mut out, line(flow, true), 2.0);
+        // A quarter of the frames skipped over 2 s: 500 ms frozen; 15 fps forwarded.
+        assert_eq!(value(&out, "bigvBlock"), Some(500.0));
+        assert_eq!(value(&out, "bigvDecFps"), Some(15.0));
+        assert_eq!(value(&out, "bigvBit"), Some(200_000.0));
+        let mut out = Vec::new();
+        push_media(&mut out, line(flow, false), 2.0);
+        assert_eq!(
+            value(&out, "bigvBlock"),
+            None,
+            "clients report their own freezes"
+        );
+        let idle = super::super::peer::Flow::default();
+        let mut out = Vec::new();
+        push_media(&mut out, line(idle, true), 2.0);
+        assert_eq!(value(&out, "bigvBlock"), None, "no frames, no claim");
     }
 }
