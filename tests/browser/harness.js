@@ -431,7 +431,7 @@ function pageSetup(options) {
     window.client = c;
     window.events = [];
     const names = ['user-entered', 'user-exited', 'user-updated', 'track', 'track-removed', 'notice',
-      'error', 'connection-state', 'peer-state', 'role'];
+      'error', 'connection-state', 'peer-state', 'role', 'custom-message'];
     for (const ev of names) {
       c.on(ev, (p, q) => {
         let rec;

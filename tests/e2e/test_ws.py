@@ -234,3 +234,67 @@ def test_a_client_that_stops_answering_is_removed_and_the_others_carry_on(hearth
         await quiet.close(exit_first=False)
 
     run(body())
+
+
+def test_custom_messages_reach_the_rest_of_the_room_in_order_within_limits(hearth_media):
+    import base64
+
+    def custom_from(c: WsClient, sender: str) -> list[dict]:
+        return [m for m in c.messages if m["type"] == "custom" and m["userid"] == sender]
+
+    def errors_for(c: WsClient) -> list[dict]:
+        return [e for e in c.errors if e.get("request") == "custom"]
+
+    async def body():
+        alice = WsClient(hearth_media, APP1, "cm-alice", room=511)
+        bob = WsClient(hearth_media, APP1, "cm-bob", room=511)
+        carol = WsClient(hearth_media, APP1, "cm-carol", room=511, role="audience")
+        other = WsClient(hearth_media, APP1, "cm-other", room=512)
+        clients = [alice, bob, carol, other]
+        try:
+            for c in clients:
+                await c.connect()
+            payloads = [f"subtitle {i}: héllo".encode() for i in range(5)] + [bytes(range(256)) * 4]
+            for i, p in enumerate(payloads):
+                await alice.send({"type": "custom", "cmdid": 1 + i % 10, "data": base64.b64encode(p).decode()})
+            for c in (bob, carol):
+                await wait_for(lambda c=c: len(custom_from(c, "cm-alice")) == len(payloads), 5,
+                               f"{c.user} to get alice's {len(payloads)} messages")
+                got = custom_from(c, "cm-alice")
+                assert [m["seq"] for m in got] == list(range(1, len(payloads) + 1)), got
+                assert [base64.b64decode(m["data"]) for m in got] == payloads
+                assert [m["cmdid"] for m in got] == [1 + i % 10 for i in range(len(payloads))]
+            assert not custom_from(alice, "cm-alice"), "the sender does not get its own"
+            assert not [m for m in other.messages if m["type"] == "custom"], "another room gets nothing"
+
+            # Bad input: each refused with its code; the socket stays.
+            bad = [({"cmdid": 0, "data": ""}, 400), ({"cmdid": 11, "data": ""}, 400),
+                   ({"cmdid": 1, "data": base64.b64encode(b"x" * 1025).decode()}, 400),
+                   ({"cmdid": 1, "data": "not base64!"}, 400)]
+            for fields, _ in bad:
+                await alice.send({"type": "custom", **fields})
+            await wait_for(lambda: len(errors_for(alice)) == len(bad), 5, "alice's bad messages refused")
+            assert [e["code"] for e in errors_for(alice)] == [code for _, code in bad], alice.errors
+            await carol.send({"type": "custom", "cmdid": 1, "data": ""})
+            await wait_for(lambda: errors_for(carol), 5, "the audience refused")
+            assert errors_for(carol)[0]["code"] == 403
+            assert not custom_from(bob, "cm-carol")
+
+            # A flood: 30 a second pass, the rest are refused with 429; the room carries on.
+            before = len(custom_from(bob, "cm-alice"))
+            for i in range(60):
+                await alice.send({"type": "custom", "cmdid": 2, "data": base64.b64encode(b"%d" % i).decode()})
+            await wait_for(lambda: len(errors_for(alice)) >= len(bad) + 20, 5, "the flood refused")
+            await asyncio.sleep(0.5)
+            passed = len(custom_from(bob, "cm-alice")) - before
+            refused = len([e for e in errors_for(alice) if e["code"] == 429])
+            assert 24 <= passed <= 40 and passed + refused == 60, (passed, refused)
+            seqs = [m["seq"] for m in custom_from(bob, "cm-alice")]
+            assert seqs == list(range(1, len(seqs) + 1)), "numbered without gaps: refused ones take no number"
+            await bob.send({"type": "custom", "cmdid": 3, "data": base64.b64encode(b"still here").decode()})
+            await wait_for(lambda: custom_from(alice, "cm-bob"), 5, "the room still carries messages")
+        finally:
+            for c in clients:
+                await c.close()
+
+    run(body())

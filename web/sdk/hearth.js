@@ -251,6 +251,27 @@ export class HearthClient extends SignalingSocket {
   /** Whether a published source is muted (undefined if it is not published). */
   isMuted(source) { return this._sources.get(source)?.muted; }
 
+  // ---- custom messages ----------------------------------------------------------------------
+
+  /**
+   * Sends a custom message to everyone else in the room (TRTC's custom command messages):
+   * `cmdId` 1–10, `data` a string (sent as UTF-8), Uint8Array or ArrayBuffer of 1024 bytes at
+   * most. Anchors only; 30 messages and 8 KB a second. Delivered in order, each numbered by
+   * sender (`seq`); others get a `custom-message` event {userId, cmdId, seq, data: Uint8Array}.
+   * A refusal from the server (rate, role) arrives as an `error` event with request `custom`.
+   */
+  sendCustomMessage(cmdId, data) {
+    if (!Number.isInteger(cmdId) || cmdId < 1 || cmdId > 10) throw new TypeError('cmdId must be 1 to 10');
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data)
+      : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('data must be a string, Uint8Array or ArrayBuffer');
+    if (bytes.length > 1024) throw new RangeError('a custom message holds 1024 bytes at most');
+    if (!this._isOpen()) throw new HearthError(0, 'not connected', 'custom');
+    let bin = '';
+    for (const b of bytes) bin += String.fromCharCode(b);
+    this._send({ type: 'custom', cmdid: cmdId, data: btoa(bin) });
+  }
+
   // ---- subscribing --------------------------------------------------------------------------
 
   /**
@@ -417,6 +438,12 @@ export class HearthClient extends SignalingSocket {
       case 'notice':
         this._onNotice(msg);
         break;
+      case 'custom': {
+        const bin = atob(msg.data ?? '');
+        const data = Uint8Array.from(bin, (c) => c.charCodeAt(0));
+        this.emit('custom-message', { userId: String(msg.userid), cmdId: msg.cmdid, seq: msg.seq, data });
+        break;
+      }
       case 'error':
         this._onServerError(msg, !!(msg.request && REPLY_OF[msg.request]));
         break;

@@ -77,6 +77,13 @@ pub enum ClientNotice {
         audio: bool,
         video: bool,
     },
+    /// Another user's custom message (its command id, its number among that user's messages).
+    Custom {
+        user: UserId,
+        cmd_id: u8,
+        seq: u32,
+        data: std::sync::Arc<[u8]>,
+    },
 }
 
 /// What `client_enter` returns.

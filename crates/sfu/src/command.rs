@@ -52,6 +52,12 @@ pub enum SfuError {
     UserNotFound,
     #[error("not allowed: {0}")]
     Forbidden(&'static str),
+    /// A client message the protocol does not allow (bad fields or size).
+    #[error("{0}")]
+    BadMessage(&'static str),
+    /// The client sends faster than its limit.
+    #[error("{0}")]
+    RateLimited(&'static str),
     #[error("the media plane is not running")]
     Unavailable,
     /// The worker holds its configured number of media connections (or clients): the join
@@ -280,6 +286,13 @@ pub(crate) enum ClientCommand {
     Report {
         session: SessionRef,
         samples: Vec<(String, &'static str, f64)>,
+        reply: Reply<()>,
+    },
+    /// A custom message to the rest of the room.
+    Custom {
+        session: SessionRef,
+        cmd_id: u8,
+        data: Vec<u8>,
         reply: Reply<()>,
     },
 }

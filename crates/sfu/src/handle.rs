@@ -503,6 +503,24 @@ impl SfuHandle {
         .await
     }
 
+    /// Sends a client's custom message to the rest of its room.
+    pub async fn client_custom(
+        &self,
+        session: SessionRef,
+        cmd_id: u8,
+        data: Vec<u8>,
+    ) -> Result<(), SfuError> {
+        self.ask(session.worker, |reply| {
+            Command::Client(ClientCommand::Custom {
+                session,
+                cmd_id,
+                data,
+                reply,
+            })
+        })
+        .await
+    }
+
     pub async fn client_exit(&self, session: SessionRef) -> Result<(), SfuError> {
         self.ask(session.worker, |reply| {
             Command::Client(ClientCommand::Exit { session, reply })

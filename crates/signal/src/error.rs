@@ -39,7 +39,9 @@ impl IntoResponse for EdgeError {
                 let status = match e {
                     SfuError::BadSdp(_)
                     | SfuError::NoSupportedCodec
-                    | SfuError::WrongDirection(_) => StatusCode::BAD_REQUEST,
+                    | SfuError::WrongDirection(_)
+                    | SfuError::BadMessage(_) => StatusCode::BAD_REQUEST,
+                    SfuError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
                     SfuError::PublisherNotFound
                     | SfuError::SessionNotFound
                     | SfuError::RoomNotFound

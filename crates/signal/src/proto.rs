@@ -92,6 +92,11 @@ pub enum ClientMsg {
     Hangup {
         callid: String,
     },
+    /// A custom message to the rest of the room: command id 1–10, base64 payload.
+    Custom {
+        cmdid: u8,
+        data: String,
+    },
     Stats {
         capture_fps: Option<f64>,
         app_cpu: Option<f64>,
@@ -125,6 +130,7 @@ impl ClientMsg {
             ClientMsg::Role { .. } => "role",
             ClientMsg::Ping {} => "ping",
             ClientMsg::Stats { .. } => "stats",
+            ClientMsg::Custom { .. } => "custom",
             ClientMsg::Login { .. } => "login",
             ClientMsg::Logout {} => "logout",
             ClientMsg::Call { .. } => "call",
@@ -214,6 +220,13 @@ pub enum ServerMsg {
         reason: &'static str,
         message: String,
     },
+    /// Another user's custom message, base64, numbered per sender.
+    Custom {
+        userid: String,
+        cmdid: u8,
+        seq: u32,
+        data: String,
+    },
     Pong {},
     LoggedIn {
         userid: String,
@@ -283,6 +296,8 @@ pub enum ProtoError {
     Unavailable,
     /// The media server is at capacity (the message says so).
     Full(String),
+    /// The client sends faster than a limit allows (the message says which).
+    TooMany(String),
 }
 
 impl ProtoError {
@@ -307,6 +322,7 @@ impl ProtoError {
             ),
             ProtoError::Unavailable => (503, "the media plane is unavailable".into(), true),
             ProtoError::Full(m) => (503, m.clone(), true),
+            ProtoError::TooMany(m) => (429, m.clone(), false),
         }
     }
 }
@@ -325,6 +341,8 @@ impl From<hearth_sfu::SfuError> for ProtoError {
             E::Forbidden(m) => ProtoError::Forbidden(m.into()),
             E::Unavailable => ProtoError::Unavailable,
             E::Full(_) => ProtoError::Full(e.to_string()),
+            E::BadMessage(m) => ProtoError::BadRequest(m.into()),
+            E::RateLimited(m) => ProtoError::TooMany(m.into()),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
+use base64::Engine as _;
 use hearth_auth::Privileges;
 use hearth_sfu::client::{ClientEntered, ClientNotice, NoticeReason, Role, RosterUser, Source};
 use hearth_sfu::core::{LayerChoice, ParticipantId, StreamKind};
@@ -328,6 +329,20 @@ fn notice_msg(n: ClientNotice) -> (ServerMsg, bool) {
             };
             (ServerMsg::Notice { reason, message }, false)
         }
+        ClientNotice::Custom {
+            user,
+            cmd_id,
+            seq,
+            data,
+        } => (
+            ServerMsg::Custom {
+                userid: user.0,
+                cmdid: cmd_id,
+                seq,
+                data: base64::engine::general_purpose::STANDARD.encode(&data[..]),
+            },
+            false,
+        ),
         ClientNotice::Ended(reason) => {
             let (reason, message) = match reason {
                 NoticeReason::Kicked => ("kicked", "an operator removed you from the room"),
@@ -454,6 +469,13 @@ async fn handle(edge: &Edge, session: &SessionRef, msg: ClientMsg) -> Result<Rep
             Reply::Exit
         }
         ClientMsg::Ping {} => Reply::Send(ServerMsg::Pong {}),
+        ClientMsg::Custom { cmdid, data } => {
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(data.as_bytes())
+                .map_err(|_| ProtoError::BadRequest("data must be base64".into()))?;
+            edge.sfu.client_custom(s, cmdid, data).await?;
+            Reply::None
+        }
         ClientMsg::Stats {
             capture_fps,
             app_cpu,

@@ -64,6 +64,8 @@ pub(crate) struct ClientState {
     pending: Option<SdpPendingOffer>,
     /// Being removed with the rest of its room: no more offers.
     closing: bool,
+    /// Its custom messages' rate budget and numbering.
+    pub custom: super::custom::CustomBudget,
 }
 
 impl ClientState {
@@ -166,6 +168,15 @@ impl Worker {
                 });
                 let _ = reply.send(r);
             }
+            C::Custom {
+                session,
+                cmd_id,
+                data,
+                reply,
+            } => {
+                let r = self.client_custom(&session, cmd_id, data, Instant::now());
+                let _ = reply.send(r);
+            }
             C::Exit { session, reply } => {
                 let r = self
                     .client_of(&session)
@@ -182,7 +193,7 @@ impl Worker {
         }
     }
 
-    fn client_of(&self, s: &SessionRef) -> Result<ParticipantId, SfuError> {
+    pub(crate) fn client_of(&self, s: &SessionRef) -> Result<ParticipantId, SfuError> {
         match self.clients.get(&s.peer) {
             Some(c) if s.worker == self.index && c.token == s.token => Ok(s.peer),
             _ => Err(SfuError::SessionNotFound),
@@ -223,6 +234,7 @@ impl Worker {
                 lines: Vec::new(),
                 pending: None,
                 closing: false,
+                custom: Default::default(),
             },
         );
         let entered = EventKind::Entered {

@@ -4,6 +4,7 @@
 
 mod batch_io;
 mod clients;
+mod custom;
 mod demux;
 mod forward;
 mod gate;
