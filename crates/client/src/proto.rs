@@ -69,6 +69,10 @@ pub(crate) enum Out<'a> {
         sdp: &'a str,
         tracks: Vec<PublishTrack<'a>>,
     },
+    Custom {
+        cmdid: u8,
+        data: &'a str,
+    },
 }
 
 #[derive(Debug, Serialize)]

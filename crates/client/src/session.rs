@@ -36,6 +36,7 @@ enum Cmd {
     Keyframe(TrackKey),
     Publish(Codec, bool),
     Write(Kind, Layer, u64, Vec<u8>),
+    Custom(u8, Vec<u8>),
     Exit,
 }
 
@@ -77,6 +78,12 @@ impl Client {
         let _ = self
             .cmds
             .send(Cmd::Write(Kind::Video, Layer::Small, rtp_time, data));
+    }
+
+    /// Sends a custom message (command id 1–10, at most 1 KB) to the rest of the room, in order
+    /// after what was sent before; a refusal comes back as [`Event::Error`].
+    pub fn send_custom(&self, cmd_id: u8, data: Vec<u8>) {
+        let _ = self.cmds.send(Cmd::Custom(cmd_id, data));
     }
 
     /// Leaves the room; [`Event::Closed`] follows.
@@ -224,6 +231,13 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                     if let Some(p) = st.publ.as_mut() {
                         p.write(kind, layer, rtp, data);
                         st.drive_pub().await;
+                    }
+                }
+                Some(Cmd::Custom(cmdid, data)) => {
+                    use base64::Engine as _;
+                    let data = base64::engine::general_purpose::STANDARD.encode(&data);
+                    if send(&mut ws, &Out::Custom { cmdid, data: &data }).await.is_err() {
+                        break ("closed".to_owned(), "signaling failed".to_owned());
                     }
                 }
                 Some(Cmd::Exit) | None => {

@@ -72,6 +72,11 @@ impl ClientState {
     pub(crate) fn role(&self) -> Role {
         self.role
     }
+
+    /// A media bot of Hearth (`bot` at entry).
+    pub(crate) fn is_bot(&self) -> bool {
+        self.bot
+    }
 }
 
 impl Worker {

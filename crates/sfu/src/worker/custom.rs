@@ -1,4 +1,5 @@
-//! Room custom messages (TRTC's `sendCustomCmdMsg`): an anchor's small payload with a command id,
+//! Room custom messages (TRTC's `sendCustomCmdMsg`): an anchor's (or a media bot's) small
+//! payload with a command id,
 //! delivered in order to every other client of the room (mirroring workers included), each
 //! sender numbering its messages. Limits as TRTC documents them: command ids 1–10, 1 KB a
 //! message, 30 messages and 8 KB a second per sender.
@@ -80,7 +81,8 @@ impl Worker {
             .clients
             .get_mut(&cid)
             .ok_or(SfuError::SessionNotFound)?;
-        if c.role() != Role::Anchor {
+        // Hearth's media bots (subtitles, bot state) send from the audience, unlisted.
+        if c.role() != Role::Anchor && !c.is_bot() {
             return Err(SfuError::Forbidden("only anchors send custom messages"));
         }
         if !c.custom.take(data.len(), now) {
