@@ -25,6 +25,8 @@ command -v tc >/dev/null || missing+=(iproute2)
 # The CDN of the relay tests: nginx with Debian's RTMP module.
 command -v nginx >/dev/null || missing+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
+# Speech for the transcription tests.
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

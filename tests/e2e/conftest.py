@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import random
 import secrets
 import shutil
@@ -186,6 +187,8 @@ def hearth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment without HEARTH_* overrides, so only our config file (and `extra`) count."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")}
     env["HEARTH_LOG"] = "info"
+    # The speech engine runs with the venv's Python (pocketsphinx is in requirements.txt).
+    env["HEARTH_AI_STT_PYTHON"] = sys.executable
     env.update(extra or {})
     return env
 

@@ -65,6 +65,12 @@ pub enum ApiError {
     TaskFinished,
     /// FailedOperation.TaskNotExist (the stream-ingest and AI actions' way of saying it).
     TaskNotExist,
+    /// FailedOperation.NotAbility: this server cannot do what was asked (the message says
+    /// what: a language its speech engine lacks, …).
+    NotAbility(String),
+    /// FailedOperation.SdkAppIdNotUnderAppId: the AI actions' way of saying the SdkAppId is
+    /// not the caller's.
+    SdkAppIdNotUnderAppId(u32),
 }
 
 impl std::fmt::Display for ApiError {
@@ -199,6 +205,11 @@ impl ApiError {
             ApiError::TaskNotExist => (
                 Borrowed("FailedOperation.TaskNotExist"),
                 "The task does not exist or has ended.".into(),
+            ),
+            ApiError::NotAbility(m) => (Borrowed("FailedOperation.NotAbility"), m.clone()),
+            ApiError::SdkAppIdNotUnderAppId(app) => (
+                Borrowed("FailedOperation.SdkAppIdNotUnderAppId"),
+                format!("SdkAppId {app} is not an application of this credential."),
             ),
             ApiError::DbError => (
                 Borrowed("InternalError.DBError"),

@@ -1,12 +1,12 @@
-//! The API's only way to media tasks (recording now; relay, ingest and AI bots next): a handle
+//! The API's only way to media tasks (recording, relay, ingest and transcription): a handle
 //! supplied by whoever runs them, so that the API knows nothing of processes or GStreamer.
 
 use crate::error::ApiError;
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{
-    AudioEncode, Ingest, Recording, Relay, RelayUpdate, Subscriptions, VideoEncode,
+    AudioEncode, Ingest, Recording, Relay, RelayUpdate, Subscriptions, Transcription, VideoEncode,
 };
-use hearth_types::{RoomKey, SdkAppId};
+use hearth_types::{RoomKey, SdkAppId, UnixSecs};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -135,6 +135,36 @@ pub struct IngestChange {
     pub pause: Option<bool>,
 }
 
+/// A transcription to start (StartAITranscription).
+#[derive(Debug, Clone)]
+pub struct TranscriptionStart {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: String,
+    pub user_sig: String,
+    pub session_id: Option<String>,
+    /// The server fills in its engine.
+    pub job: Transcription,
+}
+
+/// Which AI task a request means: by TaskId (among the caller's apps), or by SdkAppId and
+/// SessionId.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AiTaskRef {
+    Task(String),
+    Session(SdkAppId, String),
+}
+
+/// DescribeAITranscription's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiTaskInfo {
+    pub task_id: String,
+    /// `InProgress`, or `Stopped` once it has ended (within the retention).
+    pub status: &'static str,
+    pub started: UnixSecs,
+    pub session_id: Option<String>,
+}
+
 /// A file of a running recording (StorageFile).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedFile {
@@ -187,6 +217,16 @@ pub trait MediaTasks: Send + Sync + 'static {
     ) -> TaskFuture<'_, ()>;
     /// Stops an ingest (`Finished` for one that has ended, `NotFound` for one never started).
     fn stop_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
+    /// Starts a transcription; answers once the robot is in the room.
+    fn start_transcription(&self, req: TranscriptionStart) -> TaskFuture<'_, String>;
+    /// A transcription of one of `apps`.
+    fn describe_transcription(
+        &self,
+        apps: Vec<SdkAppId>,
+        task: AiTaskRef,
+    ) -> TaskFuture<'_, AiTaskInfo>;
+    /// Stops a running transcription of one of `apps` (`NotFound` otherwise).
+    fn stop_transcription(&self, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()>;
 }
 
 /// Where no media tasks run (API tests, a server built without workers).
@@ -233,6 +273,16 @@ impl MediaTasks for NoMediaTasks {
         Box::pin(async { Err(TaskError::NotFound) })
     }
     fn stop_ingest(&self, _: SdkAppId, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn start_transcription(&self, _: TranscriptionStart) -> TaskFuture<'_, String> {
+        let m = self.0.clone();
+        Box::pin(async move { Err(TaskError::Unavailable(m)) })
+    }
+    fn describe_transcription(&self, _: Vec<SdkAppId>, _: AiTaskRef) -> TaskFuture<'_, AiTaskInfo> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn stop_transcription(&self, _: Vec<SdkAppId>, _: String) -> TaskFuture<'_, ()> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
 }

@@ -18,6 +18,8 @@ pub struct Config {
     #[serde(default)]
     pub console: ConsoleConfig,
     #[serde(default)]
+    pub ai: AiConfig,
+    #[serde(default)]
     pub outbound: OutboundConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -172,6 +174,22 @@ impl Default for CallsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct AiConfig {
+    /// The Python interpreter that runs the offline speech-to-text engine (it needs the
+    /// `pocketsphinx` package; `scripts/setup.sh` makes a venv with it).
+    pub stt_python: String,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            stt_python: "python3".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ConsoleConfig {
     /// How long a console sign-in lasts (then the operator signs in again).
     pub session_secs: u64,
@@ -213,7 +231,7 @@ impl Config {
     /// `HEARTH_HTTP`, `HEARTH_HTTPS`, `HEARTH_TLS_CERT`, `HEARTH_TLS_KEY`, `HEARTH_DATA_DIR`,
     /// `HEARTH_RATE_LIMITS`, `HEARTH_RETENTION_DAYS`, `HEARTH_LOG_FORMAT`, `HEARTH_WEB_DIR`, `HEARTH_MEDIA_IP`,
     /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`, `HEARTH_CALLS_RING_TIMEOUT_SECS`,
-    /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`, `HEARTH_CONSOLE_SESSION_SECS`.
+    /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`, `HEARTH_CONSOLE_SESSION_SECS`, `HEARTH_AI_STT_PYTHON`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
         where
@@ -297,6 +315,9 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_CALLS_RECONNECT_GRACE_SECS") {
             self.calls.reconnect_grace_secs = parse("HEARTH_CALLS_RECONNECT_GRACE_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_AI_STT_PYTHON") {
+            self.ai.stt_python = v;
         }
         if let Some(v) = get("HEARTH_CONSOLE_SESSION_SECS") {
             self.console.session_secs = parse("HEARTH_CONSOLE_SESSION_SECS", v)?;

@@ -196,6 +196,7 @@ pub async fn serve(config: Config) -> Result<()> {
             ingest_live_retry_secs: config.media.ingest_live_retry_secs,
             ingest_passthrough: config.media.ingest_passthrough,
             outbound_allow: config.outbound.allow.clone(),
+            stt_python: config.ai.stt_python.clone(),
         },
         rules,
         store.clone(),

@@ -80,6 +80,8 @@ pub enum Job {
     Relay(Relay),
     /// StartStreamIngest: a URL published in the room.
     Ingest(Ingest),
+    /// StartAITranscription: the room's speech as subtitles (custom messages).
+    Transcribe(Transcription),
 }
 
 /// RecordMode.
@@ -356,6 +358,25 @@ pub struct Ingest {
     pub passthrough: bool,
     /// The operator's `outbound.allow` entries.
     pub outbound_allow: Vec<String>,
+}
+
+/// Real-time transcription (StartAITranscription): a robot that listens to the room (or one
+/// user) and sends each speaker's partial and final text as custom messages with `CmdId` 1.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transcription {
+    /// `None`: every user who publishes audio (bots aside); `Some`: that user only.
+    pub target: Option<String>,
+    /// The language of the results (the engine's).
+    pub language: String,
+    /// Silence that ends a sentence, ms.
+    pub vad_silence_ms: u32,
+    /// Phrases recognition is restricted to (any sequence of them), from HotWordList; empty:
+    /// open vocabulary.
+    pub phrases: Vec<String>,
+    /// The task ends after this long with nobody publishing audio.
+    pub max_idle_secs: u64,
+    /// The Python interpreter (with the engine's package) that runs the speech engine.
+    pub stt_python: String,
 }
 
 pub const HEARTBEAT_SECS: u64 = 2;

@@ -16,7 +16,9 @@ mod rooms;
 mod roster;
 mod sei;
 mod source;
+mod stt;
 mod timing;
+mod transcriber;
 
 use anyhow::{Context, Result};
 use gst_util::BusEvent;
@@ -28,6 +30,7 @@ use relay::Relayer;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use transcriber::Transcriber;
 
 /// Elements every recording needs; checked at start so that a missing plugin is one clear
 /// message.
@@ -72,6 +75,10 @@ pub trait Runner {
     fn canvases_left(&self) -> usize;
     /// The robot entered another room of a mix (or could not).
     fn room_entered(&mut self, _key: String, _r: Result<hearth_client::Client, String>) {}
+    /// Why the task cannot go on, if something outside its pipelines broke (checked every tick).
+    fn failure(&mut self) -> Option<String> {
+        None
+    }
     /// After the pipelines finished: what still has to end (a relay's pushes).
     fn outputs_done(&mut self) -> Option<tokio::task::JoinHandle<()>> {
         None
@@ -186,7 +193,6 @@ async fn task(
     let (client, room) = hearth_client::join(rooms::join_params(&spec.join, &spec.join.room))
         .await
         .context("entering the room")?;
-    emit(&Event::Joined);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Event>();
     let (bus_tx, mut bus_rx) = mpsc::unbounded_channel();
     // Recording stays in one room; a relay's mix may enter others (their events merged).
@@ -205,6 +211,12 @@ async fn task(
             r.max_idle_secs,
         ),
         Job::Ingest(_) => unreachable!("ingest runs on its own"),
+        Job::Transcribe(t) => (
+            Box::new(
+                Transcriber::new(spec.task_id.clone(), t.clone(), client.clone(), bus_tx).await?,
+            ),
+            t.max_idle_secs,
+        ),
         Job::Relay(r) => {
             let (rooms, merged, entries) =
                 rooms::Rooms::new(client.clone(), room, spec.join.clone());
@@ -222,6 +234,9 @@ async fn task(
             )
         }
     };
+    // In the room with everything started: the start request is answered now (a task that
+    // could not start fails it with the reason instead).
+    emit(&Event::Joined);
     let max_idle = Duration::from_secs(max_idle);
     let mut idle_since = Some(Instant::now());
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -267,6 +282,9 @@ async fn task(
             Some((key, r)) = entered.recv() => rec.room_entered(key, r),
             _ = tick.tick() => {
                 rec.tick();
+                if let Some(e) = rec.failure() {
+                    break (EndReason::Failed, Some(e));
+                }
                 // A frozen pipeline stops the heartbeat; the supervisor then ends the task.
                 if last_beat.elapsed() >= heartbeat && rec.stalled_for() < 2 * heartbeat {
                     emit(&Event::Alive);

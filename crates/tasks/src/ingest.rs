@@ -83,6 +83,7 @@ pub(crate) async fn create(shared: Arc<Shared>, req: IngestStart) -> Result<Stri
             usage: UsageRule::ingest(),
             expire: Duration::from_secs(u64::MAX / 4),
             relay: None,
+            session: Default::default(),
         },
         reservation,
     )

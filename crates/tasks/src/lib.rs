@@ -1,8 +1,9 @@
-//! Media tasks (recording now; relay, ingest and AI bots next): admission by CPU cost, one
+//! Media tasks (recording, relay, ingest, transcription): admission by CPU cost, one
 //! `hearth-media` worker process per task started and supervised here, task state for the
 //! API, and the files' way to storage. Knows nothing of GStreamer: a server without it still
 //! runs, and media actions say what is missing.
 
+mod ai;
 mod dest;
 mod images;
 mod ingest;
@@ -13,8 +14,8 @@ mod vod;
 pub use vod::Vod;
 
 use hearth_api::media::{
-    IngestChange, IngestStart, MediaTasks, RecordedFile, RecordingInfo, RecordingStart,
-    RelayChange, RelayStart, TaskError, TaskFuture,
+    AiTaskInfo, AiTaskRef, IngestChange, IngestStart, MediaTasks, RecordedFile, RecordingInfo,
+    RecordingStart, RelayChange, RelayStart, TaskError, TaskFuture, TranscriptionStart,
 };
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{Command, RelayUpdate, Subscriptions};
@@ -51,6 +52,8 @@ pub struct TasksConfig {
     pub ingest_passthrough: bool,
     /// The operator's `outbound.allow` (ingest workers apply the rules to every fetch).
     pub outbound_allow: Vec<String>,
+    /// The Python interpreter with PocketSphinx that runs transcription's speech engine.
+    pub stt_python: String,
 }
 
 /// A task the API can see.
@@ -68,6 +71,16 @@ pub(crate) struct Entry {
     pub room: hearth_types::RoomKey,
     /// The robot's UserId.
     pub user_id: String,
+    /// What de-duplicates AI tasks.
+    pub ai: AiTags,
+    pub started: hearth_types::UnixSecs,
+}
+
+/// An AI task's SessionId and the one user it listens to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AiTags {
+    pub session_id: Option<String>,
+    pub target: Option<String>,
 }
 
 /// What a relay was started as: what its updates may not change.
@@ -384,6 +397,22 @@ impl MediaTasks for Tasks {
     fn stop_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
         let this = self.clone();
         Box::pin(async move { this.stop_ingest_task(app, task_id).await })
+    }
+
+    fn start_transcription(&self, req: TranscriptionStart) -> TaskFuture<'_, String> {
+        Box::pin(ai::start(self.shared.clone(), req))
+    }
+
+    fn describe_transcription(
+        &self,
+        apps: Vec<SdkAppId>,
+        task: AiTaskRef,
+    ) -> TaskFuture<'_, AiTaskInfo> {
+        Box::pin(self.describe_transcription_task(apps, task))
+    }
+
+    fn stop_transcription(&self, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()> {
+        Box::pin(self.stop_transcription_task(apps, task_id))
     }
 
     fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {

@@ -141,6 +141,7 @@ pub(crate) async fn create(shared: Arc<Shared>, req: RecordingStart) -> Result<S
             usage,
             expire: Duration::from_secs(req.expire_hours * 3600),
             relay: None,
+            session: Default::default(),
         },
         reservation,
     )
@@ -205,6 +206,7 @@ pub(crate) async fn create_relay(
                 video_codec_fixed: req.video_encode,
                 sequence: None,
             }),
+            session: Default::default(),
         },
         reservation,
     )
@@ -252,6 +254,8 @@ pub(crate) struct Launch {
     pub usage: UsageRule,
     pub expire: Duration,
     pub relay: Option<crate::RelayShape>,
+    /// An AI task's SessionId and target user (de-duplication).
+    pub session: crate::AiTags,
 }
 
 /// Runs a worker for a prepared task; answers once its robot is in the room.
@@ -272,6 +276,7 @@ pub(crate) async fn launch(
         usage,
         expire,
         relay,
+        session,
     } = l;
     let cost = reservation.cost;
     let spec = TaskSpec {
@@ -329,6 +334,8 @@ pub(crate) async fn launch(
             pushes: Default::default(),
             room: room.clone(),
             user_id: spec.join.user_id.clone(),
+            ai: session,
+            started: hearth_types::UnixSecs::now(),
         },
     );
     reservation.kept = true;
@@ -478,6 +485,16 @@ pub(crate) struct UsageRule {
 }
 
 impl UsageRule {
+    /// A task that counts its whole running time as `class` (kept in its record).
+    pub(crate) fn whole(class: &'static str) -> Self {
+        UsageRule {
+            ext: "",
+            video_class: class,
+            audio_counts: false,
+            whole_task: Some(class),
+        }
+    }
+
     /// An ingest counts its whole running time (kept in its record; no usage action of the
     /// spec reports ingests).
     pub(crate) fn ingest() -> Self {

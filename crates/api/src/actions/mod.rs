@@ -2,6 +2,7 @@
 //! name to its handler. Each handler decodes its typed request, checks the caller's right to the
 //! application, and returns the response fields.
 
+mod ai;
 mod calls;
 mod dashboard;
 mod ingest;
@@ -103,6 +104,9 @@ pub async fn dispatch(
         "DescribeRelayUsage" => usage::describe_relay_usage(&ctx, params).await,
         "DescribeRecordingUsage" => usage::describe_recording_usage(&ctx, params).await,
         "DescribeTrtcUsage" => usage::describe_trtc_usage(&ctx, params).await,
+        "StartAITranscription" => ai::start_ai_transcription(&ctx, params).await,
+        "DescribeAITranscription" => ai::describe_ai_transcription(&ctx, params).await,
+        "StopAITranscription" => ai::stop_ai_transcription(&ctx, params).await,
         "DescribeTrtcRoomUsage" => usage::describe_trtc_room_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.

@@ -65,7 +65,8 @@ pub(super) fn day(s: &str, name: &'static str) -> Result<i64, ApiError> {
     Ok(date.midnight().assume_utc().unix_timestamp())
 }
 
-fn time_key(t: i64) -> String {
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub(super) fn time_key(t: i64) -> String {
     let dt =
         time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(

@@ -1,0 +1,374 @@
+//! A transcription task (StartAITranscription): the robot subscribes to the audio of the room's
+//! speakers (or one target user), decodes each speaker's Opus to 16 kHz mono PCM in a small
+//! pipeline of its own, feeds it to the speech engine ([`crate::stt`]), and sends every partial
+//! and final sentence to the room as a custom message with `CmdId` 1, in TRTC's subtitle format:
+//! `{"type":10000,"sender":<speaker>,"receiver":[],"payload":{"text","start_time","end_time",
+//! "roundid","end","language"}}` (times `HH:MM:SS` from the task's start).
+
+use crate::gst_util::{capsfilter, link_chain, make, BusEvent};
+use crate::input::{Feeder, Pushed};
+use crate::roster::Roster;
+use crate::stt::{Stt, SttFeeder, SttResult};
+use crate::Runner;
+use anyhow::Result;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use hearth_client::{Client, Codec, Frame, Kind, Stream, TrackKey, User};
+use hearth_media_proto::{Command, Transcription};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Custom messages of subtitles use this command id (TRTC's).
+const SUBTITLE_CMD: u8 = 1;
+/// A subtitle message's JSON fits in a custom message.
+const MAX_MESSAGE: usize = 1024;
+
+/// One speaker being transcribed: its decoding pipeline and where its stream starts.
+struct Speaker {
+    pipeline: gst::Pipeline,
+    feeder: Feeder,
+    first_rtp: u64,
+}
+
+/// What the result reader needs of each speaker: the stream's start, as seconds of the task.
+#[derive(Default)]
+struct Shared {
+    /// Stream id → (speaker, seconds from the task's start to the stream's start).
+    streams: HashMap<String, (String, f64)>,
+    /// Sentences sent per speaker (round ids).
+    rounds: HashMap<String, u64>,
+}
+
+pub struct Transcriber {
+    job: Transcription,
+    task_id: String,
+    client: Client,
+    roster: Roster,
+    speakers: HashMap<String, Speaker>,
+    stt: Stt,
+    started: Instant,
+    shared: Arc<Mutex<Shared>>,
+    /// Streams opened, for unique stream ids (a speaker who leaves and returns gets a new one).
+    opened: u64,
+    failed: Option<String>,
+    bus: mpsc::UnboundedSender<(u64, BusEvent)>,
+    reader: tokio::task::JoinHandle<()>,
+    ended_rx: mpsc::UnboundedReceiver<String>,
+}
+
+fn hms(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The subtitle message of one result, in TRTC's format (the text cut to fit 1 KB).
+fn subtitle(speaker: &str, r: &SttResult, offset: f64, round: &str, language: &str) -> Vec<u8> {
+    let (start, end) = match (r.start, r.end) {
+        (Some(s), Some(e)) => (offset + s, offset + e),
+        _ => (offset, offset),
+    };
+    let mut text = r.text.clone();
+    loop {
+        let msg = serde_json::json!({
+            "type": 10000,
+            "sender": speaker,
+            "receiver": [],
+            "payload": {
+                "text": text,
+                "start_time": hms(start),
+                "end_time": hms(end),
+                "roundid": round,
+                "end": r.is_final,
+                "language": language,
+            },
+        })
+        .to_string()
+        .into_bytes();
+        if msg.len() <= MAX_MESSAGE || text.is_empty() {
+            return msg;
+        }
+        let cut = text.len() - (msg.len() - MAX_MESSAGE).min(text.len());
+        let mut at = cut;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+    }
+}
+
+impl Transcriber {
+    pub async fn new(
+        task_id: String,
+        job: Transcription,
+        client: Client,
+        bus: mpsc::UnboundedSender<(u64, BusEvent)>,
+    ) -> Result<Self> {
+        let (stt, mut results) = Stt::spawn(&job.stt_python).await?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let reader = {
+            let shared = shared.clone();
+            let client = client.clone();
+            let task = task_id.clone();
+            let language = job.language.clone();
+            tokio::spawn(async move {
+                while let Some(r) = results.recv().await {
+                    if let Some(e) = r.error {
+                        tracing::warn!(error = %e, "the speech engine refused a line");
+                        continue;
+                    }
+                    let msg = {
+                        let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                        let Some((speaker, offset)) = sh.streams.get(&r.id).cloned() else {
+                            continue;
+                        };
+                        let n = sh.rounds.entry(speaker.clone()).or_insert(1);
+                        let round = format!("{task}-{speaker}-{n}");
+                        if r.is_final {
+                            *n += 1;
+                        }
+                        subtitle(&speaker, &r, offset, &round, &language)
+                    };
+                    if r.is_final {
+                        tracing::info!(text = %r.text, "sentence transcribed");
+                    }
+                    client.send_custom(SUBTITLE_CMD, msg);
+                }
+                let _ = ended_tx.send("the speech engine exited".to_owned());
+            })
+        };
+        Ok(Transcriber {
+            job,
+            task_id,
+            client,
+            roster: Roster::default(),
+            speakers: HashMap::new(),
+            stt,
+            started: Instant::now(),
+            shared,
+            opened: 0,
+            failed: None,
+            bus,
+            reader,
+            ended_rx,
+        })
+    }
+
+    fn listens_to(&self, u: &User) -> bool {
+        !u.bot && self.job.target.as_deref().is_none_or(|t| t == u.userid)
+    }
+
+    fn resubscribe(&mut self, u: &User) {
+        if self.listens_to(u) {
+            self.client.subscribe(&u.userid, Stream::Main, u.audio);
+            if !u.audio {
+                self.drop_speaker(&u.userid);
+            }
+        }
+    }
+
+    /// A pipeline decoding one speaker's Opus into 16 kHz mono PCM for the engine.
+    fn speaker(&mut self, user: &str, first_rtp: u64) -> Result<Speaker> {
+        self.opened += 1;
+        let id = format!("{user}#{}", self.opened);
+        let offset = self.started.elapsed().as_secs_f64();
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .streams
+            .insert(id.clone(), (user.to_owned(), offset));
+        self.stt
+            .open(&id, self.job.vad_silence_ms, &self.job.phrases);
+        let feeder = Feeder::new(Codec::Opus)?;
+        let pipeline = gst::Pipeline::new();
+        let dec = make("opusdec")?;
+        let conv = make("audioconvert")?;
+        let res = make("audioresample")?;
+        let caps = capsfilter(
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("rate", 16_000i32)
+                .field("channels", 1i32)
+                .build(),
+        )?;
+        let sink = gst_app::AppSink::builder().sync(false).build();
+        let src: &gst::Element = feeder.src.upcast_ref();
+        pipeline.add_many([src, &dec, &conv, &res, &caps, sink.upcast_ref()])?;
+        link_chain(&[src, &dec, &conv, &res, &caps, sink.upcast_ref()])?;
+        let out: SttFeeder = self.stt.feeder();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(b) = sample.buffer() {
+                        if let Ok(map) = b.map_readable() {
+                            out.pcm(&id, map.as_slice());
+                        }
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        crate::gst_util::watch_bus(self.opened, &pipeline, self.bus.clone());
+        pipeline.set_state(gst::State::Playing)?;
+        tracing::info!(user, "transcribing a speaker");
+        Ok(Speaker {
+            pipeline,
+            feeder,
+            first_rtp,
+        })
+    }
+
+    fn drop_speaker(&mut self, user: &str) {
+        if let Some(s) = self.speakers.remove(user) {
+            let _ = s.feeder.src.end_of_stream();
+            let _ = s.pipeline.set_state(gst::State::Null);
+            let sh = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let ids: Vec<String> = sh
+                .streams
+                .iter()
+                .filter(|(_, (u, _))| u == user)
+                .map(|(id, _)| id.clone())
+                .collect();
+            drop(sh);
+            for id in ids {
+                // The stream's last sentence ends; its results may still come.
+                self.stt.close(&id);
+            }
+        }
+    }
+}
+
+impl Runner for Transcriber {
+    fn anchors(&self) -> usize {
+        self.roster
+            .iter()
+            .filter(|u| self.listens_to(u) && u.audio)
+            .count()
+    }
+
+    fn user_entered(&mut self, u: User) {
+        self.roster.entered(&u);
+        self.resubscribe(&u);
+    }
+
+    fn user_updated(&mut self, u: User) {
+        self.roster.updated(&u);
+        self.resubscribe(&u);
+    }
+
+    fn user_exited(&mut self, user: &str) {
+        self.roster.exited(user);
+        self.drop_speaker(user);
+    }
+
+    fn track_removed(&mut self, key: &TrackKey) {
+        if key.kind == Kind::Audio && key.stream == Stream::Main {
+            self.drop_speaker(&key.user);
+        }
+    }
+
+    fn frame(&mut self, f: Frame) {
+        if f.track.kind != Kind::Audio || f.codec != Codec::Opus {
+            return;
+        }
+        let user = f.track.user.to_string();
+        if !self.speakers.contains_key(&user) {
+            match self.speaker(&user, f.rtp_time) {
+                Ok(s) => {
+                    self.speakers.insert(user.clone(), s);
+                }
+                Err(e) => {
+                    self.failed = Some(format!("decoding {user}'s audio: {e:#}"));
+                    return;
+                }
+            }
+        }
+        let Some(s) = self.speakers.get_mut(&user) else {
+            return;
+        };
+        let rel = f.rtp_time.saturating_sub(s.first_rtp);
+        let pts_ns = rel * 1_000_000_000 / u64::from(f.clock_rate.max(1));
+        if let Pushed::NeedKeyframe = s.feeder.push(&f, pts_ns) {
+            // Audio never waits for a keyframe.
+        }
+    }
+
+    fn command(&mut self, _c: Command) {}
+
+    fn tick(&mut self) {
+        if let Ok(why) = self.ended_rx.try_recv() {
+            self.failed.get_or_insert(why);
+        }
+    }
+
+    fn bus_event(&mut self, _id: u64, ev: BusEvent) -> Result<bool, String> {
+        match ev {
+            BusEvent::Error(e) => Err(format!("decoding a speaker's audio: {e}")),
+            _ => Ok(false),
+        }
+    }
+
+    fn finish(&mut self) {
+        let users: Vec<String> = self.speakers.keys().cloned().collect();
+        for u in users {
+            self.drop_speaker(&u);
+        }
+    }
+
+    fn stalled_for(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn canvases_left(&self) -> usize {
+        0
+    }
+
+    fn failure(&mut self) -> Option<String> {
+        self.failed.take()
+    }
+}
+
+impl Drop for Transcriber {
+    fn drop(&mut self) {
+        let _ = &self.task_id;
+        // Results still on their way are not worth holding the exit for.
+        self.reader.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subtitles_are_trtc_messages_that_fit_1_kb() {
+        let r = SttResult {
+            id: "alice#1".into(),
+            text: "turn on the kitchen lights".into(),
+            is_final: true,
+            start: Some(0.6),
+            end: Some(2.1),
+            error: None,
+            ready: false,
+        };
+        let m: serde_json::Value =
+            serde_json::from_slice(&subtitle("alice", &r, 3600.0, "t-alice-1", "en")).unwrap();
+        assert_eq!(m["type"], 10000);
+        assert_eq!(m["sender"], "alice");
+        assert_eq!(m["payload"]["text"], "turn on the kitchen lights");
+        assert_eq!(m["payload"]["start_time"], "01:00:00");
+        assert_eq!(m["payload"]["end_time"], "01:00:02");
+        assert_eq!(m["payload"]["end"], true);
+        let long = SttResult {
+            text: "é".repeat(2000),
+            ..r
+        };
+        let bytes = subtitle("alice", &long, 0.0, "t-alice-2", "en");
+        assert!(bytes.len() <= MAX_MESSAGE, "{}", bytes.len());
+        assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+    }
+}
