@@ -199,6 +199,8 @@ function hearthEnv(extra, logFilter) {
   env.HEARTH_LOG = process.env.HEARTH_BROWSER_SERVER_LOG || logFilter;
   // The demo page and the SDK are served from web/ of this checkout.
   env.HEARTH_WEB_DIR = path.join(REPO, 'web');
+  // Transcription's speech engine: the e2e venv has pocketsphinx (scripts/test.sh makes it).
+  env.HEARTH_AI_STT_PYTHON = path.join(REPO, '.venv', 'bin', 'python');
   return { ...env, ...extra };
 }
 

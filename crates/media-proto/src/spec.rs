@@ -370,6 +370,8 @@ pub struct Transcription {
     pub language: String,
     /// Silence that ends a sentence, ms.
     pub vad_silence_ms: u32,
+    /// Far-field voice suppression, 0–3 (how aggressive the voice detection is).
+    pub vad_level: u8,
     /// Phrases recognition is restricted to (any sequence of them), from HotWordList; empty:
     /// open vocabulary.
     pub phrases: Vec<String>,

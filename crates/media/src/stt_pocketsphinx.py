@@ -1,7 +1,8 @@
 """Hearth's offline speech-to-text engine: PocketSphinx 5 (its PyPI wheel carries the en-us
 model), driven by hearth-media over standard input and output, one JSON object per line.
 
-In:  {"open": ID, "vad_silence_ms": N, "phrases": [..]}   a speaker's stream starts
+In:  {"open": ID, "vad_silence_ms": N, "vad_level": 0-3, "phrases": [..]}
+                                                          a speaker's stream starts
      {"pcm": ID, "b64": "..."}                            16 kHz mono s16le audio of it
      {"close": ID}                                        it ends (a sentence in progress ends)
 Out: {"ready": true}                                     first, once the engine is loaded
@@ -42,9 +43,12 @@ def grammar(phrases):
 
 
 class Stream:
-    def __init__(self, sid, silence_ms, phrases):
+    def __init__(self, sid, silence_ms, vad_level, phrases):
         self.id = sid
-        self.ep = Endpointer(window=max(0.24, min(2.0, silence_ms / 1000.0)), vad_mode=3)
+        # WebRTC's VAD modes 0-3 (3: most aggressive). Mode 3 misses speech that went through a
+        # browser's Opus encoder; VadLevel (far-field suppression) raises it from 1.
+        mode = max(0, min(3, 1 + vad_level))
+        self.ep = Endpointer(window=max(0.24, min(2.0, silence_ms / 1000.0)), vad_mode=mode)
         jsgf = grammar(phrases)
         kw = {"samprate": self.ep.sample_rate, "loglevel": "FATAL"}
         if jsgf:
@@ -112,7 +116,7 @@ def main():
                     s.feed(base64.b64decode(m["b64"]))
             elif "open" in m:
                 streams[m["open"]] = Stream(m["open"], int(m.get("vad_silence_ms", 1000)),
-                                            m.get("phrases") or [])
+                                            int(m.get("vad_level", 0)), m.get("phrases") or [])
             elif "close" in m:
                 s = streams.pop(m["close"], None)
                 if s:

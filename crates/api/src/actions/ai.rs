@@ -204,7 +204,7 @@ pub async fn start_ai_transcription(
         )));
     }
     let vad_silence_ms = ranged(rc.vad_silence_time, "VadSilenceTime", 240, 2000, 1000)? as u32;
-    ranged(rc.vad_level, "VadLevel", 0, 3, 0)?;
+    let vad_level = ranged(rc.vad_level, "VadLevel", 0, 3, 0)? as u8;
     let session_id = p.session_id.filter(|s| !s.is_empty());
     let req = TranscriptionStart {
         app,
@@ -216,6 +216,7 @@ pub async fn start_ai_transcription(
             target,
             language,
             vad_silence_ms,
+            vad_level,
             phrases: phrases(rc.hot_words.as_deref())?,
             max_idle_secs: max_idle as u64,
             stt_python: String::new(),
