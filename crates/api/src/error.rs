@@ -71,6 +71,9 @@ pub enum ApiError {
     /// FailedOperation.SdkAppIdNotUnderAppId: the AI actions' way of saying the SdkAppId is
     /// not the caller's.
     SdkAppIdNotUnderAppId(u32),
+    /// ResourceInsufficient.RequestRejection: the AI actions' way of saying the media task
+    /// budget is spent.
+    RequestRejection,
 }
 
 impl std::fmt::Display for ApiError {
@@ -207,6 +210,10 @@ impl ApiError {
                 "The task does not exist or has ended.".into(),
             ),
             ApiError::NotAbility(m) => (Borrowed("FailedOperation.NotAbility"), m.clone()),
+            ApiError::RequestRejection => (
+                Borrowed("ResourceInsufficient.RequestRejection"),
+                "This server's media task budget is spent; try again later.".into(),
+            ),
             ApiError::SdkAppIdNotUnderAppId(app) => (
                 Borrowed("FailedOperation.SdkAppIdNotUnderAppId"),
                 format!("SdkAppId {app} is not an application of this credential."),

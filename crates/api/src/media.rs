@@ -4,7 +4,8 @@
 use crate::error::ApiError;
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{
-    AudioEncode, Ingest, Recording, Relay, RelayUpdate, Subscriptions, Transcription, VideoEncode,
+    AudioEncode, Conversation, Ingest, Recording, Relay, RelayUpdate, Subscriptions, Transcription,
+    VideoEncode,
 };
 use hearth_types::{RoomKey, SdkAppId, UnixSecs};
 use std::future::Future;
@@ -147,6 +148,34 @@ pub struct TranscriptionStart {
     pub job: Transcription,
 }
 
+/// A conversation to start (StartAIConversation).
+#[derive(Debug, Clone)]
+pub struct ConversationStart {
+    pub app: SdkAppId,
+    pub room: RoomKey,
+    pub user_id: String,
+    pub user_sig: String,
+    pub session_id: Option<String>,
+    /// The server fills in its engine and outbound rules.
+    pub job: Conversation,
+}
+
+/// The kinds of AI task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AiKind {
+    Transcription,
+    Conversation,
+}
+
+impl AiKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AiKind::Transcription => "transcription",
+            AiKind::Conversation => "conversation",
+        }
+    }
+}
+
 /// Which AI task a request means: by TaskId (among the caller's apps), or by SdkAppId and
 /// SessionId.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,14 +248,17 @@ pub trait MediaTasks: Send + Sync + 'static {
     fn stop_ingest(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()>;
     /// Starts a transcription; answers once the robot is in the room.
     fn start_transcription(&self, req: TranscriptionStart) -> TaskFuture<'_, String>;
-    /// A transcription of one of `apps`.
-    fn describe_transcription(
+    /// Starts a conversation; answers once the robot is in the room.
+    fn start_conversation(&self, req: ConversationStart) -> TaskFuture<'_, String>;
+    /// An AI task of `kind` of one of `apps`.
+    fn describe_ai(
         &self,
+        kind: AiKind,
         apps: Vec<SdkAppId>,
         task: AiTaskRef,
     ) -> TaskFuture<'_, AiTaskInfo>;
-    /// Stops a running transcription of one of `apps` (`NotFound` otherwise).
-    fn stop_transcription(&self, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()>;
+    /// Stops a running AI task of `kind` of one of `apps` (`NotFound` otherwise).
+    fn stop_ai(&self, kind: AiKind, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()>;
 }
 
 /// Where no media tasks run (API tests, a server built without workers).
@@ -279,10 +311,14 @@ impl MediaTasks for NoMediaTasks {
         let m = self.0.clone();
         Box::pin(async move { Err(TaskError::Unavailable(m)) })
     }
-    fn describe_transcription(&self, _: Vec<SdkAppId>, _: AiTaskRef) -> TaskFuture<'_, AiTaskInfo> {
+    fn start_conversation(&self, _: ConversationStart) -> TaskFuture<'_, String> {
+        let m = self.0.clone();
+        Box::pin(async move { Err(TaskError::Unavailable(m)) })
+    }
+    fn describe_ai(&self, _: AiKind, _: Vec<SdkAppId>, _: AiTaskRef) -> TaskFuture<'_, AiTaskInfo> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
-    fn stop_transcription(&self, _: Vec<SdkAppId>, _: String) -> TaskFuture<'_, ()> {
+    fn stop_ai(&self, _: AiKind, _: Vec<SdkAppId>, _: String) -> TaskFuture<'_, ()> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
 }

@@ -16,7 +16,8 @@ use str0m::Event as RtcEvent;
 pub(crate) struct Publisher {
     pub peer: Peer,
     audio: Mid,
-    video: Mid,
+    /// `None` for an audio-only publisher (a voice bot).
+    video: Option<Mid>,
     video_codec: Codec,
     /// Sent in two layers (small `q`, full `f`).
     simulcast: bool,
@@ -36,8 +37,9 @@ pub(crate) enum PubEvent {
 }
 
 impl Publisher {
-    /// A new connection and its offer (SDP, and the media lines as (mid, source)).
-    pub fn offer(video_codec: Codec, simulcast: bool) -> Result<(Self, Offer)> {
+    /// A new connection and its offer (SDP, and the media lines as (mid, source)); without a
+    /// video codec, audio only.
+    pub fn offer(video_codec: Option<Codec>, simulcast: bool) -> Result<(Self, Offer)> {
         let mut peer = Peer::new();
         let mut api = peer.rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -47,15 +49,17 @@ impl Publisher {
             s.add_send_layer(SimulcastLayer::new(FULL_RID));
             s
         });
-        let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
+        let video = video_codec
+            .map(|_| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers));
         let (offer, pending) = api.apply().ok_or_else(|| anyhow!("no offer"))?;
-        let tracks = vec![(audio.to_string(), "mic"), (video.to_string(), "camera")];
+        let mut tracks = vec![(audio.to_string(), "mic")];
+        tracks.extend(video.map(|v| (v.to_string(), "camera")));
         let me = Publisher {
             peer,
             audio,
             video,
-            video_codec,
-            simulcast,
+            video_codec: video_codec.unwrap_or(Codec::Vp8),
+            simulcast: simulcast && video.is_some(),
             pending: Some(pending),
         };
         Ok((me, (offer.to_sdp_string(), tracks)))
@@ -79,7 +83,10 @@ impl Publisher {
         let (mid, codec, freq) = match kind {
             Kind::Audio => (self.audio, RtcCodec::Opus, Frequency::FORTY_EIGHT_KHZ),
             Kind::Video => (
-                self.video,
+                match self.video {
+                    Some(v) => v,
+                    None => return false,
+                },
                 match self.video_codec {
                     Codec::H264 => RtcCodec::H264,
                     Codec::Vp9 => RtcCodec::Vp9,
@@ -108,7 +115,7 @@ impl Publisher {
         let video = self.video;
         self.peer.drive(|_, e| {
             if let RtcEvent::KeyframeRequest(r) = e {
-                if r.mid == video {
+                if Some(r.mid) == video {
                     let small = r.rid.is_some_and(|x| x == Rid::from(SMALL_RID));
                     out.push(PubEvent::Keyframe(if small {
                         Layer::Small

@@ -34,7 +34,7 @@ pub struct JoinParams {
 enum Cmd {
     Subscribe(String, Stream, bool),
     Keyframe(TrackKey),
-    Publish(Codec, bool),
+    Publish(Option<Codec>, bool),
     Write(Kind, Layer, u64, Vec<u8>),
     Custom(u8, Vec<u8>),
     Exit,
@@ -61,7 +61,13 @@ impl Client {
     /// `simulcast` the camera goes in a small and a full layer, so that subscribers can take
     /// small video. Frames follow with [`Client::send_frame`]. The role must be anchor.
     pub fn publish(&self, video: Codec, simulcast: bool) {
-        let _ = self.cmds.send(Cmd::Publish(video, simulcast));
+        let _ = self.cmds.send(Cmd::Publish(Some(video), simulcast));
+    }
+
+    /// Publishes a microphone (Opus) line only (a voice bot); frames follow with
+    /// [`Client::send_frame`].
+    pub fn publish_audio(&self) {
+        let _ = self.cmds.send(Cmd::Publish(None, false));
     }
 
     /// Sends one whole frame (Opus packet; VP8 frame or H.264 access unit in Annex-B) with its

@@ -82,6 +82,8 @@ pub enum Job {
     Ingest(Ingest),
     /// StartAITranscription: the room's speech as subtitles (custom messages).
     Transcribe(Transcription),
+    /// StartAIConversation: a voice bot that answers one user through an LLM.
+    Converse(Conversation),
 }
 
 /// RecordMode.
@@ -379,6 +381,47 @@ pub struct Transcription {
     pub max_idle_secs: u64,
     /// The Python interpreter (with the engine's package) that runs the speech engine.
     pub stt_python: String,
+}
+
+/// A voice conversation (StartAIConversation): the robot listens to one user, sends each of
+/// their sentences to an LLM, speaks the answer as its audio, and may be interrupted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Conversation {
+    pub target: String,
+    /// Spoken once the robot is in the room.
+    pub welcome: Option<String>,
+    /// 0: the user's speech stops the robot; 1: only a client's signal does.
+    pub interrupt_mode: u8,
+    /// How long the user must speak to interrupt (mode 0), ms.
+    pub interrupt_speech_ms: u32,
+    /// The speech engine's settings, as for transcription.
+    pub stt: Transcription,
+    pub llm: Llm,
+    pub tts: Tts,
+}
+
+/// An OpenAI-compatible chat-completions endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Llm {
+    pub url: String,
+    pub key: String,
+    pub model: String,
+    pub streaming: bool,
+    /// Earlier rounds sent with each request (0–50).
+    pub history: u32,
+    /// 1: history keeps only what the robot actually said (an interrupted answer is cut).
+    pub history_mode: u8,
+    /// The operator's `outbound.allow` entries (the URL passes the address rules).
+    pub outbound_allow: Vec<String>,
+}
+
+/// The robot's voice: espeak-ng on the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tts {
+    /// An espeak-ng voice (`en-us`, …).
+    pub voice: String,
+    /// Words per minute.
+    pub speed_wpm: u32,
 }
 
 pub const HEARTBEAT_SECS: u64 = 2;

@@ -4,14 +4,18 @@
 //! Hearth that links GStreamer.
 
 mod canvas;
+mod conversation;
 mod fanout;
 mod gst_util;
 mod ingest;
 mod input;
+mod listen;
+mod llm;
 mod output;
 mod overlay;
 mod recorder;
 mod relay;
+mod room_messages;
 mod rooms;
 mod roster;
 mod sei;
@@ -19,6 +23,7 @@ mod source;
 mod stt;
 mod timing;
 mod transcriber;
+mod tts;
 
 use anyhow::{Context, Result};
 use gst_util::BusEvent;
@@ -211,6 +216,18 @@ async fn task(
             r.max_idle_secs,
         ),
         Job::Ingest(_) => unreachable!("ingest runs on its own"),
+        Job::Converse(c) => (
+            Box::new(
+                conversation::Conversationalist::new(
+                    spec.join.user_id.clone(),
+                    c.clone(),
+                    client.clone(),
+                    bus_tx,
+                )
+                .await?,
+            ),
+            c.stt.max_idle_secs,
+        ),
         Job::Transcribe(t) => (
             Box::new(
                 Transcriber::new(spec.task_id.clone(), t.clone(), client.clone(), bus_tx).await?,

@@ -34,6 +34,8 @@ pub struct SttResult {
     /// The engine's first line: it is loaded.
     #[serde(default)]
     pub ready: bool,
+    /// A progress event: seconds of the sentence being spoken so far (no text).
+    pub speech: Option<f64>,
 }
 
 /// How long the engine may take to load.
@@ -110,10 +112,10 @@ impl Stt {
         }
     }
 
-    pub fn open(&self, id: &str, vad_silence_ms: u32, phrases: &[String]) {
-        let line =
-            serde_json::json!({"open": id, "vad_silence_ms": vad_silence_ms, "phrases": phrases});
-        self.line(line);
+    pub fn open(&self, id: &str, vad_silence_ms: u32, vad_level: u8, phrases: &[String]) {
+        self.line(serde_json::json!({
+            "open": id, "vad_silence_ms": vad_silence_ms, "vad_level": vad_level, "phrases": phrases,
+        }));
     }
 
     /// Ends a speaker's stream: a sentence in progress is finished.

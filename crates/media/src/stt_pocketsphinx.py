@@ -6,6 +6,7 @@ In:  {"open": ID, "vad_silence_ms": N, "vad_level": 0-3, "phrases": [..]}
      {"pcm": ID, "b64": "..."}                            16 kHz mono s16le audio of it
      {"close": ID}                                        it ends (a sentence in progress ends)
 Out: {"ready": true}                                     first, once the engine is loaded
+     {"id": ID, "speech": s}                              every 0.1 s of a sentence: its length so far
      {"id": ID, "text": "...", "final": false}            a growing hypothesis of the sentence
      {"id": ID, "text": "...", "final": true, "start": s, "end": s}
                                                           a sentence, seconds from the stream's start
@@ -24,6 +25,7 @@ import tempfile
 from pocketsphinx import Decoder, Endpointer
 
 PARTIAL_EVERY = 0.3  # seconds of audio between two partial results
+SPEECH_EVERY = 0.1  # seconds of speech between two progress events (barge-in)
 
 
 def emit(obj):
@@ -58,6 +60,8 @@ class Stream:
         self.in_utt = False
         self.last_partial = ""
         self.since_partial = 0.0
+        self.speech = 0.0
+        self.since_speech = 0.0
 
     def feed(self, pcm):
         self.buf += pcm
@@ -72,8 +76,15 @@ class Stream:
                 self.dec.start_utt()
                 self.in_utt = True
                 self.last_partial, self.since_partial = "", 0.0
+                self.speech, self.since_speech = 0.0, 0.0
             self.dec.process_raw(speech)
-            self.since_partial += len(speech) / 2 / self.ep.sample_rate
+            secs = len(speech) / 2 / self.ep.sample_rate
+            self.since_partial += secs
+            self.speech += secs
+            self.since_speech += secs
+            if self.since_speech >= SPEECH_EVERY and self.ep.in_speech:
+                self.since_speech = 0.0
+                emit({"id": self.id, "speech": round(self.speech, 2)})
             if not self.ep.in_speech:
                 self.end()
             elif self.since_partial >= PARTIAL_EVERY:

@@ -1,37 +1,23 @@
 //! A transcription task (StartAITranscription): the robot subscribes to the audio of the room's
-//! speakers (or one target user), decodes each speaker's Opus to 16 kHz mono PCM in a small
-//! pipeline of its own, feeds it to the speech engine ([`crate::stt`]), and sends every partial
+//! speakers (or one target user), decodes each speaker's Opus to 16 kHz mono PCM
+//! ([`crate::listen`]), feeds it to the speech engine ([`crate::stt`]), and sends every partial
 //! and final sentence to the room as a custom message with `CmdId` 1, in TRTC's subtitle format:
 //! `{"type":10000,"sender":<speaker>,"receiver":[],"payload":{"text","start_time","end_time",
 //! "roundid","end","language"}}` (times `HH:MM:SS` from the task's start).
 
-use crate::gst_util::{capsfilter, link_chain, make, BusEvent};
-use crate::input::{Feeder, Pushed};
+use crate::gst_util::BusEvent;
+use crate::listen::Listener;
+use crate::room_messages;
 use crate::roster::Roster;
-use crate::stt::{Stt, SttFeeder, SttResult};
+use crate::stt::{Stt, SttResult};
 use crate::Runner;
 use anyhow::Result;
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use hearth_client::{Client, Codec, Frame, Kind, Stream, TrackKey, User};
 use hearth_media_proto::{Command, Transcription};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// Custom messages of subtitles use this command id (TRTC's).
-const SUBTITLE_CMD: u8 = 1;
-/// A subtitle message's JSON fits in a custom message.
-const MAX_MESSAGE: usize = 1024;
-
-/// One speaker being transcribed: its decoding pipeline and where its stream starts.
-struct Speaker {
-    pipeline: gst::Pipeline,
-    feeder: Feeder,
-    first_rtp: u64,
-}
 
 /// What the result reader needs of each speaker: the stream's start, as seconds of the task.
 #[derive(Default)]
@@ -47,7 +33,7 @@ pub struct Transcriber {
     task_id: String,
     client: Client,
     roster: Roster,
-    speakers: HashMap<String, Speaker>,
+    speakers: HashMap<String, Listener>,
     stt: Stt,
     started: Instant,
     shared: Arc<Mutex<Shared>>,
@@ -59,44 +45,13 @@ pub struct Transcriber {
     ended_rx: mpsc::UnboundedReceiver<String>,
 }
 
-fn hms(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-/// The subtitle message of one result, in TRTC's format (the text cut to fit 1 KB).
+/// The subtitle message of one result (times from the stream's start moved to the task's).
 fn subtitle(speaker: &str, r: &SttResult, offset: f64, round: &str, language: &str) -> Vec<u8> {
-    let (start, end) = match (r.start, r.end) {
+    let times = match (r.start, r.end) {
         (Some(s), Some(e)) => (offset + s, offset + e),
         _ => (offset, offset),
     };
-    let mut text = r.text.clone();
-    loop {
-        let msg = serde_json::json!({
-            "type": 10000,
-            "sender": speaker,
-            "receiver": [],
-            "payload": {
-                "text": text,
-                "start_time": hms(start),
-                "end_time": hms(end),
-                "roundid": round,
-                "end": r.is_final,
-                "language": language,
-            },
-        })
-        .to_string()
-        .into_bytes();
-        if msg.len() <= MAX_MESSAGE || text.is_empty() {
-            return msg;
-        }
-        let cut = text.len() - (msg.len() - MAX_MESSAGE).min(text.len());
-        let mut at = cut;
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        text.truncate(at);
-    }
+    room_messages::subtitle(speaker, &r.text, times, round, r.is_final, language)
 }
 
 impl Transcriber {
@@ -120,6 +75,9 @@ impl Transcriber {
                         tracing::warn!(error = %e, "the speech engine refused a line");
                         continue;
                     }
+                    if r.speech.is_some() || r.text.is_empty() {
+                        continue;
+                    }
                     let msg = {
                         let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
                         let Some((speaker, offset)) = sh.streams.get(&r.id).cloned() else {
@@ -135,7 +93,7 @@ impl Transcriber {
                     if r.is_final {
                         tracing::info!(text = %r.text, "sentence transcribed");
                     }
-                    client.send_custom(SUBTITLE_CMD, msg);
+                    client.send_custom(room_messages::CMD, msg);
                 }
                 let _ = ended_tx.send("the speech engine exited".to_owned());
             })
@@ -170,8 +128,8 @@ impl Transcriber {
         }
     }
 
-    /// A pipeline decoding one speaker's Opus into 16 kHz mono PCM for the engine.
-    fn speaker(&mut self, user: &str, first_rtp: u64) -> Result<Speaker> {
+    /// Starts decoding one speaker's audio into a new engine stream.
+    fn speaker(&mut self, user: &str, first_rtp: u64) -> Result<Listener> {
         self.opened += 1;
         let id = format!("{user}#{}", self.opened);
         let offset = self.started.elapsed().as_secs_f64();
@@ -180,52 +138,26 @@ impl Transcriber {
             .unwrap_or_else(PoisonError::into_inner)
             .streams
             .insert(id.clone(), (user.to_owned(), offset));
-        self.stt
-            .open(&id, self.job.vad_silence_ms, &self.job.phrases);
-        let feeder = Feeder::new(Codec::Opus)?;
-        let pipeline = gst::Pipeline::new();
-        let dec = make("opusdec")?;
-        let conv = make("audioconvert")?;
-        let res = make("audioresample")?;
-        let caps = capsfilter(
-            gst::Caps::builder("audio/x-raw")
-                .field("format", "S16LE")
-                .field("rate", 16_000i32)
-                .field("channels", 1i32)
-                .build(),
-        )?;
-        let sink = gst_app::AppSink::builder().sync(false).build();
-        let src: &gst::Element = feeder.src.upcast_ref();
-        pipeline.add_many([src, &dec, &conv, &res, &caps, sink.upcast_ref()])?;
-        link_chain(&[src, &dec, &conv, &res, &caps, sink.upcast_ref()])?;
-        let out: SttFeeder = self.stt.feeder();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(b) = sample.buffer() {
-                        if let Ok(map) = b.map_readable() {
-                            out.pcm(&id, map.as_slice());
-                        }
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
+        self.stt.open(
+            &id,
+            self.job.vad_silence_ms,
+            self.job.vad_level,
+            &self.job.phrases,
         );
-        crate::gst_util::watch_bus(self.opened, &pipeline, self.bus.clone());
-        pipeline.set_state(gst::State::Playing)?;
-        tracing::info!(user, "transcribing a speaker");
-        Ok(Speaker {
-            pipeline,
-            feeder,
+        let l = Listener::start(
+            id,
+            self.stt.feeder(),
             first_rtp,
-        })
+            self.opened,
+            self.bus.clone(),
+        )?;
+        tracing::info!(user, "transcribing a speaker");
+        Ok(l)
     }
 
     fn drop_speaker(&mut self, user: &str) {
         if let Some(s) = self.speakers.remove(user) {
-            let _ = s.feeder.src.end_of_stream();
-            let _ = s.pipeline.set_state(gst::State::Null);
+            s.stop();
             let sh = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             let ids: Vec<String> = sh
                 .streams
@@ -287,13 +219,8 @@ impl Runner for Transcriber {
                 }
             }
         }
-        let Some(s) = self.speakers.get_mut(&user) else {
-            return;
-        };
-        let rel = f.rtp_time.saturating_sub(s.first_rtp);
-        let pts_ns = rel * 1_000_000_000 / u64::from(f.clock_rate.max(1));
-        if let Pushed::NeedKeyframe = s.feeder.push(&f, pts_ns) {
-            // Audio never waits for a keyframe.
+        if let Some(s) = self.speakers.get_mut(&user) {
+            s.push(&f);
         }
     }
 
@@ -345,7 +272,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subtitles_are_trtc_messages_that_fit_1_kb() {
+    fn a_results_times_move_to_the_tasks_clock() {
         let r = SttResult {
             id: "alice#1".into(),
             text: "turn on the kitchen lights".into(),
@@ -354,21 +281,12 @@ mod tests {
             end: Some(2.1),
             error: None,
             ready: false,
+            speech: None,
         };
         let m: serde_json::Value =
             serde_json::from_slice(&subtitle("alice", &r, 3600.0, "t-alice-1", "en")).unwrap();
-        assert_eq!(m["type"], 10000);
-        assert_eq!(m["sender"], "alice");
-        assert_eq!(m["payload"]["text"], "turn on the kitchen lights");
         assert_eq!(m["payload"]["start_time"], "01:00:00");
         assert_eq!(m["payload"]["end_time"], "01:00:02");
-        assert_eq!(m["payload"]["end"], true);
-        let long = SttResult {
-            text: "é".repeat(2000),
-            ..r
-        };
-        let bytes = subtitle("alice", &long, 0.0, "t-alice-2", "en");
-        assert!(bytes.len() <= MAX_MESSAGE, "{}", bytes.len());
-        assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+        assert_eq!(m["payload"]["text"], "turn on the kitchen lights");
     }
 }

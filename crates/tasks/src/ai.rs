@@ -1,106 +1,182 @@
-//! AI tasks (transcription now): one robot per room and UserId, TRTC's de-duplication (a
-//! SessionId runs once per app; without one, one whole-room transcription per room and one per
-//! target user), the server's speech engine filled in, and the task's state for Describe/Stop
-//! by TaskId or SessionId.
+//! AI tasks (transcription, conversation): one robot per room and UserId, TRTC's
+//! de-duplication (a SessionId runs once per app; without one, one whole-room transcription per
+//! room and one per target user), the server's speech engine and outbound rules filled in, and
+//! the task's state for Describe/Stop by TaskId or SessionId.
 
 use crate::task::{self, Launch, UsageRule};
 use crate::{AiTags, Shared, Tasks};
-use hearth_api::media::{AiTaskInfo, AiTaskRef, TaskError, TranscriptionStart};
+use hearth_api::media::{AiTaskInfo, AiTaskRef, ConversationStart, TaskError, TranscriptionStart};
 use hearth_media_proto::{Command, Job};
 use hearth_types::SdkAppId;
 use std::sync::Arc;
 use std::time::Duration;
 
-const KIND: &str = "transcription";
-/// Decoding Opus and PocketSphinx at about a tenth of real time, per speaker or two.
+const TRANSCRIPTION: &str = "transcription";
+const CONVERSATION: &str = "conversation";
+/// Decoding Opus and PocketSphinx at about a tenth of real time, per speaker or two (a
+/// conversation adds speech synthesis and Opus encoding, in bursts).
 const COST: f64 = 0.15;
 /// A transcription that is not stopped ends after this long (TRTC's 10 hours).
 const MAX_RUN: Duration = Duration::from_secs(10 * 3600);
 
-pub(crate) async fn start(
-    shared: Arc<Shared>,
-    req: TranscriptionStart,
-) -> Result<String, TaskError> {
-    shared.available.clone().map_err(TaskError::Unavailable)?;
-    let target = req.job.target.clone();
-    {
-        let t = shared.lock_table();
-        for ((app, _), e) in &t.tasks {
-            if e.kind != KIND || e.status == "Exited" {
-                continue;
-            }
-            let same_session =
-                *app == req.app.0 && req.session_id.is_some() && e.ai.session_id == req.session_id;
-            if same_session {
-                return Err(TaskError::Exists(
-                    "A transcription with this SessionId is running.".into(),
-                ));
-            }
-            if *app != req.app.0 || e.room != req.room {
-                continue;
-            }
-            if e.user_id == req.user_id {
-                return Err(TaskError::Exists(format!(
-                    "The robot {} already transcribes this room.",
-                    req.user_id
-                )));
-            }
-            if req.session_id.is_none() && e.ai.target == target {
-                return Err(TaskError::Exists(match &target {
-                    None => "This room is already transcribed as a whole.".into(),
-                    Some(u) => format!("{u} is already transcribed in this room."),
-                }));
-            }
+/// Refuses a start that would duplicate a running AI task of `kind`.
+fn check_duplicate(
+    shared: &Shared,
+    kind: &str,
+    app: hearth_types::SdkAppId,
+    room: &hearth_types::RoomKey,
+    user_id: &str,
+    tags: &AiTags,
+) -> Result<(), TaskError> {
+    let t = shared.lock_table();
+    for ((a, _), e) in &t.tasks {
+        if !matches!(e.kind, TRANSCRIPTION | CONVERSATION) || e.status == "Exited" {
+            continue;
+        }
+        if *a == app.0 && tags.session_id.is_some() && e.ai.session_id == tags.session_id {
+            return Err(TaskError::Exists(
+                "A task with this SessionId is running.".into(),
+            ));
+        }
+        if *a != app.0 || e.room != *room {
+            continue;
+        }
+        if e.user_id == user_id {
+            return Err(TaskError::Exists(format!(
+                "The robot {user_id} is already in this room."
+            )));
+        }
+        if e.kind == kind && tags.session_id.is_none() && e.ai.target == tags.target {
+            return Err(TaskError::Exists(match &tags.target {
+                None => "This room is already transcribed as a whole.".into(),
+                Some(u) => format!("{u} already has a robot of this kind in this room."),
+            }));
         }
     }
-    let mut job = req.job;
-    job.stt_python = shared.cfg.stt_python.clone();
-    let reservation = task::reserve(&shared, COST, KIND)?;
+    Ok(())
+}
+
+/// Starts an AI task's worker once nothing duplicates it.
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    shared: Arc<Shared>,
+    kind: &'static str,
+    app: hearth_types::SdkAppId,
+    room: hearth_types::RoomKey,
+    (user_id, user_sig): (String, String),
+    tags: AiTags,
+    job: Job,
+    params: serde_json::Value,
+) -> Result<String, TaskError> {
+    shared.available.clone().map_err(TaskError::Unavailable)?;
+    check_duplicate(&shared, kind, app, &room, &user_id, &tags)?;
+    let reservation = task::reserve(&shared, COST, kind)?;
     let task_id = uuid::Uuid::new_v4().to_string();
     let work_dir = shared.cfg.data_dir.join("tasks").join(&task_id);
-    let params = serde_json::json!({
-        "user_id": req.user_id, "session_id": req.session_id, "target": target,
-        "language": job.language,
-    });
-    let join = task::join_of(
-        &shared,
-        req.app,
-        &req.room,
-        &req.user_id,
-        &req.user_sig,
-        None,
-    );
+    let join = task::join_of(&shared, app, &room, &user_id, &user_sig, None);
     task::launch(
         shared,
         Launch {
             task_id,
             work_dir,
             join,
-            job: Job::Transcribe(job),
-            kind: KIND,
-            room: req.room,
+            job,
+            kind,
+            room,
             params,
             dest: crate::dest::Dest::Nowhere,
-            usage: UsageRule::whole("Transcription"),
+            usage: UsageRule::whole(if kind == TRANSCRIPTION {
+                "Transcription"
+            } else {
+                "Conversation"
+            }),
             expire: MAX_RUN,
             relay: None,
-            session: AiTags {
-                session_id: req.session_id,
-                target,
-            },
+            session: tags,
         },
         reservation,
     )
     .await
 }
 
+pub(crate) async fn start_transcription(
+    shared: Arc<Shared>,
+    req: TranscriptionStart,
+) -> Result<String, TaskError> {
+    let mut job = req.job;
+    job.stt_python = shared.cfg.stt_python.clone();
+    let params = serde_json::json!({
+        "user_id": req.user_id, "session_id": req.session_id, "target": job.target,
+        "language": job.language,
+    });
+    let tags = AiTags {
+        session_id: req.session_id,
+        target: job.target.clone(),
+    };
+    let user = (req.user_id, req.user_sig);
+    let job = Job::Transcribe(job);
+    start(
+        shared,
+        TRANSCRIPTION,
+        req.app,
+        req.room,
+        user,
+        tags,
+        job,
+        params,
+    )
+    .await
+}
+
+pub(crate) async fn start_conversation(
+    shared: Arc<Shared>,
+    req: ConversationStart,
+) -> Result<String, TaskError> {
+    let mut job = req.job;
+    job.stt.stt_python = shared.cfg.stt_python.clone();
+    job.llm.outbound_allow = shared.cfg.outbound_allow.clone();
+    // The URL is checked here too, so that a refused one fails the start (the worker checks it
+    // again before every request).
+    shared
+        .rules
+        .check(&job.llm.url, &["http", "https"])
+        .await
+        .map_err(|e| TaskError::Invalid(format!("LLMConfig.APIUrl: {e}")))?;
+    let params = serde_json::json!({
+        "user_id": req.user_id, "session_id": req.session_id, "target": job.target,
+        "model": job.llm.model,
+    });
+    let tags = AiTags {
+        session_id: req.session_id,
+        target: Some(job.target.clone()),
+    };
+    let user = (req.user_id, req.user_sig);
+    let job = Job::Converse(job);
+    start(
+        shared,
+        CONVERSATION,
+        req.app,
+        req.room,
+        user,
+        tags,
+        job,
+        params,
+    )
+    .await
+}
+
 impl Tasks {
-    /// The running transcription `r` names among `apps`: (app, TaskId, info).
-    fn running(&self, apps: &[SdkAppId], r: &AiTaskRef) -> Option<(SdkAppId, AiTaskInfo)> {
+    /// The running task of `kind` `r` names among `apps`: (app, info).
+    fn running(
+        &self,
+        kind: &str,
+        apps: &[SdkAppId],
+        r: &AiTaskRef,
+    ) -> Option<(SdkAppId, AiTaskInfo)> {
         let t = self.shared.lock_table();
         t.tasks.iter().find_map(|((app, id), e)| {
             let app = SdkAppId(*app);
-            let hit = e.kind == KIND
+            let hit = e.kind == kind
                 && e.status != "Exited"
                 && apps.contains(&app)
                 && match r {
@@ -121,12 +197,13 @@ impl Tasks {
         })
     }
 
-    pub(crate) async fn describe_transcription_task(
+    pub(crate) async fn describe_ai_task(
         &self,
+        kind: &'static str,
         apps: Vec<SdkAppId>,
         r: AiTaskRef,
     ) -> Result<AiTaskInfo, TaskError> {
-        if let Some((_, info)) = self.running(&apps, &r) {
+        if let Some((_, info)) = self.running(kind, &apps, &r) {
             return Ok(info);
         }
         // Ended: the store knows it (by TaskId; a SessionId is only looked up while running).
@@ -141,7 +218,7 @@ impl Tasks {
         .ok()
         .flatten();
         match found {
-            Some(rec) if rec.kind == KIND => {
+            Some(rec) if rec.kind == kind => {
                 let v: serde_json::Value =
                     serde_json::from_str(&rec.params_json).unwrap_or_default();
                 Ok(AiTaskInfo {
@@ -158,15 +235,16 @@ impl Tasks {
         }
     }
 
-    pub(crate) async fn stop_transcription_task(
+    pub(crate) async fn stop_ai_task(
         &self,
+        kind: &'static str,
         apps: Vec<SdkAppId>,
         id: String,
     ) -> Result<(), TaskError> {
-        let Some((app, _)) = self.running(&apps, &AiTaskRef::Task(id.clone())) else {
+        let Some((app, _)) = self.running(kind, &apps, &AiTaskRef::Task(id.clone())) else {
             return Err(TaskError::NotFound);
         };
-        self.with_entry(app, &id, KIND, |e| {
+        self.with_entry(app, &id, kind, |e| {
             e.status = "Exited";
             let _ = e.cmds.send(Command::Stop);
         })

@@ -14,8 +14,9 @@ mod vod;
 pub use vod::Vod;
 
 use hearth_api::media::{
-    AiTaskInfo, AiTaskRef, IngestChange, IngestStart, MediaTasks, RecordedFile, RecordingInfo,
-    RecordingStart, RelayChange, RelayStart, TaskError, TaskFuture, TranscriptionStart,
+    AiKind, AiTaskInfo, AiTaskRef, ConversationStart, IngestChange, IngestStart, MediaTasks,
+    RecordedFile, RecordingInfo, RecordingStart, RelayChange, RelayStart, TaskError, TaskFuture,
+    TranscriptionStart,
 };
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{Command, RelayUpdate, Subscriptions};
@@ -400,19 +401,24 @@ impl MediaTasks for Tasks {
     }
 
     fn start_transcription(&self, req: TranscriptionStart) -> TaskFuture<'_, String> {
-        Box::pin(ai::start(self.shared.clone(), req))
+        Box::pin(ai::start_transcription(self.shared.clone(), req))
     }
 
-    fn describe_transcription(
+    fn start_conversation(&self, req: ConversationStart) -> TaskFuture<'_, String> {
+        Box::pin(ai::start_conversation(self.shared.clone(), req))
+    }
+
+    fn describe_ai(
         &self,
+        kind: AiKind,
         apps: Vec<SdkAppId>,
         task: AiTaskRef,
     ) -> TaskFuture<'_, AiTaskInfo> {
-        Box::pin(self.describe_transcription_task(apps, task))
+        Box::pin(self.describe_ai_task(kind.name(), apps, task))
     }
 
-    fn stop_transcription(&self, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()> {
-        Box::pin(self.stop_transcription_task(apps, task_id))
+    fn stop_ai(&self, kind: AiKind, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()> {
+        Box::pin(self.stop_ai_task(kind.name(), apps, task_id))
     }
 
     fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {

@@ -1,12 +1,13 @@
 //! The AI transcription actions (spec §2.3.23–25): StartAITranscription (a robot that subtitles
 //! the room, or one user, as custom messages with CmdId 1), DescribeAITranscription (by TaskId,
-//! or SdkAppId and SessionId) and StopAITranscription. Recognition runs on the server
+//! or SdkAppId and SessionId) and StopAITranscription; Describe and Stop serve the conversation
+//! actions too (`ai_conversation`). Recognition runs on the server
 //! (PocketSphinx, English); a language it cannot recognize is `FailedOperation.NotAbility`.
 
 use super::record::{check_usersig, ranged};
 use super::{fields, Ctx};
 use crate::error::ApiError;
-use crate::media::{AiTaskRef, TaskError, TranscriptionStart};
+use crate::media::{AiKind, AiTaskRef, TaskError, TranscriptionStart};
 use crate::params::{decode, int};
 use hearth_media_proto::Transcription;
 use hearth_types::{RoomKey, SdkAppId};
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The languages of RecognizeConfig (spec §3.31).
-const LANGUAGES: [&str; 20] = [
+pub(super) const LANGUAGES: [&str; 20] = [
     "zh",
     "zh-TW",
     "zh-dialect",
@@ -37,7 +38,7 @@ const LANGUAGES: [&str; 20] = [
     "ru",
 ];
 /// What the offline engine recognizes.
-const ENGINE_LANGUAGES: [&str; 1] = ["en"];
+pub(super) const ENGINE_LANGUAGES: [&str; 1] = ["en"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +104,7 @@ fn invalid(m: impl Into<String>) -> ApiError {
 }
 
 /// RoomIdType of the AI actions: `0` numeric (the default), `1` string.
-fn room_of(id: &str, kind: Option<i64>) -> Result<RoomKey, ApiError> {
+pub(super) fn room_of(id: &str, kind: Option<i64>) -> Result<RoomKey, ApiError> {
     if id.trim().is_empty() {
         return Err(ApiError::MissingParameterOf {
             detail: "RoomId",
@@ -131,7 +132,7 @@ fn room_of(id: &str, kind: Option<i64>) -> Result<RoomKey, ApiError> {
 }
 
 /// HotWordList (`term|weight,term|weight`) as the phrases recognition is restricted to.
-fn phrases(list: Option<&str>) -> Result<Vec<String>, ApiError> {
+pub(super) fn phrases(list: Option<&str>) -> Result<Vec<String>, ApiError> {
     let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
         return Ok(Vec::new());
     };
@@ -222,7 +223,15 @@ pub async fn start_ai_transcription(
             stt_python: String::new(),
         },
     };
-    let task_id = ctx.state.media.start_transcription(req).await?;
+    let task_id = ctx
+        .state
+        .media
+        .start_transcription(req)
+        .await
+        .map_err(|e| match e {
+            TaskError::Concurrency => ApiError::RequestRejection,
+            other => other.into(),
+        })?;
     fields(&TaskOut { task_id })
 }
 
@@ -256,8 +265,10 @@ fn task_not_exist(e: TaskError) -> ApiError {
     }
 }
 
-pub async fn describe_ai_transcription(
+/// DescribeAITranscription and DescribeAIConversation.
+pub async fn describe_ai(
     ctx: &Ctx,
+    kind: AiKind,
     params: Value,
 ) -> Result<Map<String, Value>, ApiError> {
     let p: DescribeParams = decode(params)?;
@@ -284,7 +295,7 @@ pub async fn describe_ai_transcription(
     let info = ctx
         .state
         .media
-        .describe_transcription(ctx.caller.apps.clone(), r)
+        .describe_ai(kind, ctx.caller.apps.clone(), r)
         .await
         .map_err(task_not_exist)?;
     fields(&DescribeOut {
@@ -302,8 +313,10 @@ struct StopParams {
     task_id: String,
 }
 
-pub async fn stop_ai_transcription(
+/// StopAITranscription and StopAIConversation.
+pub async fn stop_ai(
     ctx: &Ctx,
+    kind: AiKind,
     params: Value,
 ) -> Result<Map<String, Value>, ApiError> {
     let p: StopParams = decode(params)?;
@@ -315,7 +328,7 @@ pub async fn stop_ai_transcription(
     }
     ctx.state
         .media
-        .stop_transcription(ctx.caller.apps.clone(), p.task_id)
+        .stop_ai(kind, ctx.caller.apps.clone(), p.task_id)
         .await
         .map_err(task_not_exist)?;
     Ok(Map::new())

@@ -3,6 +3,7 @@
 //! application, and returns the response fields.
 
 mod ai;
+mod ai_conversation;
 mod calls;
 mod dashboard;
 mod ingest;
@@ -16,6 +17,7 @@ mod unusual;
 mod usage;
 
 use crate::error::ApiError;
+use crate::media::AiKind;
 use crate::tenants::Caller;
 use crate::ApiState;
 use hearth_store::{Store, StoreError};
@@ -105,8 +107,11 @@ pub async fn dispatch(
         "DescribeRecordingUsage" => usage::describe_recording_usage(&ctx, params).await,
         "DescribeTrtcUsage" => usage::describe_trtc_usage(&ctx, params).await,
         "StartAITranscription" => ai::start_ai_transcription(&ctx, params).await,
-        "DescribeAITranscription" => ai::describe_ai_transcription(&ctx, params).await,
-        "StopAITranscription" => ai::stop_ai_transcription(&ctx, params).await,
+        "DescribeAITranscription" => ai::describe_ai(&ctx, AiKind::Transcription, params).await,
+        "StopAITranscription" => ai::stop_ai(&ctx, AiKind::Transcription, params).await,
+        "StartAIConversation" => ai_conversation::start_ai_conversation(&ctx, params).await,
+        "DescribeAIConversation" => ai::describe_ai(&ctx, AiKind::Conversation, params).await,
+        "StopAIConversation" => ai::stop_ai(&ctx, AiKind::Conversation, params).await,
         "DescribeTrtcRoomUsage" => usage::describe_trtc_room_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.

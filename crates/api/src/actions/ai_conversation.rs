@@ -1,0 +1,333 @@
+//! StartAIConversation (spec §2.3.18): a voice robot that listens to TargetUserId, asks an
+//! OpenAI-compatible LLM (LLMConfig) and speaks the answer with the server's espeak-ng voice
+//! (TTSConfig omitted, or `TTSType` `espeak`); the user's speech interrupts it (InterruptMode 0).
+//! Describe and Stop are shared with transcription (`ai`).
+
+use super::ai::{phrases, room_of, ENGINE_LANGUAGES, LANGUAGES};
+use super::record::{check_usersig, ranged};
+use super::{fields, Ctx};
+use crate::error::ApiError;
+use crate::media::{ConversationStart, TaskError};
+use crate::params::{decode, int};
+use hearth_media_proto::{Conversation, Llm, Transcription, Tts};
+use hearth_types::SdkAppId;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Deserialize)]
+struct AgentConfig {
+    #[serde(rename = "UserId", default)]
+    user_id: String,
+    #[serde(rename = "UserSig", default)]
+    user_sig: String,
+    #[serde(rename = "TargetUserId", default)]
+    target_user_id: String,
+    #[serde(rename = "MaxIdleTime", default, deserialize_with = "int::opt")]
+    max_idle_time: Option<i64>,
+    #[serde(rename = "WelcomeMessage", default)]
+    welcome: Option<String>,
+    #[serde(rename = "InterruptMode", default, deserialize_with = "int::opt")]
+    interrupt_mode: Option<i64>,
+    #[serde(
+        rename = "InterruptSpeechDuration",
+        default,
+        deserialize_with = "int::opt"
+    )]
+    interrupt_speech_ms: Option<i64>,
+    /// SDK-only members this server does not do.
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SttConfig {
+    #[serde(rename = "Language", default)]
+    language: Option<String>,
+    #[serde(rename = "AlternativeLanguage", default)]
+    alternative: Vec<String>,
+    #[serde(rename = "VadSilenceTime", default, deserialize_with = "int::opt")]
+    vad_silence_time: Option<i64>,
+    #[serde(rename = "VadLevel", default, deserialize_with = "int::opt")]
+    vad_level: Option<i64>,
+    /// Hearth reads `{"HotWordList": "term|weight,…"}` here (RecognizeConfig's syntax).
+    #[serde(rename = "CustomParam", default)]
+    custom: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartParams {
+    #[serde(rename = "SdkAppId", deserialize_with = "int::de")]
+    sdk_app_id: u32,
+    #[serde(rename = "RoomId", default)]
+    room_id: String,
+    #[serde(rename = "RoomIdType", default, deserialize_with = "int::opt")]
+    room_id_type: Option<i64>,
+    #[serde(rename = "AgentConfig")]
+    agent: Option<AgentConfig>,
+    #[serde(rename = "SessionId", default)]
+    session_id: Option<String>,
+    #[serde(rename = "STTConfig", default)]
+    stt: Option<SttConfig>,
+    #[serde(rename = "LLMConfig", default)]
+    llm: Option<String>,
+    #[serde(rename = "TTSConfig", default)]
+    tts: Option<String>,
+    #[serde(rename = "ExperimentalParams", default)]
+    experimental: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TaskOut {
+    #[serde(rename = "TaskId")]
+    task_id: String,
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::InvalidParameter(m.into())
+}
+
+/// LLMConfig: the OpenAI chat-completions endpoint.
+fn llm_of(raw: Option<&str>) -> Result<Llm, ApiError> {
+    let raw = raw
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| invalid("LLMConfig is required: the robot needs an LLM to answer."))?;
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| invalid(format!("LLMConfig is not a JSON object: {e}.")))?;
+    let Value::Object(o) = v else {
+        return Err(invalid("LLMConfig is not a JSON object."));
+    };
+    let text = |k: &str| {
+        o.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    let kind = text("LLMType");
+    if !kind.eq_ignore_ascii_case("openai") {
+        return Err(ApiError::NotAbility(format!(
+            "LLMType {kind:?}: this server speaks the OpenAI chat-completions protocol (LLMType openai)."
+        )));
+    }
+    for k in ["Model", "APIKey", "APIUrl"] {
+        if text(k).is_empty() {
+            return Err(invalid(format!("LLMConfig.{k} is required.")));
+        }
+    }
+    let int = |k: &str, lo: i64, hi: i64, default: i64| -> Result<i64, ApiError> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v
+                .as_i64()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| invalid(format!("LLMConfig.{k} must be {lo} to {hi}."))),
+        }
+    };
+    Ok(Llm {
+        url: text("APIUrl").to_owned(),
+        key: text("APIKey").to_owned(),
+        model: text("Model").to_owned(),
+        streaming: o.get("Streaming").and_then(Value::as_bool).unwrap_or(true),
+        history: int("History", 0, 50, 0)? as u32,
+        history_mode: int("HistoryMode", 0, 1, 0)? as u8,
+        outbound_allow: Vec::new(),
+    })
+}
+
+/// TTSConfig: the server's espeak-ng voice. Both of the spec's shapes are read; the vendors
+/// they name (Tencent Cloud TTS, TRTC's `flow`) cannot be reached from a self-hosted server.
+fn tts_of(raw: Option<&str>) -> Result<Tts, ApiError> {
+    let mut tts = Tts {
+        voice: "en-us".into(),
+        speed_wpm: 160,
+    };
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(tts);
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| invalid(format!("TTSConfig is not a JSON object: {e}.")))?;
+    let kind = v.get("TTSType").and_then(Value::as_str).unwrap_or("");
+    if !kind.eq_ignore_ascii_case("espeak") {
+        return Err(ApiError::NotAbility(format!(
+            "TTSType {kind:?} names a service this server cannot reach; use TTSType \"espeak\" (the server's voice) or omit TTSConfig."
+        )));
+    }
+    if let Some(voice) = v.get("VoiceId").and_then(Value::as_str) {
+        if voice.is_empty()
+            || voice.len() > 32
+            || !voice
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
+        {
+            return Err(invalid(format!(
+                "TTSConfig.VoiceId {voice:?} is not an espeak-ng voice."
+            )));
+        }
+        tts.voice = voice.to_owned();
+    }
+    if let Some(speed) = v.get("Speed").and_then(Value::as_f64) {
+        if !(0.5..=2.0).contains(&speed) {
+            return Err(invalid("TTSConfig.Speed must be 0.5 to 2.0."));
+        }
+        tts.speed_wpm = (160.0 * speed).round() as u32;
+    }
+    Ok(tts)
+}
+
+pub async fn start_ai_conversation(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: StartParams = decode(params)?;
+    let app = SdkAppId(p.sdk_app_id);
+    ctx.caller
+        .check_app(app)
+        .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
+    let room = room_of(&p.room_id, p.room_id_type)?;
+    let a = p.agent.ok_or_else(|| ApiError::MissingParameterOf {
+        detail: "AgentConfig",
+        name: "AgentConfig".into(),
+    })?;
+    if a.user_id.trim().is_empty() || a.target_user_id.trim().is_empty() {
+        return Err(invalid(
+            "AgentConfig.UserId and AgentConfig.TargetUserId are required.",
+        ));
+    }
+    if a.user_id == a.target_user_id {
+        return Err(invalid("TargetUserId is the robot itself."));
+    }
+    if let Some(k) = a.other.keys().next() {
+        return Err(ApiError::NotAbility(format!(
+            "AgentConfig.{k} is not available on this server."
+        )));
+    }
+    if p.experimental.is_some() {
+        return Err(ApiError::NotAbility(
+            "ExperimentalParams is not available on this server.".into(),
+        ));
+    }
+    check_usersig(ctx, app, &a.user_id, &a.user_sig)?;
+    let interrupt_mode = ranged(a.interrupt_mode, "InterruptMode", 0, 1, 0)? as u8;
+    if interrupt_mode == 1 {
+        return Err(ApiError::NotAbility(
+            "InterruptMode 1 (the client's interrupt signal) is not built yet; use 0.".into(),
+        ));
+    }
+    let interrupt_speech_ms = ranged(
+        a.interrupt_speech_ms,
+        "InterruptSpeechDuration",
+        100,
+        10_000,
+        500,
+    )? as u32;
+    let max_idle = ranged(a.max_idle_time, "MaxIdleTime", 5, 86_400, 60)? as u64;
+    let stt = p.stt.unwrap_or_default();
+    let language = stt
+        .language
+        .unwrap_or_else(|| ENGINE_LANGUAGES[0].to_owned());
+    if !LANGUAGES.contains(&language.as_str()) && language != "en-US" {
+        return Err(invalid(format!(
+            "Language {language:?} is not one of the spec's."
+        )));
+    }
+    let language = if language == "en-US" {
+        "en".to_owned()
+    } else {
+        language
+    };
+    if !ENGINE_LANGUAGES.contains(&language.as_str()) || !stt.alternative.is_empty() {
+        return Err(ApiError::NotAbility(format!(
+            "This server's speech engine recognizes {} only.",
+            ENGINE_LANGUAGES.join(", ")
+        )));
+    }
+    let hot = match stt.custom.as_deref().filter(|c| !c.trim().is_empty()) {
+        None => None,
+        Some(c) => {
+            let v: Value = serde_json::from_str(c)
+                .map_err(|e| invalid(format!("STTConfig.CustomParam is not JSON: {e}.")))?;
+            v.get("HotWordList")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        }
+    };
+    let job = Conversation {
+        target: a.target_user_id,
+        welcome: a.welcome.filter(|w| !w.trim().is_empty()),
+        interrupt_mode,
+        interrupt_speech_ms,
+        stt: Transcription {
+            target: None,
+            language,
+            vad_silence_ms: ranged(stt.vad_silence_time, "VadSilenceTime", 240, 2000, 1000)? as u32,
+            vad_level: ranged(stt.vad_level, "VadLevel", 0, 3, 0)? as u8,
+            phrases: phrases(hot.as_deref())?,
+            max_idle_secs: max_idle,
+            stt_python: String::new(),
+        },
+        llm: llm_of(p.llm.as_deref())?,
+        tts: tts_of(p.tts.as_deref())?,
+    };
+    let req = ConversationStart {
+        app,
+        room,
+        user_id: a.user_id,
+        user_sig: a.user_sig,
+        session_id: p.session_id.filter(|s| !s.is_empty()),
+        job,
+    };
+    let task_id = ctx
+        .state
+        .media
+        .start_conversation(req)
+        .await
+        .map_err(|e| match e {
+            TaskError::Concurrency => ApiError::RequestRejection,
+            other => other.into(),
+        })?;
+    fields(&TaskOut { task_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llm_and_tts_configs() {
+        let l = llm_of(Some(
+            r#"{"LLMType":"openai","Model":"m","APIKey":"k","APIUrl":"http://x/v1/chat/completions","History":5,"HistoryMode":1}"#,
+        ))
+        .unwrap();
+        assert_eq!((l.history, l.history_mode, l.streaming), (5, 1, true));
+        assert!(matches!(
+            llm_of(Some("{broken")),
+            Err(ApiError::InvalidParameter(_))
+        ));
+        assert!(matches!(
+            llm_of(Some(
+                r#"{"LLMType":"minimax","Model":"m","APIKey":"k","APIUrl":"u"}"#
+            )),
+            Err(ApiError::NotAbility(_))
+        ));
+        assert!(llm_of(Some(r#"{"LLMType":"openai","Model":"m","APIKey":"k"}"#)).is_err());
+        assert_eq!(tts_of(None).unwrap().voice, "en-us");
+        assert_eq!(
+            tts_of(Some(r#"{"TTSType":"espeak","Speed":1.5}"#))
+                .unwrap()
+                .speed_wpm,
+            240
+        );
+        assert!(matches!(
+            tts_of(Some(r#"{"TTSType":"tencent","AppId":1,"VoiceType":1008}"#)),
+            Err(ApiError::NotAbility(_))
+        ));
+        assert!(matches!(
+            tts_of(Some(
+                r#"{"TTSType":"flow","VoiceId":"v","Model":"flow_01_turbo"}"#
+            )),
+            Err(ApiError::NotAbility(_))
+        ));
+        assert!(tts_of(Some(r#"{"TTSType":"espeak","VoiceId":"x; rm"}"#)).is_err());
+    }
+}
