@@ -35,7 +35,7 @@ class ScriptedLlm:
     """An OpenAI-compatible chat-completions server: each request gets the next scripted answer,
     streamed word by word as server-sent events (`delay` s apart). Requests are recorded."""
 
-    def __init__(self, answers: list[str], delay: float = 0.05):
+    def __init__(self, answers: list[str], delay: float = 0.05, status: int = 200):
         self.answers, self.delay, self.requests = answers, delay, []
         llm = self
 
@@ -47,6 +47,12 @@ class ScriptedLlm:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 llm.requests.append({"body": body, "headers": {k.lower(): v for k, v in self.headers.items()},
                                      "at": time.monotonic()})
+                if status != 200:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(b'{"error": {"message": "scripted failure"}}')
+                    return
                 answer = llm.answers[min(len(llm.requests), len(llm.answers)) - 1]
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -396,6 +402,39 @@ def test_the_user_talking_over_the_robot_interrupts_it(conv, tmp_path):
         assert spoken and LONG_ANSWER.startswith(spoken.split(".")[0]), spoken
         assert "Tomorrow brings rain" not in spoken and len(spoken) < len(LONG_ANSWER), spoken
         assert second[2] == {"role": "user", "content": "good morning everyone"}
+        call(conv, "StopAIConversation", {"TaskId": task})
+        await watcher.close()
+
+    try:
+        run(body())
+    finally:
+        llm.close()
+
+
+def test_an_llm_that_fails_is_reported_and_the_robot_listens_on(conv, tmp_path):
+    room = 8204
+    question = speech_wav(tmp_path / "q.wav", [QUESTION])
+    llm = ScriptedLlm([], status=500)
+
+    async def body():
+        watcher = WsClient(conv, APP1, "conv-watcher3", room=room, role="audience", autosubscribe=False)
+        await watcher.connect()
+        task = call(conv, "StartAIConversation", start_params(conv, room, llm.url))["TaskId"]
+        user = Publisher(conv, APP1, "conv-user", room=room, audio=MediaPlayer(str(question)).audio,
+                         video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
+        await user.start()
+        try:
+            await wait_for(lambda: any(m["type"] == 10001 and "HTTP 500" in m["payload"].get("error", "")
+                                       for m in bot_messages(watcher)), 30,
+                           f"the failure in a state message (got {bot_messages(watcher)})", step=0.2)
+        finally:
+            await user.delete()
+            await user.close()
+        failed = [m for m in bot_messages(watcher) if m["type"] == 10001 and m["payload"].get("error")]
+        assert failed[-1]["payload"]["state"] == 1, "the robot listens on"
+        assert "sk-test-key" not in json.dumps(bot_messages(watcher))
+        assert call(conv, "DescribeAIConversation", {"TaskId": task})["Status"] == "InProgress"
+        assert "sk-test-key" not in conv.stderr()
         call(conv, "StopAIConversation", {"TaskId": task})
         await watcher.close()
 
