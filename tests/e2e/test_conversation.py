@@ -442,3 +442,72 @@ def test_an_llm_that_fails_is_reported_and_the_robot_listens_on(conv, tmp_path):
         run(body())
     finally:
         llm.close()
+
+
+def test_control_push_text_invoke_llm_and_update(conv):
+    room = 8205
+    llm1 = ScriptedLlm([LONG_ANSWER, "Sunny."], delay=0.01)
+    llm2 = ScriptedLlm(["From the second model."], delay=0.01)
+
+    async def body():
+        watcher = WsClient(conv, APP1, "conv-watcher4", room=room, role="audience", autosubscribe=False)
+        await watcher.connect()
+        params = start_params(conv, room, llm1.url)
+        params["AgentConfig"]["WelcomeMessage"] = ""
+        task = call(conv, "StartAIConversation", params)["TaskId"]
+
+        def said(text):
+            return any(m["type"] == 10000 and m["sender"] == "conv-bot" and m["payload"]["text"] == text
+                       and m["payload"]["end"] for m in bot_messages(watcher))
+
+        def states():
+            return [m["payload"]["state"] for m in bot_messages(watcher) if m["type"] == 10001]
+
+        # InvokeLLM: a round the server starts; the request carries X-Invoke-LLM: 1.
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "InvokeLLM",
+                                             "InvokeLLM": {"Content": QUESTION}})
+        await wait_for(lambda: llm1.requests, 10, "the invoked LLM request", step=0.1)
+        assert llm1.requests[0]["headers"].get("x-invoke-llm") == "1"
+        assert llm1.requests[0]["body"]["messages"][-1] == {"role": "user", "content": QUESTION}
+        await wait_for(lambda: 3 in states(), 10, "the robot speaking the long answer", step=0.05)
+        await asyncio.sleep(1.5)
+        # ServerPushText with Interrupt: said at once, over the long answer.
+        pushed_at = time.monotonic()
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText",
+                                             "ServerPushText": {"Text": "good morning everyone", "Interrupt": True}})
+        await wait_for(lambda: said("good morning everyone"), 5, "the pushed text", step=0.02)
+        assert time.monotonic() - pushed_at < 2.0
+        assert 4 in states(), states()
+        # UpdateAIConversation: the next round asks the second model.
+        call(conv, "UpdateAIConversation", {"TaskId": task, "LLMConfig": json.dumps(
+            {"LLMType": "openai", "Model": "second", "APIKey": "k2", "APIUrl": llm2.url})})
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "InvokeLLM",
+                                             "InvokeLLM": {"Content": "good morning everyone", "Interrupt": True}})
+        await wait_for(lambda: llm2.requests, 10, "the second model asked", step=0.1)
+        assert llm2.requests[0]["body"]["model"] == "second" and len(llm1.requests) == 1
+        await wait_for(lambda: said("From the second model."), 10, "the second model's answer", step=0.1)
+        # Errors.
+        assert error_of(conv, "ControlAIConversation", {"TaskId": task, "Command": "Dance"})[0] == "InvalidParameter"
+        assert error_of(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText"})[0] \
+            == "InvalidParameter"
+        assert error_of(conv, "ControlAIConversation", {"TaskId": "nope", "Command": "ServerPushText",
+                                                        "ServerPushText": {"Text": "x"}})[0] == "FailedOperation.TaskNotExist"
+        assert error_of(conv, "UpdateAIConversation", {"TaskId": task, "InterruptMode": 1})[0] == "FailedOperation.NotAbility"
+        assert error_of(conv, "UpdateAIConversation", {"TaskId": "nope", "InterruptSpeechDuration": 300})[0] \
+            == "FailedOperation.TaskNotExist"
+        assert error_of(conv, "UpdateAIConversation", {"TaskId": task, "LLMConfig": "{broken"})[0] == "InvalidParameter"
+        # StopAfterPlay: the task ends once the text is said.
+        await asyncio.sleep(1)
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText",
+                                             "ServerPushText": {"Text": "hello world", "Interrupt": True,
+                                                                "StopAfterPlay": True}})
+        await wait_for(lambda: call(conv, "DescribeAIConversation", {"TaskId": task})["Status"] == "Stopped",
+                       15, "the task to end after the text", step=0.3)
+        assert said("hello world")
+        await watcher.close()
+
+    try:
+        run(body())
+    finally:
+        llm1.close()
+        llm2.close()

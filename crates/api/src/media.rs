@@ -4,8 +4,8 @@
 use crate::error::ApiError;
 use hearth_media_proto::layout::Layout;
 use hearth_media_proto::{
-    AudioEncode, Conversation, Ingest, Recording, Relay, RelayUpdate, Subscriptions, Transcription,
-    VideoEncode,
+    AudioEncode, Command, Conversation, Ingest, Recording, Relay, RelayUpdate, Subscriptions,
+    Transcription, VideoEncode,
 };
 use hearth_types::{RoomKey, SdkAppId, UnixSecs};
 use std::future::Future;
@@ -259,6 +259,14 @@ pub trait MediaTasks: Send + Sync + 'static {
     ) -> TaskFuture<'_, AiTaskInfo>;
     /// Stops a running AI task of `kind` of one of `apps` (`NotFound` otherwise).
     fn stop_ai(&self, kind: AiKind, apps: Vec<SdkAppId>, task_id: String) -> TaskFuture<'_, ()>;
+    /// Hands a running AI task of `kind` of one of `apps` a command (Update/Control).
+    fn command_ai(
+        &self,
+        kind: AiKind,
+        apps: Vec<SdkAppId>,
+        task_id: String,
+        command: Command,
+    ) -> TaskFuture<'_, ()>;
 }
 
 /// Where no media tasks run (API tests, a server built without workers).
@@ -319,6 +327,9 @@ impl MediaTasks for NoMediaTasks {
         Box::pin(async { Err(TaskError::NotFound) })
     }
     fn stop_ai(&self, _: AiKind, _: Vec<SdkAppId>, _: String) -> TaskFuture<'_, ()> {
+        Box::pin(async { Err(TaskError::NotFound) })
+    }
+    fn command_ai(&self, _: AiKind, _: Vec<SdkAppId>, _: String, _: Command) -> TaskFuture<'_, ()> {
         Box::pin(async { Err(TaskError::NotFound) })
     }
 }

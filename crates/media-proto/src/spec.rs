@@ -443,6 +443,28 @@ pub enum Command {
         volume: Option<u32>,
         pause: Option<bool>,
     },
+    /// UpdateAIConversation: each given part changes from the next use.
+    UpdateConversation {
+        welcome: Option<String>,
+        interrupt_mode: Option<u8>,
+        interrupt_speech_ms: Option<u32>,
+        llm: Option<Llm>,
+        tts: Option<Tts>,
+    },
+    /// ControlAIConversation ServerPushText: the robot says `text`.
+    PushText {
+        text: String,
+        /// Stops what the robot is saying first.
+        interrupt: bool,
+        /// Ends the task once it has been said.
+        stop_after_play: bool,
+        /// Becomes part of the LLM's history.
+        add_history: bool,
+        /// Without `interrupt`: dropped while the robot is busy (DropMode 0) or queued (1).
+        queue_if_busy: bool,
+    },
+    /// ControlAIConversation InvokeLLM: a round with this user text (header `X-Invoke-LLM: 1`).
+    InvokeLlm { content: String, interrupt: bool },
     /// End the task: close every file, exit the room, exit.
     Stop,
 }

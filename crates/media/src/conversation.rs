@@ -37,6 +37,19 @@ struct Shared {
     /// Rounds so far (round ids).
     round: u64,
     speaking: bool,
+    /// An LLM round is under way (thinking or speaking its answer).
+    busy: bool,
+    /// What UpdateAIConversation may change.
+    settings: Settings,
+}
+
+/// The conversation's settings that UpdateAIConversation changes.
+#[derive(Clone)]
+struct Settings {
+    interrupt_mode: u8,
+    interrupt_speech_ms: u32,
+    llm: hearth_media_proto::Llm,
+    tts: hearth_media_proto::Tts,
 }
 
 /// A sentence to speak, of one generation (an interruption starts a new one).
@@ -45,6 +58,10 @@ struct Utterance {
     round: String,
     text: String,
     frames: Vec<Vec<u8>>,
+    /// Once said, the task ends (ServerPushText StopAfterPlay).
+    last: bool,
+    /// Said by the LLM's answer (HistoryMode 1 records it as spoken).
+    answer: bool,
 }
 
 /// The robot's context, cheap to clone into its tasks.
@@ -58,6 +75,8 @@ struct Bot {
     generation: Arc<AtomicU64>,
     speak: mpsc::UnboundedSender<Utterance>,
     started: Instant,
+    /// Set once a StopAfterPlay text has been said.
+    done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Bot {
@@ -96,9 +115,18 @@ impl Bot {
         tracing::info!("the robot was interrupted");
     }
 
+    fn settings(&self) -> Settings {
+        self.lock().settings.clone()
+    }
+
     /// Speaks `text` as part of `round` (generation `g`); false if interrupted meanwhile.
     async fn say(&self, g: u64, round: &str, text: &str) -> bool {
-        let frames = match tts::speak(&self.job.tts, text).await {
+        self.say_as(g, round, text, false, true).await
+    }
+
+    async fn say_as(&self, g: u64, round: &str, text: &str, last: bool, answer: bool) -> bool {
+        let tts = self.settings().tts;
+        let frames = match tts::speak(&tts, text).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "speech synthesis failed");
@@ -114,6 +142,8 @@ impl Bot {
                     round: round.to_owned(),
                     text: text.to_owned(),
                     frames,
+                    last,
+                    answer,
                 })
                 .is_ok()
     }
@@ -124,11 +154,14 @@ impl Bot {
         let (round, messages) = {
             let mut sh = self.lock();
             sh.round += 1;
+            sh.busy = true;
             let mut messages = Vec::new();
-            let keep = self.job.llm.history as usize;
+            let keep = sh.settings.llm.history as usize;
             let skip = sh.history.len().saturating_sub(keep);
             for r in sh.history.iter().skip(skip) {
-                messages.push(serde_json::json!({"role": "user", "content": r.user}));
+                if !r.user.is_empty() {
+                    messages.push(serde_json::json!({"role": "user", "content": r.user}));
+                }
                 if !r.assistant.is_empty() {
                     messages.push(serde_json::json!({"role": "assistant", "content": r.assistant}));
                 }
@@ -145,8 +178,9 @@ impl Bot {
         };
         self.state(&round, BotState::Thinking, None);
         let (tx, mut tokens) = mpsc::unbounded_channel();
+        let settings = self.settings();
         let asking = {
-            let (cfg, rules) = (self.job.llm.clone(), self.rules.clone());
+            let (cfg, rules) = (settings.llm.clone(), self.rules.clone());
             let messages = serde_json::Value::Array(messages);
             tokio::spawn(async move { llm::ask(&cfg, &rules, messages, invoke, tx).await })
         };
@@ -155,6 +189,7 @@ impl Bot {
         while let Some(t) = tokens.recv().await {
             if self.generation.load(Ordering::SeqCst) != g {
                 asking.abort();
+                self.lock().busy = false;
                 return;
             }
             pending.push_str(&t);
@@ -169,6 +204,7 @@ impl Bot {
                 self.subtitle(&self.name, said.trim(), &round, false);
                 if !self.say(g, &round, &sentence).await {
                     asking.abort();
+                    self.lock().busy = false;
                     return;
                 }
             }
@@ -182,17 +218,50 @@ impl Bot {
             self.subtitle(&self.name, said.trim(), &round, false);
             self.say(g, &round, &rest).await;
         }
+        self.lock().busy = false;
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "the LLM failed");
             self.state(&round, BotState::Listening, Some(&e));
             return;
         }
         self.subtitle(&self.name, said.trim(), &round, true);
-        if self.job.llm.history_mode == 0 {
+        if settings.llm.history_mode == 0 {
             if let Some(r) = self.lock().history.back_mut() {
                 r.assistant = said.trim().to_owned();
             }
         }
+    }
+
+    /// ServerPushText: the robot says `text` (now, after the current speech, or not at all).
+    async fn push_text(
+        self,
+        text: String,
+        interrupt: bool,
+        last: bool,
+        add_history: bool,
+        queue: bool,
+    ) {
+        let round = format!("{}-push-{}", self.name, self.lock().round);
+        let busy = {
+            let sh = self.lock();
+            sh.busy || sh.speaking
+        };
+        if interrupt && busy {
+            self.lock().speaking = false;
+            self.interrupt(&round);
+        } else if busy && !queue {
+            tracing::info!("a pushed text was dropped: the robot is busy (DropMode 0)");
+            return;
+        }
+        if add_history {
+            self.lock().history.push_back(Round {
+                user: String::new(),
+                assistant: text.clone(),
+            });
+        }
+        self.subtitle(&self.name, &text, &round, true);
+        let g = self.generation.load(Ordering::SeqCst);
+        self.say_as(g, &round, &text, last, false).await;
     }
 }
 
@@ -234,7 +303,10 @@ async fn speaker(bot: Bot, mut rx: mpsc::UnboundedReceiver<Utterance>) {
             bot.client.send_frame(Kind::Audio, rtp, f);
             rtp += FRAME_TICKS;
         }
-        if whole && bot.job.llm.history_mode == 1 {
+        if whole && u.last {
+            bot.done.store(true, Ordering::SeqCst);
+        }
+        if whole && u.answer && bot.settings().llm.history_mode == 1 {
             let mut sh = bot.lock();
             if let Some(r) = sh.history.back_mut() {
                 if !r.assistant.is_empty() {
@@ -274,7 +346,7 @@ impl Conversationalist {
         client.publish_audio();
         let (speak, speak_rx) = mpsc::unbounded_channel();
         let bot = Bot {
-            job: Arc::new(job),
+            job: Arc::new(job.clone()),
             name,
             client,
             rules,
@@ -282,10 +354,18 @@ impl Conversationalist {
                 history: VecDeque::new(),
                 round: 0,
                 speaking: false,
+                busy: false,
+                settings: Settings {
+                    interrupt_mode: job.interrupt_mode,
+                    interrupt_speech_ms: job.interrupt_speech_ms,
+                    llm: job.llm.clone(),
+                    tts: job.tts.clone(),
+                },
             })),
             generation: Arc::new(AtomicU64::new(0)),
             speak,
             started: Instant::now(),
+            done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         let mut tasks = vec![tokio::spawn(speaker(bot.clone(), speak_rx))];
         if let Some(w) = bot.job.welcome.clone().filter(|w| !w.trim().is_empty()) {
@@ -349,10 +429,13 @@ impl Bot {
         }
         let round = format!("{}-{}", self.name, self.lock().round + 1);
         if let Some(secs) = r.speech {
-            let speaking = self.lock().speaking;
+            let (speaking, s) = {
+                let sh = self.lock();
+                (sh.speaking, sh.settings.clone())
+            };
             if speaking
-                && self.job.interrupt_mode == 0
-                && secs * 1000.0 >= f64::from(self.job.interrupt_speech_ms)
+                && s.interrupt_mode == 0
+                && secs * 1000.0 >= f64::from(s.interrupt_speech_ms)
             {
                 self.lock().speaking = false;
                 self.interrupt(&round);
@@ -426,12 +509,71 @@ impl Runner for Conversationalist {
         }
     }
 
-    fn command(&mut self, _c: Command) {}
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::UpdateConversation {
+                welcome,
+                interrupt_mode,
+                interrupt_speech_ms,
+                llm,
+                tts,
+            } => {
+                let mut sh = self.bot.lock();
+                let s = &mut sh.settings;
+                if let Some(m) = interrupt_mode {
+                    s.interrupt_mode = m;
+                }
+                if let Some(ms) = interrupt_speech_ms {
+                    s.interrupt_speech_ms = ms;
+                }
+                if let Some(mut l) = llm {
+                    l.outbound_allow = s.llm.outbound_allow.clone();
+                    s.llm = l;
+                }
+                if let Some(t) = tts {
+                    s.tts = t;
+                }
+                // The welcome is said once, at the start: a new one has no later use.
+                let _ = welcome;
+                tracing::info!("the conversation's settings changed");
+            }
+            Command::PushText {
+                text,
+                interrupt,
+                stop_after_play,
+                add_history,
+                queue_if_busy,
+            } => {
+                let b = self.bot.clone();
+                self.tasks.push(tokio::spawn(b.push_text(
+                    text,
+                    interrupt,
+                    stop_after_play,
+                    add_history,
+                    queue_if_busy,
+                )));
+            }
+            Command::InvokeLlm { content, interrupt } => {
+                let b = self.bot.clone();
+                if interrupt && (b.lock().speaking || b.lock().busy) {
+                    b.lock().speaking = false;
+                    let round = format!("{}-{}", b.name, b.lock().round);
+                    b.interrupt(&round);
+                }
+                self.tasks.push(tokio::spawn(b.answer(content, true)));
+            }
+            _ => {}
+        }
+    }
 
     fn tick(&mut self) {
         if let Ok(why) = self.ended_rx.try_recv() {
             self.failed.get_or_insert(why);
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.bot.done.load(Ordering::SeqCst)
     }
 
     fn bus_event(&mut self, _id: u64, ev: BusEvent) -> Result<bool, String> {

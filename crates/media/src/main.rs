@@ -84,6 +84,10 @@ pub trait Runner {
     fn failure(&mut self) -> Option<String> {
         None
     }
+    /// The task has done what it was asked and ends (checked every tick).
+    fn finished(&self) -> bool {
+        false
+    }
     /// After the pipelines finished: what still has to end (a relay's pushes).
     fn outputs_done(&mut self) -> Option<tokio::task::JoinHandle<()>> {
         None
@@ -301,6 +305,9 @@ async fn task(
                 rec.tick();
                 if let Some(e) = rec.failure() {
                     break (EndReason::Failed, Some(e));
+                }
+                if rec.finished() {
+                    break (EndReason::Stopped, None);
                 }
                 // A frozen pipeline stops the heartbeat; the supervisor then ends the task.
                 if last_beat.elapsed() >= heartbeat && rec.stalled_for() < 2 * heartbeat {

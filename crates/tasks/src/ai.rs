@@ -235,6 +235,28 @@ impl Tasks {
         }
     }
 
+    pub(crate) async fn command_ai_task(
+        &self,
+        kind: &'static str,
+        apps: Vec<SdkAppId>,
+        id: String,
+        command: Command,
+    ) -> Result<(), TaskError> {
+        let Some((app, _)) = self.running(kind, &apps, &AiTaskRef::Task(id.clone())) else {
+            return Err(TaskError::NotFound);
+        };
+        if let Command::UpdateConversation { llm: Some(l), .. } = &command {
+            self.shared
+                .rules
+                .check(&l.url, &["http", "https"])
+                .await
+                .map_err(|e| TaskError::Invalid(format!("LLMConfig.APIUrl: {e}")))?;
+        }
+        self.with_entry(app, &id, kind, |e| {
+            e.cmds.send(command).map_err(|_| TaskError::NotFound)
+        })?
+    }
+
     pub(crate) async fn stop_ai_task(
         &self,
         kind: &'static str,

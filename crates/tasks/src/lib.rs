@@ -421,6 +421,16 @@ impl MediaTasks for Tasks {
         Box::pin(self.stop_ai_task(kind.name(), apps, task_id))
     }
 
+    fn command_ai(
+        &self,
+        kind: AiKind,
+        apps: Vec<SdkAppId>,
+        task_id: String,
+        command: Command,
+    ) -> TaskFuture<'_, ()> {
+        Box::pin(self.command_ai_task(kind.name(), apps, task_id, command))
+    }
+
     fn stop_relay(&self, app: SdkAppId, task_id: String) -> TaskFuture<'_, ()> {
         let r = self.with_entry(app, &task_id, "relay", |e| {
             if e.status == "Exited" {

@@ -1,15 +1,17 @@
 //! StartAIConversation (spec §2.3.18): a voice robot that listens to TargetUserId, asks an
 //! OpenAI-compatible LLM (LLMConfig) and speaks the answer with the server's espeak-ng voice
 //! (TTSConfig omitted, or `TTSType` `espeak`); the user's speech interrupts it (InterruptMode 0).
-//! Describe and Stop are shared with transcription (`ai`).
+//! UpdateAIConversation changes its settings live; ControlAIConversation makes it say a text
+//! (ServerPushText) or ask the LLM (InvokeLLM). Describe and Stop are shared with transcription
+//! (`ai`).
 
 use super::ai::{phrases, room_of, ENGINE_LANGUAGES, LANGUAGES};
 use super::record::{check_usersig, ranged};
 use super::{fields, Ctx};
 use crate::error::ApiError;
-use crate::media::{ConversationStart, TaskError};
+use crate::media::{AiKind, ConversationStart, TaskError};
 use crate::params::{decode, int};
-use hearth_media_proto::{Conversation, Llm, Transcription, Tts};
+use hearth_media_proto::{Command, Conversation, Llm, Transcription, Tts};
 use hearth_types::SdkAppId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -330,4 +332,190 @@ mod tests {
         ));
         assert!(tts_of(Some(r#"{"TTSType":"espeak","VoiceId":"x; rm"}"#)).is_err());
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateParams {
+    #[serde(rename = "TaskId", default)]
+    task_id: String,
+    #[serde(rename = "WelcomeMessage", default)]
+    welcome: Option<String>,
+    #[serde(rename = "InterruptMode", default, deserialize_with = "int::opt")]
+    interrupt_mode: Option<i64>,
+    #[serde(
+        rename = "InterruptSpeechDuration",
+        default,
+        deserialize_with = "int::opt"
+    )]
+    interrupt_speech_ms: Option<i64>,
+    #[serde(rename = "LLMConfig", default)]
+    llm: Option<String>,
+    #[serde(rename = "TTSConfig", default)]
+    tts: Option<String>,
+}
+
+fn task_id_of(id: &str) -> Result<String, ApiError> {
+    if id.trim().is_empty() {
+        return Err(ApiError::InvalidParameterOf {
+            detail: "TaskId",
+            message: "TaskId is required.".into(),
+        });
+    }
+    Ok(id.to_owned())
+}
+
+async fn command(ctx: &Ctx, id: String, c: Command) -> Result<Map<String, Value>, ApiError> {
+    ctx.state
+        .media
+        .command_ai(AiKind::Conversation, ctx.caller.apps.clone(), id, c)
+        .await
+        .map_err(|e| match e {
+            TaskError::NotFound | TaskError::Finished => ApiError::TaskNotExist,
+            other => other.into(),
+        })?;
+    Ok(Map::new())
+}
+
+/// UpdateAIConversation: each given setting applies from its next use (the next sentence's
+/// voice, the next LLM request, the next interruption check). A new WelcomeMessage has no use
+/// once the robot has greeted.
+pub async fn update_ai_conversation(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: UpdateParams = decode(params)?;
+    let id = task_id_of(&p.task_id)?;
+    let interrupt_mode = p
+        .interrupt_mode
+        .map(|m| ranged(Some(m), "InterruptMode", 0, 1, 0))
+        .transpose()?;
+    if interrupt_mode == Some(1) {
+        return Err(ApiError::NotAbility(
+            "InterruptMode 1 (the client's interrupt signal) is not built yet; use 0.".into(),
+        ));
+    }
+    let c = Command::UpdateConversation {
+        welcome: p.welcome,
+        interrupt_mode: interrupt_mode.map(|m| m as u8),
+        interrupt_speech_ms: p
+            .interrupt_speech_ms
+            .map(|ms| ranged(Some(ms), "InterruptSpeechDuration", 100, 10_000, 500))
+            .transpose()?
+            .map(|ms| ms as u32),
+        llm: p
+            .llm
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| llm_of(Some(&l)))
+            .transpose()?,
+        tts: p
+            .tts
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| tts_of(Some(&t)))
+            .transpose()?,
+    };
+    command(ctx, id, c).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushText {
+    #[serde(rename = "Text", default)]
+    text: Option<String>,
+    #[serde(rename = "Interrupt", default)]
+    interrupt: Option<bool>,
+    #[serde(rename = "StopAfterPlay", default)]
+    stop_after_play: Option<bool>,
+    #[serde(rename = "AddHistory", default)]
+    add_history: Option<bool>,
+    #[serde(rename = "DropMode", default, deserialize_with = "int::opt")]
+    drop_mode: Option<i64>,
+    #[serde(rename = "Priority", default, deserialize_with = "int::opt")]
+    priority: Option<i64>,
+    #[serde(rename = "Audio", default)]
+    audio: Option<String>,
+    #[serde(rename = "MetaInfo", default)]
+    meta: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvokeLlm {
+    #[serde(rename = "Content", default)]
+    content: Option<String>,
+    #[serde(rename = "Interrupt", default)]
+    interrupt: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlParams {
+    #[serde(rename = "TaskId", default)]
+    task_id: String,
+    #[serde(rename = "Command", default)]
+    command: String,
+    #[serde(rename = "ServerPushText", default)]
+    push: Option<PushText>,
+    #[serde(rename = "InvokeLLM", default)]
+    invoke: Option<InvokeLlm>,
+    #[serde(rename = "TransparentData", default)]
+    transparent: Option<Value>,
+}
+
+/// ControlAIConversation: ServerPushText (the robot says a text) and InvokeLLM (a round with a
+/// text from the server, the request carrying `X-Invoke-LLM: 1`).
+pub async fn control_ai_conversation(
+    ctx: &Ctx,
+    params: Value,
+) -> Result<Map<String, Value>, ApiError> {
+    let p: ControlParams = decode(params)?;
+    let id = task_id_of(&p.task_id)?;
+    if p.transparent.is_some() {
+        return Err(ApiError::NotAbility(
+            "TransparentData is not available on this server.".into(),
+        ));
+    }
+    let c = match p.command.as_str() {
+        "ServerPushText" => {
+            let t = p
+                .push
+                .ok_or_else(|| invalid("Command ServerPushText needs ServerPushText."))?;
+            if t.audio.is_some() || t.meta.is_some() || t.priority.unwrap_or(0) != 0 {
+                return Err(ApiError::NotAbility(
+                    "ServerPushText's Audio, MetaInfo and Priority 1 are not available on this server."
+                        .into(),
+                ));
+            }
+            let text = t.text.unwrap_or_default();
+            if text.trim().is_empty() || text.chars().count() > 500 {
+                return Err(invalid("ServerPushText.Text must be 1 to 500 characters."));
+            }
+            Command::PushText {
+                text,
+                interrupt: t.interrupt.unwrap_or(false),
+                stop_after_play: t.stop_after_play.unwrap_or(false),
+                add_history: t.add_history.unwrap_or(false),
+                queue_if_busy: ranged(t.drop_mode, "DropMode", 0, 1, 0)? == 1,
+            }
+        }
+        "InvokeLLM" => {
+            let i = p
+                .invoke
+                .ok_or_else(|| invalid("Command InvokeLLM needs InvokeLLM."))?;
+            let content = i.content.unwrap_or_default();
+            if content.trim().is_empty() {
+                return Err(invalid("InvokeLLM.Content is required."));
+            }
+            Command::InvokeLlm {
+                content,
+                interrupt: i.interrupt.unwrap_or(false),
+            }
+        }
+        other => {
+            return Err(invalid(format!(
+                "Command must be ServerPushText or InvokeLLM; got {other:?}."
+            )))
+        }
+    };
+    command(ctx, id, c).await
 }

@@ -112,6 +112,8 @@ pub async fn dispatch(
         "StartAIConversation" => ai_conversation::start_ai_conversation(&ctx, params).await,
         "DescribeAIConversation" => ai::describe_ai(&ctx, AiKind::Conversation, params).await,
         "StopAIConversation" => ai::stop_ai(&ctx, AiKind::Conversation, params).await,
+        "UpdateAIConversation" => ai_conversation::update_ai_conversation(&ctx, params).await,
+        "ControlAIConversation" => ai_conversation::control_ai_conversation(&ctx, params).await,
         "DescribeTrtcRoomUsage" => usage::describe_trtc_room_usage(&ctx, params).await,
         other => {
             // The catalog marks an action built only when it is listed here.
