@@ -581,7 +581,8 @@ PARAM_CASES = [
     ("RemoveUser", {"SdkAppId": APP1, "RoomId": 1, "UserIds": ["a"]}, "FailedOperation.RoomNotExist"),
     ("CreateCloudRecording", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter.UserId"),
     ("StartPublishCdnStream", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter"),
-    ("StartAIConversation", {"SdkAppId": APP1, "RoomId": "1"}, "InvalidAction"),
+    ("StartAIConversation", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter"),
+    ("StartAITranscription", {"SdkAppId": APP1, "RoomId": "1"}, "MissingParameter"),
 ]
 
 

@@ -162,10 +162,9 @@ pub async fn start_ai_transcription(
         .check_app(app)
         .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
     let room = room_of(&p.room_id, p.room_id_type)?;
-    let t = p.params.ok_or_else(|| ApiError::MissingParameterOf {
-        detail: "TranscriptionParams",
-        name: "TranscriptionParams".into(),
-    })?;
+    let t = p
+        .params
+        .ok_or_else(|| ApiError::MissingParameter("TranscriptionParams".into()))?;
     if t.user_id.trim().is_empty() {
         return Err(invalid("TranscriptionParams.UserId is required."));
     }

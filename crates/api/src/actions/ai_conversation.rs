@@ -187,10 +187,9 @@ pub async fn start_ai_conversation(
         .check_app(app)
         .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
     let room = room_of(&p.room_id, p.room_id_type)?;
-    let a = p.agent.ok_or_else(|| ApiError::MissingParameterOf {
-        detail: "AgentConfig",
-        name: "AgentConfig".into(),
-    })?;
+    let a = p
+        .agent
+        .ok_or_else(|| ApiError::MissingParameter("AgentConfig".into()))?;
     if a.user_id.trim().is_empty() || a.target_user_id.trim().is_empty() {
         return Err(invalid(
             "AgentConfig.UserId and AgentConfig.TargetUserId are required.",
