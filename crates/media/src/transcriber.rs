@@ -30,7 +30,6 @@ struct Shared {
 
 pub struct Transcriber {
     job: Transcription,
-    task_id: String,
     client: Client,
     roster: Roster,
     speakers: HashMap<String, Listener>,
@@ -67,7 +66,7 @@ impl Transcriber {
         let reader = {
             let shared = shared.clone();
             let client = client.clone();
-            let task = task_id.clone();
+            let task = task_id;
             let language = job.language.clone();
             tokio::spawn(async move {
                 while let Some(r) = results.recv().await {
@@ -100,7 +99,6 @@ impl Transcriber {
         };
         Ok(Transcriber {
             job,
-            task_id,
             client,
             roster: Roster::default(),
             speakers: HashMap::new(),
@@ -261,7 +259,6 @@ impl Runner for Transcriber {
 
 impl Drop for Transcriber {
     fn drop(&mut self) {
-        let _ = &self.task_id;
         // Results still on their way are not worth holding the exit for.
         self.reader.abort();
     }
