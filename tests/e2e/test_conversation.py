@@ -386,14 +386,13 @@ def test_the_user_talking_over_the_robot_interrupts_it(conv, tmp_path):
             await user.close()
         await robot.delete()
         await robot.close()
-        # The robot's audio stopped soon after the user had spoken for InterruptSpeechDuration:
-        # the last loud frame of the long answer arrived within 1 s of that (network and the
-        # voice detector's own delay included; bench/ measures it closer).
+        # The robot's audio stopped within 500 ms of the user having spoken for
+        # InterruptSpeechDuration (counted from when the test queued the speech).
         # When the answer stopped: its last loud frame (the next answer is asked for later).
         asked_again = llm.requests[1]["at"]
         stopped = max(t for t, a in robot.arrivals
                       if t < asked_again and float(np.sqrt(np.mean(a ** 2))) > 300)
-        assert stopped - threshold <= 1.0, (stopped - threshold)
+        assert stopped - threshold <= 0.5, (stopped - threshold)
         print(f"the robot's audio stopped {stopped - threshold:.3f} s after the user had spoken 500 ms")
         # HistoryMode 1: the next request's history holds only what was spoken of the answer.
         second = llm.requests[1]["body"]["messages"]

@@ -51,6 +51,10 @@ class Stream:
         # browser's Opus encoder; VadLevel (far-field suppression) raises it from 1.
         mode = max(0, min(3, 1 + vad_level))
         self.ep = Endpointer(window=max(0.24, min(2.0, silence_ms / 1000.0)), vad_mode=mode)
+        # A quick detector for the progress events (barge-in): the sentence endpointer's window
+        # is the silence that ends a sentence, and it would see speech that late.
+        self.quick = Endpointer(window=0.2, vad_mode=mode)
+        self.t = 0.0  # seconds of audio fed
         jsgf = grammar(phrases)
         kw = {"samprate": self.ep.sample_rate, "loglevel": "FATAL"}
         if jsgf:
@@ -68,6 +72,7 @@ class Stream:
         n = self.ep.frame_bytes
         while len(self.buf) >= n:
             frame, self.buf = self.buf[:n], self.buf[n:]
+            self.progress(frame)
             was = self.ep.in_speech
             speech = self.ep.process(frame)
             if speech is None:
@@ -76,15 +81,8 @@ class Stream:
                 self.dec.start_utt()
                 self.in_utt = True
                 self.last_partial, self.since_partial = "", 0.0
-                self.speech, self.since_speech = 0.0, 0.0
             self.dec.process_raw(speech)
-            secs = len(speech) / 2 / self.ep.sample_rate
-            self.since_partial += secs
-            self.speech += secs
-            self.since_speech += secs
-            if self.since_speech >= SPEECH_EVERY and self.ep.in_speech:
-                self.since_speech = 0.0
-                emit({"id": self.id, "speech": round(self.speech, 2)})
+            self.since_partial += len(speech) / 2 / self.ep.sample_rate
             if not self.ep.in_speech:
                 self.end()
             elif self.since_partial >= PARTIAL_EVERY:
@@ -94,6 +92,20 @@ class Stream:
                 if text and text != self.last_partial:
                     self.last_partial = text
                     emit({"id": self.id, "text": text, "final": False})
+
+    def progress(self, frame):
+        """Speech progress by the quick detector: seconds since the speech began (its start as
+        the detector dates it, not counting the silence it buffers), every SPEECH_EVERY."""
+        self.t += len(frame) / 2 / self.quick.sample_rate
+        was = self.quick.in_speech
+        if self.quick.process(frame) is None:
+            return
+        if not was:
+            self.since_speech = 0.0
+        self.since_speech += len(frame) / 2 / self.quick.sample_rate
+        if self.since_speech >= SPEECH_EVERY and self.quick.in_speech:
+            self.since_speech = 0.0
+            emit({"id": self.id, "speech": round(self.t - self.quick.speech_start, 2)})
 
     def end(self):
         if not self.in_utt:
