@@ -99,6 +99,21 @@ struct TaskOut {
     task_id: String,
 }
 
+/// The AI actions' way to check the caller's right to an app.
+pub(super) fn check_ai_app(ctx: &Ctx, app: SdkAppId) -> Result<(), ApiError> {
+    ctx.caller
+        .check_app(app)
+        .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))
+}
+
+/// A start that failed: a spent task budget is the AI actions' RequestRejection.
+pub(super) fn start_error(e: TaskError) -> ApiError {
+    match e {
+        TaskError::Concurrency => ApiError::RequestRejection,
+        other => other.into(),
+    }
+}
+
 fn invalid(m: impl Into<String>) -> ApiError {
     ApiError::InvalidParameter(m.into())
 }
@@ -158,9 +173,7 @@ pub async fn start_ai_transcription(
 ) -> Result<Map<String, Value>, ApiError> {
     let p: StartParams = decode(params)?;
     let app = SdkAppId(p.sdk_app_id);
-    ctx.caller
-        .check_app(app)
-        .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
+    check_ai_app(ctx, app)?;
     let room = room_of(&p.room_id, p.room_id_type)?;
     let t = p
         .params
@@ -227,10 +240,7 @@ pub async fn start_ai_transcription(
         .media
         .start_transcription(req)
         .await
-        .map_err(|e| match e {
-            TaskError::Concurrency => ApiError::RequestRejection,
-            other => other.into(),
-        })?;
+        .map_err(start_error)?;
     fields(&TaskOut { task_id })
 }
 
@@ -279,9 +289,7 @@ pub async fn describe_ai(
         (Some(t), _, _) => AiTaskRef::Task(t),
         (None, Some(app), Some(s)) if !s.is_empty() => {
             let app = SdkAppId(app);
-            ctx.caller
-                .check_app(app)
-                .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
+            check_ai_app(ctx, app)?;
             AiTaskRef::Session(app, s)
         }
         _ => {

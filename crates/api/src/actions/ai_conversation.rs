@@ -5,7 +5,7 @@
 //! (ServerPushText) or ask the LLM (InvokeLLM). Describe and Stop are shared with transcription
 //! (`ai`).
 
-use super::ai::{phrases, room_of, ENGINE_LANGUAGES, LANGUAGES};
+use super::ai::{check_ai_app, phrases, room_of, start_error, ENGINE_LANGUAGES, LANGUAGES};
 use super::record::{check_usersig, ranged};
 use super::{fields, Ctx};
 use crate::error::ApiError;
@@ -183,9 +183,7 @@ pub async fn start_ai_conversation(
 ) -> Result<Map<String, Value>, ApiError> {
     let p: StartParams = decode(params)?;
     let app = SdkAppId(p.sdk_app_id);
-    ctx.caller
-        .check_app(app)
-        .map_err(|_| ApiError::SdkAppIdNotUnderAppId(app.0))?;
+    check_ai_app(ctx, app)?;
     let room = room_of(&p.room_id, p.room_id_type)?;
     let a = p
         .agent
@@ -283,10 +281,7 @@ pub async fn start_ai_conversation(
         .media
         .start_conversation(req)
         .await
-        .map_err(|e| match e {
-            TaskError::Concurrency => ApiError::RequestRejection,
-            other => other.into(),
-        })?;
+        .map_err(start_error)?;
     fields(&TaskOut { task_id })
 }
 
