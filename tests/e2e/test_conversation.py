@@ -410,6 +410,65 @@ def test_the_user_talking_over_the_robot_interrupts_it(conv, tmp_path):
         llm.close()
 
 
+def test_interrupt_mode_1_the_users_client_stops_the_robot(conv):
+    """InterruptMode 1: the target user's client sends TRTC's interrupt signal (CmdId 2, type
+    20001); the robot's audio stops at once. A signal addressed to another robot, or sent by
+    another user, does not stop it."""
+    room = 8206
+    llm = ScriptedLlm([LONG_ANSWER], delay=0.01)
+
+    def signal(receiver):
+        body = {"type": 20001, "sender": "conv-user", "receiver": receiver,
+                "payload": {"id": "x1", "timestamp": int(time.time() * 1000)}}
+        return {"type": "custom", "cmdid": 2, "data": base64.b64encode(json.dumps(body).encode()).decode()}
+
+    async def body():
+        watcher = WsClient(conv, APP1, "conv-watcher6", room=room, role="audience", autosubscribe=False)
+        await watcher.connect()
+        other = WsClient(conv, APP1, "conv-other", room=room, autosubscribe=False)
+        await other.connect()
+        user = WsClient(conv, APP1, "conv-user", room=room, autosubscribe=False)
+        await user.connect()
+        params = start_params(conv, room, llm.url)
+        params["AgentConfig"].update({"WelcomeMessage": "", "InterruptMode": 1})
+        task = call(conv, "StartAIConversation", params)["TaskId"]
+        robot = await play_robot(conv, room)
+
+        def loud_at():
+            return [t for t, a in robot.arrivals if float(np.sqrt(np.mean(a ** 2))) > 300]
+
+        def states():
+            return [m["payload"]["state"] for m in bot_messages(watcher) if m["type"] == 10001]
+
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "InvokeLLM",
+                                             "InvokeLLM": {"Content": QUESTION}})
+        await wait_for(lambda: len(loud_at()) > 50, 20, "the robot speaking", step=0.05)
+        # Not for this robot, or not from its user: it talks on.
+        await user.send(signal(["another-bot"]))
+        await other.send(signal(["conv-bot"]))
+        await asyncio.sleep(1.5)
+        assert 4 not in states(), states()
+        assert loud_at()[-1] > time.monotonic() - 0.8, "the robot stopped without the signal"
+        sent = time.monotonic()
+        await user.send(signal(["conv-bot"]))
+        await wait_for(lambda: 4 in states(), 5, "the robot interrupted", step=0.02)
+        await asyncio.sleep(1.5)
+        stopped = loud_at()[-1]
+        assert stopped - sent <= 0.5, stopped - sent
+        print(f"the robot's audio stopped {stopped - sent:.3f} s after the client's signal")
+        assert call(conv, "DescribeAIConversation", {"TaskId": task})["Status"] == "InProgress"
+        call(conv, "StopAIConversation", {"TaskId": task})
+        await robot.delete()
+        await robot.close()
+        for c in (user, other, watcher):
+            await c.close()
+
+    try:
+        run(body())
+    finally:
+        llm.close()
+
+
 def test_an_llm_that_fails_is_reported_and_the_robot_listens_on(conv, tmp_path):
     room = 8204
     question = speech_wav(tmp_path / "q.wav", [QUESTION])
@@ -491,7 +550,8 @@ def test_control_push_text_invoke_llm_and_update(conv):
             == "InvalidParameter"
         assert error_of(conv, "ControlAIConversation", {"TaskId": "nope", "Command": "ServerPushText",
                                                         "ServerPushText": {"Text": "x"}})[0] == "FailedOperation.TaskNotExist"
-        assert error_of(conv, "UpdateAIConversation", {"TaskId": task, "InterruptMode": 1})[0] == "FailedOperation.NotAbility"
+        assert error_of(conv, "UpdateAIConversation", {"TaskId": task, "InterruptMode": 2})[0] \
+            == "InvalidParameter.OutOfRange"
         assert error_of(conv, "UpdateAIConversation", {"TaskId": "nope", "InterruptSpeechDuration": 300})[0] \
             == "FailedOperation.TaskNotExist"
         assert error_of(conv, "UpdateAIConversation", {"TaskId": task, "LLMConfig": "{broken"})[0] == "InvalidParameter"

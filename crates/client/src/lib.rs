@@ -96,6 +96,12 @@ pub enum Event {
     Frame(Frame),
     /// A receiver of what this client publishes asked for a keyframe of a video layer.
     KeyframeRequested(Layer),
+    /// A custom message another client of the room sent (`cmd_id` 1–10, at most 1 KB).
+    Custom {
+        user: String,
+        cmd_id: u8,
+        data: Vec<u8>,
+    },
     /// An `error` answer of the server to one of this client's requests (the session goes on).
     Error {
         code: u16,

@@ -119,6 +119,12 @@ pub(crate) enum In {
         sdp: String,
     },
     Pong {},
+    /// A custom message of another client (`data` in base64).
+    Custom {
+        userid: String,
+        cmdid: u8,
+        data: String,
+    },
     Error {
         code: u16,
         message: String,

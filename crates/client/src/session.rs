@@ -7,6 +7,7 @@ use crate::publisher::{PubEvent, Publisher};
 use crate::subscriber::Subscriber;
 use crate::{Codec, Event, Kind, Layer, Stream, TrackKey};
 use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -240,7 +241,6 @@ async fn run(mut ws: Ws, mut cmds: mpsc::UnboundedReceiver<Cmd>, events: mpsc::S
                     }
                 }
                 Some(Cmd::Custom(cmdid, data)) => {
-                    use base64::Engine as _;
                     let data = base64::engine::general_purpose::STANDARD.encode(&data);
                     if send(&mut ws, &Out::Custom { cmdid, data: &data }).await.is_err() {
                         break ("closed".to_owned(), "signaling failed".to_owned());
@@ -372,6 +372,21 @@ impl State {
                 }
             }
             In::Error { code, message } => self.event(Event::Error { code, message }).await,
+            In::Custom {
+                userid,
+                cmdid,
+                data,
+            } => match base64::engine::general_purpose::STANDARD.decode(data) {
+                Ok(data) => {
+                    self.event(Event::Custom {
+                        user: userid,
+                        cmd_id: cmdid,
+                        data,
+                    })
+                    .await
+                }
+                Err(e) => tracing::warn!(error = %e, "a custom message's data is not base64"),
+            },
             In::Exited {} => return Some(("exit".into(), "left the room".into())),
             In::Entered { .. } | In::Pong {} | In::Other => {}
         }

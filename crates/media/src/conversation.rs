@@ -1,7 +1,8 @@
 //! A voice conversation (StartAIConversation): the robot greets, listens to its target user
 //! (the speech engine of transcription), sends each of the user's sentences with the recent
 //! history to the LLM ([`crate::llm`]), speaks the answer sentence by sentence as it streams in
-//! ([`crate::tts`]), and is interrupted when the user talks over it for long enough (mode 0).
+//! ([`crate::tts`]), and is interrupted when the user talks over it for long enough (mode 0)
+//! or when the user's client sends the interrupt signal (mode 1, and in mode 0 too).
 //! Both sides' subtitles and the robot's state go to the room as custom messages.
 
 use crate::gst_util::BusEvent;
@@ -506,6 +507,21 @@ impl Runner for Conversationalist {
         }
         if let Some(l) = self.listener.as_mut() {
             l.push(&f);
+        }
+    }
+
+    fn custom(&mut self, user: &str, cmd_id: u8, data: &[u8]) {
+        if user != self.target() || !room_messages::is_interrupt(&self.bot.name, cmd_id, data) {
+            return;
+        }
+        let b = &self.bot;
+        let (busy, round) = {
+            let sh = b.lock();
+            (sh.speaking || sh.busy, format!("{}-{}", b.name, sh.round))
+        };
+        if busy {
+            b.lock().speaking = false;
+            b.interrupt(&round);
         }
     }
 

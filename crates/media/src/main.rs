@@ -70,6 +70,8 @@ pub trait Runner {
     fn track_removed(&mut self, key: &TrackKey);
     fn frame(&mut self, f: Frame);
     fn command(&mut self, c: Command);
+    /// A custom message of another user of the room.
+    fn custom(&mut self, _user: &str, _cmd_id: u8, _data: &[u8]) {}
     /// Every half second.
     fn tick(&mut self) {}
     /// A bus event of pipeline `id`; true when it has finished (EOS).
@@ -275,6 +277,7 @@ async fn task(
                 Some(RoomEvent::TrackRemoved(k)) => rec.track_removed(&k),
                 Some(RoomEvent::Frame(f)) => rec.frame(f),
                 Some(RoomEvent::KeyframeRequested(_)) => {}
+                Some(RoomEvent::Custom { user, cmd_id, data }) => rec.custom(&user, cmd_id, &data),
                 Some(RoomEvent::Error { code, message }) => {
                     tracing::warn!(code, %message, "the server refused a request");
                 }

@@ -1,9 +1,12 @@
 //! The custom messages AI bots send to the room (CmdId 1), in TRTC's formats: subtitles
 //! (`type` 10000) and a conversation bot's state (`type` 10001: 1 listening, 2 thinking,
-//! 3 speaking, 4 interrupted).
+//! 3 speaking, 4 interrupted); and the one a client sends a conversation bot (CmdId 2, `type`
+//! 20001: stop talking, for InterruptMode 1).
 
 /// The command id of the bots' messages.
 pub const CMD: u8 = 1;
+/// The command id of a client's interrupt signal.
+pub const INTERRUPT_CMD: u8 = 2;
 /// A custom message holds 1 KB at most.
 const MAX_MESSAGE: usize = 1024;
 
@@ -76,6 +79,22 @@ pub fn bot_state(bot: &str, round: &str, state: BotState, error: Option<&str>) -
         .into_bytes()
 }
 
+/// Whether a client's custom message tells `bot` to stop talking: `type` 20001 with `bot` among
+/// its receivers (or no receivers).
+pub fn is_interrupt(bot: &str, cmd_id: u8, data: &[u8]) -> bool {
+    if cmd_id != INTERRUPT_CMD {
+        return false;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return false;
+    };
+    let to_bot = match v.get("receiver").and_then(|r| r.as_array()) {
+        None => true,
+        Some(r) => r.is_empty() || r.iter().any(|u| u.as_str() == Some(bot)),
+    };
+    v.get("type").and_then(serde_json::Value::as_u64) == Some(20001) && to_bot
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +125,20 @@ mod tests {
             (Some(10001), Some(2))
         );
         assert_eq!(s["payload"]["error"], "x");
+    }
+
+    #[test]
+    fn interrupt_signals_name_the_bot_or_nobody() {
+        let m = |r: &str| {
+            format!(
+                r#"{{"type":20001,"sender":"u","receiver":{r},"payload":{{"id":"1","timestamp":1}}}}"#
+            )
+        };
+        assert!(is_interrupt("bot", 2, m(r#"["bot"]"#).as_bytes()));
+        assert!(is_interrupt("bot", 2, m("[]").as_bytes()));
+        assert!(!is_interrupt("bot", 2, m(r#"["other"]"#).as_bytes()));
+        assert!(!is_interrupt("bot", 1, m(r#"["bot"]"#).as_bytes()));
+        assert!(!is_interrupt("bot", 2, br#"{"type":10000}"#));
+        assert!(!is_interrupt("bot", 2, b"not json"));
     }
 }

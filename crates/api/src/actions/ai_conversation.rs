@@ -1,6 +1,7 @@
 //! StartAIConversation (spec §2.3.18): a voice robot that listens to TargetUserId, asks an
 //! OpenAI-compatible LLM (LLMConfig) and speaks the answer with the server's espeak-ng voice
-//! (TTSConfig omitted, or `TTSType` `espeak`); the user's speech interrupts it (InterruptMode 0).
+//! (TTSConfig omitted, or `TTSType` `espeak`); the user's speech interrupts it (InterruptMode 0),
+//! or the user's client does (InterruptMode 1: a custom message, `docs/ai-bots.md`).
 //! UpdateAIConversation changes its settings live; ControlAIConversation makes it say a text
 //! (ServerPushText) or ask the LLM (InvokeLLM). Describe and Stop are shared with transcription
 //! (`ai`).
@@ -177,6 +178,21 @@ fn tts_of(raw: Option<&str>) -> Result<Tts, ApiError> {
     Ok(tts)
 }
 
+/// InterruptMode (0 the server's voice detection, 1 the client's signal) and
+/// InterruptSpeechDuration (ms), each checked where given.
+fn interrupt_of(
+    mode: Option<i64>,
+    speech_ms: Option<i64>,
+) -> Result<(Option<u8>, Option<u32>), ApiError> {
+    let mode = mode
+        .map(|m| ranged(Some(m), "InterruptMode", 0, 1, 0))
+        .transpose()?;
+    let ms = speech_ms
+        .map(|ms| ranged(Some(ms), "InterruptSpeechDuration", 100, 10_000, 500))
+        .transpose()?;
+    Ok((mode.map(|m| m as u8), ms.map(|ms| ms as u32)))
+}
+
 pub async fn start_ai_conversation(
     ctx: &Ctx,
     params: Value,
@@ -207,19 +223,12 @@ pub async fn start_ai_conversation(
         ));
     }
     check_usersig(ctx, app, &a.user_id, &a.user_sig)?;
-    let interrupt_mode = ranged(a.interrupt_mode, "InterruptMode", 0, 1, 0)? as u8;
-    if interrupt_mode == 1 {
-        return Err(ApiError::NotAbility(
-            "InterruptMode 1 (the client's interrupt signal) is not built yet; use 0.".into(),
-        ));
-    }
-    let interrupt_speech_ms = ranged(
-        a.interrupt_speech_ms,
-        "InterruptSpeechDuration",
-        100,
-        10_000,
-        500,
-    )? as u32;
+    let (interrupt_mode, interrupt_speech_ms) =
+        interrupt_of(a.interrupt_mode, a.interrupt_speech_ms)?;
+    let (interrupt_mode, interrupt_speech_ms) = (
+        interrupt_mode.unwrap_or(0),
+        interrupt_speech_ms.unwrap_or(500),
+    );
     let max_idle = ranged(a.max_idle_time, "MaxIdleTime", 5, 86_400, 60)? as u64;
     let stt = p.stt.unwrap_or_default();
     let language = stt
@@ -380,23 +389,12 @@ pub async fn update_ai_conversation(
 ) -> Result<Map<String, Value>, ApiError> {
     let p: UpdateParams = decode(params)?;
     let id = task_id_of(&p.task_id)?;
-    let interrupt_mode = p
-        .interrupt_mode
-        .map(|m| ranged(Some(m), "InterruptMode", 0, 1, 0))
-        .transpose()?;
-    if interrupt_mode == Some(1) {
-        return Err(ApiError::NotAbility(
-            "InterruptMode 1 (the client's interrupt signal) is not built yet; use 0.".into(),
-        ));
-    }
+    let (interrupt_mode, interrupt_speech_ms) =
+        interrupt_of(p.interrupt_mode, p.interrupt_speech_ms)?;
     let c = Command::UpdateConversation {
         welcome: p.welcome,
-        interrupt_mode: interrupt_mode.map(|m| m as u8),
-        interrupt_speech_ms: p
-            .interrupt_speech_ms
-            .map(|ms| ranged(Some(ms), "InterruptSpeechDuration", 100, 10_000, 500))
-            .transpose()?
-            .map(|ms| ms as u32),
+        interrupt_mode,
+        interrupt_speech_ms,
         llm: p
             .llm
             .filter(|l| !l.trim().is_empty())
