@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -257,6 +258,97 @@ def test_the_robot_answers_a_spoken_question_with_the_llms_words(conv, tmp_path)
 
     try:
         run(body())
+    finally:
+        llm.close()
+
+
+class ScriptedSpeech:
+    """An OpenAI-compatible speech endpoint (`/v1/audio/speech`): renders `input` with espeak-ng
+    and answers the WAV file. Requests are recorded."""
+
+    def __init__(self):
+        self.requests = []
+        speech = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                speech.requests.append({"body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                wav = subprocess.run(["espeak-ng", "--stdout", "-v", "en-us", body["input"]],
+                                     check=True, capture_output=True).stdout
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/wav")
+                self.send_header("Content-Length", str(len(wav)))
+                self.end_headers()
+                self.wfile.write(wav)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/v1/audio/speech"
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("engine", ["espeak", "flite", "piper", "openai"])
+def test_the_robot_speaks_with_each_voice_engine(conv, engine):
+    """TTSType flite and piper (on the server) and openai (an OpenAI-compatible endpoint): the
+    pushed text, transcribed back from the robot's audio track, is the text's words."""
+    room = {"espeak": 8210, "flite": 8211, "piper": 8212, "openai": 8213}[engine]
+    speech = ScriptedSpeech()
+    llm = ScriptedLlm(["unused"])
+    tts = {"TTSType": engine}
+    if engine == "openai":
+        tts.update({"APIUrl": speech.url, "APIKey": "sk-speech", "Model": "tts-test", "VoiceId": "nova",
+                    "Speed": 1.0})
+
+    async def body():
+        params = start_params(conv, room, llm.url, TTSConfig=json.dumps(tts))
+        params["AgentConfig"]["WelcomeMessage"] = ""
+        task = call(conv, "StartAIConversation", params)["TaskId"]
+        robot = await play_robot(conv, room)
+        await asyncio.sleep(0.5)
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText",
+                                             "ServerPushText": {"Text": "good morning everyone"}})
+        await wait_for(lambda: len(robot.frames) > 40, 15, "the robot's speech", step=0.1)
+        await asyncio.sleep(3)
+        heard = transcribe(robot.samples(), [WELCOME, "good morning everyone", QUESTION])
+        assert "good morning everyone" in heard, heard
+        if engine == "openai":
+            req = speech.requests[0]
+            assert req["headers"]["authorization"] == "Bearer sk-speech"
+            assert req["body"] == {"model": "tts-test", "input": "good morning everyone", "voice": "nova",
+                                   "speed": 1.0, "response_format": "wav"}, req["body"]
+        call(conv, "StopAIConversation", {"TaskId": task})
+        await robot.delete()
+        await robot.close()
+
+    try:
+        run(body())
+    finally:
+        speech.close()
+        llm.close()
+
+
+def test_voice_engine_errors(conv):
+    """A speech endpoint the address rules refuse, a vendor this server cannot reach and a
+    voice an engine does not have are refused at the start and at an update."""
+    llm = ScriptedLlm(["unused"])
+    try:
+        bad = {"TTSType": "openai", "APIUrl": "http://169.254.169.254/v1/audio/speech", "APIKey": "k"}
+        code, msg = error_of(conv, "StartAIConversation", start_params(conv, 8214, llm.url, TTSConfig=json.dumps(bad)))
+        assert code.startswith("InvalidParameter") and "TTSConfig.APIUrl" in msg, (code, msg)
+        for cfg, want in [({"TTSType": "tencent", "AppId": 1, "VoiceType": 1008}, "FailedOperation.NotAbility"),
+                          ({"TTSType": "flite", "VoiceId": "nobody"}, "InvalidParameter"),
+                          ({"TTSType": "openai", "APIKey": "k"}, "InvalidParameter")]:
+            assert error_of(conv, "StartAIConversation",
+                            start_params(conv, 8214, llm.url, TTSConfig=json.dumps(cfg)))[0] == want, cfg
     finally:
         llm.close()
 

@@ -415,13 +415,49 @@ pub struct Llm {
     pub outbound_allow: Vec<String>,
 }
 
-/// The robot's voice: espeak-ng on the server.
+/// The robot's voice (TTSConfig).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tts {
-    /// An espeak-ng voice (`en-us`, …).
+    pub engine: TtsEngine,
+    /// The engine's voice: an espeak-ng or flite voice, or the endpoint's voice name (piper
+    /// speaks with the voice installed on the server).
     pub voice: String,
-    /// Words per minute.
-    pub speed_wpm: u32,
+    /// 0.5–2.0; 1 is the voice's own pace.
+    pub speed: f32,
+    /// The speech endpoint (`Openai`).
+    pub endpoint: Option<Endpoint>,
+}
+
+/// Which text-to-speech engine speaks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TtsEngine {
+    /// Debian's espeak-ng.
+    Espeak,
+    /// Debian's flite.
+    Flite,
+    /// Piper (PyPI `piper-tts` with a voice package) under the AI engines' Python.
+    Piper,
+    /// An OpenAI-compatible `/v1/audio/speech` endpoint.
+    Openai,
+}
+
+/// An OpenAI-compatible HTTP endpoint a task uses; the URL passes the address rules, the key
+/// goes in `Authorization` and is never logged.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    pub url: String,
+    pub key: String,
+    pub model: String,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
 }
 
 pub const HEARTBEAT_SECS: u64 = 2;

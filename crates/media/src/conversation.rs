@@ -72,6 +72,7 @@ struct Bot {
     name: String,
     client: Client,
     rules: Rules,
+    voices: tts::Voices,
     shared: Arc<Mutex<Shared>>,
     generation: Arc<AtomicU64>,
     speak: mpsc::UnboundedSender<Utterance>,
@@ -127,7 +128,7 @@ impl Bot {
 
     async fn say_as(&self, g: u64, round: &str, text: &str, last: bool, answer: bool) -> bool {
         let tts = self.settings().tts;
-        let frames = match tts::speak(&tts, text).await {
+        let frames = match self.voices.speak(&tts, text).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "speech synthesis failed");
@@ -344,12 +345,15 @@ impl Conversationalist {
     ) -> Result<Self> {
         let (stt, mut results) = Stt::spawn(&job.stt.stt_python).await?;
         let rules = Rules::new(&job.llm.outbound_allow).map_err(anyhow::Error::msg)?;
+        let voices = tts::Voices::new(job.stt.stt_python.clone(), rules.clone());
+        voices.prepare(&job.tts).await?;
         client.publish_audio();
         let (speak, speak_rx) = mpsc::unbounded_channel();
         let bot = Bot {
             job: Arc::new(job.clone()),
             name,
             client,
+            voices,
             rules,
             shared: Arc::new(Mutex::new(Shared {
                 history: VecDeque::new(),

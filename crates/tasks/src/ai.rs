@@ -6,7 +6,7 @@
 use crate::task::{self, Launch, UsageRule};
 use crate::{AiTags, Shared, Tasks};
 use hearth_api::media::{AiTaskInfo, AiTaskRef, ConversationStart, TaskError, TranscriptionStart};
-use hearth_media_proto::{Command, Job};
+use hearth_media_proto::{Command, Job, Llm, Tts};
 use hearth_types::SdkAppId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,6 +128,30 @@ pub(crate) async fn start_transcription(
     .await
 }
 
+/// A conversation's endpoint URLs against the address rules, so that a refused one fails the
+/// request (the worker checks them again before every use).
+async fn check_urls(
+    shared: &Shared,
+    llm: Option<&Llm>,
+    tts: Option<&Tts>,
+) -> Result<(), TaskError> {
+    let urls = llm
+        .map(|l| ("LLMConfig.APIUrl", l.url.as_str()))
+        .into_iter()
+        .chain(
+            tts.and_then(|t| t.endpoint.as_ref())
+                .map(|e| ("TTSConfig.APIUrl", e.url.as_str())),
+        );
+    for (what, url) in urls {
+        shared
+            .rules
+            .check(url, &["http", "https"])
+            .await
+            .map_err(|e| TaskError::Invalid(format!("{what}: {e}")))?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn start_conversation(
     shared: Arc<Shared>,
     req: ConversationStart,
@@ -137,11 +161,7 @@ pub(crate) async fn start_conversation(
     job.llm.outbound_allow = shared.cfg.outbound_allow.clone();
     // The URL is checked here too, so that a refused one fails the start (the worker checks it
     // again before every request).
-    shared
-        .rules
-        .check(&job.llm.url, &["http", "https"])
-        .await
-        .map_err(|e| TaskError::Invalid(format!("LLMConfig.APIUrl: {e}")))?;
+    check_urls(&shared, Some(&job.llm), Some(&job.tts)).await?;
     let params = serde_json::json!({
         "user_id": req.user_id, "session_id": req.session_id, "target": job.target,
         "model": job.llm.model,
@@ -245,12 +265,8 @@ impl Tasks {
         let Some((app, _)) = self.running(kind, &apps, &AiTaskRef::Task(id.clone())) else {
             return Err(TaskError::NotFound);
         };
-        if let Command::UpdateConversation { llm: Some(l), .. } = &command {
-            self.shared
-                .rules
-                .check(&l.url, &["http", "https"])
-                .await
-                .map_err(|e| TaskError::Invalid(format!("LLMConfig.APIUrl: {e}")))?;
+        if let Command::UpdateConversation { llm, tts, .. } = &command {
+            check_urls(&self.shared, llm.as_ref(), tts.as_ref()).await?;
         }
         self.with_entry(app, &id, kind, |e| {
             e.cmds.send(command).map_err(|_| TaskError::NotFound)

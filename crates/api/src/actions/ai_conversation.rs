@@ -12,7 +12,7 @@ use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::media::{AiKind, ConversationStart, TaskError};
 use crate::params::{decode, int};
-use hearth_media_proto::{Command, Conversation, Llm, Transcription, Tts};
+use hearth_media_proto::{Command, Conversation, Endpoint, Llm, Transcription, Tts, TtsEngine};
 use hearth_types::SdkAppId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -138,45 +138,107 @@ fn llm_of(raw: Option<&str>) -> Result<Llm, ApiError> {
     })
 }
 
-/// TTSConfig: the server's espeak-ng voice. Both of the spec's shapes are read; the vendors
-/// they name (Tencent Cloud TTS, TRTC's `flow`) cannot be reached from a self-hosted server.
+/// The voices of the flite Debian ships.
+const FLITE_VOICES: [&str; 6] = ["slt", "kal", "kal16", "awb", "rms", "awb_time"];
+
+/// TTSConfig: the engine on the server (`TTSType` `espeak`, the default; `flite`; `piper`) or an
+/// OpenAI-compatible speech endpoint (`openai`: `APIUrl`, `APIKey`, `Model`, `VoiceId`). Both
+/// of the spec's shapes are read; the vendors they name (Tencent Cloud TTS, TRTC's `flow`)
+/// cannot be reached from a self-hosted server.
 fn tts_of(raw: Option<&str>) -> Result<Tts, ApiError> {
     let mut tts = Tts {
+        engine: TtsEngine::Espeak,
         voice: "en-us".into(),
-        speed_wpm: 160,
+        speed: 1.0,
+        endpoint: None,
     };
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
         return Ok(tts);
     };
     let v: Value = serde_json::from_str(raw)
         .map_err(|e| invalid(format!("TTSConfig is not a JSON object: {e}.")))?;
-    let kind = v.get("TTSType").and_then(Value::as_str).unwrap_or("");
-    if !kind.eq_ignore_ascii_case("espeak") {
-        return Err(ApiError::NotAbility(format!(
-            "TTSType {kind:?} names a service this server cannot reach; use TTSType \"espeak\" (the server's voice) or omit TTSConfig."
-        )));
-    }
-    if let Some(voice) = v.get("VoiceId").and_then(Value::as_str) {
-        if voice.is_empty()
-            || voice.len() > 32
-            || !voice
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
-        {
-            return Err(invalid(format!(
-                "TTSConfig.VoiceId {voice:?} is not an espeak-ng voice."
-            )));
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::trim);
+    let kind = text("TTSType").unwrap_or("");
+    let voice = text("VoiceId");
+    tts.engine = match kind.to_ascii_lowercase().as_str() {
+        "espeak" => TtsEngine::Espeak,
+        "flite" => TtsEngine::Flite,
+        "piper" => TtsEngine::Piper,
+        "openai" => TtsEngine::Openai,
+        _ => {
+            return Err(ApiError::NotAbility(format!(
+                "TTSType {kind:?} names a service this server cannot reach; use espeak, flite, piper or openai (an OpenAI-compatible speech endpoint), or omit TTSConfig."
+            )))
         }
-        tts.voice = voice.to_owned();
+    };
+    match tts.engine {
+        TtsEngine::Espeak => {
+            if let Some(voice) = voice {
+                if voice.is_empty()
+                    || voice.len() > 32
+                    || !voice
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
+                {
+                    return Err(invalid(format!(
+                        "TTSConfig.VoiceId {voice:?} is not an espeak-ng voice."
+                    )));
+                }
+                tts.voice = voice.to_owned();
+            }
+        }
+        TtsEngine::Flite => {
+            let voice = voice.unwrap_or("slt");
+            if !FLITE_VOICES.contains(&voice) {
+                return Err(invalid(format!(
+                    "TTSConfig.VoiceId {voice:?} is not a flite voice ({}).",
+                    FLITE_VOICES.join(", ")
+                )));
+            }
+            tts.voice = voice.to_owned();
+        }
+        TtsEngine::Piper => {
+            if voice.is_some_and(|v| v != PIPER_VOICE) {
+                return Err(ApiError::NotAbility(format!(
+                    "TTSConfig.VoiceId: this server's piper voice is {PIPER_VOICE}."
+                )));
+            }
+            tts.voice = PIPER_VOICE.into();
+        }
+        TtsEngine::Openai => {
+            for k in ["APIUrl", "APIKey"] {
+                if text(k).unwrap_or("").is_empty() {
+                    return Err(invalid(format!(
+                        "TTSConfig.{k} is required for TTSType openai."
+                    )));
+                }
+            }
+            let voice = voice.unwrap_or("alloy");
+            if voice.is_empty() || voice.len() > 64 {
+                return Err(invalid("TTSConfig.VoiceId is 1 to 64 characters."));
+            }
+            tts.voice = voice.to_owned();
+            tts.endpoint = Some(Endpoint {
+                url: text("APIUrl").unwrap_or("").to_owned(),
+                key: text("APIKey").unwrap_or("").to_owned(),
+                model: text("Model")
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or("tts-1")
+                    .to_owned(),
+            });
+        }
     }
     if let Some(speed) = v.get("Speed").and_then(Value::as_f64) {
         if !(0.5..=2.0).contains(&speed) {
             return Err(invalid("TTSConfig.Speed must be 0.5 to 2.0."));
         }
-        tts.speed_wpm = (160.0 * speed).round() as u32;
+        tts.speed = speed as f32;
     }
     Ok(tts)
 }
+
+/// The piper voice `scripts/setup.sh --piper` installs.
+const PIPER_VOICE: &str = "en_US-joe-medium";
 
 /// InterruptMode (0 the server's voice detection, 1 the client's signal) and
 /// InterruptSpeechDuration (ms), each checked where given.
@@ -320,8 +382,27 @@ mod tests {
         assert_eq!(
             tts_of(Some(r#"{"TTSType":"espeak","Speed":1.5}"#))
                 .unwrap()
-                .speed_wpm,
-            240
+                .speed,
+            1.5
+        );
+        let f = tts_of(Some(r#"{"TTSType":"flite","VoiceId":"kal"}"#)).unwrap();
+        assert_eq!((f.engine, f.voice.as_str()), (TtsEngine::Flite, "kal"));
+        assert!(tts_of(Some(r#"{"TTSType":"flite","VoiceId":"nope"}"#)).is_err());
+        let o = tts_of(Some(
+            r#"{"TTSType":"openai","APIUrl":"http://x/v1/audio/speech","APIKey":"k","VoiceId":"nova"}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (o.voice.as_str(), o.endpoint.unwrap().model.as_str()),
+            ("nova", "tts-1")
+        );
+        assert!(matches!(
+            tts_of(Some(r#"{"TTSType":"openai","APIKey":"k"}"#)),
+            Err(ApiError::InvalidParameter(_))
+        ));
+        assert_eq!(
+            tts_of(Some(r#"{"TTSType":"piper"}"#)).unwrap().engine,
+            TtsEngine::Piper
         );
         assert!(matches!(
             tts_of(Some(r#"{"TTSType":"tencent","AppId":1,"VoiceType":1008}"#)),
