@@ -296,6 +296,122 @@ class ScriptedSpeech:
         self.server.shutdown()
 
 
+class ScriptedTranscription:
+    """An OpenAI-compatible transcription endpoint (`/v1/audio/transcriptions`): reads the
+    multipart form, recognizes the WAV file with PocketSphinx restricted to `phrases` and answers
+    `{"text": …}`. Requests are recorded (fields, headers, the audio's length)."""
+
+    def __init__(self, phrases: list[str]):
+        self.requests = []
+        stt = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                import email.parser
+                import io
+                import wave
+
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                msg = email.parser.BytesParser().parsebytes(
+                    f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode() + raw)
+                fields, wav = {}, None
+                for part in msg.get_payload():
+                    name = part.get_param("name", header="content-disposition")
+                    if name == "file":
+                        wav = part.get_payload(decode=True)
+                    else:
+                        fields[name] = part.get_payload(decode=True).decode()
+                with wave.open(io.BytesIO(wav)) as w:
+                    rate, channels = w.getframerate(), w.getnchannels()
+                    samples = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32)
+                stt.requests.append({"fields": fields, "rate": rate, "channels": channels,
+                                     "secs": len(samples) / rate,
+                                     "headers": {k.lower(): v for k, v in self.headers.items()}})
+                text = transcribe(np.concatenate([samples, np.zeros(16000, np.float32)]), phrases)
+                body = json.dumps({"text": text}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/v1/audio/transcriptions"
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_the_users_speech_through_an_openai_transcription_endpoint(conv, tmp_path):
+    """STTType openai: each sentence of the user goes to the endpoint as a 16 kHz WAV file with
+    the model and language; its text is the LLM's question and the user's subtitle."""
+    room = 8215
+    question = speech_wav(tmp_path / "q.wav", [QUESTION])
+    llm = ScriptedLlm([ANSWER])
+    stt = ScriptedTranscription([QUESTION, "good morning everyone"])
+
+    async def body():
+        watcher = WsClient(conv, APP1, "conv-watcher7", room=room, role="audience", autosubscribe=False)
+        await watcher.connect()
+        params = start_params(conv, room, llm.url)
+        params["AgentConfig"]["WelcomeMessage"] = ""
+        params["STTConfig"] = {"Language": "en", "VadSilenceTime": 600, "CustomParam": json.dumps(
+            {"STTType": "openai", "APIUrl": stt.url, "APIKey": "sk-stt", "Model": "whisper-test"})}
+        task = call(conv, "StartAIConversation", params)["TaskId"]
+        user = Publisher(conv, APP1, "conv-user", room=room, audio=MediaPlayer(str(question)).audio,
+                         video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
+        try:
+            await user.start()
+            await wait_for(lambda: llm.requests, 30, "the LLM asked", step=0.2)
+        finally:
+            await user.delete()
+            await user.close()
+        assert llm.requests[0]["body"]["messages"][-1] == {"role": "user", "content": QUESTION}
+        req = stt.requests[0]
+        assert req["fields"] == {"model": "whisper-test", "language": "en", "response_format": "json"}, req
+        assert req["headers"]["authorization"] == "Bearer sk-stt"
+        assert (req["rate"], req["channels"]) == (16000, 1) and 1.0 < req["secs"] < 5.0, req
+        subs = [m for m in bot_messages(watcher) if m["type"] == 10000 and m["sender"] == "conv-user"]
+        assert any(m["payload"]["text"] == QUESTION and m["payload"]["end"] for m in subs), subs
+        call(conv, "StopAIConversation", {"TaskId": task})
+        await watcher.close()
+
+    try:
+        run(body())
+    finally:
+        llm.close()
+        stt.close()
+
+
+def test_speech_engine_errors(conv):
+    """An engine this server does not have, an endpoint without a URL or aimed where the address
+    rules refuse, and a language the default engine does not know."""
+    llm = ScriptedLlm(["unused"])
+
+    def stt_config(**custom):
+        return {"Language": "en", "CustomParam": json.dumps(custom)}
+
+    try:
+        for stt, want in [(stt_config(STTType="azure"), "FailedOperation.NotAbility"),
+                          (stt_config(STTType="openai", APIKey="k"), "InvalidParameter"),
+                          ({"Language": "zh"}, "FailedOperation.NotAbility"),
+                          ({"Language": "xx"}, "InvalidParameter")]:
+            assert error_of(conv, "StartAIConversation", start_params(conv, 8216, llm.url, STTConfig=stt))[0] == want, stt
+        code, msg = error_of(conv, "StartAIConversation", start_params(
+            conv, 8216, llm.url, STTConfig=stt_config(STTType="openai", APIKey="k",
+                                                      APIUrl="http://169.254.169.254/v1/audio/transcriptions")))
+        assert code.startswith("InvalidParameter") and "APIUrl" in msg, (code, msg)
+    finally:
+        llm.close()
+
+
 @pytest.mark.parametrize("engine", ["espeak", "flite", "piper", "openai"])
 def test_the_robot_speaks_with_each_voice_engine(conv, engine):
     """TTSType flite and piper (on the server) and openai (an OpenAI-compatible endpoint): the

@@ -28,12 +28,16 @@ PHRASES = ["turn on the kitchen lights", "what is the weather today", "good morn
 SPOKEN = PHRASES[:2]
 
 
-def speech_wav(path: Path, sentences: list[str]) -> Path:
-    """espeak-ng's voice saying each sentence, 1.5 s of silence before, between and after."""
+def speech_wav(path: Path, sentences: list[str], voice: str = "espeak") -> Path:
+    """espeak-ng's (or flite's) voice saying each sentence, 1.5 s of silence before, between and
+    after."""
     frames, rate = [], None
     for i, s in enumerate(sentences):
         part = path.with_suffix(f".{i}.wav")
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(part), s], check=True)
+        if voice == "flite":
+            subprocess.run(["flite", "-voice", "slt", "-t", s, "-o", str(part)], check=True)
+        else:
+            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(part), s], check=True)
         with wave.open(str(part)) as w:
             rate = w.getframerate()
             frames.append(w.readframes(w.getnframes()))
@@ -159,6 +163,57 @@ def test_transcription_errors(media):
     finally:
         call(media, "StopAITranscription", {"TaskId": task})
     run(asyncio.sleep(0.5))
+
+
+def words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+
+
+def test_whisper_transcribes_open_vocabulary_speech(tmp_path_factory, tmp_path):
+    """A server whose speech engine is Whisper (ai.stt_engine): sentences nobody listed as hot
+    words come back word for word, partial results first; a language PocketSphinx does not know
+    is accepted."""
+    from conftest import start_hearth, stop_hearth
+
+    h = start_hearth(tmp_path_factory.mktemp("hearth-whisper"), "whisper", rate_limits=False,
+                     env={"HEARTH_AI_STT_ENGINE": "whisper"})
+    spoken = ["we will meet at the station at noon", "please send the report by friday"]
+    wav = speech_wav(tmp_path / "speech.wav", spoken, voice="flite")
+    room = 8104
+
+    async def body():
+        viewer = WsClient(h, APP1, "stt-viewer", room=room, role="audience")
+        await viewer.connect()
+        params = start_params(h, room)
+        params["RecognizeConfig"] = {"Language": "en", "VadSilenceTime": 600}
+        task = call(h, "StartAITranscription", params)["TaskId"]
+        speaker = Publisher(h, APP1, "stt-speaker", room=room, audio=MediaPlayer(str(wav)).audio,
+                            video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
+        try:
+            await speaker.start()
+            await wait_for(lambda: len([s for s in subtitles(viewer) if s["payload"]["end"]]) >= len(spoken), 60,
+                           f"the sentences as final subtitles (got {subtitles(viewer)})", step=0.2)
+        finally:
+            await speaker.delete()
+            await speaker.close()
+        subs = subtitles(viewer)
+        finals = [s for s in subs if s["payload"]["end"]]
+        assert [words(s["payload"]["text"]) for s in finals] == spoken, subs
+        first = finals[0]["payload"]["roundid"]
+        partials = [s for s in subs if s["payload"]["roundid"] == first and not s["payload"]["end"]]
+        assert partials and subs.index(partials[0]) < subs.index(finals[0]), subs
+        call(h, "StopAITranscription", {"TaskId": task})
+        # Whisper knows Chinese; PocketSphinx does not (the other server refuses it).
+        params = start_params(h, room + 1)
+        params["RecognizeConfig"] = {"Language": "zh"}
+        zh = call(h, "StartAITranscription", params)["TaskId"]
+        call(h, "StopAITranscription", {"TaskId": zh})
+        await viewer.close()
+
+    try:
+        run(body())
+    finally:
+        stop_hearth(h)
 
 
 def test_a_server_without_its_speech_engine_says_so(tmp_path_factory):

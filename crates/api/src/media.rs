@@ -33,6 +33,8 @@ pub enum TaskError {
     Exists(String),
     /// The task existed and has ended.
     Finished,
+    /// Something the spec allows that this server's engines do not do.
+    NotAbility(String),
 }
 
 impl From<TaskError> for ApiError {
@@ -48,6 +50,7 @@ impl From<TaskError> for ApiError {
             },
             TaskError::Exists(m) => ApiError::TaskExist(m),
             TaskError::Finished => ApiError::TaskFinished,
+            TaskError::NotAbility(m) => ApiError::NotAbility(m),
         }
     }
 }

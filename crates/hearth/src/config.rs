@@ -175,15 +175,18 @@ impl Default for CallsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AiConfig {
-    /// The Python interpreter that runs the offline speech-to-text engine (it needs the
-    /// `pocketsphinx` package; `scripts/setup.sh` makes a venv with it).
+    /// The Python interpreter that runs the AI bots' engines (it needs the `pocketsphinx`
+    /// package, and `piper-tts` or `faster-whisper` for those; `scripts/setup.sh` makes a venv).
     pub stt_python: String,
+    /// The speech-to-text engine of tasks that name none: `pocketsphinx` or `whisper`.
+    pub stt_engine: String,
 }
 
 impl Default for AiConfig {
     fn default() -> Self {
         AiConfig {
             stt_python: "python3".into(),
+            stt_engine: "pocketsphinx".into(),
         }
     }
 }
@@ -319,6 +322,9 @@ impl Config {
         if let Some(v) = get("HEARTH_AI_STT_PYTHON") {
             self.ai.stt_python = v;
         }
+        if let Some(v) = get("HEARTH_AI_STT_ENGINE") {
+            self.ai.stt_engine = v;
+        }
         if let Some(v) = get("HEARTH_CONSOLE_SESSION_SECS") {
             self.console.session_secs = parse("HEARTH_CONSOLE_SESSION_SECS", v)?;
         }
@@ -326,6 +332,13 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        match self.ai.stt_engine.parse::<hearth_tasks::SttEngine>() {
+            Ok(hearth_tasks::SttEngine::Openai) => anyhow::bail!(
+                "ai.stt_engine: openai needs an endpoint per task (STTConfig.CustomParam); the server's default is pocketsphinx or whisper"
+            ),
+            Ok(_) => {}
+            Err(e) => anyhow::bail!("ai.stt_engine: {e}"),
+        }
         let s = &self.server;
         if s.https.is_some() && (s.tls_cert.is_none() || s.tls_key.is_none()) {
             bail!("server.https needs server.tls_cert and server.tls_key");

@@ -197,6 +197,11 @@ pub async fn serve(config: Config) -> Result<()> {
             ingest_passthrough: config.media.ingest_passthrough,
             outbound_allow: config.outbound.allow.clone(),
             stt_python: config.ai.stt_python.clone(),
+            stt_engine: config
+                .ai
+                .stt_engine
+                .parse()
+                .unwrap_or(hearth_tasks::SttEngine::Pocketsphinx),
         },
         rules,
         store.clone(),

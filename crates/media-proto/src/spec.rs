@@ -381,6 +381,79 @@ pub struct Transcription {
     pub max_idle_secs: u64,
     /// The Python interpreter (with the engine's package) that runs the speech engine.
     pub stt_python: String,
+    /// The speech engine; `None` until the supervisor puts in the server's default.
+    pub engine: Option<SttEngine>,
+    /// The transcription endpoint (`Openai`).
+    pub endpoint: Option<Endpoint>,
+}
+
+/// Which speech-to-text engine recognizes the words (voice detection is PocketSphinx's for all).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SttEngine {
+    /// PocketSphinx 5 (its wheel's en-us model): streaming, cheap, English only.
+    Pocketsphinx,
+    /// faster-whisper with Whisper base: multilingual, more accurate, ~0.7 s of CPU a sentence.
+    Whisper,
+    /// An OpenAI-compatible `/v1/audio/transcriptions` endpoint, asked once per sentence.
+    Openai,
+}
+
+impl std::str::FromStr for SttEngine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            SttEngine::Pocketsphinx,
+            SttEngine::Whisper,
+            SttEngine::Openai,
+        ]
+        .into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(s.trim()))
+        .ok_or_else(|| format!("{s:?} is not pocketsphinx, whisper or openai"))
+    }
+}
+
+impl SttEngine {
+    /// The engine's code for one of RecognizeConfig's languages, if it recognizes it.
+    pub fn language(self, spec: &str) -> Option<&'static str> {
+        const WHISPER: [(&str, &str); 19] = [
+            ("zh", "zh"),
+            ("zh-TW", "zh"),
+            ("en", "en"),
+            ("vi", "vi"),
+            ("ja", "ja"),
+            ("ko", "ko"),
+            ("id", "id"),
+            ("th", "th"),
+            ("pt", "pt"),
+            ("tr", "tr"),
+            ("ar", "ar"),
+            ("es", "es"),
+            ("hi", "hi"),
+            ("fr", "fr"),
+            ("ms", "ms"),
+            ("fil", "tl"),
+            ("de", "de"),
+            ("it", "it"),
+            ("ru", "ru"),
+        ];
+        match self {
+            SttEngine::Pocketsphinx => (spec == "en").then_some("en"),
+            SttEngine::Whisper | SttEngine::Openai => WHISPER
+                .iter()
+                .find(|(s, _)| *s == spec)
+                .map(|(_, code)| *code),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SttEngine::Pocketsphinx => "pocketsphinx",
+            SttEngine::Whisper => "whisper",
+            SttEngine::Openai => "openai",
+        }
+    }
 }
 
 /// A voice conversation (StartAIConversation): the robot listens to one user, sends each of

@@ -343,8 +343,8 @@ impl Conversationalist {
         client: Client,
         bus: mpsc::UnboundedSender<(u64, BusEvent)>,
     ) -> Result<Self> {
-        let (stt, mut results) = Stt::spawn(&job.stt.stt_python).await?;
         let rules = Rules::new(&job.llm.outbound_allow).map_err(anyhow::Error::msg)?;
+        let (stt, mut results) = Stt::spawn(&job.stt, &rules).await?;
         let voices = tts::Voices::new(job.stt.stt_python.clone(), rules.clone());
         voices.prepare(&job.tts).await?;
         client.publish_audio();
@@ -429,10 +429,14 @@ impl Conversationalist {
 impl Bot {
     /// What the speech engine heard of the target.
     fn heard(&self, r: SttResult) {
-        if r.error.is_some() {
+        let round = format!("{}-{}", self.name, self.lock().round + 1);
+        if let Some(e) = r.error {
+            // The transcription endpoint failed on a sentence (or the engine refused a line):
+            // the room hears why, and the robot listens on.
+            tracing::warn!(error = %e, "a sentence was not recognized");
+            self.state(&round, BotState::Listening, Some(&e));
             return;
         }
-        let round = format!("{}-{}", self.name, self.lock().round + 1);
         if let Some(secs) = r.speech {
             let (speaking, s) = {
                 let sh = self.lock();
@@ -492,9 +496,7 @@ impl Runner for Conversationalist {
         if self.listener.is_none() {
             self.opened += 1;
             let id = format!("{}#{}", self.target(), self.opened);
-            let j = &self.bot.job.stt;
-            self.stt
-                .open(&id, j.vad_silence_ms, j.vad_level, &j.phrases);
+            self.stt.open(&id);
             match Listener::start(
                 id,
                 self.stt.feeder(),

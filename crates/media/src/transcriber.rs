@@ -14,6 +14,7 @@ use crate::Runner;
 use anyhow::Result;
 use hearth_client::{Client, Codec, Frame, Kind, Stream, TrackKey, User};
 use hearth_media_proto::{Command, Transcription};
+use hearth_outbound::Rules;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -60,7 +61,8 @@ impl Transcriber {
         client: Client,
         bus: mpsc::UnboundedSender<(u64, BusEvent)>,
     ) -> Result<Self> {
-        let (stt, mut results) = Stt::spawn(&job.stt_python).await?;
+        let (stt, mut results) =
+            Stt::spawn(&job, &Rules::new::<&str>(&[]).map_err(anyhow::Error::msg)?).await?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let reader = {
@@ -136,12 +138,7 @@ impl Transcriber {
             .unwrap_or_else(PoisonError::into_inner)
             .streams
             .insert(id.clone(), (user.to_owned(), offset));
-        self.stt.open(
-            &id,
-            self.job.vad_silence_ms,
-            self.job.vad_level,
-            &self.job.phrases,
-        );
+        self.stt.open(&id);
         let l = Listener::start(
             id,
             self.stt.feeder(),
@@ -279,6 +276,7 @@ mod tests {
             error: None,
             ready: false,
             speech: None,
+            segment: None,
         };
         let m: serde_json::Value =
             serde_json::from_slice(&subtitle("alice", &r, 3600.0, "t-alice-1", "en")).unwrap();

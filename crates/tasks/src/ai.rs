@@ -6,7 +6,7 @@
 use crate::task::{self, Launch, UsageRule};
 use crate::{AiTags, Shared, Tasks};
 use hearth_api::media::{AiTaskInfo, AiTaskRef, ConversationStart, TaskError, TranscriptionStart};
-use hearth_media_proto::{Command, Job, Llm, Tts};
+use hearth_media_proto::{Command, Job, Llm, SttEngine, Transcription, Tts};
 use hearth_types::SdkAppId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +104,7 @@ pub(crate) async fn start_transcription(
     req: TranscriptionStart,
 ) -> Result<String, TaskError> {
     let mut job = req.job;
-    job.stt_python = shared.cfg.stt_python.clone();
+    speech_engine(&shared, &mut job).await?;
     let params = serde_json::json!({
         "user_id": req.user_id, "session_id": req.session_id, "target": job.target,
         "language": job.language,
@@ -126,6 +126,33 @@ pub(crate) async fn start_transcription(
         params,
     )
     .await
+}
+
+/// The task's speech engine: the one it named or the server's; it must know the language, and
+/// an endpoint's URL must pass the address rules.
+async fn speech_engine(shared: &Shared, job: &mut Transcription) -> Result<(), TaskError> {
+    job.stt_python = shared.cfg.stt_python.clone();
+    let engine = *job.engine.get_or_insert(shared.cfg.stt_engine);
+    if engine.language(&job.language).is_none() {
+        return Err(TaskError::NotAbility(format!(
+            "The speech engine {} does not recognize Language {:?}{}.",
+            engine.name(),
+            job.language,
+            if engine == SttEngine::Pocketsphinx {
+                " (English only; STTType whisper or openai know more)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if let Some(e) = &job.endpoint {
+        shared
+            .rules
+            .check(&e.url, &["http", "https"])
+            .await
+            .map_err(|err| TaskError::Invalid(format!("STTConfig.CustomParam.APIUrl: {err}")))?;
+    }
+    Ok(())
 }
 
 /// A conversation's endpoint URLs against the address rules, so that a refused one fails the
@@ -157,7 +184,7 @@ pub(crate) async fn start_conversation(
     req: ConversationStart,
 ) -> Result<String, TaskError> {
     let mut job = req.job;
-    job.stt.stt_python = shared.cfg.stt_python.clone();
+    speech_engine(&shared, &mut job.stt).await?;
     job.llm.outbound_allow = shared.cfg.outbound_allow.clone();
     // The URL is checked here too, so that a refused one fails the start (the worker checks it
     // again before every request).

@@ -11,6 +11,7 @@ mod s3;
 mod task;
 mod vod;
 
+pub use hearth_media_proto::SttEngine;
 pub use vod::Vod;
 
 use hearth_api::media::{
@@ -55,6 +56,8 @@ pub struct TasksConfig {
     pub outbound_allow: Vec<String>,
     /// The Python interpreter with PocketSphinx that runs transcription's speech engine.
     pub stt_python: String,
+    /// The speech engine of tasks that name none.
+    pub stt_engine: SttEngine,
 }
 
 /// A task the API can see.

@@ -37,8 +37,8 @@ pub(super) const LANGUAGES: [&str; 20] = [
     "it",
     "ru",
 ];
-/// What the offline engine recognizes.
-pub(super) const ENGINE_LANGUAGES: [&str; 1] = ["en"];
+/// The language when none is given (TRTC's is `zh`; the default engine knows English only).
+pub(super) const DEFAULT_LANGUAGE: &str = "en";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +147,31 @@ pub(super) fn room_of(id: &str, kind: Option<i64>) -> Result<RoomKey, ApiError> 
 }
 
 /// HotWordList (`term|weight,term|weight`) as the phrases recognition is restricted to.
+/// RecognizeConfig's or STTConfig's `Language` (`en-US` is read as `en`): one of the spec's
+/// (whether the engine knows it is judged once the engine is known). `AlternativeLanguage` is
+/// not done.
+pub(super) fn language_of(
+    language: Option<String>,
+    alternative: &[String],
+) -> Result<String, ApiError> {
+    let language = match language.as_deref() {
+        None | Some("") => DEFAULT_LANGUAGE.to_owned(),
+        Some("en-US") => "en".to_owned(),
+        Some(l) => l.to_owned(),
+    };
+    if !LANGUAGES.contains(&language.as_str()) {
+        return Err(invalid(format!(
+            "Language {language:?} is not one of the spec's."
+        )));
+    }
+    if !alternative.is_empty() {
+        return Err(ApiError::NotAbility(format!(
+            "AlternativeLanguage {alternative:?}: this server recognizes one language per task."
+        )));
+    }
+    Ok(language)
+}
+
 pub(super) fn phrases(list: Option<&str>) -> Result<Vec<String>, ApiError> {
     let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
         return Ok(Vec::new());
@@ -201,21 +226,7 @@ pub async fn start_ai_transcription(
     }
     let max_idle = ranged(t.max_idle_time, "MaxIdleTime", 5, 86_400, 60)?;
     let rc = p.recognize.unwrap_or_default();
-    let language = rc
-        .language
-        .unwrap_or_else(|| ENGINE_LANGUAGES[0].to_owned());
-    if !LANGUAGES.contains(&language.as_str()) {
-        return Err(invalid(format!(
-            "Language {language:?} is not one of the spec's."
-        )));
-    }
-    if !ENGINE_LANGUAGES.contains(&language.as_str()) || !rc.alternative.is_empty() {
-        return Err(ApiError::NotAbility(format!(
-            "This server's speech engine recognizes {} only (Language {language:?}, AlternativeLanguage {:?}).",
-            ENGINE_LANGUAGES.join(", "),
-            rc.alternative
-        )));
-    }
+    let language = language_of(rc.language, &rc.alternative)?;
     let vad_silence_ms = ranged(rc.vad_silence_time, "VadSilenceTime", 240, 2000, 1000)? as u32;
     let vad_level = ranged(rc.vad_level, "VadLevel", 0, 3, 0)? as u8;
     let session_id = p.session_id.filter(|s| !s.is_empty());
@@ -233,6 +244,8 @@ pub async fn start_ai_transcription(
             phrases: phrases(rc.hot_words.as_deref())?,
             max_idle_secs: max_idle as u64,
             stt_python: String::new(),
+            engine: None,
+            endpoint: None,
         },
     };
     let task_id = ctx

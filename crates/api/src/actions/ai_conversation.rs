@@ -6,13 +6,15 @@
 //! (ServerPushText) or ask the LLM (InvokeLLM). Describe and Stop are shared with transcription
 //! (`ai`).
 
-use super::ai::{check_ai_app, phrases, room_of, start_error, ENGINE_LANGUAGES, LANGUAGES};
+use super::ai::{check_ai_app, language_of, phrases, room_of, start_error};
 use super::record::{check_usersig, ranged};
 use super::{fields, Ctx};
 use crate::error::ApiError;
 use crate::media::{AiKind, ConversationStart, TaskError};
 use crate::params::{decode, int};
-use hearth_media_proto::{Command, Conversation, Endpoint, Llm, Transcription, Tts, TtsEngine};
+use hearth_media_proto::{
+    Command, Conversation, Endpoint, Llm, SttEngine, Transcription, Tts, TtsEngine,
+};
 use hearth_types::SdkAppId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -240,6 +242,58 @@ fn tts_of(raw: Option<&str>) -> Result<Tts, ApiError> {
 /// The piper voice `scripts/setup.sh --piper` installs.
 const PIPER_VOICE: &str = "en_US-joe-medium";
 
+/// What STTConfig.CustomParam may hold: `HotWordList` (RecognizeConfig's syntax) and the engine,
+/// `STTType` `pocketsphinx`, `whisper` or `openai` (with `APIUrl`, `APIKey`, `Model`).
+struct SttCustom {
+    hot_words: Option<String>,
+    engine: Option<SttEngine>,
+    endpoint: Option<Endpoint>,
+}
+
+fn stt_custom(raw: Option<&str>) -> Result<SttCustom, ApiError> {
+    let mut out = SttCustom {
+        hot_words: None,
+        engine: None,
+        endpoint: None,
+    };
+    let Some(raw) = raw.filter(|c| !c.trim().is_empty()) else {
+        return Ok(out);
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| invalid(format!("STTConfig.CustomParam is not JSON: {e}.")))?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::trim);
+    out.hot_words = text("HotWordList").map(str::to_owned);
+    out.engine = match text("STTType").map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("pocketsphinx") => Some(SttEngine::Pocketsphinx),
+        Some("whisper") => Some(SttEngine::Whisper),
+        Some("openai") => Some(SttEngine::Openai),
+        Some(other) => {
+            return Err(ApiError::NotAbility(format!(
+                "STTType {other:?}: this server's engines are pocketsphinx, whisper and openai (an OpenAI-compatible transcription endpoint)."
+            )))
+        }
+    };
+    if out.engine == Some(SttEngine::Openai) {
+        for k in ["APIUrl", "APIKey"] {
+            if text(k).unwrap_or("").is_empty() {
+                return Err(invalid(format!(
+                    "STTConfig.CustomParam.{k} is required for STTType openai."
+                )));
+            }
+        }
+        out.endpoint = Some(Endpoint {
+            url: text("APIUrl").unwrap_or("").to_owned(),
+            key: text("APIKey").unwrap_or("").to_owned(),
+            model: text("Model")
+                .filter(|m| !m.is_empty())
+                .unwrap_or("whisper-1")
+                .to_owned(),
+        });
+    }
+    Ok(out)
+}
+
 /// InterruptMode (0 the server's voice detection, 1 the client's signal) and
 /// InterruptSpeechDuration (ms), each checked where given.
 fn interrupt_of(
@@ -293,35 +347,8 @@ pub async fn start_ai_conversation(
     );
     let max_idle = ranged(a.max_idle_time, "MaxIdleTime", 5, 86_400, 60)? as u64;
     let stt = p.stt.unwrap_or_default();
-    let language = stt
-        .language
-        .unwrap_or_else(|| ENGINE_LANGUAGES[0].to_owned());
-    if !LANGUAGES.contains(&language.as_str()) && language != "en-US" {
-        return Err(invalid(format!(
-            "Language {language:?} is not one of the spec's."
-        )));
-    }
-    let language = if language == "en-US" {
-        "en".to_owned()
-    } else {
-        language
-    };
-    if !ENGINE_LANGUAGES.contains(&language.as_str()) || !stt.alternative.is_empty() {
-        return Err(ApiError::NotAbility(format!(
-            "This server's speech engine recognizes {} only.",
-            ENGINE_LANGUAGES.join(", ")
-        )));
-    }
-    let hot = match stt.custom.as_deref().filter(|c| !c.trim().is_empty()) {
-        None => None,
-        Some(c) => {
-            let v: Value = serde_json::from_str(c)
-                .map_err(|e| invalid(format!("STTConfig.CustomParam is not JSON: {e}.")))?;
-            v.get("HotWordList")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        }
-    };
+    let language = language_of(stt.language, &stt.alternative)?;
+    let custom = stt_custom(stt.custom.as_deref())?;
     let job = Conversation {
         target: a.target_user_id,
         welcome: a.welcome.filter(|w| !w.trim().is_empty()),
@@ -332,9 +359,11 @@ pub async fn start_ai_conversation(
             language,
             vad_silence_ms: ranged(stt.vad_silence_time, "VadSilenceTime", 240, 2000, 1000)? as u32,
             vad_level: ranged(stt.vad_level, "VadLevel", 0, 3, 0)? as u8,
-            phrases: phrases(hot.as_deref())?,
+            phrases: phrases(custom.hot_words.as_deref())?,
             max_idle_secs: max_idle,
             stt_python: String::new(),
+            engine: custom.engine,
+            endpoint: custom.endpoint,
         },
         llm: llm_of(p.llm.as_deref())?,
         tts: tts_of(p.tts.as_deref())?,
