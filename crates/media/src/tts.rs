@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_CHARS: usize = 600;
 /// Silence before each sentence, so that a receiver's first packets after a pause carry no
 /// word (jitter buffers settle on them).
-const LEAD_IN_SECS: f64 = 0.15;
+const LEAD_IN_SECS: f64 = 0.05;
 
 /// PCM of a WAV file (espeak-ng leaves its size fields unset when it streams): the sample rate
 /// and the samples. Mono 16-bit only.
