@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from conftest import Cred  # noqa: E402
+from media import Client, endpoint_url  # noqa: E402
 
 APP = 1400000001
 
@@ -70,3 +71,25 @@ apps = [{APP}]
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+class Speaker(Client):
+    """A WHIP publisher of one audio track."""
+
+    kind = "whip"
+
+    def __init__(self, h, user, room, audio):
+        super().__init__(h, APP, user, room=room)
+        self.pc.addTransceiver(audio, direction="sendonly")
+
+    def url(self) -> str:
+        return endpoint_url(self.h, "whip", self.app, room=self.room)
+
+
+class Timed(list):
+    """A message list that stamps each message with its arrival time (`_at`, wall clock)."""
+
+    def append(self, m):
+        if isinstance(m, dict):
+            m["_at"] = time.time()
+        super().append(m)

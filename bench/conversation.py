@@ -25,29 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_server  # noqa: E402 - puts tests/e2e on the path
+from bench_server import Speaker, Timed  # noqa: E402
 from speech_track import SpeechTrack, utterance  # noqa: E402
 
 from conftest import sdk_client  # noqa: E402
-from media import Client, endpoint_url, usersig  # noqa: E402
+from media import usersig  # noqa: E402
 from test_conversation import Recorder, ScriptedLlm  # noqa: E402
 from ws_client import WsClient  # noqa: E402
 
 APP = bench_server.APP
 QUESTION = "what is the weather today"
 ANSWER = "The weather is sunny today."
-
-
-class Speaker(Client):
-    """A WHIP publisher of one audio track."""
-
-    kind = "whip"
-
-    def __init__(self, h, user, room, audio):
-        super().__init__(h, APP, user, room=room)
-        self.pc.addTransceiver(audio, direction="sendonly")
-
-    def url(self) -> str:
-        return endpoint_url(self.h, "whip", self.app, room=self.room)
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -60,7 +48,7 @@ async def run_case(h, room: int, turns: int, vad: int, stt: str, tts: str, ttft:
     if ttft:
         llm.delay = ttft  # the first word waits this long (then the rest, as fast)
     watcher = WsClient(h, APP, "bench-watcher", room=room, role="audience", autosubscribe=False)
-    watcher.messages = _Timed()
+    watcher.messages = Timed()
     await watcher.connect()
     bot = "bench-bot"
     custom = {"HotWordList": QUESTION}
@@ -123,15 +111,6 @@ def _final_of(m: dict, sender: str) -> bool:
         return False
     msg = json.loads(base64.b64decode(m["data"]))
     return msg.get("type") == 10000 and msg.get("sender") == sender and msg["payload"].get("end")
-
-
-class _Timed(list):
-    """A message list that stamps each message with its arrival time."""
-
-    def append(self, m):
-        if isinstance(m, dict):
-            m["_at"] = time.time()
-        super().append(m)
 
 
 def main():

@@ -25,28 +25,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_server  # noqa: E402 - puts tests/e2e on the path
+from bench_server import Speaker, Timed  # noqa: E402
 from speech_track import SpeechTrack, utterance  # noqa: E402
 
 from conftest import sdk_client  # noqa: E402
-from media import Client, endpoint_url, usersig  # noqa: E402
+from media import usersig  # noqa: E402
 from ws_client import WsClient  # noqa: E402
 
 APP = bench_server.APP
 SENTENCES = ["turn on the kitchen lights", "what is the weather today", "good morning everyone"]
 GAP = 1.5
-
-
-class Speaker(Client):
-    """A WHIP publisher of one audio track."""
-
-    kind = "whip"
-
-    def __init__(self, h, user, room, audio):
-        super().__init__(h, APP, user, room=room)
-        self.pc.addTransceiver(audio, direction="sendonly")
-
-    def url(self) -> str:
-        return endpoint_url(self.h, "whip", self.app, room=self.room)
 
 
 def sentences(work: Path) -> list:
@@ -126,7 +114,7 @@ def main():
         orig = WsClient._read
 
         async def timed_read(self):
-            self.messages = _Timed(self.messages)
+            self.messages = Timed(self.messages)
             await orig(self)
 
         WsClient._read = timed_read
@@ -138,15 +126,6 @@ def main():
         p50 = f"{statistics.median(d):.2f}" if d else "—"
         p95 = f"{d[min(len(d) - 1, int(0.95 * len(d)))]:.2f}" if d else "—"
         print(f"| {r['speakers']} | {r['cores']:.3f} | {r['finals']} | {r['exact']} | {p50} | {p95} |")
-
-
-class _Timed(list):
-    """A message list that stamps each message with its arrival time."""
-
-    def append(self, m):
-        if isinstance(m, dict):
-            m["_at"] = time.time()
-        super().append(m)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class ScriptedLlm:
     """An OpenAI-compatible chat-completions server: each request gets the next scripted answer,
     streamed word by word as server-sent events (`delay` s apart). Requests are recorded."""
 
-    def __init__(self, answers: list[str], delay: float = 0.05, status: int = 200):
+    def __init__(self, answers: list[str], delay: float = 0.05, status: int = 200, meta: dict | None = None):
         self.answers, self.delay, self.requests = answers, delay, []
         llm = self
 
@@ -66,6 +66,8 @@ class ScriptedLlm:
                     self.wfile.flush()
 
                 event({"role": "assistant"})
+                if meta is not None:  # TRTC's pass-through of data for the app
+                    self.wfile.write(f"data: {json.dumps({'type': 'meta.info', 'metainfo': meta})}\n\n".encode())
                 for i, w in enumerate(answer.split(" ")):
                     time.sleep(llm.delay)
                     event({"content": (" " if i else "") + w})
@@ -669,6 +671,79 @@ def test_interrupt_mode_1_the_users_client_stops_the_robot(conv):
         await robot.delete()
         await robot.close()
         for c in (user, other, watcher):
+            await c.close()
+
+    try:
+        run(body())
+    finally:
+        llm.close()
+
+
+def test_push_text_priority_audio_and_metainfo(conv, tmp_path):
+    """ServerPushText Priority 1 is not interrupted by the user's client; a server Interrupt
+    still stops it. MetaInfo and the LLM's `metainfo` reach the room as type 10002 messages.
+    Audio is played instead of a text: transcribed back from the robot's track."""
+    room = 8207
+    llm = ScriptedLlm(["Sunny."], delay=0.01, meta={"card": "weather", "temp": 21})
+    audio = speech_wav(tmp_path / "a.wav", ["good morning everyone"])
+
+    def signal():
+        body = {"type": 20001, "sender": "conv-user", "receiver": ["conv-bot"],
+                "payload": {"id": "x2", "timestamp": int(time.time() * 1000)}}
+        return {"type": "custom", "cmdid": 2, "data": base64.b64encode(json.dumps(body).encode()).decode()}
+
+    async def body():
+        watcher = WsClient(conv, APP1, "conv-watcher8", room=room, role="audience", autosubscribe=False)
+        await watcher.connect()
+        user = WsClient(conv, APP1, "conv-user", room=room, autosubscribe=False)
+        await user.connect()
+        params = start_params(conv, room, llm.url)
+        params["AgentConfig"].update({"WelcomeMessage": "", "InterruptMode": 1})
+        task = call(conv, "StartAIConversation", params)["TaskId"]
+        robot = await play_robot(conv, room)
+
+        def states():
+            return [m["payload"]["state"] for m in bot_messages(watcher) if m["type"] == 10001]
+
+        def metas():
+            return [m for m in bot_messages(watcher) if m["type"] == 10002]
+
+        def loud_at():
+            return [t for t, a in robot.arrivals if float(np.sqrt(np.mean(a ** 2))) > 300]
+
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText", "ServerPushText": {
+            "Text": LONG_ANSWER, "Priority": 1, "MetaInfo": json.dumps({"slide": 3})}})
+        await wait_for(lambda: len(loud_at()) > 50, 20, "the robot speaking", step=0.05)
+        await user.send(signal())
+        await asyncio.sleep(1.5)
+        assert 4 not in states(), states()
+        assert loud_at()[-1] > time.monotonic() - 0.8, "the protected text was cut by the user"
+        assert [m["payload"] for m in metas()] == [{"slide": 3}], metas()
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText",
+                                             "ServerPushText": {"Text": "hello world", "Interrupt": True}})
+        await wait_for(lambda: 4 in states(), 5, "the server's interrupt", step=0.05)
+        # The LLM's metainfo comes to the room with its round.
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "InvokeLLM",
+                                             "InvokeLLM": {"Content": QUESTION}})
+        await wait_for(lambda: len(metas()) == 2, 10, "the LLM's metainfo", step=0.05)
+        assert metas()[1]["payload"] == {"card": "weather", "temp": 21} and metas()[1]["roundid"], metas()
+        await asyncio.sleep(2)
+        # Audio instead of a text.
+        start = len(robot.frames)
+        call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText", "ServerPushText": {
+            "Audio": base64.b64encode(audio.read_bytes()).decode()}})
+        await wait_for(lambda: len(robot.frames) - start > 60, 10, "the pushed audio", step=0.1)
+        await asyncio.sleep(3)
+        robot.frames = robot.frames[start:]
+        heard = transcribe(robot.samples(), [WELCOME, "good morning everyone", QUESTION])
+        assert "good morning everyone" in heard, heard
+        for bad in [{"Audio": "not base64!"}, {"MetaInfo": "[1]", "Text": "x"}, {"Priority": 2, "Text": "x"}]:
+            assert error_of(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText",
+                                                            "ServerPushText": bad})[0].startswith("InvalidParameter"), bad
+        call(conv, "StopAIConversation", {"TaskId": task})
+        await robot.delete()
+        await robot.close()
+        for c in (user, watcher):
             await c.close()
 
     try:

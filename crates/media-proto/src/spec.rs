@@ -571,6 +571,12 @@ pub enum Command {
         add_history: bool,
         /// Without `interrupt`: dropped while the robot is busy (DropMode 0) or queued (1).
         queue_if_busy: bool,
+        /// Priority 1: the user (speech or the client's signal) cannot interrupt it.
+        protected: bool,
+        /// Played instead of speaking `text`: mono 16-bit PCM (16 kHz, or a WAV file's rate).
+        audio: Option<Vec<u8>>,
+        /// MetaInfo: a JSON object sent to the room with the text (type 10002).
+        meta: Option<serde_json::Value>,
     },
     /// ControlAIConversation InvokeLLM: a round with this user text (header `X-Invoke-LLM: 1`).
     InvokeLlm { content: String, interrupt: bool },

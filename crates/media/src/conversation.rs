@@ -38,6 +38,8 @@ struct Shared {
     /// Rounds so far (round ids).
     round: u64,
     speaking: bool,
+    /// What is being said now cannot be interrupted by the user (ServerPushText Priority 1).
+    protected: bool,
     /// An LLM round is under way (thinking or speaking its answer).
     busy: bool,
     /// What UpdateAIConversation may change.
@@ -63,6 +65,19 @@ struct Utterance {
     last: bool,
     /// Said by the LLM's answer (HistoryMode 1 records it as spoken).
     answer: bool,
+    /// The user cannot interrupt it (ServerPushText Priority 1).
+    protected: bool,
+}
+
+/// How a sentence is to be said.
+#[derive(Clone, Copy, Default)]
+struct Say {
+    /// Once said, the task ends (ServerPushText StopAfterPlay).
+    last: bool,
+    /// Part of the LLM's answer (HistoryMode 1 records it as spoken).
+    answer: bool,
+    /// The user cannot interrupt it.
+    protected: bool,
 }
 
 /// The robot's context, cheap to clone into its tasks.
@@ -123,12 +138,28 @@ impl Bot {
 
     /// Speaks `text` as part of `round` (generation `g`); false if interrupted meanwhile.
     async fn say(&self, g: u64, round: &str, text: &str) -> bool {
-        self.say_as(g, round, text, false, true).await
+        let how = Say {
+            answer: true,
+            ..Say::default()
+        };
+        self.say_as(g, round, text, None, how).await
     }
 
-    async fn say_as(&self, g: u64, round: &str, text: &str, last: bool, answer: bool) -> bool {
+    /// Says `text`, or plays `audio` instead when given.
+    async fn say_as(
+        &self,
+        g: u64,
+        round: &str,
+        text: &str,
+        audio: Option<Vec<u8>>,
+        how: Say,
+    ) -> bool {
         let tts = self.settings().tts;
-        let frames = match self.voices.speak(&tts, text).await {
+        let rendered = match audio {
+            Some(a) => self.voices.play(a).await,
+            None => self.voices.speak(&tts, text).await,
+        };
+        let frames = match rendered {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "speech synthesis failed");
@@ -144,10 +175,19 @@ impl Bot {
                     round: round.to_owned(),
                     text: text.to_owned(),
                     frames,
-                    last,
-                    answer,
+                    last: how.last,
+                    answer: how.answer,
+                    protected: how.protected,
                 })
                 .is_ok()
+    }
+
+    /// Sends the app's data of a round (type 10002).
+    fn meta(&self, round: &str, payload: &serde_json::Value) {
+        match room_messages::meta_info(&self.name, round, payload) {
+            Some(m) => self.send(m),
+            None => tracing::warn!("a metainfo larger than a custom message was dropped"),
+        }
     }
 
     /// One round: the user's sentence to the LLM, the answer spoken as it comes.
@@ -188,12 +228,19 @@ impl Bot {
         };
         let mut said = String::new();
         let mut pending = String::new();
-        while let Some(t) = tokens.recv().await {
+        while let Some(piece) = tokens.recv().await {
             if self.generation.load(Ordering::SeqCst) != g {
                 asking.abort();
                 self.lock().busy = false;
                 return;
             }
+            let t = match piece {
+                llm::Piece::Text(t) => t,
+                llm::Piece::Meta(m) => {
+                    self.meta(&round, &m);
+                    continue;
+                }
+            };
             pending.push_str(&t);
             while let Some(end) = sentence_end(&pending) {
                 let sentence: String = pending.drain(..end).collect();
@@ -234,37 +281,53 @@ impl Bot {
         }
     }
 
-    /// ServerPushText: the robot says `text` (now, after the current speech, or not at all).
-    async fn push_text(
-        self,
-        text: String,
-        interrupt: bool,
-        last: bool,
-        add_history: bool,
-        queue: bool,
-    ) {
+    /// ServerPushText: the robot says `text` (or plays `audio`) now, after the current speech,
+    /// or not at all.
+    async fn push_text(self, p: PushText) {
         let round = format!("{}-push-{}", self.name, self.lock().round);
         let busy = {
             let sh = self.lock();
             sh.busy || sh.speaking
         };
-        if interrupt && busy {
+        if p.interrupt && busy {
             self.lock().speaking = false;
             self.interrupt(&round);
-        } else if busy && !queue {
+        } else if busy && !p.queue {
             tracing::info!("a pushed text was dropped: the robot is busy (DropMode 0)");
             return;
         }
-        if add_history {
+        if p.add_history && !p.text.is_empty() {
             self.lock().history.push_back(Round {
                 user: String::new(),
-                assistant: text.clone(),
+                assistant: p.text.clone(),
             });
         }
-        self.subtitle(&self.name, &text, &round, true);
+        if let Some(m) = &p.meta {
+            self.meta(&round, m);
+        }
+        if !p.text.is_empty() {
+            self.subtitle(&self.name, &p.text, &round, true);
+        }
         let g = self.generation.load(Ordering::SeqCst);
-        self.say_as(g, &round, &text, last, false).await;
+        let how = Say {
+            last: p.last,
+            answer: false,
+            protected: p.protected,
+        };
+        self.say_as(g, &round, &p.text, p.audio, how).await;
     }
+}
+
+/// A ServerPushText as the robot carries it out.
+struct PushText {
+    text: String,
+    interrupt: bool,
+    last: bool,
+    add_history: bool,
+    queue: bool,
+    protected: bool,
+    audio: Option<Vec<u8>>,
+    meta: Option<serde_json::Value>,
 }
 
 /// Where the first sentence of `s` ends (after `.`, `!`, `?` and a space), if it does.
@@ -283,6 +346,7 @@ async fn speaker(bot: Bot, mut rx: mpsc::UnboundedReceiver<Utterance>) {
         if u.generation != bot.generation.load(Ordering::SeqCst) {
             continue;
         }
+        bot.lock().protected = u.protected;
         if !bot.lock().speaking {
             bot.lock().speaking = true;
             bot.state(&u.round, BotState::Speaking, None);
@@ -317,6 +381,7 @@ async fn speaker(bot: Bot, mut rx: mpsc::UnboundedReceiver<Utterance>) {
                 r.assistant.push_str(&u.text);
             }
         }
+        bot.lock().protected = false;
         if rx.is_empty() {
             bot.lock().speaking = false;
             bot.state(&u.round, BotState::Listening, None);
@@ -359,6 +424,7 @@ impl Conversationalist {
                 history: VecDeque::new(),
                 round: 0,
                 speaking: false,
+                protected: false,
                 busy: false,
                 settings: Settings {
                     interrupt_mode: job.interrupt_mode,
@@ -440,7 +506,7 @@ impl Bot {
         if let Some(secs) = r.speech {
             let (speaking, s) = {
                 let sh = self.lock();
-                (sh.speaking, sh.settings.clone())
+                (sh.speaking && !sh.protected, sh.settings.clone())
             };
             if speaking
                 && s.interrupt_mode == 0
@@ -523,7 +589,10 @@ impl Runner for Conversationalist {
         let b = &self.bot;
         let (busy, round) = {
             let sh = b.lock();
-            (sh.speaking || sh.busy, format!("{}-{}", b.name, sh.round))
+            (
+                (sh.speaking || sh.busy) && !sh.protected,
+                format!("{}-{}", b.name, sh.round),
+            )
         };
         if busy {
             b.lock().speaking = false;
@@ -565,15 +634,21 @@ impl Runner for Conversationalist {
                 stop_after_play,
                 add_history,
                 queue_if_busy,
+                protected,
+                audio,
+                meta,
             } => {
                 let b = self.bot.clone();
-                self.tasks.push(tokio::spawn(b.push_text(
+                self.tasks.push(tokio::spawn(b.push_text(PushText {
                     text,
                     interrupt,
-                    stop_after_play,
+                    last: stop_after_play,
                     add_history,
-                    queue_if_busy,
-                )));
+                    queue: queue_if_busy,
+                    protected,
+                    audio,
+                    meta,
+                })));
             }
             Command::InvokeLlm { content, interrupt } => {
                 let b = self.bot.clone();

@@ -1,6 +1,8 @@
 //! The conversation's LLM: OpenAI's chat-completions protocol at the caller's URL (which must
 //! pass the address rules), streamed (server-sent events, `choices[0].delta.content`) or not;
-//! bounded in time and size; the key goes in `Authorization` and is never logged.
+//! bounded in time and size; the key goes in `Authorization` and is never logged. Besides the
+//! text, an answer may carry `metainfo` (TRTC's pass-through: a `{"type": "meta.info",
+//! "metainfo": {…}}` event, or `choices[0].message.metainfo`), which goes to the room as is.
 
 use hearth_media_proto::Llm;
 use hearth_outbound::Rules;
@@ -12,6 +14,14 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of an answer at most.
 const MAX_BYTES: usize = 1 << 20;
 
+/// A piece of the answer as it comes.
+#[derive(Debug, PartialEq)]
+pub enum Piece {
+    Text(String),
+    /// Data for the app, not to be spoken.
+    Meta(serde_json::Value),
+}
+
 /// Asks the LLM; each piece of the answer goes to `tokens` as it comes. `invoke`: the request
 /// came from ControlAIConversation's InvokeLLM (header `X-Invoke-LLM: 1`).
 pub async fn ask(
@@ -19,7 +29,7 @@ pub async fn ask(
     rules: &Rules,
     messages: serde_json::Value,
     invoke: bool,
-    tokens: mpsc::UnboundedSender<String>,
+    tokens: mpsc::UnboundedSender<Piece>,
 ) -> Result<(), String> {
     let checked = rules
         .check(&cfg.url, &["http", "https"])
@@ -63,7 +73,10 @@ pub async fn ask(
             for piece in sse.feed(&chunk) {
                 match piece {
                     Sse::Token(t) => {
-                        let _ = tokens.send(t);
+                        let _ = tokens.send(Piece::Text(t));
+                    }
+                    Sse::Meta(m) => {
+                        let _ = tokens.send(Piece::Meta(m));
                     }
                     Sse::Done => return Ok(()),
                 }
@@ -75,10 +88,14 @@ pub async fn ask(
     if !cfg.streaming {
         let v: serde_json::Value = serde_json::from_slice(&buf)
             .map_err(|e| format!("the LLM's answer is not JSON: {e}"))?;
-        let text = v["choices"][0]["message"]["content"]
+        let message = &v["choices"][0]["message"];
+        let text = message["content"]
             .as_str()
             .ok_or("the LLM's answer has no choices[0].message.content")?;
-        let _ = tokens.send(text.to_owned());
+        if message["metainfo"].is_object() {
+            let _ = tokens.send(Piece::Meta(message["metainfo"].clone()));
+        }
+        let _ = tokens.send(Piece::Text(text.to_owned()));
     }
     Ok(())
 }
@@ -87,6 +104,7 @@ pub async fn ask(
 #[derive(Debug, PartialEq, Eq)]
 enum Sse {
     Token(String),
+    Meta(serde_json::Value),
     Done,
 }
 
@@ -115,6 +133,10 @@ impl SseLines {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
                 continue;
             };
+            if v["type"] == "meta.info" && v["metainfo"].is_object() {
+                out.push(Sse::Meta(v["metainfo"].clone()));
+                continue;
+            }
             if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
                 if !t.is_empty() {
                     out.push(Sse::Token(t.to_owned()));
@@ -134,10 +156,15 @@ mod tests {
         let mut s = SseLines::default();
         let a = s.feed(b": keep-alive\n\ndata: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\ndata: {\"choi");
         assert!(a.is_empty(), "{a:?}");
-        let b = s.feed(b"ces\":[{\"delta\":{\"content\":\"Hel\"}}]}\r\n\r\ndata: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n");
+        let b = s.feed(b"ces\":[{\"delta\":{\"content\":\"Hel\"}}]}\r\n\r\ndata: {\"type\":\"meta.info\",\"metainfo\":{\"mood\":\"sunny\"}}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n");
         assert_eq!(
             b,
-            [Sse::Token("Hel".into()), Sse::Token("lo".into()), Sse::Done]
+            [
+                Sse::Token("Hel".into()),
+                Sse::Meta(serde_json::json!({"mood": "sunny"})),
+                Sse::Token("lo".into()),
+                Sse::Done
+            ]
         );
     }
 }

@@ -1,6 +1,7 @@
 //! The custom messages AI bots send to the room (CmdId 1), in TRTC's formats: subtitles
 //! (`type` 10000) and a conversation bot's state (`type` 10001: 1 listening, 2 thinking,
-//! 3 speaking, 4 interrupted); and the one a client sends a conversation bot (CmdId 2, `type`
+//! 3 speaking, 4 interrupted), the app's data of a round (`type` 10002: the LLM's `metainfo` or
+//! ServerPushText's MetaInfo); and the one a client sends a conversation bot (CmdId 2, `type`
 //! 20001: stop talking, for InterruptMode 1).
 
 /// The command id of the bots' messages.
@@ -77,6 +78,16 @@ pub fn bot_state(bot: &str, round: &str, state: BotState, error: Option<&str>) -
     serde_json::json!({"type": 10001, "sender": bot, "receiver": [], "payload": payload})
         .to_string()
         .into_bytes()
+}
+
+/// The app's data of round `round` (TRTC's `type` 10002); `None` if it does not fit 1 KB.
+pub fn meta_info(bot: &str, round: &str, payload: &serde_json::Value) -> Option<Vec<u8>> {
+    let msg = serde_json::json!({
+        "type": 10002, "sender": bot, "receiver": [], "roundid": round, "payload": payload,
+    })
+    .to_string()
+    .into_bytes();
+    (msg.len() <= MAX_MESSAGE).then_some(msg)
 }
 
 /// Whether a client's custom message tells `bot` to stop talking: `type` 20001 with `bot` among

@@ -80,6 +80,22 @@ impl Voices {
         Ok(())
     }
 
+    /// Audio given as is (ServerPushText.Audio): mono 16-bit PCM at 16 kHz, or a WAV file of
+    /// any rate; Opus frames of 20 ms each.
+    pub async fn play(&self, audio: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        tokio::task::spawn_blocking(move || {
+            let (rate, pcm) = if audio.starts_with(b"RIFF") {
+                let (rate, pcm) = wav_pcm(&audio)?;
+                (rate, pcm.to_vec())
+            } else {
+                (16_000, audio)
+            };
+            encode(rate, &pcm)
+        })
+        .await
+        .context("the Opus encoder panicked")?
+    }
+
     /// Speaks `text`: Opus frames of 20 ms each.
     pub async fn speak(&self, tts: &Tts, text: &str) -> Result<Vec<Vec<u8>>> {
         let text: String = text.chars().take(MAX_CHARS).collect();

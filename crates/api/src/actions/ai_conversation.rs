@@ -564,6 +564,25 @@ struct ControlParams {
     transparent: Option<Value>,
 }
 
+/// The longest ServerPushText.Audio: 60 s of 16 kHz samples.
+const MAX_PUSH_AUDIO: usize = 60 * 16_000 * 2;
+
+/// ServerPushText.Audio: base64 of mono 16-bit PCM at 16 kHz, or of a mono 16-bit WAV file.
+fn push_audio(b64: &str) -> Result<Vec<u8>, ApiError> {
+    use base64::Engine as _;
+    let bad = |m: &str| invalid(format!("ServerPushText.Audio {m}."));
+    if b64.len() > MAX_PUSH_AUDIO / 3 * 4 + 64 {
+        return Err(bad("is longer than 60 s"));
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| bad("is not base64"))?;
+    if raw.len() < 320 || (!raw.starts_with(b"RIFF") && raw.len() % 2 == 1) {
+        return Err(bad("holds no 16-bit samples"));
+    }
+    Ok(raw)
+}
+
 /// ControlAIConversation: ServerPushText (the robot says a text) and InvokeLLM (a round with a
 /// text from the server, the request carrying `X-Invoke-LLM: 1`).
 pub async fn control_ai_conversation(
@@ -582,15 +601,23 @@ pub async fn control_ai_conversation(
             let t = p
                 .push
                 .ok_or_else(|| invalid("Command ServerPushText needs ServerPushText."))?;
-            if t.audio.is_some() || t.meta.is_some() || t.priority.unwrap_or(0) != 0 {
-                return Err(ApiError::NotAbility(
-                    "ServerPushText's Audio, MetaInfo and Priority 1 are not available on this server."
-                        .into(),
-                ));
-            }
+            let audio = t.audio.as_deref().map(push_audio).transpose()?;
+            let meta = t
+                .meta
+                .as_deref()
+                .filter(|m| !m.trim().is_empty())
+                .map(|m| match serde_json::from_str::<Value>(m) {
+                    Ok(v @ Value::Object(_)) if m.len() <= 800 => Ok(v),
+                    _ => Err(invalid(
+                        "ServerPushText.MetaInfo must be a JSON object of 800 bytes at most.",
+                    )),
+                })
+                .transpose()?;
             let text = t.text.unwrap_or_default();
-            if text.trim().is_empty() || text.chars().count() > 500 {
-                return Err(invalid("ServerPushText.Text must be 1 to 500 characters."));
+            if (audio.is_none() && text.trim().is_empty()) || text.chars().count() > 500 {
+                return Err(invalid(
+                    "ServerPushText.Text must be 1 to 500 characters (or give Audio).",
+                ));
             }
             Command::PushText {
                 text,
@@ -598,6 +625,9 @@ pub async fn control_ai_conversation(
                 stop_after_play: t.stop_after_play.unwrap_or(false),
                 add_history: t.add_history.unwrap_or(false),
                 queue_if_busy: ranged(t.drop_mode, "DropMode", 0, 1, 0)? == 1,
+                protected: ranged(t.priority, "Priority", 0, 1, 0)? == 1,
+                audio,
+                meta,
             }
         }
         "InvokeLLM" => {
