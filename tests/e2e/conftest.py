@@ -142,8 +142,14 @@ def make_cert(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def callbacks_toml(app_callbacks: dict[str, str]) -> list[str]:
+    """An app's `[apps.callbacks]` table: `key` and a URL per group (`room`, `media`, …)."""
+    return ["[apps.callbacks]"] + [f'{k} = "{v}"' for k, v in app_callbacks.items()] + [""]
+
+
 def write_config(
-    directory: Path, *, rate_limits: bool, media_ports: tuple[int, int]
+    directory: Path, *, rate_limits: bool, media_ports: tuple[int, int],
+    callbacks: dict[int, dict[str, str]] | None = None, settings: dict[str, dict] | None = None,
 ) -> tuple[Path, dict, Cred, Cred, Cred, Path, int, int]:
     cert, key = make_cert(directory)
     http_port, https_port = free_port(), free_port()
@@ -168,8 +174,12 @@ def write_config(
         f"workers = {MEDIA_WORKERS}",
         "",
     ]
+    for section, values in (settings or {}).items():
+        lines += [f"[{section}]"] + [f"{k} = {v}" for k, v in values.items()] + [""]
     for app, k in app_keys.items():
         lines += ["[[apps]]", f"sdk_app_id = {app}", f'secret_key = "{k}"', 'admins = ["administrator"]', ""]
+        if callbacks and app in callbacks:
+            lines += callbacks_toml(callbacks[app])
     for c in (cred1, cred2, cred_all):
         lines += [
             "[[credentials]]",
@@ -194,7 +204,10 @@ def hearth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_hearth(directory: Path, name: str, *, rate_limits: bool,
-                 env: dict[str, str] | None = None) -> Hearth:
+                 env: dict[str, str] | None = None, callbacks: dict[int, dict[str, str]] | None = None,
+                 settings: dict[str, dict] | None = None) -> Hearth:
+    """`callbacks`: per app, its `[apps.callbacks]`; `settings`: more sections (`{"callbacks":
+    {"max_backoff_secs": 2}}`)."""
     if not HEARTH_BIN.is_file():
         pytest.exit(f"{HEARTH_BIN} does not exist: run `cargo build -p hearth` first (or set HEARTH_BIN)", 2)
     # The media ports were free when picked; another process may take one before the server
@@ -202,7 +215,8 @@ def start_hearth(directory: Path, name: str, *, rate_limits: bool,
     for attempt in range(3):
         media_ports = free_udp_range(MEDIA_WORKERS)
         config, app_keys, cred1, cred2, cred_all, cert, http_port, https_port = write_config(
-            directory, rate_limits=rate_limits, media_ports=media_ports
+            directory, rate_limits=rate_limits, media_ports=media_ports, callbacks=callbacks,
+            settings=settings,
         )
         stderr_path = directory / "stderr.log"
         with open(stderr_path, "wb") as err:

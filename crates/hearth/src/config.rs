@@ -5,6 +5,7 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +22,8 @@ pub struct Config {
     pub ai: AiConfig,
     #[serde(default)]
     pub outbound: OutboundConfig,
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     #[serde(default)]
@@ -152,6 +155,95 @@ pub struct AppConfig {
     /// Clients must present a PrivateMapKey granting the room and what they do in it.
     #[serde(default)]
     pub require_private_map_key: bool,
+    /// Event callbacks to the app's server (changes apply without a restart).
+    #[serde(default)]
+    pub callbacks: Option<AppCallbacksConfig>,
+}
+
+/// An app's event callbacks: the key of `Sign` and a URL per event group it listens to.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppCallbacksConfig {
+    /// Up to 32 letters and digits, as TRTC's console takes; empty: no `Sign` header.
+    #[serde(default)]
+    pub key: String,
+    /// Rooms created and dismissed, users entering, leaving, switching roles (101–105).
+    pub room: Option<String>,
+    /// Video, audio and substream starting and stopping (201–206).
+    pub media: Option<String>,
+    /// Cloud recording (301–…).
+    pub recording: Option<String>,
+    /// AI transcription (1401, 1402).
+    pub transcription: Option<String>,
+    /// Relay, ingest and AI conversation tasks' state (Hearth's group 100).
+    pub tasks: Option<String>,
+}
+
+/// How event callbacks are delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// A callback not delivered this long after its event is abandoned (counted).
+    pub retry_horizon_secs: u64,
+    /// The longest wait between two attempts.
+    pub max_backoff_secs: u64,
+    /// Requests in flight at most, over all apps.
+    pub concurrency: usize,
+    /// Requests in flight at most for one app (a slow receiver holds up only its own app).
+    pub per_app_concurrency: usize,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            retry_horizon_secs: 6 * 3600,
+            max_backoff_secs: 60,
+            concurrency: 32,
+            per_app_concurrency: 4,
+        }
+    }
+}
+
+impl CallbacksConfig {
+    pub fn settings(&self) -> hearth_callbacks::Settings {
+        hearth_callbacks::Settings {
+            horizon: Duration::from_secs(self.retry_horizon_secs),
+            max_backoff: Duration::from_secs(self.max_backoff_secs.max(1)),
+            concurrency: self.concurrency.max(1),
+            per_app: self.per_app_concurrency.max(1),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// Every app's callbacks, as the directory holds them.
+    pub fn callback_directory(
+        &self,
+    ) -> std::collections::HashMap<hearth_types::SdkAppId, hearth_callbacks::AppCallbacks> {
+        use hearth_callbacks::Group;
+        self.apps
+            .iter()
+            .filter_map(|a| {
+                let c = a.callbacks.as_ref()?;
+                let urls = [
+                    (Group::Room, &c.room),
+                    (Group::Media, &c.media),
+                    (Group::Recording, &c.recording),
+                    (Group::Transcription, &c.transcription),
+                    (Group::Tasks, &c.tasks),
+                ]
+                .into_iter()
+                .filter_map(|(g, u)| Some((g, u.clone()?)))
+                .collect();
+                let cb = hearth_callbacks::AppCallbacks {
+                    key: c.key.clone(),
+                    urls,
+                };
+                Some((hearth_types::SdkAppId(a.sdk_app_id), cb))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -332,6 +424,27 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
+        for a in &self.apps {
+            let Some(c) = &a.callbacks else { continue };
+            if c.key.len() > 32 || !c.key.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+                anyhow::bail!(
+                    "apps.callbacks.key of {}: up to 32 letters and digits",
+                    a.sdk_app_id
+                );
+            }
+            for url in [&c.room, &c.media, &c.recording, &c.transcription, &c.tasks]
+                .into_iter()
+                .flatten()
+            {
+                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2083
+                {
+                    anyhow::bail!(
+                        "apps.callbacks of {}: {url:?} is not an http(s) URL of at most 2083 characters",
+                        a.sdk_app_id
+                    );
+                }
+            }
+        }
         match self.ai.stt_engine.parse::<hearth_tasks::SttEngine>() {
             Ok(hearth_tasks::SttEngine::Openai) => anyhow::bail!(
                 "ai.stt_engine: openai needs an endpoint per task (STTConfig.CustomParam); the server's default is pocketsphinx or whisper"

@@ -2,6 +2,7 @@
 
 mod config;
 mod metrics;
+mod reload;
 mod retention;
 mod rooms;
 mod server;
@@ -54,13 +55,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
-            let config = Config::load(config.as_deref())?;
+            let path = config;
+            let config = Config::load(path.as_deref())?;
             init_logs(&config.server.log_format);
             let _ = rustls::crypto::ring::default_provider().install_default();
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?
-                .block_on(server::serve(config))
+                .block_on(server::serve(config, path))
         }
         Command::Usersig {
             sdkappid,

@@ -1,5 +1,5 @@
 //! `GET /metrics` in the Prometheus text format: the media plane's gauges and counters, the
-//! telemetry queue, calls in progress, and API calls by action and outcome.
+//! telemetry queue, calls in progress, event callbacks, and API calls by action and outcome.
 
 use hearth_api::ApiState;
 use hearth_sfu::SfuHandle;
@@ -14,14 +14,70 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     );
 }
 
+/// What `/metrics` shows of the event callbacks.
+#[derive(Clone)]
+pub struct CallbackMetrics {
+    pub counters: Arc<hearth_callbacks::Counters>,
+    pub store: Arc<dyn hearth_store::Store>,
+}
+
+fn callbacks(out: &mut String, m: &CallbackMetrics, queued: u64, kept: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &m.counters;
+    let _ = writeln!(
+        out,
+        "# HELP hearth_callbacks_total Event callbacks to apps' servers since the start, by outcome (delivered: HTTP 200; retried: a failed attempt to be tried again; abandoned: given up after the retry horizon or refused by the address rules; dropped: the app stopped listening before delivery).\n# TYPE hearth_callbacks_total counter"
+    );
+    for (outcome, n) in [
+        ("delivered", c.delivered.load(Relaxed)),
+        ("retried", c.retried.load(Relaxed)),
+        ("abandoned", c.abandoned.load(Relaxed)),
+        ("dropped", c.dropped.load(Relaxed)),
+    ] {
+        let _ = writeln!(out, "hearth_callbacks_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    metric(
+        out,
+        "hearth_callbacks_queued",
+        "gauge",
+        "Event callbacks in the outbox waiting to be delivered.",
+        queued,
+    );
+    metric(
+        out,
+        "hearth_callbacks_abandoned_kept",
+        "gauge",
+        "Abandoned event callbacks kept in the outbox (until the retention's cutoff).",
+        kept,
+    );
+}
+
+/// What `/metrics` reads.
+#[derive(Clone)]
+pub struct Sources {
+    pub sfu: SfuHandle,
+    pub api: Arc<ApiState>,
+    pub calls: Calls,
+    pub tasks: hearth_tasks::Tasks,
+    pub callbacks: CallbackMetrics,
+}
+
 /// Renders every metric; the media part is missing when the workers do not answer.
-pub async fn render(
-    sfu: &SfuHandle,
-    api: &Arc<ApiState>,
-    calls: &Calls,
-    tasks: &hearth_tasks::Tasks,
-) -> String {
+pub async fn render(src: &Sources) -> String {
+    let Sources {
+        sfu,
+        api,
+        calls,
+        tasks,
+        callbacks: cbs,
+    } = src;
     let mut out = String::new();
+    let store = cbs.store.clone();
+    if let Ok(Ok((queued, kept))) =
+        tokio::task::spawn_blocking(move || store.callback_counts()).await
+    {
+        callbacks(&mut out, cbs, queued, kept);
+    }
     let t = tasks.counts();
     let _ = writeln!(
         out,

@@ -26,29 +26,21 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// (with the media plane's counts).
 pub fn app(
     api: Arc<ApiState>,
-    sfu: SfuHandle,
     signal: Router,
-    calls: Calls,
     web_dir: std::path::PathBuf,
     dev: crate::web::DevKeys,
-    tasks: hearth_tasks::Tasks,
+    observed: crate::metrics::Sources,
 ) -> Router {
-    let health_sfu = sfu.clone();
-    let (metrics_sfu, metrics_api, metrics_calls) = (sfu.clone(), api.clone(), calls.clone());
-    let metrics_tasks = tasks.clone();
+    let health_sfu = observed.sfu.clone();
+    let tasks = observed.tasks.clone();
     Router::new()
         .route("/healthz", get(move || health(health_sfu.clone())))
         .route(
             "/metrics",
             get(move || {
-                let (sfu, api, calls, tasks) = (
-                    metrics_sfu.clone(),
-                    metrics_api.clone(),
-                    metrics_calls.clone(),
-                    metrics_tasks.clone(),
-                );
+                let observed = observed.clone();
                 async move {
-                    let body = crate::metrics::render(&sfu, &api, &calls, &tasks).await;
+                    let body = crate::metrics::render(&observed).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,
@@ -82,7 +74,7 @@ async fn health(sfu: SfuHandle) -> Json<serde_json::Value> {
     }))
 }
 
-pub async fn serve(config: Config) -> Result<()> {
+pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> Result<()> {
     let s = &config.server;
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("creating {}", s.data_dir.display()))?;
@@ -141,7 +133,21 @@ pub async fn serve(config: Config) -> Result<()> {
         events_tx,
     )
     .context("starting the media workers")?;
-    let recorder = tokio::spawn(hearth_telemetry::Recorder::new(store.clone()).run(events_rx));
+    let directory = hearth_callbacks::Directory::new(config.callback_directory());
+    let recorder = tokio::spawn(
+        hearth_telemetry::Recorder::new(store.clone())
+            .with_callbacks(directory.clone())
+            .run(events_rx),
+    );
+    let dispatcher = hearth_callbacks::Dispatcher::new(
+        store.clone(),
+        directory.clone(),
+        hearth_outbound::Rules::new(&config.outbound.allow).map_err(anyhow::Error::msg)?,
+        config.callbacks.settings(),
+    );
+    let callback_counters = dispatcher.counters();
+    let dispatching = tokio::spawn(dispatcher.run());
+    let reloading = config_path.map(|p| tokio::spawn(crate::reload::watch(p, directory.clone())));
     let apps: Apps = provisioned
         .apps
         .iter()
@@ -221,14 +227,22 @@ pub async fn serve(config: Config) -> Result<()> {
         store.clone(),
     );
     let signal = hearth_signal::router(sfu.clone(), apps, calls.clone(), store.clone());
+    let state = Arc::new(state);
     let app = app(
-        Arc::new(state),
-        sfu.clone(),
+        state.clone(),
         signal,
-        calls.clone(),
         s.web_dir.clone(),
         dev,
-        tasks.clone(),
+        crate::metrics::Sources {
+            sfu: sfu.clone(),
+            api: state,
+            calls: calls.clone(),
+            tasks: tasks.clone(),
+            callbacks: crate::metrics::CallbackMetrics {
+                counters: callback_counters,
+                store: store.clone(),
+            },
+        },
     );
     let handle = Handle::new();
 
@@ -272,6 +286,20 @@ pub async fn serve(config: Config) -> Result<()> {
     drop(sfu);
     if tokio::time::timeout(DRAIN, recorder).await.is_err() {
         tracing::warn!("recorder did not finish writing in time");
+    }
+    // The last events' callbacks (rooms ending with the shutdown) get a moment to go; what is
+    // still queued is delivered by the next start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        let s2 = store.clone();
+        match tokio::task::spawn_blocking(move || s2.callback_counts()).await {
+            Ok(Ok((0, _))) | Ok(Err(_)) | Err(_) => break,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    dispatching.abort();
+    if let Some(r) = reloading {
+        r.abort();
     }
     tokio::task::spawn_blocking(move || store.flush()).await??;
     tracing::info!("store flushed; bye");

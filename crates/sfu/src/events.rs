@@ -33,6 +33,14 @@ pub enum EventKind {
         client_ip: String,
         device_type: String,
         sdk_version: String,
+        /// Entered as an anchor (may publish), not as audience.
+        anchor: bool,
+        /// A media bot of Hearth (recording, relay, …).
+        bot: bool,
+    },
+    /// The user switched between anchor and audience (no WebRTC event ID).
+    RoleChanged {
+        anchor: bool,
     },
     Exited {
         reason: ExitReason,
@@ -89,7 +97,8 @@ impl EventKind {
             | EventKind::CallEnded
             | EventKind::Quality { .. }
             | EventKind::Usage { .. }
-            | EventKind::RoundTrip { .. } => return None,
+            | EventKind::RoundTrip { .. }
+            | EventKind::RoleChanged { .. } => return None,
             EventKind::Entered { .. } => 32788,
             EventKind::Exited { .. } => 32789,
             EventKind::AudioOn => 32769,

@@ -1,6 +1,7 @@
 //! Persistence of Hearth's durable state behind the [`Store`] trait: applications, API
 //! credentials, calls (room lifetimes by CommId), user sessions, events, quality samples,
-//! placed calls (call records), tasks, and the usage and dashboard rollups, with retention. Only this crate writes SQL; callers see records and queries.
+//! placed calls (call records), tasks, the usage and dashboard rollups and the outbox of event
+//! callbacks, with retention. Only this crate writes SQL; callers see records and queries.
 
 mod quality_body;
 mod records;
@@ -78,6 +79,22 @@ pub trait Store: Send + Sync + 'static {
     /// The series of a call within `[start, end]`, filtered by users and metrics: by user
     /// (in the order they first sent a sample), then peer and metric.
     fn quality(&self, q: &QualityQuery) -> StoreResult<Vec<QualitySeries>>;
+
+    // --- the outbox of event callbacks -----------------------------------------------------
+    /// Queues callbacks, in one transaction.
+    fn enqueue_callbacks(&self, cbs: &[NewCallback]) -> StoreResult<()>;
+    /// The next callback waiting for each order key (app, key): its oldest; at most
+    /// `limit`, oldest first.
+    fn callback_heads(&self, limit: u64) -> StoreResult<Vec<QueuedCallback>>;
+    /// Delivered: the callback leaves the outbox.
+    fn callback_delivered(&self, id: i64) -> StoreResult<()>;
+    /// A failed attempt: the next one not before `next_ms`.
+    fn callback_failed(&self, id: i64, attempts: u32, next_ms: i64, error: &str)
+        -> StoreResult<()>;
+    /// Given up (kept until the retention's cutoff, for inspection).
+    fn callback_abandoned(&self, id: i64, at_ms: i64, error: &str) -> StoreResult<()>;
+    /// (waiting, abandoned) callbacks.
+    fn callback_counts(&self) -> StoreResult<(u64, u64)>;
 
     // --- tasks (recording, relay, ingest, AI) -------------------------------------------
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()>;

@@ -394,3 +394,28 @@ pub struct QualityBucket {
     pub joined: u64,
     pub joined_in_5s: u64,
 }
+
+/// An event callback to queue (its body's `EventInfo` already serialized).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCallback {
+    pub app: SdkAppId,
+    /// TRTC's `EventGroupId` (1 room, 2 media, 3 recording, …).
+    pub group: u16,
+    pub event_type: u16,
+    /// Deliveries with the same app and key go out in order (`room:<room>` for a room's room
+    /// and media events, `task:<id>` for a task's).
+    pub order_key: String,
+    pub info_json: String,
+    /// When the event happened (Unix ms).
+    pub created_ms: i64,
+}
+
+/// A queued event callback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedCallback {
+    pub id: i64,
+    pub cb: NewCallback,
+    pub attempts: u32,
+    /// Not to be tried before this (Unix ms).
+    pub next_ms: i64,
+}

@@ -1,6 +1,8 @@
 //! The recorder task: events in, store writes out, in the order the media plane produced them;
 //! usage, clients' freeze reports and round trips summed per room and bucket on the way.
 
+use crate::callbacks::CallbackState;
+use hearth_callbacks::Directory;
 use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::{
     CallRecord, EventRecord, LeaveReason, NewSession, QualityRollup, QualitySample, SessionId,
@@ -22,6 +24,9 @@ pub struct Recorder {
     store: Arc<dyn Store>,
     /// The open session of each user in each call.
     open: HashMap<(CommId, UserId), SessionId>,
+    /// Who listens to which event callbacks.
+    directory: Directory,
+    callbacks: CallbackState,
 }
 
 fn leave_reason(r: ExitReason) -> LeaveReason {
@@ -40,7 +45,15 @@ impl Recorder {
         Recorder {
             store,
             open: HashMap::new(),
+            directory: Directory::default(),
+            callbacks: CallbackState::default(),
         }
+    }
+
+    /// Queues the room and media event callbacks of the apps `directory` says listen.
+    pub fn with_callbacks(mut self, directory: Directory) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// Drains the queue until every sender is gone, then returns (after the last write).
@@ -50,8 +63,16 @@ impl Recorder {
             let store = self.store.clone();
             let mut open = std::mem::take(&mut self.open);
             let taken = std::mem::take(&mut batch);
+            // The callbacks are queued before the batch's other writes: a callback exists
+            // before anyone could read of its event.
+            let cbs: Vec<_> = taken
+                .iter()
+                .filter_map(|e| self.callbacks.of(&self.directory, e))
+                .collect();
             let result = tokio::task::spawn_blocking(move || {
-                let r = write(store.as_ref(), &mut open, &taken);
+                let r = store
+                    .enqueue_callbacks(&cbs)
+                    .and_then(|()| write(store.as_ref(), &mut open, &taken));
                 (r, open, taken)
             })
             .await;
@@ -177,6 +198,7 @@ fn write(
                 client_ip,
                 device_type,
                 sdk_version,
+                ..
             } => {
                 let id = store.open_session(&NewSession {
                     comm_id: e.comm_id.clone(),
@@ -264,6 +286,8 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let task = tokio::spawn(Recorder::new(store.clone()).run(rx));
         let entered = || EventKind::Entered {
+            anchor: true,
+            bot: false,
             client_ip: "10.0.0.1".into(),
             device_type: "WHIP/WHEP".into(),
             sdk_version: "x".into(),

@@ -246,6 +246,8 @@ impl Worker {
             client_ip: req.client_ip,
             device_type: req.device_type,
             sdk_version: req.sdk_version,
+            anchor: role == Role::Anchor,
+            bot: req.bot,
         };
         if let Some(old) = self.add_session(slot, &req.user, SessionKey::Client, cid, entered) {
             if self.clients.contains_key(&old) {
@@ -526,8 +528,17 @@ impl Worker {
             .collect();
         let (slot, user, publish) = (c.slot, c.user.clone(), c.publish_peer);
         let Some(pid) = publish else { return Ok(()) };
+        // It was on if a line still carried it and it was not muted.
+        let was_on = !c.muted.contains(&source)
+            && self
+                .peers
+                .get(&pid)
+                .is_some_and(|p| mids.iter().any(|m| p.inbound.contains_key(m)));
         for m in mids {
             self.remove_inbound(pid, m);
+        }
+        if was_on {
+            self.emit_for(slot, &user, source_off(source));
         }
         self.broadcast_user(slot, &user);
         self.renegotiate_room(slot);
@@ -546,15 +557,32 @@ impl Worker {
             ));
         }
         let c = self.clients.get_mut(&cid).expect("checked");
+        let changed = c.role != role;
         c.role = role;
         let (slot, user) = (c.slot, c.user.clone());
         if role == Role::Audience {
             if let Some(p) = c.publish_peer.take() {
+                // What was being published (a line still carrying it, not muted) stops.
+                let lines = self.peers.get(&p).map(|peer| &peer.inbound);
+                let mut on: Vec<Source> = Vec::new();
+                for (mid, s) in &c.sources {
+                    let live = lines.is_some_and(|l| l.contains_key(mid));
+                    if live && !on.contains(s) && !c.muted.contains(s) {
+                        on.push(*s);
+                    }
+                }
                 c.sources.clear();
                 c.muted.clear();
                 self.remove_peer(p, ExitReason::Left);
+                for s in on {
+                    self.emit_for(slot, &user, source_off(s));
+                }
             }
             self.renegotiate_room(slot);
+        }
+        if changed {
+            let anchor = role == Role::Anchor;
+            self.emit_for(slot, &user, EventKind::RoleChanged { anchor });
         }
         self.broadcast_user(slot, &user);
         Ok(())
@@ -1021,5 +1049,14 @@ impl Worker {
         for cid in cids {
             self.end_client(cid, reason, Some(notice));
         }
+    }
+}
+
+/// The event of a source that stops being published.
+fn source_off(source: Source) -> EventKind {
+    match source {
+        Source::Mic => EventKind::AudioOff,
+        Source::Camera => EventKind::VideoOff,
+        Source::Screen => EventKind::SubStreamOff,
     }
 }

@@ -476,6 +476,8 @@ impl Worker {
             client_ip: req.client_ip,
             device_type: req.device_type,
             sdk_version: req.sdk_version,
+            anchor: false,
+            bot: false,
         };
         let key = remote.key();
         let publisher = remote.publisher.clone();

@@ -126,6 +126,8 @@ impl Worker {
             client_ip: req.client_ip,
             device_type: req.device_type,
             sdk_version: req.sdk_version,
+            anchor: matches!(key, SessionKey::Publish),
+            bot: false,
         };
         if let Some(old) = self.add_session(slot, &req.user, key, pid, entered) {
             self.remove_peer(old, ExitReason::Replaced);

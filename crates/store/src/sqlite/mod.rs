@@ -3,6 +3,7 @@
 //! the SQL lives in the sibling modules.
 
 mod call_logs;
+mod callbacks;
 mod calls;
 mod codec;
 mod housekeeping;
@@ -16,9 +17,10 @@ mod tenants;
 
 use crate::{
     AppRecord, CallLog, CallQuery, CallRecord, CredentialRecord, EntryAttempt, EventQuery,
-    EventRecord, LeaveReason, NewSession, Page, PurgeCounts, QualityBucket, QualityQuery,
-    QualityRollup, QualitySample, QualitySeries, ScaleBucket, ScaleDay, SessionId, SessionQuery,
-    SessionRecord, Store, StoreResult, TaskRecord, UsageRecord, UsageSum,
+    EventRecord, LeaveReason, NewCallback, NewSession, Page, PurgeCounts, QualityBucket,
+    QualityQuery, QualityRollup, QualitySample, QualitySeries, QueuedCallback, ScaleBucket,
+    ScaleDay, SessionId, SessionQuery, SessionRecord, Store, StoreResult, TaskRecord, UsageRecord,
+    UsageSum,
 };
 use hearth_types::{CommId, RoomKey, SdkAppId, UnixSecs};
 use pool::Pool;
@@ -237,6 +239,41 @@ impl Store for SqliteStore {
         self.pool.read(|c| quality::quality(c, q))
     }
 
+    fn enqueue_callbacks(&self, cbs: &[NewCallback]) -> StoreResult<()> {
+        if cbs.is_empty() {
+            return Ok(());
+        }
+        self.pool.write(|c| callbacks::enqueue(c, cbs))
+    }
+
+    fn callback_heads(&self, limit: u64) -> StoreResult<Vec<QueuedCallback>> {
+        self.pool.read(|c| callbacks::heads(c, limit))
+    }
+
+    fn callback_delivered(&self, id: i64) -> StoreResult<()> {
+        self.pool.write(|c| callbacks::delivered(c, id))
+    }
+
+    fn callback_failed(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_ms: i64,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.pool
+            .write(|c| callbacks::failed(c, id, attempts, next_ms, error))
+    }
+
+    fn callback_abandoned(&self, id: i64, at_ms: i64, error: &str) -> StoreResult<()> {
+        self.pool
+            .write(|c| callbacks::abandoned(c, id, at_ms, error))
+    }
+
+    fn callback_counts(&self) -> StoreResult<(u64, u64)> {
+        self.pool.read(|c| callbacks::counts(c))
+    }
+
     fn upsert_task(&self, task: &TaskRecord) -> StoreResult<()> {
         self.pool.write(|c| tasks::upsert_task(c, task))
     }
@@ -357,6 +394,9 @@ impl Store for SqliteStore {
         total.tasks = self.pool.write(|c| housekeeping::purge_tasks(c, cutoff))?;
         total.call_logs = self.pool.write(|c| call_logs::purge_call_logs(c, cutoff))?;
         total.rollups = self.pool.write(|c| rollups::purge(c, cutoff))?;
+        total.rollups +=
+            self.pool
+                .write(|c| callbacks::purge_abandoned(c, cutoff.0 * 1000))? as u64;
         let fine_until = UnixSecs(UnixSecs::now().0 - rollups::FINE_FOR);
         self.pool
             .write(|c| rollups::fold_quality_rollup(c, fine_until))?;

@@ -190,6 +190,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sdk_app_id, bucket, room_kind, room_string)
     ) WITHOUT ROWID;
     "#,
+    // 6: the outbox of event callbacks to apps' servers. A row is written before anyone is
+    // told of its event and deleted once delivered; `order_key` (a room, a task) orders the
+    // deliveries of one app; `abandoned_ms` marks one given up after the horizon.
+    r#"
+    CREATE TABLE callback_outbox (
+        id           INTEGER PRIMARY KEY,
+        sdk_app_id   INTEGER NOT NULL,
+        group_id     INTEGER NOT NULL,
+        event_type   INTEGER NOT NULL,
+        order_key    TEXT NOT NULL,
+        info_json    TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_ms      INTEGER NOT NULL,
+        last_error   TEXT,
+        abandoned_ms INTEGER
+    );
+    CREATE INDEX callback_outbox_heads
+        ON callback_outbox (abandoned_ms, sdk_app_id, order_key, id);
+    "#,
 ];
 
 /// The schema version this build writes.
