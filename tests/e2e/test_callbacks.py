@@ -243,3 +243,56 @@ def test_a_slow_receiver_holds_up_only_its_app_and_a_failing_one_is_abandoned(tm
         stop_hearth(h)
         for r in (slow, failing, fine):
             r.stop()
+
+
+def test_a_recording_reports_its_lifecycle_and_its_files(tmp_path, tmp_path_factory):
+    """TRTC's recording group: 301 started, 303 upload started, 307 the playlist begun, 304 the
+    playlist stored, then 302 the recorder out, 305 the uploads done and 310 the MP4 files, each
+    naming files that are in the bucket."""
+    from recording import S3Server, call, cloud_storage
+    from conftest import sdk_client
+    from media import usersig
+
+    s3 = S3Server(tmp_path_factory.mktemp("s3-callbacks"), free_port())
+    s3.start()
+    rx = Receiver(KEY1)
+    h = start_hearth(tmp_path, "callbacks-recording", rate_limits=False, settings=settings(),
+                     env={"HEARTH_MEDIA_HLS_SEGMENT_SECS": "2", "HEARTH_MEDIA_EOS_TIMEOUT_SECS": "8"},
+                     callbacks={APP1: {"key": KEY1, "recording": rx.url("/rec")}})
+    try:
+        async def body():
+            pub = Publisher(h, APP1, "cb-rec-alice", room=9401)
+            await pub.start()
+            task = call(sdk_client(h), "CreateCloudRecording", {
+                "SdkAppId": APP1, "RoomId": "9401", "UserId": "cb-recbot", "UserSig": usersig(h, APP1, "cb-recbot"),
+                "RecordParams": {"RecordMode": 2, "OutputFormat": 1},
+                "StorageParams": cloud_storage(s3, ["cb"])})["TaskId"]
+            await wait_for(lambda: 304 in rx.types(), 30, f"the first playlist stored (got {rx.types()})")
+            call(sdk_client(h), "DeleteCloudRecording", {"SdkAppId": APP1, "TaskId": task})
+            await wait_for(lambda: 310 in rx.types(), 60, f"the MP4 files reported (got {rx.types()})")
+            await pub.delete()
+            await pub.close()
+            return task
+
+        task = run(body())
+        types = rx.types()
+        assert types[:3] == [301, 303, 307] and types[3] == 304 and types[-3:] == [302, 305, 310], types
+        assert all(r["sign_ok"] and r["path"] == "/rec" and r["body"]["EventGroupId"] == 3 for r in rx.requests)
+        by_type = {e["EventType"]: e["EventInfo"] for e in rx.events()}
+        for info in by_type.values():
+            assert info["TaskId"] == task and info["RoomId"] == 9401 and info["UserId"] == "cb-recbot", info
+        assert by_type[301]["Payload"] == {"Status": 0}
+        assert by_type[302]["Payload"]["LeaveCode"] == 0 and by_type[305]["Payload"] == {"LeaveCode": 0}
+        objects = s3.objects(f"cb/{task}/")
+        playlist = by_type[307]["Payload"]["FileName"]
+        assert playlist.endswith(".m3u8") and by_type[304]["Payload"]["FileList"] == playlist
+        assert f"cb/{task}/{playlist}" in objects, objects.keys()
+        assert by_type[307]["Payload"]["TrackType"] == "audio_video"
+        mp4 = by_type[310]["Payload"]
+        assert mp4["Status"] == 0 and mp4["FileList"] and all(f"cb/{task}/{n}" in objects for n in mp4["FileList"]), (mp4, objects.keys())
+        m = mp4["FileMessage"][0]
+        assert m["MediaId"] == "mix" and m["EndTimeStamp"] - m["StartTimeStamp"] >= 2000, m
+    finally:
+        stop_hearth(h)
+        rx.stop()
+        s3.stop()

@@ -211,6 +211,7 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
         },
         rules,
         store.clone(),
+        directory.clone(),
     )
     .await?;
     state.media = Arc::new(tasks.clone());

@@ -4,6 +4,7 @@
 //! runs, and media actions say what is missing.
 
 mod ai;
+mod callbacks;
 mod dest;
 mod images;
 mod ingest;
@@ -130,6 +131,8 @@ pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub rules: Rules,
     pub vod: Vod,
+    /// Who listens to the task groups' event callbacks.
+    pub callbacks: hearth_callbacks::Directory,
     /// `Err`: why media tasks cannot run here.
     pub available: Result<(), String>,
     pub counts: Mutex<TaskCounts>,
@@ -148,6 +151,7 @@ impl Tasks {
         cfg: TasksConfig,
         rules: Rules,
         store: Arc<dyn Store>,
+        callbacks: hearth_callbacks::Directory,
     ) -> anyhow::Result<Self> {
         let vod = Vod::open(&cfg.data_dir)?;
         std::fs::create_dir_all(cfg.data_dir.join("tasks"))?;
@@ -165,6 +169,7 @@ impl Tasks {
                 store,
                 rules,
                 vod,
+                callbacks,
                 available,
                 counts: Mutex::new(TaskCounts::default()),
             }),

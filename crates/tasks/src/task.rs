@@ -3,6 +3,7 @@
 //! playlists closed, the record kept). A worker that crashes, hangs or is killed ends its own
 //! task as failed with the files it completed.
 
+use crate::callbacks::{leave_code, TaskCallbacks};
 use crate::dest::{Dest, Playlists};
 use crate::s3::Bucket;
 use crate::{images, Entry, Shared};
@@ -352,7 +353,16 @@ pub(crate) async fn launch(
     };
     save(&shared, record.clone()).await;
     let _ = stdin.flush().await;
+    let cb = TaskCallbacks::new(
+        &shared,
+        kind,
+        record.sdk_app_id,
+        record.room.as_ref().expect("a task's record has its room"),
+        &spec.join.user_id,
+        &task_id,
+    );
     tokio::spawn(drive(Driver {
+        cb,
         shared,
         key,
         child,
@@ -367,6 +377,7 @@ pub(crate) async fn launch(
         opened: std::collections::HashMap::new(),
         intervals: Vec::new(),
         bytes_out: 0,
+        durations: std::collections::HashMap::new(),
     }));
     Ok(task_id)
 }
@@ -452,6 +463,8 @@ async fn save(shared: &Shared, record: TaskRecord) {
 }
 
 struct Driver {
+    /// The task's event callbacks (a recording's).
+    cb: TaskCallbacks,
     shared: Arc<Shared>,
     key: (u32, String),
     child: Child,
@@ -470,6 +483,8 @@ struct Driver {
     intervals: Vec<(u64, f64, &'static str)>,
     /// Bytes a relay pushed to CDNs.
     bytes_out: u64,
+    /// How long each closed file lasts (path → ms), for the MP4 callback.
+    durations: std::collections::HashMap<String, u64>,
 }
 
 /// Which files count for usage (one output format, so HLS and MP4 of the same media are not
@@ -564,6 +579,11 @@ enum Upload {
 
 async fn drive(mut d: Driver) {
     let task = d.key.1.clone();
+    let stores = matches!(*d.dest, Dest::S3 { .. });
+    d.cb.send(301, serde_json::json!({"Status": 0}));
+    if stores {
+        d.cb.send(303, serde_json::json!({"Status": 0}));
+    }
     let (up_tx, up_rx) = mpsc::unbounded_channel();
     let (end_tx, end_rx) = watch::channel(None::<Instant>);
     let uploader = tokio::spawn(upload_loop(
@@ -572,6 +592,7 @@ async fn drive(mut d: Driver) {
         d.work_dir.clone(),
         up_rx,
         end_rx,
+        d.cb.clone(),
     ));
     let mut ended: Option<(EndReason, Option<String>)> = None;
     let mut kill_at: Option<Instant> = None;
@@ -641,6 +662,10 @@ async fn drive(mut d: Driver) {
         ),
     };
     set_status(&d.shared, &d.key, "Exited");
+    d.cb.send(
+        302,
+        serde_json::json!({"LeaveCode": leave_code(reason), "Message": message}),
+    );
     let _ = end_tx.send(Some(
         Instant::now() + Duration::from_secs(d.shared.cfg.upload_grace_secs),
     ));
@@ -658,6 +683,35 @@ async fn drive(mut d: Driver) {
             .map(|e| e.files.clone())
             .unwrap_or_default()
     };
+    if stores {
+        // 305: the uploads are done (1: some file stayed on this server's disk); 310: the MP4
+        // files, if the task wrote any.
+        let kept = u8::from(!local.is_empty());
+        d.cb.send(305, serde_json::json!({"LeaveCode": kept}));
+        let mp4: Vec<_> = files
+            .iter()
+            .filter(|f| f.file_name.ends_with(".mp4"))
+            .collect();
+        if !mp4.is_empty() {
+            let message: Vec<_> = mp4
+                .iter()
+                .map(|f| {
+                    let ms = d.durations.get(&f.file_name).copied().unwrap_or(0);
+                    serde_json::json!({
+                        "FileName": f.file_name, "UserId": f.user_id.clone().unwrap_or_default(),
+                        "TrackType": f.track_type,
+                        "MediaId": if f.user_id.is_some() { "main" } else { "mix" },
+                        "StartTimeStamp": f.begin_ms, "EndTimeStamp": f.begin_ms + ms,
+                    })
+                })
+                .collect();
+            let names: Vec<_> = mp4.iter().map(|f| f.file_name.clone()).collect();
+            d.cb.send(
+                310,
+                serde_json::json!({"Status": kept, "FileList": names, "FileMessage": message}),
+            );
+        }
+    }
     if let Some(class) = d.usage.whole_task {
         let begin = d.record.created_at.0 as u64 * 1000;
         let secs = (UnixSecs::now().0 - d.record.created_at.0).max(0) as f64;
@@ -744,6 +798,15 @@ fn on_event(
                     if !listed.insert(pl.clone()) {
                         return;
                     }
+                    d.cb.send(
+                        307,
+                        serde_json::json!({
+                            "FileName": d.dest.public_name(&pl),
+                            "UserId": user.clone().unwrap_or_default(),
+                            "TrackType": track.api_name(),
+                            "BeginTimeStamp": begin_ms.to_string(),
+                        }),
+                    );
                     pl
                 }
                 None => path,
@@ -765,6 +828,7 @@ fn on_event(
             playlist,
             ..
         } => {
+            d.durations.insert(d.dest.public_name(&path), duration_ms);
             if let Some((begin, track)) = d.opened.remove(&path) {
                 if let Some(class) = d.usage.class(track).filter(|_| path.ends_with(d.usage.ext)) {
                     d.intervals
@@ -814,7 +878,9 @@ async fn upload_loop(
     dir: PathBuf,
     mut rx: mpsc::UnboundedReceiver<Upload>,
     end: watch::Receiver<Option<Instant>>,
+    cb: TaskCallbacks,
 ) -> (u64, u64, Vec<String>) {
+    let mut first_playlist_stored = false;
     let mut playlists = Playlists::default();
     let mut done: HashSet<String> = HashSet::new();
     let mut local = Vec::new();
@@ -834,7 +900,11 @@ async fn upload_loop(
                     if let Some(pl) = playlist {
                         playlists.add(&pl, name, secs);
                         let text = playlists.render(&pl, false, &dest);
-                        put_bytes(&shared, &dest, &pl, text.into(), &end).await;
+                        let stored = put_bytes(&shared, &dest, &pl, text.into(), &end).await;
+                        if stored && !first_playlist_stored && matches!(*dest, Dest::S3 { .. }) {
+                            first_playlist_stored = true;
+                            cb.send(304, serde_json::json!({"FileList": dest.public_name(&pl)}));
+                        }
                     }
                 } else {
                     local.push(name);
