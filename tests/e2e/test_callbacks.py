@@ -296,3 +296,42 @@ def test_a_recording_reports_its_lifecycle_and_its_files(tmp_path, tmp_path_fact
         stop_hearth(h)
         rx.stop()
         s3.stop()
+
+
+def test_ai_tasks_report_their_start_and_end(tmp_path):
+    """A transcription's start and stop are TRTC's 1401 and 1402 (group 14); a voice
+    conversation's are Hearth's task group (100): 10001 and 10002 with its kind."""
+    from conftest import sdk_client
+    from media import usersig
+
+    rx = Receiver(KEY1)
+    h = start_hearth(tmp_path, "callbacks-ai", rate_limits=False, settings=settings(),
+                     callbacks={APP1: {"key": KEY1, "transcription": rx.url("/stt"), "tasks": rx.url("/tasks")}})
+    try:
+        client = sdk_client(h)
+        stt = client.call_json("StartAITranscription", {
+            "SdkAppId": APP1, "RoomId": "9501",
+            "TranscriptionParams": {"UserId": "cb-stt", "UserSig": usersig(h, APP1, "cb-stt"), "MaxIdleTime": 30},
+            "RecognizeConfig": {"Language": "en"}})["Response"]["TaskId"]
+        conv = client.call_json("StartAIConversation", {
+            "SdkAppId": APP1, "RoomId": "9502",
+            "AgentConfig": {"UserId": "cb-bot", "UserSig": usersig(h, APP1, "cb-bot"), "TargetUserId": "someone"},
+            "LLMConfig": json.dumps({"LLMType": "openai", "Model": "m", "APIKey": "k",
+                                     "APIUrl": "http://127.0.0.1:9/v1/chat/completions"})})["Response"]["TaskId"]
+        run(wait_for(lambda: len(rx.requests) >= 2, 15, f"the starts (got {rx.types()})"))
+        client.call_json("StopAITranscription", {"TaskId": stt})
+        client.call_json("StopAIConversation", {"TaskId": conv})
+        run(wait_for(lambda: len(rx.requests) >= 4, 20, f"the ends (got {rx.types()})"))
+        by_task = {}
+        for r in rx.requests:
+            assert r["sign_ok"], r
+            info = r["body"]["EventInfo"]
+            by_task.setdefault(info["TaskId"], []).append((r["path"], r["body"]["EventGroupId"], r["body"]["EventType"]))
+        assert by_task[stt] == [("/stt", 14, 1401), ("/stt", 14, 1402)], by_task
+        assert by_task[conv] == [("/tasks", 100, 10001), ("/tasks", 100, 10002)], by_task
+        ends = {r["body"]["EventInfo"]["TaskId"]: r["body"]["EventInfo"]["Payload"] for r in rx.requests
+                if r["body"]["EventType"] in (1402, 10002)}
+        assert ends[stt]["LeaveCode"] == 0 and ends[conv]["Kind"] == "conversation", ends
+    finally:
+        stop_hearth(h)
+        rx.stop()

@@ -18,7 +18,8 @@ pub enum Group {
     Recording,
     /// 14: AI transcription (1401 started, 1402 stopped).
     Transcription,
-    /// 100 (Hearth's): relay, ingest and AI conversation tasks' state (10001–…).
+    /// 100 (Hearth's): relay, ingest and AI conversation tasks started (10001), ended (10002),
+    /// a relay's CDN push connected or failing (10003).
     Tasks,
 }
 

@@ -3,7 +3,7 @@
 //! playlists closed, the record kept). A worker that crashes, hangs or is killed ends its own
 //! task as failed with the files it completed.
 
-use crate::callbacks::{leave_code, TaskCallbacks};
+use crate::callbacks::TaskCallbacks;
 use crate::dest::{Dest, Playlists};
 use crate::s3::Bucket;
 use crate::{images, Entry, Shared};
@@ -580,7 +580,7 @@ enum Upload {
 async fn drive(mut d: Driver) {
     let task = d.key.1.clone();
     let stores = matches!(*d.dest, Dest::S3 { .. });
-    d.cb.send(301, serde_json::json!({"Status": 0}));
+    d.cb.started();
     if stores {
         d.cb.send(303, serde_json::json!({"Status": 0}));
     }
@@ -662,10 +662,7 @@ async fn drive(mut d: Driver) {
         ),
     };
     set_status(&d.shared, &d.key, "Exited");
-    d.cb.send(
-        302,
-        serde_json::json!({"LeaveCode": leave_code(reason), "Message": message}),
-    );
+    d.cb.ended(reason, message.as_deref());
     let _ = end_tx.send(Some(
         Instant::now() + Duration::from_secs(d.shared.cfg.upload_grace_secs),
     ));
@@ -855,6 +852,7 @@ fn on_event(
             if !connected {
                 d.shared.count(|c| c.push_failures += 1);
             }
+            d.cb.push(&url, connected, message.as_deref());
             if let Some(e) = d.shared.lock_table().tasks.get_mut(&d.key) {
                 e.pushes.insert(url, (connected, message));
             }
