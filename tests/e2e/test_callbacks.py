@@ -335,3 +335,44 @@ def test_ai_tasks_report_their_start_and_end(tmp_path):
     finally:
         stop_hearth(h)
         rx.stop()
+
+
+def test_calls_report_their_start_and_end_as_tuicallkit_does(tmp_path):
+    """TUICallKit's call-status callbacks: `Call.CallbackAfterStartCall` when a call is placed
+    (the caller calling, the invitee waiting), `Call.CallbackAfterEndCall` with the call's
+    record once it ends; the command and SdkAppid in the URL's query, as TUICallKit sends them."""
+    from call_client import CallLine
+
+    rx = Receiver(KEY1)
+    h = start_hearth(tmp_path, "callbacks-calls", rate_limits=False, settings=settings(),
+                     callbacks={APP1: {"key": KEY1, "calls": rx.url("/calls?tenant=a")}})
+    try:
+        async def body():
+            alice, bob = CallLine(h, APP1, "cb-call-alice"), CallLine(h, APP1, "cb-call-bob")
+            await alice.login()
+            await bob.login()
+            placed = await alice.call(["cb-call-bob"], "audio")
+            await bob.next("invited")
+            await bob.act("reject", placed["callid"])
+            await alice.next("call_ended")
+            await wait_for(lambda: len(rx.requests) >= 2, 10, f"the call's callbacks (got {rx.requests})")
+            for c in (alice, bob):
+                await c.close()
+            return placed
+
+        placed = run(body())
+        start, end = rx.requests[0], rx.requests[1]
+        assert start["path"] == f"/calls?tenant=a&SdkAppid={APP1}&CallbackCommand=Call.CallbackAfterStartCall&contenttype=json&ClientIP=&OptPlatform=Hearth", start["path"]
+        assert start["sign_ok"] and end["sign_ok"]
+        info = start["body"]["CallInfo"]
+        assert (info["CallId"], info["CallMediaType"], info["RoomId"]) == (placed["callid"], "Audio", str(placed["roomid"])), start["body"]
+        assert start["body"]["UserList"] == [{"User_Account": "cb-call-alice", "Status": "Calling"},
+                                             {"User_Account": "cb-call-bob", "Status": "Waiting"}]
+        assert "CallbackCommand=Call.CallbackAfterEndCall" in end["path"]
+        record = end["body"]["CallRecord"]
+        assert (record["CallId"], record["CallResult"], record["CallType"], record["Caller_Account"]) == \
+            (placed["callid"], "Reject", "SingleCall", "cb-call-alice"), record
+        assert record["AcceptTime"] == 0 and record["EndTime"] >= record["StartTime"] > 0
+    finally:
+        stop_hearth(h)
+        rx.stop()

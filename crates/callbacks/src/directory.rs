@@ -21,15 +21,19 @@ pub enum Group {
     /// 100 (Hearth's): relay, ingest and AI conversation tasks started (10001), ended (10002),
     /// a relay's CDN push connected or failing (10003).
     Tasks,
+    /// TUICallKit's call-status callbacks (`Call.CallbackAfterStartCall`, `…EndCall`): their
+    /// own body and URL query, not TRTC's envelope (stored as group 101).
+    Calls,
 }
 
 impl Group {
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Room,
         Group::Media,
         Group::Recording,
         Group::Transcription,
         Group::Tasks,
+        Group::Calls,
     ];
 
     pub fn id(self) -> u16 {
@@ -39,6 +43,7 @@ impl Group {
             Group::Recording => 3,
             Group::Transcription => 14,
             Group::Tasks => 100,
+            Group::Calls => 101,
         }
     }
 
@@ -54,6 +59,7 @@ impl Group {
             Group::Recording => "recording",
             Group::Transcription => "transcription",
             Group::Tasks => "tasks",
+            Group::Calls => "calls",
         }
     }
 }
@@ -94,5 +100,13 @@ impl Directory {
         let apps = self.0.load();
         let a = apps.get(&app)?;
         Some((a.urls.get(&group)?.clone(), a.key.clone()))
+    }
+}
+
+/// TUICallKit's callback commands, by the event type they are queued with.
+pub fn call_command(event_type: u16) -> &'static str {
+    match event_type {
+        1 => "Call.CallbackAfterStartCall",
+        _ => "Call.CallbackAfterEndCall",
     }
 }

@@ -6,7 +6,7 @@
 //! Later callbacks of the same key wait for it, so an app sees a room's room and media events
 //! in order, across both groups.
 
-use crate::directory::{Directory, Group};
+use crate::directory::{call_command, Directory, Group};
 use crate::sign::sign;
 use hearth_outbound::Rules;
 use hearth_store::{QueuedCallback, Store};
@@ -186,7 +186,18 @@ impl Dispatcher {
             Ok(c) => c,
             Err(e) => return Outcome::Refused(format!("the {} callback URL: {e}", group.name())),
         };
-        let body = body(q, now_ms());
+        // TUICallKit's callbacks are their stored body, with the command in the URL's query.
+        let (url, body) = if group == Group::Calls {
+            let command = call_command(q.cb.event_type);
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let url = format!(
+                "{url}{sep}SdkAppid={}&CallbackCommand={command}&contenttype=json&ClientIP=&OptPlatform=Hearth",
+                q.cb.app.0
+            );
+            (url, q.cb.info_json.clone())
+        } else {
+            (url, body(q, now_ms()))
+        };
         let mut req = checked
             .client(self.settings.timeout)
             .post(&url)

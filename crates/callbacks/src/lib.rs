@@ -4,11 +4,12 @@
 //! store's outbox by whoever sees them ([`Directory::wants`] says whether the app listens to
 //! the group); [`Dispatcher`] delivers the outbox: in order per app, group and room (or task),
 //! with retries over a horizon, bounded concurrency, and only HTTP 200 counted as delivered.
+//! TUICallKit's call-status callbacks go the same way with their own body and URL query.
 
 mod directory;
 mod dispatch;
 mod sign;
 
-pub use directory::{AppCallbacks, Directory, Group};
+pub use directory::{call_command, AppCallbacks, Directory, Group};
 pub use dispatch::{Counters, Dispatcher, Settings};
 pub use sign::sign;

@@ -177,6 +177,8 @@ pub struct AppCallbacksConfig {
     pub transcription: Option<String>,
     /// Relay, ingest and AI conversation tasks' state (Hearth's group 100).
     pub tasks: Option<String>,
+    /// TUICallKit's call-status callbacks (a call started, a call ended).
+    pub calls: Option<String>,
 }
 
 /// How event callbacks are delivered.
@@ -232,6 +234,7 @@ impl Config {
                     (Group::Recording, &c.recording),
                     (Group::Transcription, &c.transcription),
                     (Group::Tasks, &c.tasks),
+                    (Group::Calls, &c.calls),
                 ]
                 .into_iter()
                 .filter_map(|(g, u)| Some((g, u.clone()?)))
@@ -432,9 +435,16 @@ impl Config {
                     a.sdk_app_id
                 );
             }
-            for url in [&c.room, &c.media, &c.recording, &c.transcription, &c.tasks]
-                .into_iter()
-                .flatten()
+            for url in [
+                &c.room,
+                &c.media,
+                &c.recording,
+                &c.transcription,
+                &c.tasks,
+                &c.calls,
+            ]
+            .into_iter()
+            .flatten()
             {
                 if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2083
                 {

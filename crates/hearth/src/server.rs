@@ -226,6 +226,7 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
             reconnect_grace: Duration::from_secs(config.calls.reconnect_grace_secs),
         },
         store.clone(),
+        directory.clone(),
     );
     let signal = hearth_signal::router(sfu.clone(), apps, calls.clone(), store.clone());
     let state = Arc::new(state);

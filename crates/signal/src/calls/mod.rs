@@ -7,6 +7,8 @@ pub(crate) mod book;
 pub(crate) mod line;
 pub(crate) mod rules;
 
+mod callbacks;
+
 use crate::proto::{ProtoError, ServerMsg};
 use book::{CallBook, Now, Out, Who};
 use hearth_store::Store;
@@ -105,10 +107,16 @@ fn now() -> Now {
 
 impl Calls {
     /// Starts the driver task (on the current tokio runtime).
-    pub fn start(config: CallsConfig, store: Arc<dyn Store>) -> Calls {
+    pub fn start(
+        config: CallsConfig,
+        store: Arc<dyn Store>,
+        directory: hearth_callbacks::Directory,
+    ) -> Calls {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let driver = Driver {
             book: CallBook::new(config.ring_timeout, config.reconnect_grace),
+            directory,
+            callbacks: Default::default(),
             lines: HashMap::new(),
             next_line: 1,
             store,
@@ -185,6 +193,9 @@ impl Calls {
 
 struct Driver {
     book: CallBook,
+    /// Who listens to call-status callbacks, and which calls were announced.
+    directory: hearth_callbacks::Directory,
+    callbacks: callbacks::CallCallbacks,
     /// The calling socket of each logged-in user.
     lines: HashMap<Who, (LineId, mpsc::Sender<LineOut>)>,
     next_line: LineId,
@@ -302,7 +313,18 @@ impl Driver {
                 Out::Save(log) => {
                     let store = self.store.clone();
                     let id = log.call_id.clone();
-                    match tokio::task::spawn_blocking(move || store.put_call_log(&log)).await {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    let cb = self.callbacks.of(&self.directory, &log, now_ms);
+                    let saved = tokio::task::spawn_blocking(move || {
+                        store.put_call_log(&log)?;
+                        match cb {
+                            Some(cb) => store.enqueue_callbacks(&[cb]),
+                            None => Ok(()),
+                        }
+                    });
+                    match saved.await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => {
                             tracing::error!(call = %id, error = %e, "saving a call record failed")
