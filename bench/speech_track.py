@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import subprocess
 import time
 import wave
 from collections import deque
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from aiortc import MediaStreamTrack
 from av import AudioFrame
+from speech import synthesize  # tests/e2e, on the path via bench_server
 
 RATE = 48000
 FRAME = 960
@@ -23,11 +23,7 @@ FRAME = 960
 
 def utterance(path: Path, text: str, voice: str = "espeak") -> np.ndarray:
     """`text` spoken by espeak-ng (or flite), as 48 kHz int16 samples."""
-    if voice == "flite":
-        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True)
-    else:
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(path), text], check=True)
-    with wave.open(str(path)) as w:
+    with wave.open(str(synthesize(path, text, voice))) as w:
         rate = w.getframerate()
         pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32)
     t = np.arange(0, len(pcm) / rate, 1 / RATE)

@@ -191,6 +191,23 @@ def bot_messages(c: WsClient) -> list[dict]:
             if m["type"] == "custom" and m["cmdid"] == 1 and m["userid"] == "conv-bot"]
 
 
+def bot_states(c: WsClient) -> list[int]:
+    """The robot's states (type 10001) a client received, in order."""
+    return [m["payload"]["state"] for m in bot_messages(c) if m["type"] == 10001]
+
+
+def loud_times(robot: Recorder) -> list[float]:
+    """When each audible frame of the robot arrived (monotonic s)."""
+    return [t for t, a in robot.arrivals if float(np.sqrt(np.mean(a ** 2))) > 300]
+
+
+def interrupt_signal(receiver: list[str]) -> dict:
+    """TRTC's client interrupt signal from conv-user, as the protocol's custom message."""
+    body = {"type": 20001, "sender": "conv-user", "receiver": receiver,
+            "payload": {"id": "x1", "timestamp": int(time.time() * 1000)}}
+    return {"type": "custom", "cmdid": 2, "data": base64.b64encode(json.dumps(body).encode()).decode()}
+
+
 async def play_robot(h: Hearth, room: int) -> Recorder:
     """A viewer of the robot's audio, once the robot publishes it."""
     for _ in range(50):
@@ -627,11 +644,6 @@ def test_interrupt_mode_1_the_users_client_stops_the_robot(conv):
     room = 8206
     llm = ScriptedLlm([LONG_ANSWER], delay=0.01)
 
-    def signal(receiver):
-        body = {"type": 20001, "sender": "conv-user", "receiver": receiver,
-                "payload": {"id": "x1", "timestamp": int(time.time() * 1000)}}
-        return {"type": "custom", "cmdid": 2, "data": base64.b64encode(json.dumps(body).encode()).decode()}
-
     async def body():
         watcher = WsClient(conv, APP1, "conv-watcher6", room=room, role="audience", autosubscribe=False)
         await watcher.connect()
@@ -645,22 +657,22 @@ def test_interrupt_mode_1_the_users_client_stops_the_robot(conv):
         robot = await play_robot(conv, room)
 
         def loud_at():
-            return [t for t, a in robot.arrivals if float(np.sqrt(np.mean(a ** 2))) > 300]
+            return loud_times(robot)
 
         def states():
-            return [m["payload"]["state"] for m in bot_messages(watcher) if m["type"] == 10001]
+            return bot_states(watcher)
 
         call(conv, "ControlAIConversation", {"TaskId": task, "Command": "InvokeLLM",
                                              "InvokeLLM": {"Content": QUESTION}})
         await wait_for(lambda: len(loud_at()) > 50, 20, "the robot speaking", step=0.05)
         # Not for this robot, or not from its user: it talks on.
-        await user.send(signal(["another-bot"]))
-        await other.send(signal(["conv-bot"]))
+        await user.send(interrupt_signal(["another-bot"]))
+        await other.send(interrupt_signal(["conv-bot"]))
         await asyncio.sleep(1.5)
         assert 4 not in states(), states()
         assert loud_at()[-1] > time.monotonic() - 0.8, "the robot stopped without the signal"
         sent = time.monotonic()
-        await user.send(signal(["conv-bot"]))
+        await user.send(interrupt_signal(["conv-bot"]))
         await wait_for(lambda: 4 in states(), 5, "the robot interrupted", step=0.02)
         await asyncio.sleep(1.5)
         stopped = loud_at()[-1]
@@ -687,11 +699,6 @@ def test_push_text_priority_audio_and_metainfo(conv, tmp_path):
     llm = ScriptedLlm(["Sunny."], delay=0.01, meta={"card": "weather", "temp": 21})
     audio = speech_wav(tmp_path / "a.wav", ["good morning everyone"])
 
-    def signal():
-        body = {"type": 20001, "sender": "conv-user", "receiver": ["conv-bot"],
-                "payload": {"id": "x2", "timestamp": int(time.time() * 1000)}}
-        return {"type": "custom", "cmdid": 2, "data": base64.b64encode(json.dumps(body).encode()).decode()}
-
     async def body():
         watcher = WsClient(conv, APP1, "conv-watcher8", room=room, role="audience", autosubscribe=False)
         await watcher.connect()
@@ -703,18 +710,18 @@ def test_push_text_priority_audio_and_metainfo(conv, tmp_path):
         robot = await play_robot(conv, room)
 
         def states():
-            return [m["payload"]["state"] for m in bot_messages(watcher) if m["type"] == 10001]
+            return bot_states(watcher)
 
         def metas():
             return [m for m in bot_messages(watcher) if m["type"] == 10002]
 
         def loud_at():
-            return [t for t, a in robot.arrivals if float(np.sqrt(np.mean(a ** 2))) > 300]
+            return loud_times(robot)
 
         call(conv, "ControlAIConversation", {"TaskId": task, "Command": "ServerPushText", "ServerPushText": {
             "Text": LONG_ANSWER, "Priority": 1, "MetaInfo": json.dumps({"slide": 3})}})
         await wait_for(lambda: len(loud_at()) > 50, 20, "the robot speaking", step=0.05)
-        await user.send(signal())
+        await user.send(interrupt_signal(["conv-bot"]))
         await asyncio.sleep(1.5)
         assert 4 not in states(), states()
         assert loud_at()[-1] > time.monotonic() - 0.8, "the protected text was cut by the user"

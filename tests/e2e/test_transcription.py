@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import re
-import subprocess
 import time
 import wave
 from pathlib import Path
@@ -22,6 +21,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from conftest import APP1, APP2, Hearth, sdk_client
 from media import ColorVideoTrack, Publisher, run, usersig, wait_for
 from test_media import media  # noqa: F401 - `media` is a fixture
+from speech import synthesize
 from ws_client import WsClient
 
 PHRASES = ["turn on the kitchen lights", "what is the weather today", "good morning everyone"]
@@ -33,11 +33,7 @@ def speech_wav(path: Path, sentences: list[str], voice: str = "espeak") -> Path:
     after."""
     frames, rate = [], None
     for i, s in enumerate(sentences):
-        part = path.with_suffix(f".{i}.wav")
-        if voice == "flite":
-            subprocess.run(["flite", "-voice", "slt", "-t", s, "-o", str(part)], check=True)
-        else:
-            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "140", "-w", str(part), s], check=True)
+        part = synthesize(path.with_suffix(f".{i}.wav"), s, voice)
         with wave.open(str(part)) as w:
             rate = w.getframerate()
             frames.append(w.readframes(w.getnframes()))

@@ -341,6 +341,14 @@ pub(crate) async fn launch(
     );
     reservation.kept = true;
     shared.count(|c| c.by_kind.entry(kind).or_default().running += 1);
+    let cb = TaskCallbacks::new(
+        &shared,
+        kind,
+        hearth_types::SdkAppId(key.0),
+        &room,
+        &spec.join.user_id,
+        &task_id,
+    );
     let record = TaskRecord {
         task_id: task_id.clone(),
         sdk_app_id: hearth_types::SdkAppId(key.0),
@@ -353,14 +361,6 @@ pub(crate) async fn launch(
     };
     save(&shared, record.clone()).await;
     let _ = stdin.flush().await;
-    let cb = TaskCallbacks::new(
-        &shared,
-        kind,
-        record.sdk_app_id,
-        record.room.as_ref().expect("a task's record has its room"),
-        &spec.join.user_id,
-        &task_id,
-    );
     tokio::spawn(drive(Driver {
         cb,
         shared,
