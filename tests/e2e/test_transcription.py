@@ -212,6 +212,50 @@ def test_whisper_transcribes_open_vocabulary_speech(tmp_path_factory, tmp_path):
         stop_hearth(h)
 
 
+def test_a_server_whose_engine_is_an_openai_transcription_endpoint(tmp_path_factory, tmp_path):
+    """ai.stt_engine openai: each sentence of each speaker goes to the server's transcription
+    endpoint (a scripted one here, which recognizes the WAV it gets), and its text is the final
+    subtitle."""
+    from conftest import start_hearth, stop_hearth
+    from test_conversation import ScriptedTranscription
+
+    stt = ScriptedTranscription(SPOKEN)
+    h = start_hearth(tmp_path_factory.mktemp("hearth-stt-endpoint"), "stt-endpoint", rate_limits=False,
+                     env={"HEARTH_AI_STT_ENGINE": "openai", "HEARTH_AI_STT_URL": stt.url,
+                          "HEARTH_AI_STT_KEY": "sk-server", "HEARTH_OUTBOUND_ALLOW": "127.0.0.0/8"})
+    wav = speech_wav(tmp_path / "speech.wav", SPOKEN)
+    room = 8106
+
+    async def body():
+        viewer = WsClient(h, APP1, "stt-viewer", room=room, role="audience")
+        await viewer.connect()
+        params = start_params(h, room)
+        params["RecognizeConfig"] = {"Language": "en", "VadSilenceTime": 600}
+        task = call(h, "StartAITranscription", params)["TaskId"]
+        speaker = Publisher(h, APP1, "stt-speaker", room=room, audio=MediaPlayer(str(wav)).audio,
+                            video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
+        try:
+            await speaker.start()
+            await wait_for(lambda: len([s for s in subtitles(viewer) if s["payload"]["end"]]) >= len(SPOKEN), 40,
+                           f"the sentences as final subtitles (got {subtitles(viewer)})", step=0.2)
+        finally:
+            await speaker.delete()
+            await speaker.close()
+        finals = [s["payload"]["text"] for s in subtitles(viewer) if s["payload"]["end"]]
+        assert finals == SPOKEN, subtitles(viewer)
+        assert len(stt.requests) == len(SPOKEN)
+        assert stt.requests[0]["headers"]["authorization"] == "Bearer sk-server"
+        assert stt.requests[0]["fields"]["model"] == "whisper-1"
+        call(h, "StopAITranscription", {"TaskId": task})
+        await viewer.close()
+
+    try:
+        run(body())
+    finally:
+        stop_hearth(h)
+        stt.close()
+
+
 def test_a_server_without_its_speech_engine_says_so(tmp_path_factory):
     from conftest import start_hearth, stop_hearth
 

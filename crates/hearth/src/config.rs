@@ -273,8 +273,14 @@ pub struct AiConfig {
     /// The Python interpreter that runs the AI bots' engines (it needs the `pocketsphinx`
     /// package, and `piper-tts` or `faster-whisper` for those; `scripts/setup.sh` makes a venv).
     pub stt_python: String,
-    /// The speech-to-text engine of tasks that name none: `pocketsphinx` or `whisper`.
+    /// The speech-to-text engine of tasks that name none: `pocketsphinx`, `whisper`, or
+    /// `openai` (the endpoint below).
     pub stt_engine: String,
+    /// An OpenAI-compatible transcription endpoint (`…/v1/audio/transcriptions`) for
+    /// `stt_engine` openai, with its key and model.
+    pub stt_url: String,
+    pub stt_key: String,
+    pub stt_model: String,
 }
 
 impl Default for AiConfig {
@@ -282,6 +288,9 @@ impl Default for AiConfig {
         AiConfig {
             stt_python: "python3".into(),
             stt_engine: "pocketsphinx".into(),
+            stt_url: String::new(),
+            stt_key: String::new(),
+            stt_model: "whisper-1".into(),
         }
     }
 }
@@ -420,6 +429,15 @@ impl Config {
         if let Some(v) = get("HEARTH_AI_STT_ENGINE") {
             self.ai.stt_engine = v;
         }
+        if let Some(v) = get("HEARTH_AI_STT_URL") {
+            self.ai.stt_url = v;
+        }
+        if let Some(v) = get("HEARTH_AI_STT_KEY") {
+            self.ai.stt_key = v;
+        }
+        if let Some(v) = get("HEARTH_AI_STT_MODEL") {
+            self.ai.stt_model = v;
+        }
         if let Some(v) = get("HEARTH_CONSOLE_SESSION_SECS") {
             self.console.session_secs = parse("HEARTH_CONSOLE_SESSION_SECS", v)?;
         }
@@ -456,9 +474,12 @@ impl Config {
             }
         }
         match self.ai.stt_engine.parse::<hearth_tasks::SttEngine>() {
-            Ok(hearth_tasks::SttEngine::Openai) => anyhow::bail!(
-                "ai.stt_engine: openai needs an endpoint per task (STTConfig.CustomParam); the server's default is pocketsphinx or whisper"
-            ),
+            Ok(hearth_tasks::SttEngine::Openai)
+                if !(self.ai.stt_url.starts_with("http://")
+                    || self.ai.stt_url.starts_with("https://")) =>
+            {
+                anyhow::bail!("ai.stt_engine openai needs ai.stt_url, an http(s) URL of the transcription endpoint")
+            }
             Ok(_) => {}
             Err(e) => anyhow::bail!("ai.stt_engine: {e}"),
         }
@@ -674,5 +695,16 @@ apps = [1400000001]
         assert!(c
             .apply_env(|k| (k == "HEARTH_HTTP").then(|| "nope".into()))
             .is_err());
+    }
+}
+
+impl AiConfig {
+    /// The server's transcription endpoint, when its engine is `openai`.
+    pub fn stt_endpoint(&self) -> Option<hearth_tasks::Endpoint> {
+        (self.stt_engine.eq_ignore_ascii_case("openai")).then(|| hearth_tasks::Endpoint {
+            url: self.stt_url.clone(),
+            key: self.stt_key.clone(),
+            model: self.stt_model.clone(),
+        })
     }
 }

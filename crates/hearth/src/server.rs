@@ -208,6 +208,7 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
                 .stt_engine
                 .parse()
                 .unwrap_or(hearth_tasks::SttEngine::Pocketsphinx),
+            stt_endpoint: config.ai.stt_endpoint(),
         },
         rules,
         store.clone(),

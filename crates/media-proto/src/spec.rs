@@ -385,6 +385,8 @@ pub struct Transcription {
     pub engine: Option<SttEngine>,
     /// The transcription endpoint (`Openai`).
     pub endpoint: Option<Endpoint>,
+    /// The operator's `outbound.allow` entries (the endpoint passes the address rules).
+    pub outbound_allow: Vec<String>,
 }
 
 /// Which speech-to-text engine recognizes the words (voice detection is PocketSphinx's for all).

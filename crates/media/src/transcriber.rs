@@ -61,8 +61,11 @@ impl Transcriber {
         client: Client,
         bus: mpsc::UnboundedSender<(u64, BusEvent)>,
     ) -> Result<Self> {
-        let (stt, mut results) =
-            Stt::spawn(&job, &Rules::new::<&str>(&[]).map_err(anyhow::Error::msg)?).await?;
+        let (stt, mut results) = Stt::spawn(
+            &job,
+            &Rules::new(&job.outbound_allow).map_err(anyhow::Error::msg)?,
+        )
+        .await?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let reader = {

@@ -132,6 +132,10 @@ pub(crate) async fn start_transcription(
 /// an endpoint's URL must pass the address rules.
 async fn speech_engine(shared: &Shared, job: &mut Transcription) -> Result<(), TaskError> {
     job.stt_python = shared.cfg.stt_python.clone();
+    job.outbound_allow = shared.cfg.outbound_allow.clone();
+    if job.engine.is_none() {
+        job.endpoint = shared.cfg.stt_endpoint.clone();
+    }
     let engine = *job.engine.get_or_insert(shared.cfg.stt_engine);
     if engine.language(&job.language).is_none() {
         return Err(TaskError::NotAbility(format!(

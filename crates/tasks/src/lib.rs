@@ -12,7 +12,7 @@ mod s3;
 mod task;
 mod vod;
 
-pub use hearth_media_proto::SttEngine;
+pub use hearth_media_proto::{Endpoint, SttEngine};
 pub use vod::Vod;
 
 use hearth_api::media::{
@@ -59,6 +59,8 @@ pub struct TasksConfig {
     pub stt_python: String,
     /// The speech engine of tasks that name none.
     pub stt_engine: SttEngine,
+    /// The transcription endpoint of `stt_engine` openai.
+    pub stt_endpoint: Option<hearth_media_proto::Endpoint>,
 }
 
 /// A task the API can see.

@@ -246,6 +246,7 @@ pub async fn start_ai_transcription(
             stt_python: String::new(),
             engine: None,
             endpoint: None,
+            outbound_allow: Vec::new(),
         },
     };
     let task_id = ctx

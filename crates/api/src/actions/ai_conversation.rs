@@ -364,6 +364,7 @@ pub async fn start_ai_conversation(
             stt_python: String::new(),
             engine: custom.engine,
             endpoint: custom.endpoint,
+            outbound_allow: Vec::new(),
         },
         llm: llm_of(p.llm.as_deref())?,
         tts: tts_of(p.tts.as_deref())?,
