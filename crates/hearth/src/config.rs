@@ -613,6 +613,17 @@ pub fn mask(secret: &str) -> String {
     format!("{head}…({} chars)", secret.chars().count())
 }
 
+impl AiConfig {
+    /// The server's transcription endpoint, when its engine is `openai`.
+    pub fn stt_endpoint(&self) -> Option<hearth_tasks::Endpoint> {
+        (self.stt_engine.eq_ignore_ascii_case("openai")).then(|| hearth_tasks::Endpoint {
+            url: self.stt_url.clone(),
+            key: self.stt_key.clone(),
+            model: self.stt_model.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,16 +706,5 @@ apps = [1400000001]
         assert!(c
             .apply_env(|k| (k == "HEARTH_HTTP").then(|| "nope".into()))
             .is_err());
-    }
-}
-
-impl AiConfig {
-    /// The server's transcription endpoint, when its engine is `openai`.
-    pub fn stt_endpoint(&self) -> Option<hearth_tasks::Endpoint> {
-        (self.stt_engine.eq_ignore_ascii_case("openai")).then(|| hearth_tasks::Endpoint {
-            url: self.stt_url.clone(),
-            key: self.stt_key.clone(),
-            model: self.stt_model.clone(),
-        })
     }
 }
