@@ -373,10 +373,9 @@ fn branch(
         let pad = sink
             .request_pad_simple("video")
             .context("splitmuxsink video pad")?;
-        parse
-            .static_pad("src")
-            .expect("h264parse has src")
-            .link(&pad)?;
+        let src = parse.static_pad("src").expect("h264parse has src");
+        drop_untimed(&src);
+        src.link(&pad)?;
     }
     if let Some(t) = atee {
         let q = make("queue")?;
@@ -385,9 +384,24 @@ fn branch(
         let pad = sink
             .request_pad_simple("audio_%u")
             .context("splitmuxsink audio pad")?;
-        q.static_pad("src").expect("queue has src").link(&pad)?;
+        let src = q.static_pad("src").expect("queue has src");
+        drop_untimed(&src);
+        src.link(&pad)?;
     }
     Ok(())
+}
+
+/// Drops buffers without a PTS before a muxer: an encoder's first output can come without one
+/// (seen from the mixed audio's AAC encoder in a start-up race), and mp4mux fails the whole
+/// file on it ("Buffer has no PTS"); one lost frame at the start is the lesser harm.
+fn drop_untimed(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
+        Some(b) if b.pts().is_none() => {
+            tracing::debug!("a buffer without a timestamp was dropped before the muxer");
+            gst::PadProbeReturn::Drop
+        }
+        _ => gst::PadProbeReturn::Ok,
+    });
 }
 
 /// ADTS AAC written straight to numbered files (ADTS needs no container), rotated by length
