@@ -3,7 +3,7 @@
 //! restart, no lock on the readers).
 
 use arc_swap::ArcSwap;
-use hearth_types::SdkAppId;
+use hearth_types::{RoomKey, SdkAppId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -108,5 +108,13 @@ pub fn call_command(event_type: u16) -> &'static str {
     match event_type {
         1 => "Call.CallbackAfterStartCall",
         _ => "Call.CallbackAfterEndCall",
+    }
+}
+
+/// `RoomId` in a callback: a number for a numeric room, a string for a string room.
+pub fn room_id(room: &RoomKey) -> serde_json::Value {
+    match room {
+        RoomKey::Num(n) => serde_json::json!(n),
+        RoomKey::Str(s) => serde_json::json!(s),
     }
 }

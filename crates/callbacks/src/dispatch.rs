@@ -10,7 +10,7 @@ use crate::directory::{call_command, Directory, Group};
 use crate::sign::sign;
 use hearth_outbound::Rules;
 use hearth_store::{QueuedCallback, Store};
-use hearth_types::SdkAppId;
+use hearth_types::{unix_ms, SdkAppId};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -76,12 +76,6 @@ pub struct Dispatcher {
     counters: Arc<Counters>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The wait before attempt `attempts + 1`: none after the first failure (as TRTC), then 1, 2,
 /// 4, … s up to `max`.
 fn backoff(attempts: u32, max: Duration) -> Duration {
@@ -136,7 +130,7 @@ impl Dispatcher {
                 }
                 Err(_) => Vec::new(),
             };
-            let now = now_ms();
+            let now = unix_ms();
             for q in heads {
                 let key = (q.cb.app, q.cb.order_key.clone());
                 let app_busy = per_app.get(&q.cb.app).copied().unwrap_or(0);
@@ -196,7 +190,7 @@ impl Dispatcher {
             );
             (url, q.cb.info_json.clone())
         } else {
-            (url, body(q, now_ms()))
+            (url, body(q, unix_ms()))
         };
         let mut req = checked
             .client(self.settings.timeout)
@@ -220,7 +214,7 @@ impl Dispatcher {
     /// Records how an attempt went.
     async fn settle(&self, q: QueuedCallback, outcome: Outcome) {
         let store = self.store.clone();
-        let now = now_ms();
+        let now = unix_ms();
         let c = &self.counters;
         let write = match outcome {
             Outcome::Delivered => {

@@ -10,6 +10,6 @@ mod directory;
 mod dispatch;
 mod sign;
 
-pub use directory::{call_command, AppCallbacks, Directory, Group};
+pub use directory::{call_command, room_id, AppCallbacks, Directory, Group};
 pub use dispatch::{Counters, Dispatcher, Settings};
 pub use sign::sign;

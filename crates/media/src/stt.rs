@@ -249,7 +249,7 @@ async fn transcribe(
     body.extend_from_slice(&wav_header(pcm.len() as u32, 16_000));
     body.extend_from_slice(pcm);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut resp = checked
+    let resp = checked
         .client(std::time::Duration::from_secs(30))
         .post(&ep.url)
         .header("Authorization", format!("Bearer {}", ep.key))
@@ -266,24 +266,7 @@ async fn transcribe(
                 e.without_url()
             )
         })?;
-    if !resp.status().is_success() {
-        return Err(format!(
-            "the transcription endpoint answered HTTP {}",
-            resp.status().as_u16()
-        ));
-    }
-    let mut buf = Vec::new();
-    while let Some(c) = resp.chunk().await.map_err(|e| {
-        format!(
-            "the transcription endpoint's answer broke off: {}",
-            e.without_url()
-        )
-    })? {
-        if buf.len() + c.len() > MAX_BYTES {
-            return Err("the transcription endpoint's answer is larger than 1 MiB".into());
-        }
-        buf.extend_from_slice(&c);
-    }
+    let buf = hearth_outbound::answer_within(resp, MAX_BYTES, "the transcription endpoint").await?;
     let v: serde_json::Value = serde_json::from_slice(&buf)
         .map_err(|e| format!("the transcription endpoint's answer is not JSON: {e}"))?;
     v["text"]

@@ -177,7 +177,7 @@ async fn openai(tts: &Tts, text: &str, rules: &Rules) -> Result<Pcm> {
         "model": ep.model, "input": text, "voice": tts.voice, "speed": tts.speed,
         "response_format": "wav",
     });
-    let mut resp = checked
+    let resp = checked
         .client(Duration::from_secs(30))
         .post(&ep.url)
         .header("Authorization", format!("Bearer {}", ep.key))
@@ -191,24 +191,9 @@ async fn openai(tts: &Tts, text: &str, rules: &Rules) -> Result<Pcm> {
                 e.without_url()
             )
         })?;
-    if !resp.status().is_success() {
-        bail!(
-            "the speech endpoint answered HTTP {}",
-            resp.status().as_u16()
-        );
-    }
-    let mut wav = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| {
-        anyhow::anyhow!(
-            "the speech endpoint's answer broke off: {}",
-            e.without_url()
-        )
-    })? {
-        if wav.len() + chunk.len() > MAX_BYTES {
-            bail!("the speech endpoint's answer is larger than 16 MiB");
-        }
-        wav.extend_from_slice(&chunk);
-    }
+    let wav = hearth_outbound::answer_within(resp, MAX_BYTES, "the speech endpoint")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let (rate, pcm) = wav_pcm(&wav).context("the speech endpoint's answer")?;
     Ok((rate, pcm.to_vec()))
 }

@@ -152,6 +152,30 @@ impl Checked {
     }
 }
 
+/// A whole answer of a caller's endpoint (`what` names it in the errors): a 2xx status and at
+/// most `max` bytes of body, read as it comes.
+pub async fn answer_within(
+    mut resp: reqwest::Response,
+    max: usize,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    if !resp.status().is_success() {
+        return Err(format!("{what} answered HTTP {}", resp.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(c) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("{what}'s answer broke off: {}", e.without_url()))?
+    {
+        if body.len() + c.len() > max {
+            return Err(format!("{what}'s answer is larger than {} KiB", max >> 10));
+        }
+        body.extend_from_slice(&c);
+    }
+    Ok(body)
+}
+
 fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.split('.').all(|l| {

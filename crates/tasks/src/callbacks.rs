@@ -8,7 +8,7 @@
 //!   ended (10002), and a relay's CDN push connected or failing (10003).
 
 use crate::Shared;
-use hearth_callbacks::Group;
+use hearth_callbacks::{room_id, Group};
 use hearth_store::NewCallback;
 use hearth_types::{RoomKey, SdkAppId};
 use serde_json::{json, Value};
@@ -58,10 +58,7 @@ impl TaskCallbacks {
             kind: kind.to_owned(),
             tx,
             app,
-            room: match room {
-                RoomKey::Num(n) => json!(n),
-                RoomKey::Str(s) => json!(s),
-            },
+            room: room_id(room),
             robot: robot.to_owned(),
             task: task.to_owned(),
             shared: shared.clone(),
@@ -106,9 +103,7 @@ impl TaskCallbacks {
         if !self.shared.callbacks.wants(self.app, self.group) {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = hearth_types::unix_ms();
         let info = json!({
             "RoomId": self.room, "EventTs": now / 1000, "EventMsTs": now, "UserId": self.robot,
             "TaskId": self.task, "Payload": payload,

@@ -1,11 +1,11 @@
 //! The room and media event callbacks (TRTC's groups 1 and 2) a domain event makes, for the
 //! apps that listen to them: `EventInfo` in TRTC's shape, ordered per room.
 
-use hearth_callbacks::{Directory, Group};
+use hearth_callbacks::{room_id, Directory, Group};
 use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::NewCallback;
 use hearth_types::{CommId, RoomKey, UserId};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 
 /// TRTC's role values.
@@ -43,13 +43,6 @@ fn exit_reason(r: ExitReason) -> u8 {
         ExitReason::Left => 1,
         ExitReason::Timeout | ExitReason::ServerShutdown => 2,
         ExitReason::Kicked | ExitReason::RoomDismissed | ExitReason::Replaced => 3,
-    }
-}
-
-fn room_id(room: &RoomKey) -> Value {
-    match room {
-        RoomKey::Num(n) => json!(n),
-        RoomKey::Str(s) => json!(s),
     }
 }
 
@@ -149,6 +142,7 @@ impl CallbackState {
 mod tests {
     use super::*;
     use hearth_callbacks::AppCallbacks;
+    use serde_json::Value;
     use hearth_types::SdkAppId;
 
     fn ev(kind: EventKind) -> DomainEvent {

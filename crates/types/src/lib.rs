@@ -9,7 +9,7 @@ mod time;
 pub use ids::{CommId, SdkAppId, UserId};
 pub use metrics::QUALITY_METRICS;
 pub use room::{RoomKey, RoomKeyError};
-pub use time::UnixSecs;
+pub use time::{unix_ms, UnixSecs};
 
 /// TRTC's resolution classes of usage (`Audio` aside): SD up to 640×480 pixels, HD up to
 /// 1280×720, FullHD up to 1920×1080, 2K up to 2560×1440, 4K above.

@@ -10,6 +10,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[serde(transparent)]
 pub struct UnixSecs(pub i64);
 
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 impl UnixSecs {
     pub fn now() -> Self {
         let d = SystemTime::now()

@@ -208,26 +208,12 @@ fn tts_of(raw: Option<&str>) -> Result<Tts, ApiError> {
             tts.voice = PIPER_VOICE.into();
         }
         TtsEngine::Openai => {
-            for k in ["APIUrl", "APIKey"] {
-                if text(k).unwrap_or("").is_empty() {
-                    return Err(invalid(format!(
-                        "TTSConfig.{k} is required for TTSType openai."
-                    )));
-                }
-            }
+            tts.endpoint = Some(endpoint_of(&v, "TTSConfig", "TTSType", "tts-1")?);
             let voice = voice.unwrap_or("alloy");
             if voice.is_empty() || voice.len() > 64 {
                 return Err(invalid("TTSConfig.VoiceId is 1 to 64 characters."));
             }
             tts.voice = voice.to_owned();
-            tts.endpoint = Some(Endpoint {
-                url: text("APIUrl").unwrap_or("").to_owned(),
-                key: text("APIKey").unwrap_or("").to_owned(),
-                model: text("Model")
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or("tts-1")
-                    .to_owned(),
-            });
         }
     }
     if let Some(speed) = v.get("Speed").and_then(Value::as_f64) {
@@ -275,23 +261,38 @@ fn stt_custom(raw: Option<&str>) -> Result<SttCustom, ApiError> {
         }
     };
     if out.engine == Some(SttEngine::Openai) {
-        for k in ["APIUrl", "APIKey"] {
-            if text(k).unwrap_or("").is_empty() {
-                return Err(invalid(format!(
-                    "STTConfig.CustomParam.{k} is required for STTType openai."
-                )));
-            }
-        }
-        out.endpoint = Some(Endpoint {
-            url: text("APIUrl").unwrap_or("").to_owned(),
-            key: text("APIKey").unwrap_or("").to_owned(),
-            model: text("Model")
-                .filter(|m| !m.is_empty())
-                .unwrap_or("whisper-1")
-                .to_owned(),
-        });
+        out.endpoint = Some(endpoint_of(
+            &v,
+            "STTConfig.CustomParam",
+            "STTType",
+            "whisper-1",
+        )?);
     }
     Ok(out)
+}
+
+/// An OpenAI-compatible endpoint named in a config object (`at`, of type `kind` openai):
+/// `APIUrl` and `APIKey` required, `Model` defaulting to `model`.
+fn endpoint_of(v: &Value, at: &str, kind: &str, model: &str) -> Result<Endpoint, ApiError> {
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    for k in ["APIUrl", "APIKey"] {
+        if text(k).is_empty() {
+            return Err(invalid(format!("{at}.{k} is required for {kind} openai.")));
+        }
+    }
+    Ok(Endpoint {
+        url: text("APIUrl").to_owned(),
+        key: text("APIKey").to_owned(),
+        model: Some(text("Model"))
+            .filter(|m| !m.is_empty())
+            .unwrap_or(model)
+            .to_owned(),
+    })
 }
 
 /// InterruptMode (0 the server's voice detection, 1 the client's signal) and

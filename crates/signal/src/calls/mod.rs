@@ -313,9 +313,7 @@ impl Driver {
                 Out::Save(log) => {
                     let store = self.store.clone();
                     let id = log.call_id.clone();
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
+                    let now_ms = hearth_types::unix_ms();
                     let cb = self.callbacks.of(&self.directory, &log, now_ms);
                     let saved = tokio::task::spawn_blocking(move || {
                         store.put_call_log(&log)?;
