@@ -165,6 +165,26 @@ def words(text: str) -> str:
     return " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
 
 
+async def transcribe_in_room(h, room: int, wav: Path, sentences: int, timeout: float):
+    """A whole-room transcription while an aiortc user plays `wav`, until `sentences` final
+    subtitles came; returns (the task, the listener, every subtitle it got)."""
+    viewer = WsClient(h, APP1, "stt-viewer", room=room, role="audience")
+    await viewer.connect()
+    params = start_params(h, room)
+    params["RecognizeConfig"] = {"Language": "en", "VadSilenceTime": 600}
+    task = call(h, "StartAITranscription", params)["TaskId"]
+    speaker = Publisher(h, APP1, "stt-speaker", room=room, audio=MediaPlayer(str(wav)).audio,
+                        video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
+    try:
+        await speaker.start()
+        await wait_for(lambda: len([s for s in subtitles(viewer) if s["payload"]["end"]]) >= sentences, timeout,
+                       f"the sentences as final subtitles (got {subtitles(viewer)})", step=0.2)
+    finally:
+        await speaker.delete()
+        await speaker.close()
+    return task, viewer, subtitles(viewer)
+
+
 def test_whisper_transcribes_open_vocabulary_speech(tmp_path_factory, tmp_path):
     """A server whose speech engine is Whisper (ai.stt_engine): sentences nobody listed as hot
     words come back word for word, partial results first; a language PocketSphinx does not know
@@ -178,21 +198,7 @@ def test_whisper_transcribes_open_vocabulary_speech(tmp_path_factory, tmp_path):
     room = 8104
 
     async def body():
-        viewer = WsClient(h, APP1, "stt-viewer", room=room, role="audience")
-        await viewer.connect()
-        params = start_params(h, room)
-        params["RecognizeConfig"] = {"Language": "en", "VadSilenceTime": 600}
-        task = call(h, "StartAITranscription", params)["TaskId"]
-        speaker = Publisher(h, APP1, "stt-speaker", room=room, audio=MediaPlayer(str(wav)).audio,
-                            video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
-        try:
-            await speaker.start()
-            await wait_for(lambda: len([s for s in subtitles(viewer) if s["payload"]["end"]]) >= len(spoken), 60,
-                           f"the sentences as final subtitles (got {subtitles(viewer)})", step=0.2)
-        finally:
-            await speaker.delete()
-            await speaker.close()
-        subs = subtitles(viewer)
+        task, viewer, subs = await transcribe_in_room(h, room, wav, len(spoken), 60)
         finals = [s for s in subs if s["payload"]["end"]]
         assert [words(s["payload"]["text"]) for s in finals] == spoken, subs
         first = finals[0]["payload"]["roundid"]
@@ -227,22 +233,9 @@ def test_a_server_whose_engine_is_an_openai_transcription_endpoint(tmp_path_fact
     room = 8106
 
     async def body():
-        viewer = WsClient(h, APP1, "stt-viewer", room=room, role="audience")
-        await viewer.connect()
-        params = start_params(h, room)
-        params["RecognizeConfig"] = {"Language": "en", "VadSilenceTime": 600}
-        task = call(h, "StartAITranscription", params)["TaskId"]
-        speaker = Publisher(h, APP1, "stt-speaker", room=room, audio=MediaPlayer(str(wav)).audio,
-                            video=ColorVideoTrack((90, 90, 90), fps=5, width=160, height=120))
-        try:
-            await speaker.start()
-            await wait_for(lambda: len([s for s in subtitles(viewer) if s["payload"]["end"]]) >= len(SPOKEN), 40,
-                           f"the sentences as final subtitles (got {subtitles(viewer)})", step=0.2)
-        finally:
-            await speaker.delete()
-            await speaker.close()
-        finals = [s["payload"]["text"] for s in subtitles(viewer) if s["payload"]["end"]]
-        assert finals == SPOKEN, subtitles(viewer)
+        task, viewer, subs = await transcribe_in_room(h, room, wav, len(SPOKEN), 40)
+        finals = [s["payload"]["text"] for s in subs if s["payload"]["end"]]
+        assert finals == SPOKEN, subs
         assert len(stt.requests) == len(SPOKEN)
         assert stt.requests[0]["headers"]["authorization"] == "Bearer sk-server"
         assert stt.requests[0]["fields"]["model"] == "whisper-1"
