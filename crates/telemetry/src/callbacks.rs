@@ -142,8 +142,8 @@ impl CallbackState {
 mod tests {
     use super::*;
     use hearth_callbacks::AppCallbacks;
-    use serde_json::Value;
     use hearth_types::SdkAppId;
+    use serde_json::Value;
 
     fn ev(kind: EventKind) -> DomainEvent {
         DomainEvent {
