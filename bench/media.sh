@@ -25,6 +25,13 @@
 # the viewers and the other worker mirrors the room for the rest; the server is pinned to CPUs
 # 0 and 1 (one worker each) and the load generator floats over the same two CPUs (a 2-core
 # machine has none left for it: see the per-thread CPU in the raw results).
+# WORKER_QUOTA=P gives each media worker thread a budget of P % of one CPU (a cgroup v1 `cpu`
+# group per worker thread: CFS quota over a 10 ms period, high shares so the load generator
+# never delays it within its budget) and pins worker i to CPU i; the rest of the server and the
+# load generator float over both CPUs. With P well under 50 the load generator has CPU to spare
+# on a 2-CPU machine, so the one-worker and the two-worker (SPREAD=1) figures compare at the
+# same per-worker budget: how a room scales over workers, measured where a third CPU is missing.
+# Needs root and /sys/fs/cgroup/cpu.
 #
 # Each step starts a fresh server (empty data dir, rate_limits = false, one fixed application,
 # [media] workers = 2; one room lives on one worker, so the forwarding runs on one thread).
@@ -85,6 +92,48 @@ if [ "${SPREAD:-0}" = 1 ] && [ ${#server_cpu[@]} -gt 0 ]; then
     client_cpu=()
 fi
 
+WORKER_QUOTA="${WORKER_QUOTA:-}"
+CGROUP_CPU=/sys/fs/cgroup/cpu
+if [ -n "$WORKER_QUOTA" ]; then
+    [ -w "$CGROUP_CPU" ] || { echo "WORKER_QUOTA needs a writable $CGROUP_CPU (cgroup v1, root)" >&2; exit 1; }
+    server_cpu=(taskset -c 0,1)
+    client_cpu=()
+fi
+
+# Puts each media worker thread of the running server into its own CPU-limited group.
+limit_workers() {
+    local tid name i
+    for tid in /proc/"$server"/task/*; do
+        name="$(cat "$tid/comm" 2>/dev/null || true)"
+        case "$name" in hearth-media-*) ;; *) continue ;; esac
+        i="${name#hearth-media-}"
+        local group="$CGROUP_CPU/hearth-bench-w$i"
+        mkdir -p "$group"
+        echo 10000 >"$group/cpu.cfs_period_us"
+        echo $(( WORKER_QUOTA * 100 )) >"$group/cpu.cfs_quota_us"
+        echo 10240 >"$group/cpu.shares"
+        echo "${tid##*/}" >"$group/tasks"
+        taskset -pc "$(( i % $(nproc) ))" "${tid##*/}" >/dev/null
+    done
+}
+
+# The groups' throttling over a step ("nr_throttled throttled_time(ns)" per worker).
+throttle_stats() {
+    local g
+    for g in "$CGROUP_CPU"/hearth-bench-w*; do
+        [ -d "$g" ] || continue
+        printf '%s %s %s\n' "${g##*-w}" "$(sed -n 's/^nr_throttled //p' "$g/cpu.stat")" \
+            "$(sed -n 's/^throttled_time //p' "$g/cpu.stat")"
+    done
+}
+
+remove_groups() {
+    local g
+    for g in "$CGROUP_CPU"/hearth-bench-w*; do
+        [ -d "$g" ] && rmdir "$g" 2>/dev/null || true
+    done
+}
+
 # The server's configuration for a step of $1 subscribers.
 write_config() {
     local capacity="${CAPACITY:-0}"
@@ -129,7 +178,7 @@ stop_server() {
         server=""
     fi
 }
-trap stop_server EXIT
+trap 'stop_server; if [ -n "$WORKER_QUOTA" ]; then remove_groups; fi' EXIT
 
 start_server() {
     rm -rf "$OUT_DIR/data"
@@ -149,6 +198,7 @@ start_server() {
         [ "$i" = 100 ] && { cat "$OUT_DIR/server-$1.log"; echo "server not listening on $PORT" >&2; exit 1; }
         sleep 0.1
     done
+    if [ -n "$WORKER_QUOTA" ]; then limit_workers; fi
 }
 
 # Microseconds some task waited for a CPU (PSI), to flag steps disturbed by other work.
@@ -172,13 +222,16 @@ run_step() {
     t1="$(date +%s.%N)"
     local load
     load="$(cut -d' ' -f1 /proc/loadavg)"
+    local throttled=""
+    if [ -n "$WORKER_QUOTA" ]; then throttled="$(throttle_stats | tr '\n' ';')"; fi
     stop_server
+    if [ -n "$WORKER_QUOTA" ]; then remove_groups; fi
     local warnings
     warnings="$(grep -cE ' (WARN|ERROR) ' "$OUT_DIR/server-$n.log" || true)"
-    python3 - "$OUT_DIR/step-$n.json" "$n" "$MAX_LOSS" "$p0" "$p1" "$t0" "$t1" "$load" "$warnings" "$MAX_P99_MS" \
+    python3 - "$OUT_DIR/step-$n.json" "$n" "$MAX_LOSS" "$p0" "$p1" "$t0" "$t1" "$load" "$warnings" "$MAX_P99_MS" "$throttled" \
         >>"$OUT_DIR/results.jsonl" <<'PY'
 import json, sys
-path, n, max_loss, p0, p1, t0, t1, load, warnings, max_p99 = sys.argv[1:]
+path, n, max_loss, p0, p1, t0, t1, load, warnings, max_p99, throttled = sys.argv[1:]
 n, max_loss, max_p99 = int(n), float(max_loss), float(max_p99)
 try:
     s = json.load(open(path))
@@ -227,6 +280,9 @@ print(json.dumps({
     "server_rss_mib": w["server_rss_mib"],
     "load1": float(load),
     "server_warnings": int(warnings),
+    # Per media worker under WORKER_QUOTA: [worker, periods throttled, ms throttled] over the step.
+    "worker_throttling": [[int(a), int(b), int(c) / 1e6] for a, b, c in
+                          (t.split() for t in throttled.split(";") if t.strip())],
     "pass": ok,
 }))
 PY
@@ -267,14 +323,16 @@ echo "Load average (1/5/15 min) before: $load_before; after: $(cut -d' ' -f1-3 /
 echo "Built from: $(head -n1 "$OUT_DIR/build.txt")$(grep -c '^uncommitted' "$OUT_DIR/build.txt" | sed 's/^0$//; s/^\([0-9]\+\)$/ + \1 uncommitted paths (see build.txt)/')"
 echo "Server: $SERVER$([ "$SERVER" = janus ] && echo " ($(janus --version 2>/dev/null | head -n1), $JANUS_LOOPS event loop(s))")"
 echo "Largest subscriber count with < $MAX_LOSS % loss and video p99 < $MAX_P99_MS ms: $best$([ -n "$worst" ] && echo " (first failure: $worst)")"
-if [ "${SPREAD:-0}" = 1 ]; then
+if [ "${SPREAD:-0}" = 1 ] || [ -n "$WORKER_QUOTA" ]; then
     echo
+    [ -n "$WORKER_QUOTA" ] && echo "Each media worker limited to $WORKER_QUOTA % of one CPU (cgroup CFS quota, 10 ms period)."
     echo "Media workers' CPU per step (SPREAD=1: the home worker and its mirror):"
     python3 - "$OUT_DIR/results.jsonl" <<'PY'
 import json, sys
 for r in sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda r: r["subscribers"]):
     media = [t for t in r.get("server_threads") or [] if t["thread"].startswith("hearth-media")]
-    print("- %d subscribers: %s" % (r["subscribers"], ", ".join("%s %.0f %%" % (t["thread"], t["cpu_pct"]) for t in media)))
+    throttled = "".join("; worker %d throttled in %d periods, %.0f ms" % tuple(t) for t in r.get("worker_throttling") or [])
+    print("- %d subscribers: %s%s" % (r["subscribers"], ", ".join("%s %.0f %%" % (t["thread"], t["cpu_pct"]) for t in media), throttled))
 PY
 fi
 echo

@@ -48,8 +48,10 @@ export interface HearthClientOptions {
   /** Receive everyone's audio, main video (big) and sub video as they appear. Default true. */
   autoSubscribe?: boolean;
   privateMapKey?: string;
-  /** Default none: Hearth's media address is in its SDP. */
+  /** Default none; used besides the TURN servers the server hands out with `entered`. */
   iceServers?: RTCIceServer[];
+  /** 'relay': media only through TURN. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
   /** Keepalive period in ms. Default 5000. */
   pingInterval?: number;
   /** Log every signaling message with console.debug. */

@@ -74,7 +74,9 @@ export class HearthClient extends SignalingSocket {
    * @param {'anchor'|'audience'} [options.role='anchor']
    * @param {boolean} [options.autoSubscribe=true]
    * @param {string} [options.privateMapKey]
-   * @param {RTCIceServer[]} [options.iceServers=[]]
+   * @param {RTCIceServer[]} [options.iceServers=[]] used besides the TURN servers the server
+   *   hands out with its `entered` answer (short-lived credentials; none on a LAN setup)
+   * @param {'all'|'relay'} [options.iceTransportPolicy='all'] 'relay': media only through TURN
    * @param {number} [options.pingInterval=5000] keepalive period, ms
    * @param {boolean} [options.debug=false] log every signaling message to the console
    */
@@ -98,6 +100,7 @@ export class HearthClient extends SignalingSocket {
       autoSubscribe: o.autoSubscribe !== false,
       privateMapKey: o.privateMapKey,
       iceServers: o.iceServers || [],
+      iceTransportPolicy: o.iceTransportPolicy || 'all',
       pingInterval: o.pingInterval || 5_000,
       debug: !!o.debug,
     };
@@ -455,6 +458,8 @@ export class HearthClient extends SignalingSocket {
 
   _onEntered(msg) {
     this.session = msg.session;
+    // The TURN servers of this entry (fresh credentials after a resume, too).
+    this._serverIce = msg.ice_servers || [];
     if (msg.role) this.role = msg.role;
     const roster = new Map();
     for (const w of msg.roster || []) {
@@ -525,9 +530,18 @@ export class HearthClient extends SignalingSocket {
     return run;
   }
 
+  /** The configuration of a new RTCPeerConnection: the caller's ICE servers and the server's. */
+  _pcConfig() {
+    return {
+      iceServers: [...this.options.iceServers, ...(this._serverIce || [])],
+      iceTransportPolicy: this.options.iceTransportPolicy,
+      bundlePolicy: 'max-bundle',
+    };
+  }
+
   _ensurePublishPc() {
     if (this._pub) return this._pub;
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection(this._pcConfig());
     pc.addEventListener('connectionstatechange', () => this.emit('peer-state', { pc: 'publish', state: pc.connectionState }));
     this._pub = pc;
     return pc;
@@ -579,7 +593,7 @@ export class HearthClient extends SignalingSocket {
 
   _ensureSubscribePc() {
     if (this._sub) return this._sub;
-    const pc = new RTCPeerConnection({ iceServers: this.options.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection(this._pcConfig());
     pc.addEventListener('connectionstatechange', () => this.emit('peer-state', { pc: 'subscribe', state: pc.connectionState }));
     this._sub = pc;
     return pc;

@@ -17,6 +17,10 @@ pub struct Config {
     #[serde(default)]
     pub calls: CallsConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub turn: TurnConfig,
+    #[serde(default)]
     pub console: ConsoleConfig,
     #[serde(default)]
     pub ai: AiConfig,
@@ -70,8 +74,14 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
-    /// Address media binds to and announces in ICE candidates.
+    /// Address media binds to (and announces in ICE candidates unless `announce` says).
     pub ip: String,
+    /// Addresses announced in ICE candidates instead of `ip`: a public address behind 1:1
+    /// NAT (bind the private one), or several (public and private, IPv4 and IPv6).
+    pub announce: Vec<String>,
+    /// ICE over TCP: each worker also takes TCP at its port (passive candidates, RFC 6544),
+    /// for clients whose UDP is blocked.
+    pub ice_tcp: bool,
     /// UDP ports media may use, `first-last`; worker `i` uses `first + i`.
     pub ports: String,
     /// Media worker threads (each owns whole rooms); 0 = one per CPU core.
@@ -108,6 +118,17 @@ pub struct OutboundConfig {
 }
 
 impl MediaConfig {
+    /// The addresses to announce in ICE candidates (empty: the bound one).
+    pub fn announced(&self) -> Result<Vec<std::net::IpAddr>> {
+        self.announce
+            .iter()
+            .map(|a| {
+                a.parse::<std::net::IpAddr>()
+                    .with_context(|| format!("media.announce {a:?}"))
+            })
+            .collect()
+    }
+
     /// `media.ingest_max_size` as (width, height).
     pub fn ingest_max_size(&self) -> Result<(u32, u32)> {
         let parsed = self
@@ -128,6 +149,8 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             ip: "127.0.0.1".into(),
+            announce: Vec::new(),
+            ice_tcp: true,
             ports: "50000-50100".into(),
             workers: 0,
             capacity_per_worker: 0,
@@ -256,6 +279,9 @@ pub struct CallsConfig {
     pub ring_timeout_secs: u64,
     /// How long a party whose calling socket dropped may log in again and stay in the call.
     pub reconnect_grace_secs: u64,
+    /// How long a party of a connected call may take to enter the call's room before they
+    /// leave the call.
+    pub enter_timeout_secs: u64,
 }
 
 impl Default for CallsConfig {
@@ -263,6 +289,100 @@ impl Default for CallsConfig {
         CallsConfig {
             ring_timeout_secs: 30,
             reconnect_grace_secs: 10,
+            enter_timeout_secs: 30,
+        }
+    }
+}
+
+/// Limits at the client edge (`docs/protocol.md`, Limits); 0 turns one off. They apply
+/// whatever `server.rate_limits` says, which governs the server APIs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Messages one WebSocket may send per second, on average.
+    pub ws_messages_per_sec: u32,
+    /// Messages one WebSocket may send at once after a quiet time.
+    pub ws_message_burst: u32,
+    /// Bytes one WebSocket may send per second.
+    pub ws_bytes_per_sec: u32,
+    /// WebSocket protocol sockets one user may hold open.
+    pub ws_sockets_per_user: u32,
+    /// WebSocket protocol sockets one application may hold open.
+    pub ws_sockets_per_app: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = hearth_signal::EdgeLimits::default();
+        LimitsConfig {
+            ws_messages_per_sec: d.messages_per_sec,
+            ws_message_burst: d.message_burst,
+            ws_bytes_per_sec: d.bytes_per_sec,
+            ws_sockets_per_user: d.sockets_per_user,
+            ws_sockets_per_app: d.sockets_per_app,
+        }
+    }
+}
+
+/// TURN servers clients are told of, with short-lived credentials (`docs/sfu.md`, TURN).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// `turn:`/`turns:` URLs; none: clients are told of no TURN server.
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
+    pub secret: String,
+    /// How long a handed-out credential is valid.
+    pub ttl_secs: u32,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            ttl_secs: 86_400,
+        }
+    }
+}
+
+impl TurnConfig {
+    pub fn servers(&self) -> Option<hearth_signal::TurnServers> {
+        (!self.urls.is_empty()).then(|| hearth_signal::TurnServers {
+            urls: self.urls.clone(),
+            secret: self.secret.clone(),
+            ttl_secs: self.ttl_secs,
+        })
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.urls.is_empty() {
+            return Ok(());
+        }
+        if self.secret.len() < 16 {
+            bail!("turn.secret must be at least 16 characters when turn.urls are set");
+        }
+        if !(1..=7 * 86_400).contains(&self.ttl_secs) {
+            bail!("turn.ttl_secs must be 1 to 604800");
+        }
+        for u in &self.urls {
+            let scheme_ok = u.starts_with("turn:") || u.starts_with("turns:");
+            if !scheme_ok || u.contains(['<', '>', '"', ' ']) {
+                bail!("turn.urls: {u:?} is not a turn: or turns: URL");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LimitsConfig {
+    pub fn edge(&self) -> hearth_signal::EdgeLimits {
+        hearth_signal::EdgeLimits {
+            messages_per_sec: self.ws_messages_per_sec,
+            message_burst: self.ws_message_burst,
+            bytes_per_sec: self.ws_bytes_per_sec,
+            sockets_per_user: self.ws_sockets_per_user,
+            sockets_per_app: self.ws_sockets_per_app,
         }
     }
 }
@@ -377,6 +497,16 @@ impl Config {
         if let Some(v) = get("HEARTH_MEDIA_IP") {
             self.media.ip = v;
         }
+        if let Some(v) = get("HEARTH_MEDIA_ANNOUNCE") {
+            self.media.announce = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("HEARTH_MEDIA_ICE_TCP") {
+            self.media.ice_tcp = parse("HEARTH_MEDIA_ICE_TCP", v)?;
+        }
         if let Some(v) = get("HEARTH_MEDIA_PORTS") {
             self.media.ports = v;
         }
@@ -422,6 +552,43 @@ impl Config {
         }
         if let Some(v) = get("HEARTH_CALLS_RECONNECT_GRACE_SECS") {
             self.calls.reconnect_grace_secs = parse("HEARTH_CALLS_RECONNECT_GRACE_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_TURN_URLS") {
+            self.turn.urls = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("HEARTH_TURN_SECRET") {
+            self.turn.secret = v;
+        }
+        if let Some(v) = get("HEARTH_TURN_TTL_SECS") {
+            self.turn.ttl_secs = parse("HEARTH_TURN_TTL_SECS", v)?;
+        }
+        if let Some(v) = get("HEARTH_CALLS_ENTER_TIMEOUT_SECS") {
+            self.calls.enter_timeout_secs = parse("HEARTH_CALLS_ENTER_TIMEOUT_SECS", v)?;
+        }
+        let l = &mut self.limits;
+        for (name, slot) in [
+            (
+                "HEARTH_LIMITS_WS_MESSAGES_PER_SEC",
+                &mut l.ws_messages_per_sec,
+            ),
+            ("HEARTH_LIMITS_WS_MESSAGE_BURST", &mut l.ws_message_burst),
+            ("HEARTH_LIMITS_WS_BYTES_PER_SEC", &mut l.ws_bytes_per_sec),
+            (
+                "HEARTH_LIMITS_WS_SOCKETS_PER_USER",
+                &mut l.ws_sockets_per_user,
+            ),
+            (
+                "HEARTH_LIMITS_WS_SOCKETS_PER_APP",
+                &mut l.ws_sockets_per_app,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *slot = parse(name, v)?;
+            }
         }
         if let Some(v) = get("HEARTH_AI_STT_PYTHON") {
             self.ai.stt_python = v;
@@ -500,10 +667,18 @@ impl Config {
                 self.media.ports
             );
         }
-        self.media
+        let bound = self
+            .media
             .ip
             .parse::<std::net::IpAddr>()
             .with_context(|| format!("media.ip {:?}", self.media.ip))?;
+        let announced = self.media.announced()?;
+        if announced.is_empty() && bound.is_unspecified() {
+            bail!("media.ip {bound} binds every interface: say which addresses clients reach in media.announce");
+        }
+        if let Some(a) = announced.iter().find(|a| a.is_unspecified()) {
+            bail!("media.announce: {a} is not an address clients can reach");
+        }
         let m = &self.media;
         if !(m.cpu_budget >= 0.0 && m.cpu_budget.is_finite()) {
             bail!("media.cpu_budget must be a non-negative number of cores");
@@ -529,6 +704,10 @@ impl Config {
         if !(1..=300).contains(&self.calls.reconnect_grace_secs) {
             bail!("calls.reconnect_grace_secs must be 1 to 300");
         }
+        if !(1..=600).contains(&self.calls.enter_timeout_secs) {
+            bail!("calls.enter_timeout_secs must be 1 to 600");
+        }
+        self.turn.check()?;
         if !(1..=30 * 86_400).contains(&self.console.session_secs) {
             bail!("console.session_secs must be 1 to 2592000 (30 days)");
         }

@@ -52,6 +52,29 @@ fn callbacks(out: &mut String, m: &CallbackMetrics, queued: u64, kept: u64) {
     );
 }
 
+fn edge_limits(out: &mut String, edge: &hearth_signal::EdgeMeter) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = edge.counters();
+    metric(
+        out,
+        "hearth_ws_sockets",
+        "gauge",
+        "WebSocket protocol sockets (room and calling) open now, past their first message.",
+        edge.open_sockets(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP hearth_ws_refused_total WebSocket protocol sockets refused or closed by the client-edge limits since the start (flooding: over the message or byte rate; user_sockets, app_sockets: over the open-socket limit).\n# TYPE hearth_ws_refused_total counter"
+    );
+    for (limit, n) in [
+        ("flooding", c.flooding.load(Relaxed)),
+        ("user_sockets", c.user_sockets.load(Relaxed)),
+        ("app_sockets", c.app_sockets.load(Relaxed)),
+    ] {
+        let _ = writeln!(out, "hearth_ws_refused_total{{limit=\"{limit}\"}} {n}");
+    }
+}
+
 /// What `/metrics` reads.
 #[derive(Clone)]
 pub struct Sources {
@@ -60,6 +83,7 @@ pub struct Sources {
     pub calls: Calls,
     pub tasks: hearth_tasks::Tasks,
     pub callbacks: CallbackMetrics,
+    pub edge: hearth_signal::EdgeMeter,
 }
 
 /// Renders every metric; the media part is missing when the workers do not answer.
@@ -70,8 +94,10 @@ pub async fn render(src: &Sources) -> String {
         calls,
         tasks,
         callbacks: cbs,
+        edge,
     } = src;
     let mut out = String::new();
+    edge_limits(&mut out, edge);
     let store = cbs.store.clone();
     if let Ok(Ok((queued, kept))) =
         tokio::task::spawn_blocking(move || store.callback_counts()).await

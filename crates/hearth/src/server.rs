@@ -125,6 +125,8 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
     let sfu = SfuHandle::start(
         &SfuConfig {
             ip: config.media.ip.parse()?,
+            announce: config.media.announced()?,
+            tcp: config.media.ice_tcp,
             first_port,
             last_port,
             workers: config.media.worker_count(),
@@ -134,9 +136,11 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
     )
     .context("starting the media workers")?;
     let directory = hearth_callbacks::Directory::new(config.callback_directory());
+    let (rooms_tx, rooms_rx) = tokio::sync::mpsc::channel(hearth_signal::ROOM_EVENTS_QUEUE);
     let recorder = tokio::spawn(
         hearth_telemetry::Recorder::new(store.clone())
             .with_callbacks(directory.clone())
+            .with_rooms(rooms_tx)
             .run(events_rx),
     );
     let dispatcher = hearth_callbacks::Dispatcher::new(
@@ -225,11 +229,24 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
         CallsConfig {
             ring_timeout: Duration::from_secs(config.calls.ring_timeout_secs),
             reconnect_grace: Duration::from_secs(config.calls.reconnect_grace_secs),
+            enter_timeout: Duration::from_secs(config.calls.enter_timeout_secs),
         },
         store.clone(),
         directory.clone(),
+        rooms_rx,
     );
-    let signal = hearth_signal::router(sfu.clone(), apps, calls.clone(), store.clone());
+    let edge = hearth_signal::router(
+        sfu.clone(),
+        apps,
+        calls.clone(),
+        store.clone(),
+        hearth_signal::EdgeConfig {
+            limits: config.limits.edge(),
+            turn: config.turn.servers(),
+        },
+    );
+    let edge_meter = edge.meter;
+    let signal = edge.router;
     let state = Arc::new(state);
     let app = app(
         state.clone(),
@@ -245,6 +262,7 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
                 counters: callback_counters,
                 store: store.clone(),
             },
+            edge: edge_meter,
         },
     );
     let handle = Handle::new();

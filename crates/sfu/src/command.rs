@@ -79,6 +79,8 @@ pub struct WorkerStats {
     pub events_dropped: u64,
     /// Domain events waiting for the recorder.
     pub events_queued: usize,
+    /// ICE-TCP connections open.
+    pub tcp_connections: usize,
     /// Users present in rooms.
     pub users: usize,
     pub counters: Counters,

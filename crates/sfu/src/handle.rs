@@ -39,8 +39,13 @@ const COMMAND_QUEUE: usize = 1024;
 /// Where and how many workers run.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// Bound and announced in ICE candidates.
+    /// Bound (UDP, and TCP with `tcp`).
     pub ip: IpAddr,
+    /// Announced in ICE candidates; empty: `ip`. Several addresses (a public one behind 1:1
+    /// NAT, more interfaces) all lead to the same sockets.
+    pub announce: Vec<IpAddr>,
+    /// ICE over TCP: each worker also listens on TCP at its port (passive candidates).
+    pub tcp: bool,
     /// Worker `i` binds `first_port + i`.
     pub first_port: u16,
     pub last_port: u16,
@@ -81,6 +86,17 @@ impl SfuHandle {
             let addr = SocketAddr::new(config.ip, config.first_port + i as u16);
             let std_socket = bind_media_socket(addr)?;
             let addr = std_socket.local_addr()?;
+            // Without its TCP port a worker still serves UDP (and says so).
+            let tcp = if config.tcp {
+                std::net::TcpListener::bind(addr)
+                    .inspect_err(|e| {
+                        tracing::warn!(worker = i, %addr, error = %e, "no ICE-TCP on this worker: its TCP port is taken");
+                    })
+                    .ok()
+            } else {
+                None
+            };
+            let announce = config.announce.clone();
             let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
             let events = events.clone();
             let capacity = config.capacity;
@@ -94,8 +110,9 @@ impl SfuHandle {
                     rt.block_on(async move {
                         let socket =
                             tokio::net::UdpSocket::from_std(std_socket).expect("worker socket");
-                        let worker = Worker::new(i, socket, events, capacity, links)
-                            .expect("worker socket address");
+                        let worker =
+                            Worker::new(i, socket, &announce, tcp, events, capacity, links)
+                                .expect("worker socket address");
                         worker.run(rx, inbox).await;
                     });
                 })?;

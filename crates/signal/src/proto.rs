@@ -195,6 +195,9 @@ pub enum ServerMsg {
         userid: String,
         role: &'static str,
         roster: Vec<User>,
+        /// TURN servers with the user's credentials, when the server has some configured.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<crate::turn::IceServer>,
     },
     Exited {},
     PublishAnswer {
@@ -267,7 +270,8 @@ pub enum ServerMsg {
     CallLeft {
         callid: String,
         userid: String,
-        /// "hangup" or "dropped".
+        /// "hangup", "dropped", "removed" (RemoveUser), "dismissed" (DismissRoom) or
+        /// "not_entered" (accepted but never entered the call's room in time).
         reason: &'static str,
     },
     CallEnded {
@@ -298,6 +302,10 @@ pub enum ProtoError {
     Full(String),
     /// The client sends faster than a limit allows (the message says which).
     TooMany(String),
+    /// The socket sends more messages or bytes than its limit: it is closed.
+    Flooding(String),
+    /// The user or the application holds as many sockets as it may.
+    TooManySockets(String),
 }
 
 impl ProtoError {
@@ -323,6 +331,7 @@ impl ProtoError {
             ProtoError::Unavailable => (503, "the media plane is unavailable".into(), true),
             ProtoError::Full(m) => (503, m.clone(), true),
             ProtoError::TooMany(m) => (429, m.clone(), false),
+            ProtoError::Flooding(m) | ProtoError::TooManySockets(m) => (429, m.clone(), true),
         }
     }
 }

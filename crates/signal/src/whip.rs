@@ -24,8 +24,8 @@ use std::time::Instant;
 /// The WHIP and WHEP routes.
 pub(crate) fn routes(state: Arc<Edge>) -> Router {
     Router::new()
-        .route("/whip/v1", post(whip))
-        .route("/whep/v1", post(whep))
+        .route("/whip/v1", post(whip).options(ice_servers))
+        .route("/whep/v1", post(whep).options(ice_servers))
         .route(
             "/whip/v1/session/{worker}/{peer}/{token}",
             delete(end).patch(no_trickle),
@@ -120,10 +120,20 @@ fn join_request(
     }
 }
 
-fn created(kind: &str, s: SessionRef, answer: String) -> Response {
+/// Adds a `Link` header per TURN URL with `user`'s credentials (RFC 9725 §4.6).
+fn add_ice_servers(edge: &Edge, user: &UserId, h: &mut HeaderMap) {
+    if let Some(s) = edge.ice_servers(&user.0) {
+        for v in crate::turn::link_headers(&s) {
+            h.append(header::LINK, v);
+        }
+    }
+}
+
+fn created(edge: &Edge, kind: &str, user: &UserId, s: SessionRef, answer: String) -> Response {
     let location = format!("/{kind}/v1/session/{}/{}/{}", s.worker, s.peer.0, s.token);
     let mut r = (StatusCode::CREATED, answer).into_response();
     let h = r.headers_mut();
+    add_ice_servers(edge, user, h);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/sdp"),
@@ -163,8 +173,9 @@ async fn whip(
     let needed = Privileges::ENTER_ROOM | Privileges::SEND_AUDIO | Privileges::SEND_VIDEO;
     let outcome = async {
         let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+        let user = req.user.clone();
         let joined = edge.sfu.publish(req, offer).await?;
-        Ok(created("whip", joined.session, joined.answer))
+        Ok(created(&edge, "whip", &user, joined.session, joined.answer))
     }
     .await;
     record(&edge, &t, &headers, began, &outcome);
@@ -210,8 +221,9 @@ async fn whep(
     let needed = Privileges::ENTER_ROOM | Privileges::RECV_AUDIO | Privileges::RECV_VIDEO;
     let outcome = async {
         let (req, offer) = admit(&edge, &t, peer, &headers, &body, needed)?;
+        let user = req.user.clone();
         let joined = edge.sfu.play(req, publisher, stream, offer).await?;
-        Ok(created("whep", joined.session, joined.answer))
+        Ok(created(&edge, "whep", &user, joined.session, joined.answer))
     }
     .await;
     record(&edge, &t, &headers, began, &outcome);
@@ -232,6 +244,29 @@ async fn end(
         .await
         .map_err(|_| EdgeError::NotFound("no such session"))?;
     Ok(StatusCode::OK)
+}
+
+/// `OPTIONS` before an offer: with a UserSig for the application (and `sdkappid` in the
+/// query), the TURN servers come back in `Link` headers, so a client can gather relayed
+/// candidates for its offer. Without one (a browser's CORS pre-flight), no `Link` headers.
+async fn ice_servers(
+    State(edge): State<Arc<Edge>>,
+    Query(t): Query<Target>,
+    headers: HeaderMap,
+) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    let h = r.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static("OPTIONS, POST"));
+    let user = t.app().ok().and_then(|app| {
+        let sig = bearer(&headers).ok()?;
+        user_of(&edge.apps, app, sig, UnixSecs::now())
+            .ok()
+            .map(|(u, _)| u)
+    });
+    if let Some(user) = user {
+        add_ice_servers(&edge, &user, h);
+    }
+    r
 }
 
 async fn no_trickle() -> StatusCode {

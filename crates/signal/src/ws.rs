@@ -4,6 +4,7 @@
 //! so a reconnect can resume it.
 
 use crate::auth::{check_private_map_key, claimed_user};
+use crate::limits::Flow;
 use crate::proto::{
     check_version, ClientMsg, OfferTrack, ProtoError, ServerMsg, User, MAX_FRAME_BYTES,
 };
@@ -75,13 +76,37 @@ pub(crate) async fn fail(
     )
     .await;
     if close {
-        let _ = socket.send(Message::Close(None)).await;
+        close_gracefully(socket).await;
     }
     close
 }
 
-/// Reads the next protocol message: text JSON, within size; pings/pongs skipped.
-pub(crate) async fn next(socket: &mut WebSocket) -> Option<Result<ClientMsg, ProtoError>> {
+/// How long a closing socket waits for the client's close frame.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// Sends a close frame and reads (discarding) until the client's close, for a moment: a socket
+/// dropped while the client still sends is reset, and a reset loses what the client had not
+/// read yet (the error that explains the close).
+pub(crate) async fn close_gracefully(socket: &mut WebSocket) {
+    if socket.send(Message::Close(None)).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Reads the next protocol message: text JSON, within size and the socket's send budget;
+/// pings/pongs skipped.
+pub(crate) async fn next(
+    socket: &mut WebSocket,
+    flow: &mut Flow,
+) -> Option<Result<ClientMsg, ProtoError>> {
     loop {
         let msg = match socket.recv().await? {
             Ok(m) => m,
@@ -94,6 +119,16 @@ pub(crate) async fn next(socket: &mut WebSocket) -> Option<Result<ClientMsg, Pro
                 }));
             }
         };
+        let len = match &msg {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if len > 0 {
+            if let Err(e) = flow.take(len, Instant::now()) {
+                return Some(Err(e));
+            }
+        }
         return Some(match msg {
             Message::Text(t) => serde_json::from_str::<ClientMsg>(t.as_str())
                 .map_err(|e| ProtoError::BadRequest(format!("bad message: {e}"))),
@@ -173,7 +208,8 @@ async fn run(
     began: Instant,
 ) {
     let (notify_tx, mut notify_rx) = mpsc::channel(NOTICE_QUEUE);
-    let first = match tokio::time::timeout(ENTER_TIMEOUT, next(&mut socket)).await {
+    let mut flow = Flow::new(&edge.sockets, Instant::now());
+    let first = match tokio::time::timeout(ENTER_TIMEOUT, next(&mut socket, &mut flow)).await {
         Err(_) => {
             fail(&mut socket, &ProtoError::EnterTimeout, None).await;
             return;
@@ -194,8 +230,26 @@ async fn run(
         }
         Ok(Some(Ok(m))) => m,
     };
+    // Counted against the user and the application until the socket ends.
+    let claimed = match &first {
+        ClientMsg::Enter {
+            sdkappid, userid, ..
+        }
+        | ClientMsg::Login {
+            sdkappid, userid, ..
+        } => Some((SdkAppId(*sdkappid), userid.clone())),
+        _ => None,
+    };
+    let _hold = match claimed.map(|(app, user)| edge.sockets.hold(app, &user)) {
+        Some(Err(e)) => {
+            fail(&mut socket, &e, Some(first.name())).await;
+            return;
+        }
+        Some(Ok(h)) => Some(h),
+        None => None,
+    };
     if matches!(first, ClientMsg::Login { .. }) {
-        crate::calls::line::run(&edge, socket, first).await;
+        crate::calls::line::run(&edge, socket, flow, first).await;
         return;
     }
     // A fresh entry (not a resumed session) is an attempt the join success rates count.
@@ -237,6 +291,7 @@ async fn run(
         userid: user.0.clone(),
         role: role_name(role),
         roster: entered.roster.into_iter().map(user_msg).collect(),
+        ice_servers: edge.ice_servers(&user.0).into_iter().collect(),
     };
     if !send(&mut socket, &hello).await {
         let _ = edge.sfu.client_detach(session).await;
@@ -245,7 +300,7 @@ async fn run(
     let mut ended = false;
     loop {
         tokio::select! {
-            msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket)) => {
+            msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket, &mut flow)) => {
                 let msg = match msg {
                     Err(_) | Ok(None) => break,
                     Ok(Some(m)) => m,

@@ -27,6 +27,9 @@ pub struct Recorder {
     /// Who listens to which event callbacks.
     directory: Directory,
     callbacks: CallbackState,
+    /// Who hears of room entries and exits (the calls driver), and how many it missed.
+    rooms: Option<mpsc::Sender<DomainEvent>>,
+    rooms_dropped: u64,
 }
 
 fn leave_reason(r: ExitReason) -> LeaveReason {
@@ -47,6 +50,37 @@ impl Recorder {
             open: HashMap::new(),
             directory: Directory::default(),
             callbacks: CallbackState::default(),
+            rooms: None,
+            rooms_dropped: 0,
+        }
+    }
+
+    /// Passes every room entry and exit on to `rooms` as well (never waiting for it).
+    pub fn with_rooms(mut self, rooms: mpsc::Sender<DomainEvent>) -> Self {
+        self.rooms = Some(rooms);
+        self
+    }
+
+    fn pass_on_rooms(&mut self, batch: &[DomainEvent]) {
+        let Some(rooms) = &self.rooms else {
+            return;
+        };
+        for e in batch {
+            // A closed queue is the server shutting down: nothing to say.
+            if matches!(e.kind, EventKind::Entered { .. } | EventKind::Exited { .. })
+                && matches!(
+                    rooms.try_send(e.clone()),
+                    Err(mpsc::error::TrySendError::Full(_))
+                )
+            {
+                self.rooms_dropped += 1;
+                if self.rooms_dropped.is_power_of_two() {
+                    tracing::warn!(
+                        dropped = self.rooms_dropped,
+                        "room entries and exits not passed on to calls (queue full)"
+                    );
+                }
+            }
         }
     }
 
@@ -63,6 +97,7 @@ impl Recorder {
             let store = self.store.clone();
             let mut open = std::mem::take(&mut self.open);
             let taken = std::mem::take(&mut batch);
+            self.pass_on_rooms(&taken);
             // The callbacks are queued before the batch's other writes: a callback exists
             // before anyone could read of its event.
             let cbs: Vec<_> = taken

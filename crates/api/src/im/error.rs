@@ -12,6 +12,8 @@ pub enum ImError {
     BadJson(String),
     /// 60006: `sdkappid` is not an application of this server.
     InvalidSdkAppId,
+    /// 60007: the application called the REST APIs faster than Tencent Chat's limit.
+    FrequencyLimit,
     /// 60009: no such API.
     NoSuchApi(String),
     /// 60010: `identifier` is not one of the application's administrators.
@@ -47,6 +49,13 @@ impl ImError {
             ImError::InvalidSdkAppId => (
                 60006,
                 "Invalid SDKAppID: no such application on this server.".into(),
+            ),
+            ImError::FrequencyLimit => (
+                60007,
+                format!(
+                    "REST API call frequency exceeds the limit of {} requests per second per application; reduce the request rate.",
+                    super::REQUESTS_PER_SEC
+                ),
             ),
             ImError::NoSuchApi(p) => (60009, format!("Request resource error: no API at {p}.")),
             ImError::NotAdmin => (

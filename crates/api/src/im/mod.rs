@@ -23,6 +23,10 @@ use std::sync::Arc;
 
 /// Largest body accepted.
 const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Tencent Chat's limit on an application's REST API calls, all APIs together.
+pub(crate) const REQUESTS_PER_SEC: u32 = 200;
+/// The rate limiter's key of the IM-style APIs (one bucket per application).
+const LIMITED_AS: &str = "im:rest";
 
 /// The IM-style routes (`/v4/...`).
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -176,6 +180,18 @@ async fn admit(
     }
     if !app.admins.contains(&identifier) {
         return Err(ImError::NotAdmin);
+    }
+    // Counted once the caller is known to be the app's administrator: strangers cannot spend
+    // an application's budget.
+    if let Some(limiter) = &state.rate_limiter {
+        let limit = crate::catalog::RateLimit {
+            requests: REQUESTS_PER_SEC,
+            per_secs: 1,
+        };
+        let key = app.sdk_app_id.0.to_string();
+        if !limiter.admit(&key, LIMITED_AS, limit, std::time::Instant::now()) {
+            return Err(ImError::FrequencyLimit);
+        }
     }
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await

@@ -21,6 +21,7 @@ mod quality;
 mod rewrite;
 mod rooms;
 mod sessions;
+mod tcp;
 
 use crate::command::{Command, SfuError, WorkerStats};
 use crate::core::{ParticipantId, SubscriptionId, TrackId};
@@ -31,7 +32,7 @@ use rooms::{RoomSlot, RoomState};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
@@ -60,7 +61,11 @@ pub(crate) struct TrackSource {
 pub(crate) struct Worker {
     pub index: usize,
     pub socket: UdpSocket,
-    pub local: SocketAddr,
+    /// The addresses announced in ICE candidates (at the socket's port): the bound one, or
+    /// those configured (a public address behind 1:1 NAT, several interfaces).
+    pub announced: Vec<SocketAddr>,
+    /// ICE over TCP, when on: the connections at the same port.
+    tcp: Option<tcp::TcpSide>,
     /// Looked up for every packet and every receiver: a fast hash (ids are ours, not input).
     pub peers: FxHashMap<ParticipantId, Peer>,
     pub by_addr: HashMap<SocketAddr, ParticipantId>,
@@ -98,18 +103,32 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// `announce`: the addresses to announce (empty: the bound one); `tcp`: a listener at the
+    /// socket's address for ICE over TCP. Called on the worker's runtime.
     pub fn new(
         index: usize,
         socket: UdpSocket,
+        announce: &[IpAddr],
+        tcp: Option<std::net::TcpListener>,
         events: mpsc::Sender<DomainEvent>,
         capacity: usize,
         links: Links,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
+        let announced = if announce.is_empty() {
+            vec![local]
+        } else {
+            announce
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, local.port()))
+                .collect()
+        };
+        let tcp = tcp.map(tcp::TcpSide::start).transpose()?;
         Ok(Worker {
             index,
             socket,
-            local,
+            announced,
+            tcp,
             peers: FxHashMap::default(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
@@ -162,6 +181,7 @@ impl Worker {
     /// Runs until `Shutdown` or until every command sender is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut inbox: Inbox) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut tcp_in = self.tcp.as_mut().and_then(|t| t.inbox.take());
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -173,6 +193,7 @@ impl Worker {
                 // Before the socket: a mirror's viewers wait on these packets.
                 Some(msg) = inbox.ctl.recv() => self.handle_ctl(msg),
                 Some(batch) = inbox.media.recv() => self.relayed(batch),
+                Some(msg) = recv_some(&mut tcp_in) => self.handle_tcp(msg),
                 r = self.socket.readable() => {
                     if r.is_ok() {
                         for _ in 0..RECV_ROUNDS {
@@ -348,6 +369,7 @@ impl Worker {
             timers: self.timers.len(),
             events_dropped: self.events_dropped,
             events_queued: self.events.max_capacity() - self.events.capacity(),
+            tcp_connections: self.tcp.as_ref().map_or(0, |t| t.len()),
             users: self
                 .rooms
                 .values()
@@ -356,6 +378,16 @@ impl Worker {
                 .sum(),
             counters: self.counters,
         }
+    }
+
+    /// The announced address a packet from `source` is taken to have come to: the first of
+    /// its address family (str0m pairs it with the host candidate of that address).
+    pub(crate) fn announced_for(&self, source: SocketAddr) -> SocketAddr {
+        self.announced
+            .iter()
+            .find(|a| a.is_ipv4() == source.is_ipv4())
+            .copied()
+            .unwrap_or(self.announced[0])
     }
 
     /// One datagram: find its peer (address map, else STUN ufrag), feed it to str0m.
@@ -374,6 +406,7 @@ impl Worker {
         };
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += data.len() as u64;
+        let destination = self.announced_for(source);
         let Some(peer) = self.peers.get_mut(&pid) else {
             return;
         };
@@ -385,7 +418,7 @@ impl Worker {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
@@ -512,12 +545,12 @@ impl Worker {
                 return;
             }
             match peer.rtc.poll_output() {
-                Ok(str0m::Output::Transmit(t)) => send(
+                Ok(str0m::Output::Transmit(t)) => transmit(
                     &mut self.sends,
                     &self.socket,
+                    &mut self.tcp,
                     &mut self.counters,
-                    &t.contents,
-                    t.destination,
+                    &t,
                 ),
                 Ok(str0m::Output::Timeout(t)) => {
                     // Due already (str0m asks for this after every write, to release the
@@ -550,6 +583,7 @@ impl Worker {
 
     fn housekeeping(&mut self) {
         let now = Instant::now();
+        self.sweep_tcp(now);
         let late: Vec<ParticipantId> = self
             .peers
             .values()
@@ -581,6 +615,34 @@ impl Worker {
         for pid in all {
             self.remove_peer(pid, crate::events::ExitReason::ServerShutdown);
         }
+    }
+}
+
+/// Sends what str0m transmits: on the ICE-TCP connection it names, else as a datagram.
+pub(crate) fn transmit(
+    sends: &mut batch_io::SendBatch,
+    socket: &UdpSocket,
+    tcp: &mut Option<tcp::TcpSide>,
+    counters: &mut crate::command::Counters,
+    t: &str0m::net::Transmit,
+) {
+    if t.proto == Protocol::Tcp {
+        if tcp::send(tcp, &t.contents, t.destination) {
+            counters.datagrams_out += 1;
+            counters.bytes_out += t.contents.len() as u64;
+        } else {
+            counters.send_drops += 1;
+        }
+        return;
+    }
+    send(sends, socket, counters, &t.contents, t.destination);
+}
+
+/// The next message of an optional queue; never, when there is none.
+async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

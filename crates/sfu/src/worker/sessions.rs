@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::media::MediaKind;
+use str0m::net::TcpType;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, IceCreds, Rtc};
 
@@ -76,9 +77,19 @@ impl Worker {
                 str0m::bwe::Bitrate::bps(DESIRED_DOWNLINK_BPS),
             );
         }
-        let candidate =
-            Candidate::host(self.local, "udp").map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        for addr in &self.announced {
+            let udp = Candidate::host(*addr, "udp").map_err(|e| SfuError::BadSdp(e.to_string()))?;
+            rtc.add_local_candidate(udp);
+            if self.tcp.is_some() {
+                let tcp = Candidate::builder()
+                    .tcp()
+                    .host(*addr)
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|e| SfuError::BadSdp(e.to_string()))?;
+                rtc.add_local_candidate(tcp);
+            }
+        }
         Ok(rtc)
     }
 
@@ -341,12 +352,12 @@ impl Worker {
             let _ = peer.rtc.close();
             for _ in 0..16 {
                 match peer.rtc.poll_output() {
-                    Ok(str0m::Output::Transmit(t)) => super::send(
+                    Ok(str0m::Output::Transmit(t)) => super::transmit(
                         &mut self.sends,
                         &self.socket,
+                        &mut self.tcp,
                         &mut self.counters,
-                        &t.contents,
-                        t.destination,
+                        &t,
                     ),
                     Ok(str0m::Output::Event(_)) => {}
                     _ => break,

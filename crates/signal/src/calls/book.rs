@@ -127,12 +127,64 @@ impl Call {
 enum TimerKind {
     Ring,
     Grace,
+    /// A party of a connected call must be in the call's room by then.
+    Enter,
+}
+
+/// Why a party leaves a call: what the others hear (`call_left`'s reason) and, when that ends
+/// the call, its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Departure {
+    /// Hung up or logged out.
+    Hangup,
+    /// The calling socket dropped and the grace ran out.
+    Dropped,
+    /// An operator removed the party from the call's room (RemoveUser).
+    Removed,
+    /// An operator dismissed the call's room (DismissRoom).
+    Dismissed,
+    /// Accepted, but never entered the call's room in time.
+    NotEntered,
+}
+
+impl Departure {
+    fn reason(self) -> &'static str {
+        match self {
+            Departure::Hangup => "hangup",
+            Departure::Dropped => "dropped",
+            Departure::Removed => "removed",
+            Departure::Dismissed => "dismissed",
+            Departure::NotEntered => "not_entered",
+        }
+    }
+
+    /// The call's result when this departure ends it: only hanging up is a normal end.
+    fn result(self) -> CallResult {
+        match self {
+            Departure::Hangup => CallResult::NormalEnd,
+            _ => CallResult::Interrupt,
+        }
+    }
+}
+
+/// How a user left a room, as the call book cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomExit {
+    /// Left, timed out or was replaced: their call goes on (they may come back).
+    Left,
+    /// Removed by an operator.
+    Removed,
+    /// The room was dismissed.
+    Dismissed,
 }
 
 /// The calls of every application.
 pub struct CallBook {
     ring_timeout: Duration,
     grace: Duration,
+    enter_timeout: Duration,
+    /// Sessions each user has in each room (the media plane's entries and exits).
+    present: HashMap<(SdkAppId, String, RoomKey), u32>,
     calls: HashMap<String, Call>,
     /// The call each busy user is part of (placing, ringing for, or in).
     busy: HashMap<Who, String>,
@@ -143,10 +195,12 @@ pub struct CallBook {
 }
 
 impl CallBook {
-    pub fn new(ring_timeout: Duration, grace: Duration) -> Self {
+    pub fn new(ring_timeout: Duration, grace: Duration, enter_timeout: Duration) -> Self {
         CallBook {
             ring_timeout,
             grace,
+            enter_timeout,
+            present: HashMap::new(),
             calls: HashMap::new(),
             busy: HashMap::new(),
             online: HashSet::new(),
@@ -249,7 +303,7 @@ impl CallBook {
             return;
         }
         if on_purpose {
-            self.leave(now, &call_id, &who.1, false);
+            self.leave(now, &call_id, &who.1, Departure::Hangup);
         } else {
             let until = now.mono + self.grace;
             call.dropped.insert(who.1.clone(), until);
@@ -385,10 +439,15 @@ impl CallBook {
         self.ringing_invitee(&who, call_id)?;
         let call = self.calls.get_mut(call_id).expect("checked above");
         call.set(&who.1, Invitee::Accepted);
-        if call.log.accepted_at.is_none() {
+        let first = call.log.accepted_at.is_none();
+        let caller = call.log.caller.clone();
+        if first {
             call.log.accepted_at = Some(now.wall);
             self.save(call_id);
+            // Connected: the caller must be in the room too.
+            self.expect_in_room(now, call_id, &caller);
         }
+        self.expect_in_room(now, call_id, &who.1);
         let msg = ServerMsg::CallAccepted {
             callid: call_id.to_owned(),
             userid: who.1.clone(),
@@ -429,8 +488,58 @@ impl CallBook {
         if !call.in_call(&who.1) {
             return Err(ProtoError::Conflict("you are not in this call".into()));
         }
-        self.leave(now, call_id, &who.1, false);
+        self.leave(now, call_id, &who.1, Departure::Hangup);
         Ok(())
+    }
+
+    // --- the call's room ---------------------------------------------------------------
+
+    /// The media plane says `who` entered `room`.
+    pub fn room_entered(&mut self, who: Who, room: RoomKey) {
+        *self.present.entry((who.0, who.1, room)).or_default() += 1;
+    }
+
+    /// The media plane says `who` left `room`: a party removed from their call's room, or whose
+    /// room was dismissed, leaves the call.
+    pub fn room_exited(&mut self, now: Now, who: Who, room: RoomKey, how: RoomExit) {
+        let key = (who.0, who.1, room);
+        if let Some(n) = self.present.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.present.remove(&key);
+            }
+        }
+        let (app, user, room) = key;
+        let why = match how {
+            RoomExit::Left => return,
+            RoomExit::Removed => Departure::Removed,
+            RoomExit::Dismissed => Departure::Dismissed,
+        };
+        let Some(call_id) = self.busy.get(&(app, user.clone())).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get(&call_id) else {
+            return;
+        };
+        if call.log.room == room && call.in_call(&user) {
+            self.leave(now, &call_id, &user, why);
+        }
+    }
+
+    /// Unless `user` is in the call's room already, they must enter it within the bound.
+    fn expect_in_room(&mut self, now: Now, call_id: &str, user: &str) {
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        let key = (call.log.sdk_app_id, user.to_owned(), call.log.room.clone());
+        if !self.present.contains_key(&key) {
+            self.timer(
+                now.mono + self.enter_timeout,
+                call_id,
+                user,
+                TimerKind::Enter,
+            );
+        }
     }
 
     // --- time --------------------------------------------------------------------------
@@ -453,7 +562,13 @@ impl CallBook {
                 }
                 TimerKind::Grace => {
                     if call.dropped.get(&user) == Some(&at) {
-                        self.leave(now, &call_id, &user, true);
+                        self.leave(now, &call_id, &user, Departure::Dropped);
+                    }
+                }
+                TimerKind::Enter => {
+                    let key = (call.log.sdk_app_id, user.clone(), call.log.room.clone());
+                    if call.in_call(&user) && !self.present.contains_key(&key) {
+                        self.leave(now, &call_id, &user, Departure::NotEntered);
                     }
                 }
             }
@@ -500,23 +615,19 @@ impl CallBook {
         self.settle(now, call_id, Some(user));
     }
 
-    /// A party leaves: hung up (or logged out), or `dropped` off the network.
-    fn leave(&mut self, now: Now, call_id: &str, user: &str, dropped: bool) {
+    /// A party leaves the call, for `why`.
+    fn leave(&mut self, now: Now, call_id: &str, user: &str, why: Departure) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
         let connected = call.log.accepted_at.is_some();
-        let result = if dropped {
-            CallResult::Interrupt
-        } else {
-            CallResult::NormalEnd
-        };
+        let result = why.result();
         if user == call.log.caller && !connected {
             // The caller leaving before anyone answered ends the call.
-            let r = if dropped {
-                CallResult::Interrupt
-            } else {
+            let r = if why == Departure::Hangup {
                 CallResult::Cancel
+            } else {
+                result
             };
             self.end(now, call_id, r, None);
             return;
@@ -524,7 +635,7 @@ impl CallBook {
         let msg = ServerMsg::CallLeft {
             callid: call_id.to_owned(),
             userid: user.to_owned(),
-            reason: if dropped { "dropped" } else { "hangup" },
+            reason: why.reason(),
         };
         self.tell_involved(call_id, msg, None);
         let call = self.calls.get_mut(call_id).expect("present above");

@@ -6,6 +6,7 @@
 use super::rules::{check_user_id, CallRequest};
 use super::{CallReq, LineOut};
 use crate::auth::{claimed_user, AppAuth};
+use crate::limits::Flow;
 use crate::proto::{check_version, CallInfo, ClientMsg, ProtoError, ServerMsg};
 use crate::ws::{fail, next, send, IDLE_TIMEOUT};
 use crate::Edge;
@@ -96,7 +97,7 @@ fn request(msg: ClientMsg) -> Result<Option<CallReq>, ProtoError> {
 }
 
 /// Serves a socket whose first message was `login`, until logout, a drop or replacement.
-pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, first: ClientMsg) {
+pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, mut flow: Flow, first: ClientMsg) {
     let (app, user) = match authenticate(edge, first) {
         Ok(who) => who,
         Err(e) => {
@@ -136,7 +137,7 @@ pub(crate) async fn run(edge: &Edge, mut socket: WebSocket, first: ClientMsg) {
                         break;
                     }
                 }
-                msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket)) => {
+                msg = tokio::time::timeout(IDLE_TIMEOUT, next(&mut socket, &mut flow)) => {
                     let msg = match msg {
                         Err(_) | Ok(None) => break,
                         Ok(Some(Ok(m))) => m,

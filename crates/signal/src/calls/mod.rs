@@ -10,7 +10,8 @@ pub(crate) mod rules;
 mod callbacks;
 
 use crate::proto::{ProtoError, ServerMsg};
-use book::{CallBook, Now, Out, Who};
+use book::{CallBook, Now, Out, RoomExit, Who};
+use hearth_sfu::events::{DomainEvent, EventKind, ExitReason};
 use hearth_store::Store;
 use hearth_types::UnixSecs;
 use rules::CallRequest;
@@ -22,6 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 /// Messages queued for one calling socket before it is taken as stuck and skipped.
 const LINE_QUEUE: usize = 256;
 const COMMAND_QUEUE: usize = 1024;
+/// Room entries and exits queued for the calls driver before they are dropped (and logged).
+pub const ROOM_EVENTS_QUEUE: usize = 65_536;
 
 #[derive(Clone, Copy, Debug)]
 pub struct CallsConfig {
@@ -29,6 +32,8 @@ pub struct CallsConfig {
     pub ring_timeout: Duration,
     /// How long a party whose calling socket dropped may log in again before leaving the call.
     pub reconnect_grace: Duration,
+    /// How long a party of a connected call may take to enter its room.
+    pub enter_timeout: Duration,
 }
 
 impl Default for CallsConfig {
@@ -36,6 +41,7 @@ impl Default for CallsConfig {
         CallsConfig {
             ring_timeout: Duration::from_secs(30),
             reconnect_grace: Duration::from_secs(10),
+            enter_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -106,22 +112,28 @@ fn now() -> Now {
 }
 
 impl Calls {
-    /// Starts the driver task (on the current tokio runtime).
+    /// Starts the driver task (on the current tokio runtime). `rooms`: the media plane's
+    /// entries and exits ([`ROOM_EVENTS_QUEUE`] is a good bound), which tie calls to their rooms.
     pub fn start(
         config: CallsConfig,
         store: Arc<dyn Store>,
         directory: hearth_callbacks::Directory,
+        rooms: mpsc::Receiver<DomainEvent>,
     ) -> Calls {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let driver = Driver {
-            book: CallBook::new(config.ring_timeout, config.reconnect_grace),
+            book: CallBook::new(
+                config.ring_timeout,
+                config.reconnect_grace,
+                config.enter_timeout,
+            ),
             directory,
             callbacks: Default::default(),
             lines: HashMap::new(),
             next_line: 1,
             store,
         };
-        tokio::spawn(driver.run(rx));
+        tokio::spawn(driver.run(rx, rooms));
         Calls { tx }
     }
 
@@ -203,11 +215,20 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>, mut rooms: mpsc::Receiver<DomainEvent>) {
+        let mut rooms_open = true;
         loop {
             let deadline = self.book.poll_timeout();
             let cmd = tokio::select! {
                 cmd = rx.recv() => cmd,
+                e = rooms.recv(), if rooms_open => {
+                    match e {
+                        Some(e) => self.room_event(e),
+                        None => rooms_open = false,
+                    }
+                    self.carry_out().await;
+                    continue;
+                }
                 _ = sleep_until(deadline) => {
                     self.book.on_timeout(now());
                     self.carry_out().await;
@@ -291,6 +312,25 @@ impl Driver {
                 }
             }
             self.carry_out().await;
+        }
+    }
+
+    fn room_event(&mut self, e: DomainEvent) {
+        let who = (e.app, e.user.0);
+        match e.kind {
+            EventKind::Entered { .. } => self.book.room_entered(who, e.room),
+            EventKind::Exited { reason } => {
+                let how = match reason {
+                    ExitReason::Kicked => RoomExit::Removed,
+                    ExitReason::RoomDismissed => RoomExit::Dismissed,
+                    ExitReason::Left
+                    | ExitReason::Timeout
+                    | ExitReason::Replaced
+                    | ExitReason::ServerShutdown => RoomExit::Left,
+                };
+                self.book.room_exited(now(), who, e.room, how);
+            }
+            _ => {}
         }
     }
 

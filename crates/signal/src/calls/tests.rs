@@ -1,7 +1,7 @@
 //! The call book in virtual time: each of the six outcomes, group calls, busy users, ring
 //! timeouts, reconnect grace and the messages everyone involved hears.
 
-use super::book::{CallBook, Now, Out, Who};
+use super::book::{CallBook, Now, Out, RoomExit, Who};
 use super::rules::CallRequest;
 use crate::proto::{ProtoError, ServerMsg};
 use hearth_store::{CallLog, CallResult};
@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 const APP: SdkAppId = SdkAppId(1400000001);
 const RING: Duration = Duration::from_secs(30);
 const GRACE: Duration = Duration::from_secs(10);
+/// The enter bound of the tests that are not about it: longer than any of them.
+const NO_ENTER_BOUND: Duration = Duration::from_secs(86_400);
 
 struct World {
     book: CallBook,
@@ -38,8 +40,12 @@ fn req(callees: &[&str], group: bool) -> CallRequest {
 
 impl World {
     fn new(online: &[&str]) -> Self {
+        Self::with_enter_bound(online, NO_ENTER_BOUND)
+    }
+
+    fn with_enter_bound(online: &[&str], enter: Duration) -> Self {
         let mut w = World {
-            book: CallBook::new(RING, GRACE),
+            book: CallBook::new(RING, GRACE, enter),
             t0: Instant::now(),
             at: Duration::ZERO,
             sent: Vec::new(),
@@ -108,6 +114,31 @@ impl World {
                     Some(r) => format!("{}:{r}", v["type"].as_str().unwrap()),
                     None => v["type"].as_str().unwrap().to_owned(),
                 }
+            })
+            .collect()
+    }
+
+    fn enter(&mut self, user: &str, room: &RoomKey) {
+        self.book.room_entered(who(user), room.clone());
+        self.pump();
+    }
+
+    fn exit(&mut self, user: &str, room: &RoomKey, how: RoomExit) {
+        let now = self.now();
+        self.book.room_exited(now, who(user), room.clone(), how);
+        self.pump();
+    }
+
+    /// `call_left` reasons `user` heard, in order (other messages are kept).
+    fn left_reasons(&self, user: &str) -> Vec<(String, String)> {
+        self.sent
+            .iter()
+            .filter(|(u, _)| u == user)
+            .filter_map(|(_, m)| match m {
+                ServerMsg::CallLeft { userid, reason, .. } => {
+                    Some((userid.clone(), reason.to_string()))
+                }
+                _ => None,
             })
             .collect()
     }
@@ -432,4 +463,94 @@ fn random_play_keeps_the_book_consistent() {
             w.book.interrupt_all(now);
         }
     }
+}
+
+#[test]
+fn a_party_removed_from_the_room_leaves_and_a_two_party_call_ends_as_interrupt() {
+    let mut w = World::new(&["alice", "bob"]);
+    let id = w.place("alice", req(&["bob"], false));
+    let room = w.last_record().room.clone();
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    w.enter("alice", &room);
+    w.enter("bob", &room);
+    w.heard("alice");
+    w.heard("bob");
+    // Leaving the room on one's own (or a network timeout) is not leaving the call.
+    w.exit("bob", &room, RoomExit::Left);
+    w.enter("bob", &room);
+    assert!(w.sent.is_empty());
+    // Removed in another room: nothing happens to this call.
+    w.exit("bob", &RoomKey::Str("elsewhere".into()), RoomExit::Removed);
+    assert!(w.sent.is_empty());
+    w.exit("bob", &room, RoomExit::Removed);
+    assert_eq!(
+        w.left_reasons("alice"),
+        [("bob".to_owned(), "removed".to_owned())]
+    );
+    assert_eq!(w.heard("alice"), ["call_left", "call_ended:Interrupt"]);
+    assert_eq!(w.heard("bob"), ["call_left", "call_ended:Interrupt"]);
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+    assert_eq!(w.book.len(), 0);
+}
+
+#[test]
+fn a_group_call_goes_on_without_the_removed_and_ends_when_its_room_is_dismissed() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    let id = w.place("alice", req(&["bob", "carol"], true));
+    let room = w.last_record().room.clone();
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    w.act(CallBook::accept, "carol", &id).unwrap();
+    for u in ["alice", "bob", "carol"] {
+        w.enter(u, &room);
+        w.heard(u);
+    }
+    w.exit("carol", &room, RoomExit::Removed);
+    assert_eq!(w.heard("alice"), ["call_left"]);
+    assert_eq!(w.heard("bob"), ["call_left"]);
+    assert_eq!(w.heard("carol"), ["call_left"]);
+    assert_eq!(w.book.len(), 1);
+    // Dismissing the room takes everyone out of it, one exit each.
+    w.exit("alice", &room, RoomExit::Dismissed);
+    assert_eq!(
+        w.left_reasons("bob"),
+        [("alice".to_owned(), "dismissed".to_owned())]
+    );
+    assert_eq!(w.heard("bob"), ["call_left", "call_ended:Interrupt"]);
+    w.exit("bob", &room, RoomExit::Dismissed);
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+    assert_eq!(w.book.len(), 0);
+}
+
+#[test]
+fn a_party_who_never_enters_the_room_leaves_after_the_bound() {
+    let bound = Duration::from_secs(20);
+    let mut w = World::with_enter_bound(&["alice", "bob", "carol", "dave"], bound);
+    // Alice is in the room before the call is answered; bob never comes.
+    let id = w.place("alice", req(&["bob"], false));
+    let room = w.last_record().room.clone();
+    w.enter("alice", &room);
+    w.act(CallBook::accept, "bob", &id).unwrap();
+    w.heard("alice");
+    w.heard("bob");
+    w.advance(Duration::from_secs(19));
+    assert!(w.sent.is_empty());
+    w.advance(Duration::from_secs(1));
+    assert_eq!(
+        w.left_reasons("alice"),
+        [("bob".to_owned(), "not_entered".to_owned())]
+    );
+    assert_eq!(w.heard("alice"), ["call_left", "call_ended:Interrupt"]);
+    assert_eq!(w.last_record().result, Some(CallResult::Interrupt));
+
+    // Carol enters in time (after accepting): the call goes on past the bound.
+    let id = w.place("carol", req(&["dave"], false));
+    let room = w.last_record().room.clone();
+    w.act(CallBook::accept, "dave", &id).unwrap();
+    w.advance(Duration::from_secs(5));
+    w.enter("carol", &room);
+    w.enter("dave", &room);
+    w.advance(Duration::from_secs(30));
+    assert_eq!(w.book.len(), 1);
+    w.act(CallBook::hangup, "dave", &id).unwrap();
+    assert_eq!(w.last_record().result, Some(CallResult::NormalEnd));
 }
