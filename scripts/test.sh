@@ -27,6 +27,10 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 # Speech for the transcription tests.
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+# Real networks (tests/e2e/test_netns.py, tests/browser/netns.test.js): coturn as the TURN
+# server, iptables to drop UDP inside a test's network namespace.
+command -v turnserver >/dev/null || missing+=(coturn)
+command -v iptables >/dev/null || missing+=(iptables)
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -222,9 +222,10 @@ async function waitHealthy(h) {
  * Starts `hearth serve`. Default: a config file with HTTP on a free port, `[media]` on a free UDP
  * range and one app (SDK_APP_ID) with a random key. `zeroConfig: true`: no config file, a fresh
  * HEARTH_DATA_DIR (the server generates its app and offers /dev/usersig); ports by environment.
- * `env`: more HEARTH_* settings.
+ * `env`: more HEARTH_* settings; `httpIp`, `mediaIp`: where the API and the media bind (tests
+ * reach the API on loopback either way).
  */
-export async function startHearth({ name = 'main', zeroConfig = false, logFilter = 'info', env: extraEnv = {} } = {}) {
+export async function startHearth({ name = 'main', zeroConfig = false, logFilter = 'info', env: extraEnv = {}, httpIp = '127.0.0.1', mediaIp = '127.0.0.1' } = {}) {
   if (!fs.existsSync(HEARTH_BIN)) {
     throw new Error(`${HEARTH_BIN} does not exist: run \`cargo build -p hearth\` first (or set HEARTH_BIN)`);
   }
@@ -256,12 +257,12 @@ export async function startHearth({ name = 'main', zeroConfig = false, logFilter
       const config = path.join(dir, 'hearth.toml');
       fs.writeFileSync(config, [
         '[server]',
-        `http = "127.0.0.1:${httpPort}"`,
+        `http = "${httpIp}:${httpPort}"`,
         `data_dir = "${path.join(dir, 'data')}"`,
         'rate_limits = false',
         '',
         '[media]',
-        'ip = "127.0.0.1"',
+        `ip = "${mediaIp}"`,
         `ports = "${mediaPorts[0]}-${mediaPorts[1]}"`,
         `workers = ${MEDIA_WORKERS}`,
         '',

@@ -150,6 +150,7 @@ def callbacks_toml(app_callbacks: dict[str, str]) -> list[str]:
 def write_config(
     directory: Path, *, rate_limits: bool, media_ports: tuple[int, int],
     callbacks: dict[int, dict[str, str]] | None = None, settings: dict[str, dict] | None = None,
+    http_ip: str = "127.0.0.1",
 ) -> tuple[Path, dict, Cred, Cred, Cred, Path, int, int]:
     cert, key = make_cert(directory)
     http_port, https_port = free_port(), free_port()
@@ -161,7 +162,7 @@ def write_config(
     cred_all = Cred("AKIDe2eAppAll" + secrets.token_hex(12), secrets.token_hex(16), (APP1, APP2))
     lines = [
         "[server]",
-        f'http = "127.0.0.1:{http_port}"',
+        f'http = "{http_ip}:{http_port}"',
         f'https = "127.0.0.1:{https_port}"',
         f'tls_cert = "{cert}"',
         f'tls_key = "{key}"',
@@ -205,9 +206,10 @@ def hearth_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def start_hearth(directory: Path, name: str, *, rate_limits: bool,
                  env: dict[str, str] | None = None, callbacks: dict[int, dict[str, str]] | None = None,
-                 settings: dict[str, dict] | None = None) -> Hearth:
+                 settings: dict[str, dict] | None = None, http_ip: str = "127.0.0.1") -> Hearth:
     """`callbacks`: per app, its `[apps.callbacks]`; `settings`: more sections (`{"callbacks":
-    {"max_backoff_secs": 2}}`)."""
+    {"max_backoff_secs": 2}}`); `http_ip`: where the HTTP API listens (tests reach it on
+    loopback either way)."""
     if not HEARTH_BIN.is_file():
         pytest.exit(f"{HEARTH_BIN} does not exist: run `cargo build -p hearth` first (or set HEARTH_BIN)", 2)
     # The media ports were free when picked; another process may take one before the server
@@ -216,7 +218,7 @@ def start_hearth(directory: Path, name: str, *, rate_limits: bool,
         media_ports = free_udp_range(MEDIA_WORKERS)
         config, app_keys, cred1, cred2, cred_all, cert, http_port, https_port = write_config(
             directory, rate_limits=rate_limits, media_ports=media_ports, callbacks=callbacks,
-            settings=settings,
+            settings=settings, http_ip=http_ip,
         )
         stderr_path = directory / "stderr.log"
         with open(stderr_path, "wb") as err:

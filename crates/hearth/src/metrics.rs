@@ -302,6 +302,13 @@ pub async fn render(src: &Sources) -> String {
         );
         metric(
             &mut out,
+            "hearth_media_tcp_connections",
+            "gauge",
+            "ICE-TCP connections open on the media workers (clients without UDP).",
+            m.tcp_connections as u64,
+        );
+        metric(
+            &mut out,
             "hearth_telemetry_queued",
             "gauge",
             "Domain events waiting for the recorder (largest worker queue).",

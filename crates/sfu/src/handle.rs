@@ -560,6 +560,7 @@ impl SfuHandle {
             total.events_dropped += s.events_dropped;
             total.events_queued = total.events_queued.max(s.events_queued);
             total.users += s.users;
+            total.tcp_connections += s.tcp_connections;
             let (t, c) = (&mut total.counters, s.counters);
             t.datagrams_in += c.datagrams_in;
             t.bytes_in += c.bytes_in;
