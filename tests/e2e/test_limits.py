@@ -17,7 +17,7 @@ import websockets
 
 from call_client import CallLine, get_record, wait_record
 from conftest import APP1, APP2, start_hearth, stop_hearth
-from media import run, usersig
+from media import Publisher, delete, endpoint_url, gathered_offer, new_pc, post_sdp, run, usersig
 from test_metrics import scrape
 from test_moderation import api_async
 from ws_client import WsClient, ws_url
@@ -33,6 +33,8 @@ def edge(tmp_path_factory):
         "HEARTH_LIMITS_WS_SOCKETS_PER_USER": "2",
         "HEARTH_LIMITS_WS_SOCKETS_PER_APP": "12",
         "HEARTH_CALLS_ENTER_TIMEOUT_SECS": "3",
+        "HEARTH_LIMITS_SESSIONS_PER_USER": "3",
+        "HEARTH_LIMITS_SESSIONS_PER_APP": "30",
     })
     yield h
     stop_hearth(h)
@@ -176,6 +178,65 @@ def test_sockets_past_the_user_and_app_limits_are_refused(edge):
         assert m["hearth_ws_sockets"] >= 12
         for line in lines:
             await line.close()
+
+    run(body())
+
+
+def test_media_sessions_past_the_user_and_app_limits_are_refused(edge):
+    h = edge
+
+    async def body():
+        # One user: three WHIP sessions in three rooms; the fourth is refused until one ends.
+        pubs = [Publisher(h, APP1, "sess-u", room=r) for r in (721, 722, 723)]
+        for p in pubs:
+            await p.start()
+        extra = Publisher(h, APP1, "sess-u", room=724)
+        ex = await extra.post_raw(await extra.offer())
+        assert ex.status == 429, (ex.status, ex.body)
+        assert "sess-u holds 3 media sessions" in ex.body, ex.body
+        assert await pubs[0].delete() == 200
+        await extra.start()
+        m1 = await asyncio.to_thread(scrape, h)
+        assert m1['hearth_media_refused_sessions_total{limit="user"}'] >= 1
+        assert m1["hearth_media_sessions"] >= 3, m1
+
+        # One application (APP2): thirty sessions (offers that never connect), then refusals.
+        pc = new_pc(max_bundle=True)
+        pc.addTransceiver("video", direction="sendonly")
+        offer = await gathered_offer(pc)
+        locations = []
+        for i in range(30):
+            ex = await post_sdp(endpoint_url(h, "whip", APP2, room=731), usersig(h, APP2, f"app-{i}"), offer)
+            assert ex.status == 201, (i, ex.status, ex.body)
+            locations.append(ex.location)
+        ex = await post_sdp(endpoint_url(h, "whip", APP2, room=731), usersig(h, APP2, "app-x"), offer)
+        assert ex.status == 429 and "application 1400000002 holds 30" in ex.body, (ex.status, ex.body)
+        # The protocol refuses an enter past the limit too (429, closed).
+        ws = await websockets.connect(ws_url(h))
+        await ws.send(json.dumps({"type": "enter", "v": 1, "sdkappid": APP2, "userid": "app-ws",
+                                  "usersig": usersig(h, APP2, "app-ws"), "roomid": 732}))
+        got = await until_closed(ws)
+        assert got[-1]["code"] == 429 and "application" in got[-1]["message"], got
+        m2 = await asyncio.to_thread(scrape, h)
+        assert m2['hearth_media_refused_sessions_total{limit="app"}'] >= 2
+        for loc in locations:
+            assert await delete(h, loc) == 200
+        for p in pubs[1:] + [extra]:
+            assert await p.delete() == 200
+            await p.close()
+
+        # Ended sessions give their places back: thirty again for the app, three for the user.
+        for i in range(30):
+            ex = await post_sdp(endpoint_url(h, "whip", APP2, room=733), usersig(h, APP2, f"again-{i}"), offer)
+            assert ex.status == 201, (i, ex.status, ex.body)
+            assert await delete(h, ex.location) == 200
+        again = [Publisher(h, APP1, "sess-u", room=r) for r in (741, 742, 743)]
+        for p in again:
+            await p.start()
+        for p in again:
+            await p.delete()
+            await p.close()
+        await pc.close()
 
     run(body())
 

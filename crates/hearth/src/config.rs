@@ -309,6 +309,10 @@ pub struct LimitsConfig {
     pub ws_sockets_per_user: u32,
     /// WebSocket protocol sockets one application may hold open.
     pub ws_sockets_per_app: u32,
+    /// Media sessions (WHIP, WHEP, protocol clients) one user may hold.
+    pub sessions_per_user: u32,
+    /// Media sessions one application may hold.
+    pub sessions_per_app: u32,
 }
 
 impl Default for LimitsConfig {
@@ -320,6 +324,8 @@ impl Default for LimitsConfig {
             ws_bytes_per_sec: d.bytes_per_sec,
             ws_sockets_per_user: d.sockets_per_user,
             ws_sockets_per_app: d.sockets_per_app,
+            sessions_per_user: 32,
+            sessions_per_app: 20_000,
         }
     }
 }
@@ -585,6 +591,8 @@ impl Config {
                 "HEARTH_LIMITS_WS_SOCKETS_PER_APP",
                 &mut l.ws_sockets_per_app,
             ),
+            ("HEARTH_LIMITS_SESSIONS_PER_USER", &mut l.sessions_per_user),
+            ("HEARTH_LIMITS_SESSIONS_PER_APP", &mut l.sessions_per_app),
         ] {
             if let Some(v) = get(name) {
                 *slot = parse(name, v)?;

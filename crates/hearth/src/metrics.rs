@@ -300,6 +300,33 @@ pub async fn render(src: &Sources) -> String {
             "Packets not handed to another worker because its queue was full.",
             c.relay_drops,
         );
+        let q = sfu.quota();
+        metric(
+            &mut out,
+            "hearth_media_sessions",
+            "gauge",
+            "Media sessions (WHIP, WHEP, protocol clients) held, as the per-user and per-app limits count them.",
+            q.held(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP hearth_media_refused_sessions_total Joins refused because the user or the application held its limit of media sessions (limits.sessions_per_user, limits.sessions_per_app).\n# TYPE hearth_media_refused_sessions_total counter"
+        );
+        for (limit, n) in [
+            (
+                "user",
+                q.refused_user.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+            (
+                "app",
+                q.refused_app.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "hearth_media_refused_sessions_total{{limit=\"{limit}\"}} {n}"
+            );
+        }
         metric(
             &mut out,
             "hearth_media_tcp_connections",

@@ -127,6 +127,8 @@ pub async fn serve(config: Config, config_path: Option<std::path::PathBuf>) -> R
             ip: config.media.ip.parse()?,
             announce: config.media.announced()?,
             tcp: config.media.ice_tcp,
+            sessions_per_user: config.limits.sessions_per_user,
+            sessions_per_app: config.limits.sessions_per_app,
             first_port,
             last_port,
             workers: config.media.worker_count(),

@@ -14,6 +14,8 @@ pub struct Client {
     pub rtc: Rtc,
     pub socket: mio::net::UdpSocket,
     pub local: SocketAddr,
+    /// Over ICE-TCP (`--tcp` subscribers): the connection that carries everything.
+    pub tcp: Option<crate::tcp::Link>,
     /// The deadline str0m last asked for (heap entries for older ones are stale).
     pub next_timeout: Instant,
     pub role: Role,

@@ -166,11 +166,18 @@ impl Driver {
                 self.clients.push(None);
                 self.clients.len() - 1
             });
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut c.socket, Token(i), Interest::READABLE)
-        {
+        let registered = match c.tcp.as_mut() {
+            Some(link) => {
+                self.poll
+                    .registry()
+                    .register(&mut link.stream, Token(i), Interest::READABLE)
+            }
+            None => self
+                .poll
+                .registry()
+                .register(&mut c.socket, Token(i), Interest::READABLE),
+        };
+        if let Err(e) = registered {
             eprintln!("loadgen: cannot register a socket: {e}");
             return;
         }
@@ -185,6 +192,10 @@ impl Driver {
         let Some(c) = self.clients.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
+        if c.tcp.is_some() {
+            self.readable_tcp(i);
+            return;
+        }
         let mut got = false;
         let mut exhausted = true;
         let fd = c.socket.as_raw_fd();
@@ -235,6 +246,41 @@ impl Driver {
         }
     }
 
+    /// An ICE-TCP client's connection: every whole frame into its `Rtc` (mio is edge-triggered:
+    /// `read_frames` reads until the socket is empty).
+    fn readable_tcp(&mut self, i: usize) {
+        let Some(c) = self.clients.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(mut link) = c.tcp.take() else {
+            return;
+        };
+        let (source, destination) = (link.remote, link.local);
+        let open = link.read_frames(|frame| {
+            count_datagram(c);
+            let Ok(contents) = frame.try_into() else {
+                return;
+            };
+            let input = Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Tcp,
+                    source,
+                    destination,
+                    contents,
+                },
+            );
+            if c.rtc.handle_input(input).is_err() {
+                c.rtc.disconnect();
+            }
+        });
+        c.tcp = Some(link);
+        if !open {
+            c.rtc.disconnect();
+        }
+        self.drive(i);
+    }
+
     /// Polls a client until str0m wants a timeout: transmits, events, next deadline.
     fn drive(&mut self, i: usize) {
         let Some(c) = self.clients.get_mut(i).and_then(Option::as_mut) else {
@@ -245,6 +291,12 @@ impl Driver {
                 break;
             }
             match c.rtc.poll_output() {
+                Ok(Output::Transmit(t)) if t.proto == Protocol::Tcp => {
+                    let sent = c.tcp.as_mut().is_some_and(|l| l.send(&t.contents));
+                    if !sent {
+                        self.send_errors += 1;
+                    }
+                }
                 Ok(Output::Transmit(t)) => {
                     if c.socket.send_to(&t.contents, t.destination).is_err() {
                         self.send_errors += 1;
@@ -278,7 +330,10 @@ impl Driver {
             return;
         };
         self.disconnects += 1;
-        let _ = self.poll.registry().deregister(&mut c.socket);
+        let _ = match c.tcp.as_mut() {
+            Some(link) => self.poll.registry().deregister(&mut link.stream),
+            None => self.poll.registry().deregister(&mut c.socket),
+        };
         self.publishers.retain(|p| *p != i);
         let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         match &mut c.role {

@@ -10,6 +10,7 @@ mod janus;
 mod media;
 mod report;
 mod stats;
+mod tcp;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
@@ -23,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{Direction, MediaKind};
+use str0m::net::TcpType;
 use str0m::rtp::{Extension, ExtensionMap};
 use str0m::{Candidate, Rtc};
 
@@ -107,6 +109,19 @@ pub struct Args {
     /// Print a JSON summary on stdout at the end (progress goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Subscribers connect over ICE-TCP (the server's passive TCP candidate, RFC 6544) instead
+    /// of UDP; publishers stay on UDP.
+    #[arg(long)]
+    tcp: bool,
+}
+
+/// A client the server accepted: its connection, socket and media lines.
+struct Connected {
+    rtc: Rtc,
+    socket: mio::net::UdpSocket,
+    local: SocketAddr,
+    mids: [str0m::media::Mid; 2],
+    tcp: Option<tcp::Link>,
 }
 
 /// A session the server accepted, to `DELETE` at the end.
@@ -162,7 +177,8 @@ impl Signaling {
         Ok((mio::net::UdpSocket::from_std(std), local))
     }
 
-    /// A client `Rtc` with one local host candidate on its own socket.
+    /// A client `Rtc` with one local host candidate on its own socket (none over ICE-TCP: its
+    /// candidate is the TCP connection's, added once connected).
     fn new_rtc(&mut self, dir: Direction) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr)> {
         let (socket, local) = self.socket()?;
         let mut cfg = Rtc::builder()
@@ -180,15 +196,14 @@ impl Signaling {
             cfg = cfg.set_extension_map(exts);
         }
         let mut rtc = cfg.build(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        if !(self.args.tcp && dir == Direction::RecvOnly) {
+            rtc.add_local_candidate(Candidate::host(local, "udp")?);
+        }
         Ok((rtc, socket, local))
     }
 
     /// A Janus subscriber of publisher `index`'s feed: Janus offers, we answer.
-    fn connect_janus_subscriber(
-        &mut self,
-        index: usize,
-    ) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr, [str0m::media::Mid; 2])> {
+    fn connect_janus_subscriber(&mut self, index: usize) -> Result<Connected> {
         let feed = *self
             .feeds
             .get(index)
@@ -203,17 +218,18 @@ impl Signaling {
         h.trickle_done()?;
         add_candidates(&mut rtc, &h);
         self.janus.push(h);
-        Ok((rtc, socket, local, [a.as_str().into(), v.as_str().into()]))
+        Ok(Connected {
+            rtc,
+            socket,
+            local,
+            mids: [a.as_str().into(), v.as_str().into()],
+            tcp: None,
+        })
     }
 
     /// Offers audio + video in `dir`, posts to `path` (or joins Janus as a publisher), applies
     /// the answer.
-    fn connect(
-        &mut self,
-        path: &str,
-        user: &str,
-        dir: Direction,
-    ) -> Result<(Rtc, mio::net::UdpSocket, SocketAddr, [str0m::media::Mid; 2])> {
+    fn connect(&mut self, path: &str, user: &str, dir: Direction) -> Result<Connected> {
         let (mut rtc, socket, local) = self.new_rtc(dir)?;
         let mut api = rtc.sdp_api();
         let stream = Some(user.to_string());
@@ -229,7 +245,13 @@ impl Signaling {
             add_candidates(&mut rtc, &h);
             self.feeds.push(feed);
             self.janus.push(h);
-            return Ok((rtc, socket, local, [audio, video]));
+            return Ok(Connected {
+                rtc,
+                socket,
+                local,
+                mids: [audio, video],
+                tcp: None,
+            });
         }
         let sig = self.usersig(user);
         let auth = format!("Bearer {sig}");
@@ -269,7 +291,25 @@ impl Signaling {
         if let Some(location) = resp.location {
             self.sessions.push(Session { location });
         }
-        Ok((rtc, socket, local, [audio, video]))
+        let tcp = if self.args.tcp && dir == Direction::RecvOnly {
+            let link = tcp::Link::connect(&resp.body)?;
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(link.local)
+                .tcptype(TcpType::Active)
+                .build()?;
+            rtc.add_local_candidate(candidate);
+            Some(link)
+        } else {
+            None
+        };
+        Ok(Connected {
+            rtc,
+            socket,
+            local,
+            mids: [audio, video],
+            tcp,
+        })
     }
 
     fn fail(&mut self, what: &str, e: anyhow::Error) {
@@ -363,12 +403,14 @@ fn main() -> Result<()> {
         let user = format!("{}-p{i}", args.user_prefix);
         let path = format!("/whip/v1?sdkappid={app}&roomid={room}");
         match sig.connect(&path, &user, Direction::SendOnly) {
-            Ok((rtc, socket, local, [a, v])) => {
+            Ok(k) => {
+                let [a, v] = k.mids;
                 let p = Publisher::new(i as u32, a, v, args.video_kbps, !args.no_audio);
                 let c = Client {
-                    rtc,
-                    socket,
-                    local,
+                    rtc: k.rtc,
+                    socket: k.socket,
+                    local: k.local,
+                    tcp: k.tcp,
                     next_timeout: Instant::now(),
                     role: Role::Publisher(Box::new(p)),
                 };
@@ -391,11 +433,13 @@ fn main() -> Result<()> {
             sig.connect(&path, &user, Direction::RecvOnly)
         };
         match connected {
-            Ok((rtc, socket, local, [a, v])) => {
+            Ok(k) => {
+                let [a, v] = k.mids;
                 let c = Client {
-                    rtc,
-                    socket,
-                    local,
+                    rtc: k.rtc,
+                    socket: k.socket,
+                    local: k.local,
+                    tcp: k.tcp,
                     next_timeout: Instant::now(),
                     role: Role::Subscriber(Box::new(Subscriber::new(j, a, v))),
                 };

@@ -64,6 +64,9 @@ pub enum SfuError {
     /// is refused rather than degrading everyone in it.
     #[error("this media server is at its capacity of {0} media connections per worker; retry later or on another server")]
     Full(usize),
+    /// The user or the application holds as many media sessions as it may.
+    #[error("{0}")]
+    TooManySessions(String),
 }
 
 /// Counts that show what a worker holds (for tests and health).

@@ -46,6 +46,10 @@ pub struct SfuConfig {
     pub announce: Vec<IpAddr>,
     /// ICE over TCP: each worker also listens on TCP at its port (passive candidates).
     pub tcp: bool,
+    /// Media sessions one user, and one application, may hold across the workers (0: no
+    /// limit); joins beyond are refused with [`SfuError::TooManySessions`].
+    pub sessions_per_user: u32,
+    pub sessions_per_app: u32,
     /// Worker `i` binds `first_port + i`.
     pub first_port: u16,
     pub last_port: u16,
@@ -62,6 +66,7 @@ pub struct SfuHandle {
 
 struct Inner {
     workers: Vec<mpsc::Sender<Command>>,
+    quota: Arc<crate::SessionQuota>,
     addrs: Vec<SocketAddr>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -82,6 +87,10 @@ impl SfuHandle {
         let mut addrs = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         let (links, inboxes) = crate::worker::links(count);
+        let quota = Arc::new(crate::SessionQuota::new(
+            config.sessions_per_user,
+            config.sessions_per_app,
+        ));
         for (i, (links, inbox)) in links.into_iter().zip(inboxes).enumerate() {
             let addr = SocketAddr::new(config.ip, config.first_port + i as u16);
             let std_socket = bind_media_socket(addr)?;
@@ -97,6 +106,7 @@ impl SfuHandle {
                 None
             };
             let announce = config.announce.clone();
+            let worker_quota = quota.clone();
             let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
             let events = events.clone();
             let capacity = config.capacity;
@@ -110,9 +120,16 @@ impl SfuHandle {
                     rt.block_on(async move {
                         let socket =
                             tokio::net::UdpSocket::from_std(std_socket).expect("worker socket");
-                        let worker =
-                            Worker::new(i, socket, &announce, tcp, events, capacity, links)
-                                .expect("worker socket address");
+                        let setup = crate::worker::Setup {
+                            index: i,
+                            announce,
+                            tcp,
+                            events,
+                            capacity,
+                            quota: worker_quota,
+                            links,
+                        };
+                        let worker = Worker::new(socket, setup).expect("worker socket address");
                         worker.run(rx, inbox).await;
                     });
                 })?;
@@ -124,10 +141,16 @@ impl SfuHandle {
         Ok(SfuHandle {
             inner: Arc::new(Inner {
                 workers,
+                quota,
                 addrs,
                 threads: std::sync::Mutex::new(threads),
             }),
         })
+    }
+
+    /// Media sessions per user and application: what is held and what was refused.
+    pub fn quota(&self) -> &crate::SessionQuota {
+        &self.inner.quota
     }
 
     /// The UDP addresses the workers announce.

@@ -8,9 +8,11 @@ pub mod core;
 pub mod events;
 mod handle;
 mod offer;
+mod quota;
 pub(crate) mod worker;
 
 pub use command::{Counters, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
 pub use handle::{SfuConfig, SfuHandle};
 pub use offer::MAX_OFFER_BYTES;
+pub use quota::SessionQuota;
 pub use worker::Blocked;

@@ -41,7 +41,9 @@ impl IntoResponse for EdgeError {
                     | SfuError::NoSupportedCodec
                     | SfuError::WrongDirection(_)
                     | SfuError::BadMessage(_) => StatusCode::BAD_REQUEST,
-                    SfuError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+                    SfuError::RateLimited(_) | SfuError::TooManySessions(_) => {
+                        StatusCode::TOO_MANY_REQUESTS
+                    }
                     SfuError::PublisherNotFound
                     | SfuError::SessionNotFound
                     | SfuError::RoomNotFound

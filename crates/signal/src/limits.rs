@@ -145,7 +145,7 @@ impl Sockets {
         let a = open.entry(app).or_default();
         if l.sockets_per_app > 0 && a.total >= l.sockets_per_app {
             self.counters.app_sockets.fetch_add(1, Relaxed);
-            return Err(ProtoError::TooManySockets(format!(
+            return Err(ProtoError::AtLimit(format!(
                 "application {} has {} sockets open, its limit",
                 app.0, l.sockets_per_app
             )));
@@ -153,7 +153,7 @@ impl Sockets {
         let mine = a.per_user.get(user).copied().unwrap_or(0);
         if l.sockets_per_user > 0 && mine >= l.sockets_per_user {
             self.counters.user_sockets.fetch_add(1, Relaxed);
-            return Err(ProtoError::TooManySockets(format!(
+            return Err(ProtoError::AtLimit(format!(
                 "user {user} has {} sockets open, the limit per user",
                 l.sockets_per_user
             )));
@@ -252,10 +252,7 @@ mod tests {
         let app = SdkAppId(1);
         let a1 = s.hold(app, "a").unwrap();
         let _a2 = s.hold(app, "a").unwrap();
-        assert!(matches!(
-            s.hold(app, "a"),
-            Err(ProtoError::TooManySockets(_))
-        ));
+        assert!(matches!(s.hold(app, "a"), Err(ProtoError::AtLimit(_))));
         let _b = s.hold(app, "b").unwrap();
         // The app is full: a new user is refused too.
         assert!(s.hold(app, "c").is_err());

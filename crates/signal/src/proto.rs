@@ -304,8 +304,8 @@ pub enum ProtoError {
     TooMany(String),
     /// The socket sends more messages or bytes than its limit: it is closed.
     Flooding(String),
-    /// The user or the application holds as many sockets as it may.
-    TooManySockets(String),
+    /// The user or the application holds as many sockets, or media sessions, as it may.
+    AtLimit(String),
 }
 
 impl ProtoError {
@@ -331,7 +331,7 @@ impl ProtoError {
             ProtoError::Unavailable => (503, "the media plane is unavailable".into(), true),
             ProtoError::Full(m) => (503, m.clone(), true),
             ProtoError::TooMany(m) => (429, m.clone(), false),
-            ProtoError::Flooding(m) | ProtoError::TooManySockets(m) => (429, m.clone(), true),
+            ProtoError::Flooding(m) | ProtoError::AtLimit(m) => (429, m.clone(), true),
         }
     }
 }
@@ -352,6 +352,7 @@ impl From<hearth_sfu::SfuError> for ProtoError {
             E::Full(_) => ProtoError::Full(e.to_string()),
             E::BadMessage(m) => ProtoError::BadRequest(m.into()),
             E::RateLimited(m) => ProtoError::TooMany(m.into()),
+            E::TooManySessions(m) => ProtoError::AtLimit(m),
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct Added {
 /// What removing a session changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Removed {
+    /// That session was registered (not replaced since): it is gone now.
+    pub removed: bool,
     /// That was the user's last session: they exited.
     pub exited: bool,
     /// Nobody is left in the room.
@@ -50,8 +52,10 @@ impl<K: Eq + Hash + Clone> Presence<K> {
     /// removal changes nothing).
     pub fn remove(&mut self, user: &UserId, key: &K, pid: ParticipantId) -> Removed {
         let mut exited = false;
+        let mut removed = false;
         if let Some(sessions) = self.users.get_mut(user) {
             if sessions.get(key) == Some(&pid) {
+                removed = true;
                 sessions.remove(key);
                 if sessions.is_empty() {
                     self.users.remove(user);
@@ -60,6 +64,7 @@ impl<K: Eq + Hash + Clone> Presence<K> {
             }
         }
         Removed {
+            removed,
             exited,
             room_empty: self.users.is_empty(),
         }

@@ -216,6 +216,7 @@ impl Worker {
         // Without the room here no other worker can mirror it: a refusal is final.
         let final_say = final_say || self.find_room(req.app, &req.room).is_none();
         self.check_capacity(final_say)?;
+        self.quota.check(req.app, &req.user)?;
         let cid = self.next_participant();
         let slot = self.room_slot(req.app, &req.room, &req.user);
         let token = super::sessions::random(24);

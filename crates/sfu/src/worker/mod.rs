@@ -90,6 +90,8 @@ pub(crate) struct Worker {
     pub counters: crate::command::Counters,
     /// Sessions (WHIP, WHEP, protocol clients) taken at most; 0: no limit.
     capacity: usize,
+    /// Sessions per user and application, shared by the workers.
+    pub quota: std::sync::Arc<crate::SessionQuota>,
     /// Datagrams waiting for the next `sendmmsg`.
     sends: batch_io::SendBatch,
     /// Buffers of `recvmmsg`; taken while their datagrams are handled.
@@ -102,18 +104,31 @@ pub(crate) struct Worker {
     pub gone_early: FxHashMap<ParticipantId, Instant>,
 }
 
+/// What a worker is started with, besides its socket.
+pub(crate) struct Setup {
+    pub index: usize,
+    /// The addresses to announce (empty: the bound one).
+    pub announce: Vec<IpAddr>,
+    /// A listener at the socket's address for ICE over TCP.
+    pub tcp: Option<std::net::TcpListener>,
+    pub events: mpsc::Sender<DomainEvent>,
+    pub capacity: usize,
+    pub quota: std::sync::Arc<crate::SessionQuota>,
+    pub links: Links,
+}
+
 impl Worker {
-    /// `announce`: the addresses to announce (empty: the bound one); `tcp`: a listener at the
-    /// socket's address for ICE over TCP. Called on the worker's runtime.
-    pub fn new(
-        index: usize,
-        socket: UdpSocket,
-        announce: &[IpAddr],
-        tcp: Option<std::net::TcpListener>,
-        events: mpsc::Sender<DomainEvent>,
-        capacity: usize,
-        links: Links,
-    ) -> std::io::Result<Self> {
+    /// Called on the worker's runtime (the ICE-TCP listener's tasks run there).
+    pub fn new(socket: UdpSocket, setup: Setup) -> std::io::Result<Self> {
+        let Setup {
+            index,
+            announce,
+            tcp,
+            events,
+            capacity,
+            quota,
+            links,
+        } = setup;
         let local = socket.local_addr()?;
         let announced = if announce.is_empty() {
             vec![local]
@@ -147,6 +162,7 @@ impl Worker {
             last_quality: Instant::now(),
             counters: Default::default(),
             capacity,
+            quota,
             sends: batch_io::SendBatch::default(),
             reads: Some(Box::default()),
             links,

@@ -136,7 +136,12 @@ impl Worker {
             .expect("the caller created the room");
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
         let added = state.sessions.add(user, key, pid);
-        if added.entered && state.mirror.is_none() {
+        let home = state.mirror.is_none();
+        // Counted where the presence lives; a replaced session hands its place over.
+        if home && added.replaced.is_none() {
+            self.quota.hold(app, user);
+        }
+        if added.entered && home {
             self.emit(app, &room, &comm_id, user, entered);
         }
         added.replaced
@@ -158,6 +163,9 @@ impl Worker {
         let (app, room, comm_id) = (state.app, state.room.clone(), state.comm_id.clone());
         let removed = state.sessions.remove(user, key, pid);
         let (last, empty) = (removed.exited, removed.room_empty);
+        if removed.removed && state.mirror.is_none() {
+            self.quota.release(app, user);
+        }
         if let Some(home) = state.mirror.as_ref().map(|m| m.home) {
             // Presence is the home's: it hears of the viewer, and the mirror goes with its last.
             let reason = match exited {

@@ -106,6 +106,7 @@ impl Worker {
     ) -> Result<Joined, SfuError> {
         check_offer(offer, direction)?;
         self.check_capacity(final_say)?;
+        self.quota.check(req.app, &req.user)?;
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let ufrag = random(16);
