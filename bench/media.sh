@@ -24,7 +24,9 @@
 # sets the capacity to half its subscribers + 1, so the home worker takes the publisher and half
 # the viewers and the other worker mirrors the room for the rest; the server is pinned to CPUs
 # 0 and 1 (one worker each) and the load generator floats over the same two CPUs (a 2-core
-# machine has none left for it: see the per-thread CPU in the raw results).
+# machine has none left for it: see the per-thread CPU in the raw results). HOME_PERCENT (50)
+# sets the home's share of the viewers: the home also receives the publisher and hands every
+# packet over, so it is the busier of the two at an even split.
 # WORKER_QUOTA=P gives each media worker thread a budget of P % of one CPU (a cgroup v1 `cpu`
 # group per worker thread: CFS quota over a 10 ms period, high shares so the load generator
 # never delays it within its budget) and pins worker i to CPU i; the rest of the server and the
@@ -137,7 +139,8 @@ remove_groups() {
 # The server's configuration for a step of $1 subscribers.
 write_config() {
     local capacity="${CAPACITY:-0}"
-    [ "${SPREAD:-0}" = 1 ] && capacity=$(( $1 / 2 + 1 ))
+    # The home takes the publisher and HOME_PERCENT of the viewers (default half).
+    [ "${SPREAD:-0}" = 1 ] && capacity=$(( $1 * ${HOME_PERCENT:-50} / 100 + 1 ))
     cat >"$OUT_DIR/hearth.toml" <<TOML
 [server]
 http = "127.0.0.1:$PORT"
