@@ -466,6 +466,13 @@ impl Config {
     /// `HEARTH_MEDIA_PORTS`, `HEARTH_MEDIA_WORKERS`, `HEARTH_CALLS_RING_TIMEOUT_SECS`,
     /// `HEARTH_CALLS_RECONNECT_GRACE_SECS`, `HEARTH_CONSOLE_SESSION_SECS`, `HEARTH_AI_STT_PYTHON`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        /// A comma-separated list, blanks dropped.
+        fn list(v: &str) -> Vec<String> {
+            v.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }
         fn parse<T: std::str::FromStr>(key: &str, v: String) -> Result<T>
         where
             T::Err: std::fmt::Display,
@@ -504,11 +511,7 @@ impl Config {
             self.media.ip = v;
         }
         if let Some(v) = get("HEARTH_MEDIA_ANNOUNCE") {
-            self.media.announce = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
+            self.media.announce = list(&v);
         }
         if let Some(v) = get("HEARTH_MEDIA_ICE_TCP") {
             self.media.ice_tcp = parse("HEARTH_MEDIA_ICE_TCP", v)?;
@@ -547,11 +550,7 @@ impl Config {
             self.media.ingest_passthrough = parse("HEARTH_MEDIA_INGEST_PASSTHROUGH", v)?;
         }
         if let Some(v) = get("HEARTH_OUTBOUND_ALLOW") {
-            self.outbound.allow = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
+            self.outbound.allow = list(&v);
         }
         if let Some(v) = get("HEARTH_CALLS_RING_TIMEOUT_SECS") {
             self.calls.ring_timeout_secs = parse("HEARTH_CALLS_RING_TIMEOUT_SECS", v)?;
@@ -560,11 +559,7 @@ impl Config {
             self.calls.reconnect_grace_secs = parse("HEARTH_CALLS_RECONNECT_GRACE_SECS", v)?;
         }
         if let Some(v) = get("HEARTH_TURN_URLS") {
-            self.turn.urls = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
+            self.turn.urls = list(&v);
         }
         if let Some(v) = get("HEARTH_TURN_SECRET") {
             self.turn.secret = v;

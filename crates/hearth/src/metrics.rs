@@ -14,6 +14,14 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
     );
 }
 
+/// A counter with one label, a line per value.
+fn labelled(out: &mut String, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (v, n) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{v}\"}} {n}");
+    }
+}
+
 /// What `/metrics` shows of the event callbacks.
 #[derive(Clone)]
 pub struct CallbackMetrics {
@@ -24,18 +32,18 @@ pub struct CallbackMetrics {
 fn callbacks(out: &mut String, m: &CallbackMetrics, queued: u64, kept: u64) {
     use std::sync::atomic::Ordering::Relaxed;
     let c = &m.counters;
-    let _ = writeln!(
+    labelled(
         out,
-        "# HELP hearth_callbacks_total Event callbacks to apps' servers since the start, by outcome (delivered: HTTP 200; retried: a failed attempt to be tried again; abandoned: given up after the retry horizon or refused by the address rules; dropped: the app stopped listening before delivery).\n# TYPE hearth_callbacks_total counter"
+        "hearth_callbacks_total",
+        "Event callbacks to apps' servers since the start, by outcome (delivered: HTTP 200; retried: a failed attempt to be tried again; abandoned: given up after the retry horizon or refused by the address rules; dropped: the app stopped listening before delivery).",
+        "outcome",
+        &[
+            ("delivered", c.delivered.load(Relaxed)),
+            ("retried", c.retried.load(Relaxed)),
+            ("abandoned", c.abandoned.load(Relaxed)),
+            ("dropped", c.dropped.load(Relaxed)),
+        ],
     );
-    for (outcome, n) in [
-        ("delivered", c.delivered.load(Relaxed)),
-        ("retried", c.retried.load(Relaxed)),
-        ("abandoned", c.abandoned.load(Relaxed)),
-        ("dropped", c.dropped.load(Relaxed)),
-    ] {
-        let _ = writeln!(out, "hearth_callbacks_total{{outcome=\"{outcome}\"}} {n}");
-    }
     metric(
         out,
         "hearth_callbacks_queued",
@@ -62,17 +70,17 @@ fn edge_limits(out: &mut String, edge: &hearth_signal::EdgeMeter) {
         "WebSocket protocol sockets (room and calling) open now, past their first message.",
         edge.open_sockets(),
     );
-    let _ = writeln!(
+    labelled(
         out,
-        "# HELP hearth_ws_refused_total WebSocket protocol sockets refused or closed by the client-edge limits since the start (flooding: over the message or byte rate; user_sockets, app_sockets: over the open-socket limit).\n# TYPE hearth_ws_refused_total counter"
+        "hearth_ws_refused_total",
+        "WebSocket protocol sockets refused or closed by the client-edge limits since the start (flooding: over the message or byte rate; user_sockets, app_sockets: over the open-socket limit).",
+        "limit",
+        &[
+            ("flooding", c.flooding.load(Relaxed)),
+            ("user_sockets", c.user_sockets.load(Relaxed)),
+            ("app_sockets", c.app_sockets.load(Relaxed)),
+        ],
     );
-    for (limit, n) in [
-        ("flooding", c.flooding.load(Relaxed)),
-        ("user_sockets", c.user_sockets.load(Relaxed)),
-        ("app_sockets", c.app_sockets.load(Relaxed)),
-    ] {
-        let _ = writeln!(out, "hearth_ws_refused_total{{limit=\"{limit}\"}} {n}");
-    }
 }
 
 /// What `/metrics` reads.
@@ -308,25 +316,16 @@ pub async fn render(src: &Sources) -> String {
             "Media sessions (WHIP, WHEP, protocol clients) held, as the per-user and per-app limits count them.",
             q.held(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP hearth_media_refused_sessions_total Joins refused because the user or the application held its limit of media sessions (limits.sessions_per_user, limits.sessions_per_app).\n# TYPE hearth_media_refused_sessions_total counter"
+        labelled(
+            &mut out,
+            "hearth_media_refused_sessions_total",
+            "Joins refused because the user or the application held its limit of media sessions (limits.sessions_per_user, limits.sessions_per_app).",
+            "limit",
+            &[
+                ("user", q.refused_user.load(std::sync::atomic::Ordering::Relaxed)),
+                ("app", q.refused_app.load(std::sync::atomic::Ordering::Relaxed)),
+            ],
         );
-        for (limit, n) in [
-            (
-                "user",
-                q.refused_user.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-            (
-                "app",
-                q.refused_app.load(std::sync::atomic::Ordering::Relaxed),
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "hearth_media_refused_sessions_total{{limit=\"{limit}\"}} {n}"
-            );
-        }
         metric(
             &mut out,
             "hearth_media_tcp_connections",

@@ -204,23 +204,9 @@ impl Driver {
                 Ok((n, source, segment)) => {
                     // One datagram, or a run of them of `segment` bytes each (the last may be
                     // shorter) when the socket has GRO.
+                    let local = c.local;
                     for datagram in self.buf[..n].chunks(segment) {
-                        count_datagram(c);
-                        let Ok(contents) = datagram.try_into() else {
-                            continue;
-                        };
-                        let input = Input::Receive(
-                            Instant::now(),
-                            Receive {
-                                proto: Protocol::Udp,
-                                source,
-                                destination: c.local,
-                                contents,
-                            },
-                        );
-                        if c.rtc.handle_input(input).is_err() {
-                            c.rtc.disconnect();
-                        }
+                        feed(c, Protocol::Udp, source, local, datagram);
                     }
                     got = true;
                 }
@@ -256,24 +242,7 @@ impl Driver {
             return;
         };
         let (source, destination) = (link.remote, link.local);
-        let open = link.read_frames(|frame| {
-            count_datagram(c);
-            let Ok(contents) = frame.try_into() else {
-                return;
-            };
-            let input = Input::Receive(
-                Instant::now(),
-                Receive {
-                    proto: Protocol::Tcp,
-                    source,
-                    destination,
-                    contents,
-                },
-            );
-            if c.rtc.handle_input(input).is_err() {
-                c.rtc.disconnect();
-            }
-        });
+        let open = link.read_frames(|frame| feed(c, Protocol::Tcp, source, destination, frame));
         c.tcp = Some(link);
         if !open {
             c.rtc.disconnect();
@@ -419,8 +388,30 @@ impl Driver {
     }
 }
 
-fn count_datagram(c: &mut Client) {
+/// One received packet (a datagram, or an ICE-TCP frame) into the client's `Rtc`, counted.
+fn feed(
+    c: &mut Client,
+    proto: Protocol,
+    source: std::net::SocketAddr,
+    destination: std::net::SocketAddr,
+    packet: &[u8],
+) {
     if let Role::Subscriber(s) = &mut c.role {
         s.counters.datagrams += 1;
+    }
+    let Ok(contents) = packet.try_into() else {
+        return;
+    };
+    let input = Input::Receive(
+        Instant::now(),
+        Receive {
+            proto,
+            source,
+            destination,
+            contents,
+        },
+    );
+    if c.rtc.handle_input(input).is_err() {
+        c.rtc.disconnect();
     }
 }

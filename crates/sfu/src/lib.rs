@@ -14,5 +14,5 @@ pub(crate) mod worker;
 pub use command::{Counters, JoinRequest, Joined, RoomUser, SessionRef, SfuError, WorkerStats};
 pub use handle::{SfuConfig, SfuHandle};
 pub use offer::MAX_OFFER_BYTES;
-pub use quota::SessionQuota;
+pub use quota::{Over, Quota, SessionQuota};
 pub use worker::Blocked;

@@ -1,5 +1,6 @@
-//! Media sessions (WHIP and WHEP sessions, protocol clients) per user and per application,
-//! across every worker: a join is refused once the user or the application holds its limit.
+//! Things held per user and per application under a limit on each ([`Quota`]), and its use for
+//! media sessions (WHIP and WHEP sessions, protocol clients) across every worker: a join is
+//! refused once the user or the application holds its limit.
 //! Touched when a session is registered or ends, never per packet: one short lock.
 //!
 //! A session is counted where its presence lives (the room's home worker, which also holds the
@@ -14,63 +15,72 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 #[derive(Default)]
-struct AppSessions {
+struct AppHeld {
     total: u32,
     per_user: HashMap<UserId, u32>,
 }
 
-/// The limits (0: none) and what they hold.
-#[derive(Default)]
-pub struct SessionQuota {
-    per_user: u32,
-    per_app: u32,
-    held: Mutex<HashMap<SdkAppId, AppSessions>>,
-    /// Joins refused for the user's limit, and for the application's.
-    pub refused_user: AtomicU64,
-    pub refused_app: AtomicU64,
+/// Which limit a new one would pass, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    User(u32),
+    App(u32),
 }
 
-impl SessionQuota {
+/// Things held per user and per application, with a limit on each (0: none). Shared by the
+/// media sessions here and the client edge's sockets.
+#[derive(Default)]
+pub struct Quota {
+    per_user: u32,
+    per_app: u32,
+    held: Mutex<HashMap<SdkAppId, AppHeld>>,
+}
+
+impl Quota {
     pub fn new(per_user: u32, per_app: u32) -> Self {
-        SessionQuota {
+        Quota {
             per_user,
             per_app,
-            ..Default::default()
+            held: Mutex::default(),
         }
     }
 
-    /// Refuses a new session of `user` when a limit is reached.
-    pub fn check(&self, app: SdkAppId, user: &UserId) -> Result<(), SfuError> {
+    fn over(
+        &self,
+        held: &HashMap<SdkAppId, AppHeld>,
+        app: SdkAppId,
+        user: &UserId,
+    ) -> Option<Over> {
+        let a = held.get(&app)?;
+        if self.per_app > 0 && a.total >= self.per_app {
+            return Some(Over::App(self.per_app));
+        }
+        let mine = a.per_user.get(user).copied().unwrap_or(0);
+        (self.per_user > 0 && mine >= self.per_user).then_some(Over::User(self.per_user))
+    }
+
+    /// Whether one more of `user`'s would pass a limit.
+    pub fn check(&self, app: SdkAppId, user: &UserId) -> Result<(), Over> {
         if self.per_user == 0 && self.per_app == 0 {
             return Ok(());
         }
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(a) = held.get(&app) else {
-            return Ok(());
-        };
-        if self.per_app > 0 && a.total >= self.per_app {
-            self.refused_app.fetch_add(1, Relaxed);
-            return Err(SfuError::TooManySessions(format!(
-                "application {} holds {} media sessions, its limit",
-                app.0, self.per_app
-            )));
+        self.over(&held, app, user).map_or(Ok(()), Err)
+    }
+
+    /// Checks and holds one more at once.
+    pub fn try_hold(&self, app: SdkAppId, user: &UserId) -> Result<(), Over> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(over) = self.over(&held, app, user) {
+            return Err(over);
         }
-        let mine = a.per_user.get(user).copied().unwrap_or(0);
-        if self.per_user > 0 && mine >= self.per_user {
-            self.refused_user.fetch_add(1, Relaxed);
-            return Err(SfuError::TooManySessions(format!(
-                "user {} holds {} media sessions, the limit per user",
-                user.0, self.per_user
-            )));
-        }
+        add(&mut held, app, user);
         Ok(())
     }
 
     pub fn hold(&self, app: SdkAppId, user: &UserId) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let a = held.entry(app).or_default();
-        a.total += 1;
-        *a.per_user.entry(user.clone()).or_default() += 1;
+        add(&mut held, app, user);
     }
 
     pub fn release(&self, app: SdkAppId, user: &UserId) {
@@ -90,10 +100,65 @@ impl SessionQuota {
         }
     }
 
-    /// Sessions held now (all applications).
+    /// Held now (all applications).
     pub fn held(&self) -> u64 {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         held.values().map(|a| u64::from(a.total)).sum()
+    }
+}
+
+fn add(held: &mut HashMap<SdkAppId, AppHeld>, app: SdkAppId, user: &UserId) {
+    let a = held.entry(app).or_default();
+    a.total += 1;
+    *a.per_user.entry(user.clone()).or_default() += 1;
+}
+
+/// Media sessions per user and application, and the joins refused for them.
+#[derive(Default)]
+pub struct SessionQuota {
+    pub quota: Quota,
+    pub refused_user: AtomicU64,
+    pub refused_app: AtomicU64,
+}
+
+impl SessionQuota {
+    pub fn new(per_user: u32, per_app: u32) -> Self {
+        SessionQuota {
+            quota: Quota::new(per_user, per_app),
+            ..Default::default()
+        }
+    }
+
+    /// Refuses a new session of `user` when a limit is reached.
+    pub fn check(&self, app: SdkAppId, user: &UserId) -> Result<(), SfuError> {
+        self.quota.check(app, user).map_err(|over| match over {
+            Over::App(n) => {
+                self.refused_app.fetch_add(1, Relaxed);
+                SfuError::TooManySessions(format!(
+                    "application {} holds {n} media sessions, its limit",
+                    app.0
+                ))
+            }
+            Over::User(n) => {
+                self.refused_user.fetch_add(1, Relaxed);
+                SfuError::TooManySessions(format!(
+                    "user {} holds {n} media sessions, the limit per user",
+                    user.0
+                ))
+            }
+        })
+    }
+
+    pub fn hold(&self, app: SdkAppId, user: &UserId) {
+        self.quota.hold(app, user);
+    }
+
+    pub fn release(&self, app: SdkAppId, user: &UserId) {
+        self.quota.release(app, user);
+    }
+
+    pub fn held(&self) -> u64 {
+        self.quota.held()
     }
 }
 

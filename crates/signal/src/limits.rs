@@ -3,10 +3,10 @@
 //! and the counters `/metrics` shows of what they refused.
 
 use crate::proto::ProtoError;
-use hearth_types::SdkAppId;
-use std::collections::HashMap;
+use hearth_sfu::{Over, Quota};
+use hearth_types::{SdkAppId, UserId};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The configured limits (`[limits]`); 0 turns one off.
@@ -108,17 +108,11 @@ impl Flow {
     }
 }
 
-#[derive(Default)]
-struct AppSockets {
-    total: u32,
-    per_user: HashMap<String, u32>,
-}
-
 /// Open sockets per application and user (signaling, not the media path: one short lock per
 /// socket opened or closed).
 pub(crate) struct Sockets {
     limits: EdgeLimits,
-    open: Mutex<HashMap<SdkAppId, AppSockets>>,
+    open: Quota,
     pub counters: Arc<LimitCounters>,
 }
 
@@ -126,70 +120,53 @@ pub(crate) struct Sockets {
 pub(crate) struct SocketHold {
     sockets: Arc<Sockets>,
     app: SdkAppId,
-    user: String,
+    user: UserId,
 }
 
 impl Sockets {
     pub fn new(limits: EdgeLimits) -> Arc<Self> {
         Arc::new(Sockets {
             limits,
-            open: Mutex::new(HashMap::new()),
+            open: Quota::new(limits.sockets_per_user, limits.sockets_per_app),
             counters: Arc::default(),
         })
     }
 
     /// Counts a socket of `user`, unless that would pass a limit.
     pub fn hold(self: &Arc<Self>, app: SdkAppId, user: &str) -> Result<SocketHold, ProtoError> {
-        let l = self.limits;
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let a = open.entry(app).or_default();
-        if l.sockets_per_app > 0 && a.total >= l.sockets_per_app {
-            self.counters.app_sockets.fetch_add(1, Relaxed);
-            return Err(ProtoError::AtLimit(format!(
-                "application {} has {} sockets open, its limit",
-                app.0, l.sockets_per_app
-            )));
+        let user = UserId(user.to_owned());
+        match self.open.try_hold(app, &user) {
+            Ok(()) => Ok(SocketHold {
+                sockets: self.clone(),
+                app,
+                user,
+            }),
+            Err(Over::App(n)) => {
+                self.counters.app_sockets.fetch_add(1, Relaxed);
+                Err(ProtoError::AtLimit(format!(
+                    "application {} has {n} sockets open, its limit",
+                    app.0
+                )))
+            }
+            Err(Over::User(n)) => {
+                self.counters.user_sockets.fetch_add(1, Relaxed);
+                Err(ProtoError::AtLimit(format!(
+                    "user {} has {n} sockets open, the limit per user",
+                    user.0
+                )))
+            }
         }
-        let mine = a.per_user.get(user).copied().unwrap_or(0);
-        if l.sockets_per_user > 0 && mine >= l.sockets_per_user {
-            self.counters.user_sockets.fetch_add(1, Relaxed);
-            return Err(ProtoError::AtLimit(format!(
-                "user {user} has {} sockets open, the limit per user",
-                l.sockets_per_user
-            )));
-        }
-        a.total += 1;
-        *a.per_user.entry(user.to_owned()).or_default() += 1;
-        Ok(SocketHold {
-            sockets: self.clone(),
-            app,
-            user: user.to_owned(),
-        })
     }
 
     /// Sockets open now (all applications).
     pub fn open(&self) -> u64 {
-        let open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        open.values().map(|a| u64::from(a.total)).sum()
+        self.open.held()
     }
 }
 
 impl Drop for SocketHold {
     fn drop(&mut self) {
-        let mut open = self.sockets.open.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(a) = open.get_mut(&self.app) else {
-            return;
-        };
-        a.total = a.total.saturating_sub(1);
-        if let Some(n) = a.per_user.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                a.per_user.remove(&self.user);
-            }
-        }
-        if a.total == 0 {
-            open.remove(&self.app);
-        }
+        self.sockets.open.release(self.app, &self.user);
     }
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct Worker {
     /// The addresses announced in ICE candidates (at the socket's port): the bound one, or
     /// those configured (a public address behind 1:1 NAT, several interfaces).
     pub announced: Vec<SocketAddr>,
+    /// `announced_for` of an IPv4 and of an IPv6 sender, worked out once.
+    arrives_at: [SocketAddr; 2],
     /// ICE over TCP, when on: the connections at the same port.
     tcp: Option<tcp::TcpSide>,
     /// Looked up for every packet and every receiver: a fast hash (ids are ours, not input).
@@ -138,8 +140,14 @@ impl Worker {
                 .map(|ip| SocketAddr::new(*ip, local.port()))
                 .collect()
         };
+        let first_of = |v6: bool| {
+            let a = announced.iter().find(|a| a.is_ipv6() == v6);
+            *a.unwrap_or(&announced[0])
+        };
+        let arrives_at = [first_of(false), first_of(true)];
         let tcp = tcp.map(tcp::TcpSide::start).transpose()?;
         Ok(Worker {
+            arrives_at,
             index,
             socket,
             announced,
@@ -398,12 +406,8 @@ impl Worker {
 
     /// The announced address a packet from `source` is taken to have come to: the first of
     /// its address family (str0m pairs it with the host candidate of that address).
-    pub(crate) fn announced_for(&self, source: SocketAddr) -> SocketAddr {
-        self.announced
-            .iter()
-            .find(|a| a.is_ipv4() == source.is_ipv4())
-            .copied()
-            .unwrap_or(self.announced[0])
+    fn announced_for(&self, source: SocketAddr) -> SocketAddr {
+        self.arrives_at[usize::from(source.is_ipv6())]
     }
 
     /// One datagram: find its peer (address map, else STUN ufrag), feed it to str0m.
@@ -420,6 +424,18 @@ impl Worker {
                 pid
             }
         };
+        self.deliver(pid, Protocol::Udp, source, data);
+    }
+
+    /// A packet of peer `pid` (a datagram, or an ICE-TCP frame) into its str0m connection; a
+    /// UDP address it checks from becomes a route to it.
+    pub(crate) fn deliver(
+        &mut self,
+        pid: ParticipantId,
+        proto: Protocol,
+        source: SocketAddr,
+        data: &[u8],
+    ) {
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += data.len() as u64;
         let destination = self.announced_for(source);
@@ -432,7 +448,7 @@ impl Worker {
         let input = Input::Receive(
             Instant::now(),
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -441,7 +457,7 @@ impl Worker {
         if !peer.rtc.accepts(&input) {
             return;
         }
-        if !peer.addrs.contains(&source) {
+        if proto == Protocol::Udp && !peer.addrs.contains(&source) {
             // A new address of this peer (a check on another candidate pair) routes to it as
             // well: replacing the route of the address carrying its media would drop that
             // media until its next check from there.

@@ -10,8 +10,7 @@ use crate::core::ParticipantId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use str0m::net::{Protocol, Receive};
-use str0m::Input;
+use str0m::net::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -190,32 +189,7 @@ impl Worker {
                 pid
             }
         };
-        self.counters.datagrams_in += 1;
-        self.counters.bytes_in += data.len() as u64;
-        let destination = self.announced_for(source);
-        let Some(peer) = self.peers.get_mut(&pid) else {
-            return;
-        };
-        let Ok(contents) = data.try_into() else {
-            return;
-        };
-        let input = Input::Receive(
-            Instant::now(),
-            Receive {
-                proto: Protocol::Tcp,
-                source,
-                destination,
-                contents,
-            },
-        );
-        if !peer.rtc.accepts(&input) {
-            return;
-        }
-        if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(peer = pid.0, error = %e, "input rejected; disconnecting");
-            peer.rtc.disconnect();
-        }
-        self.poll_now(pid);
+        self.deliver(pid, Protocol::Tcp, source, data);
     }
 
     /// Closes the connections of a session that ended, and those that never became one's.
