@@ -4,7 +4,7 @@
 // Nothing is built here: the server is target/debug/hearth (or $HEARTH_BIN), the browser
 // /usr/bin/chromium (or $CHROMIUM). run.sh builds and installs both.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -477,6 +477,66 @@ function pageSetup(options) {
   });
 }
 
+/** Runs `tc` (traffic control; the suite runs as root). */
+export function tc(...args) {
+  execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** Takes any shaping off loopback. */
+export function unshapeLoopback() {
+  try { tc('qdisc', 'del', 'dev', 'lo', 'root'); } catch { /* none */ }
+}
+
+/**
+ * UDP datagrams to `port` on loopback go through a `kbit` link with a 50-packet queue; everything
+ * else passes unshaped. An htb root without a default class sends what no filter picks through
+ * its direct queue, at no rate limit (this kernel has no prio qdisc). A default class at
+ * 10 Gbit/s throttled the rest of loopback too (its overlimits grew): that stalled the
+ * publisher's own estimate and the other subscribers along with the shaped one.
+ */
+export function shapeLoopbackPort(port, kbit) {
+  unshapeLoopback();
+  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'direct_qlen', '10000');
+  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`);
+  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '50');
+  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
+    'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
+}
+
+const LOSS_CHAIN = 'HEARTH_LOSS';
+const iptables = (...args) => execFileSync('iptables', ['-w', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** Takes the loss off loopback (any port). */
+export function undropLoopback() {
+  let rules = '';
+  try { rules = iptables('-S', 'OUTPUT'); } catch { return; }
+  for (const rule of rules.split('\n').filter((r) => r.includes(`-j ${LOSS_CHAIN}`))) {
+    iptables('-D', ...rule.replace(/^-A /, '').split(' '));
+  }
+  try { iptables('-F', LOSS_CHAIN); iptables('-X', LOSS_CHAIN); } catch { /* none */ }
+}
+
+/**
+ * UDP datagrams to `port` on loopback are dropped at random with `probability` (iptables'
+ * statistic match: this kernel has no netem), as a lossy downlink would lose them.
+ */
+export function dropOnLoopbackPort(port, probability) {
+  undropLoopback();
+  iptables('-N', LOSS_CHAIN);
+  iptables('-A', LOSS_CHAIN, '-m', 'statistic', '--mode', 'random', '--probability', String(probability), '-j', 'DROP');
+  iptables('-I', 'OUTPUT', '-o', 'lo', '-p', 'udp', '--dport', String(port), '-j', LOSS_CHAIN);
+}
+
+/** Datagrams to the lossy port so far, and how many of them were dropped. */
+export function lossCounters() {
+  const count = (chain, target) => {
+    const line = iptables('-L', chain, '-v', '-x', '-n').split('\n').find((l) => l.trim().split(/\s+/)[2] === target);
+    if (!line) throw new Error(`no ${target} rule in ${chain}`);
+    return Number(line.trim().split(/\s+/)[0]);
+  };
+  return { offered: count('OUTPUT', LOSS_CHAIN), dropped: count(LOSS_CHAIN, 'DROP') };
+}
+
 export class Participant {
   constructor(scenario, entry, options) {
     this.scenario = scenario;
@@ -522,6 +582,21 @@ export class Participant {
 
   stats(userId, stream = 'main', kind = 'video') {
     return this.page.evaluate((w) => window.client.getRemoteTrackStats(w).then((s) => s && JSON.parse(JSON.stringify(s))), { userId, stream, kind });
+  }
+
+  /** The local UDP port of this participant's receiving connection (its selected candidate pair). */
+  receivingPort() {
+    return this.page.evaluate(async () => {
+      const stats = await window.client.subscribeConnection.getStats();
+      let port = null;
+      stats.forEach((s) => {
+        if (s.type === 'transport' && s.selectedCandidatePairId) {
+          const pair = stats.get(s.selectedCandidatePairId);
+          port = stats.get(pair.localCandidateId).port;
+        }
+      });
+      return port;
+    });
   }
 
   /** The publish connection's video layers: [{rid, frameWidth, framesSent, targetBitrate, ...}]

@@ -5,9 +5,10 @@
 // publisher sees no stall. Needs root (tc) like the rest of the suite's setup.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe } from 'node:test';
-import { freshRoom, launchBrowser, scenarioTest, simulcastPublisher, sleep, startHearth, SDK_APP_ID } from './harness.js';
+import {
+  freshRoom, launchBrowser, scenarioTest, shapeLoopbackPort, simulcastPublisher, sleep, startHearth, unshapeLoopback, SDK_APP_ID,
+} from './harness.js';
 
 let server;
 let browser;
@@ -16,30 +17,6 @@ const env = () => ({ server, browser });
 /** Downlink of the slow subscriber, kbit/s: below the lowest layer of a 1280x720 camera. */
 const SLOW_KBIT = 60;
 
-function tc(...args) {
-  execFileSync('tc', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function unshape() {
-  try { tc('qdisc', 'del', 'dev', 'lo', 'root'); } catch { /* none */ }
-}
-
-/**
- * UDP datagrams to `port` on loopback go through a `kbit` link with a 50-packet queue; everything
- * else passes unshaped. An htb root without a default class sends what no filter picks through
- * its direct queue, at no rate limit (this kernel has no prio qdisc). A default class at
- * 10 Gbit/s throttled the rest of loopback too (its overlimits grew): that stalled the
- * publisher's own estimate and the other subscriber along with the shaped one.
- */
-function shape(port, kbit) {
-  unshape();
-  tc('qdisc', 'add', 'dev', 'lo', 'root', 'handle', '1:', 'htb', 'direct_qlen', '10000');
-  tc('class', 'add', 'dev', 'lo', 'parent', '1:', 'classid', '1:20', 'htb', 'rate', `${kbit}kbit`, 'ceil', `${kbit}kbit`);
-  tc('qdisc', 'add', 'dev', 'lo', 'parent', '1:20', 'handle', '20:', 'pfifo', 'limit', '50');
-  tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32',
-    'match', 'ip', 'protocol', '17', '0xff', 'match', 'ip', 'dport', String(port), '0xffff', 'flowid', '1:20');
-}
-
 before(async () => {
   // The worker logs each line going over its bound and resuming: the failure's diagnostics.
   server = await startHearth({ name: 'overload', logFilter: 'info,hearth_sfu::worker::forward=debug' });
@@ -47,7 +24,7 @@ before(async () => {
 });
 
 after(async () => {
-  unshape();
+  unshapeLoopback();
   await browser?.close();
   if (server) {
     const code = await server.stop();
@@ -58,21 +35,6 @@ after(async () => {
 
 function options(userId, room) {
   return { sdkAppId: SDK_APP_ID, userId, userSig: server.userSig(userId), roomId: room };
-}
-
-/** The local UDP port of a participant's receiving connection (its selected candidate pair). */
-function receivingPort(p) {
-  return p.page.evaluate(async () => {
-    const stats = await window.client.subscribeConnection.getStats();
-    let port = null;
-    stats.forEach((s) => {
-      if (s.type === 'transport' && s.selectedCandidatePairId) {
-        const pair = stats.get(s.selectedCandidatePairId);
-        port = stats.get(pair.localCandidateId).port;
-      }
-    });
-    return port;
-  });
 }
 
 const decoding = (s) => s.framesDecoded > 0;
@@ -107,10 +69,10 @@ describe('overload', () => {
       control.waitStats('pub', 'main', 'video', decoding, { what: 'video at control' }),
       slow.waitStats('pub', 'main', 'video', decoding, { what: 'video at slow' }),
     ]);
-    const port = await receivingPort(slow);
+    const port = await slow.receivingPort();
     assert.ok(port > 0, 'the slow subscriber has a selected candidate pair');
     const skips0 = await server.metric('hearth_media_queue_skips_total');
-    shape(port, SLOW_KBIT);
+    shapeLoopbackPort(port, SLOW_KBIT);
     try {
       // The slow subscriber's queue goes over the bound.
       let skips = skips0;
@@ -173,7 +135,7 @@ describe('overload', () => {
       assert.ok(keyframes <= secs / 2 + 3, `the publisher made ${keyframes} keyframes on its top layer in ${secs.toFixed(1)} s`);
       console.log(`overload: the publisher made ${keyframes} keyframes on its top layer in ${secs.toFixed(1)} s; skips ${skips0} -> ${await server.metric('hearth_media_queue_skips_total')}, drops ${await server.metric('hearth_media_queue_drops_total')}; slow decoded ${slowAtSkip.framesDecoded} -> ${slowNow.framesDecoded} frames, keyframes ${slowAtSkip.keyFramesDecoded} -> ${slowNow.keyFramesDecoded}`);
     } finally {
-      unshape();
+      unshapeLoopback();
     }
   }, { timeout: 150_000 });
 });

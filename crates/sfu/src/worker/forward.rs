@@ -5,6 +5,7 @@
 //! packet goes to the workers that hold more viewers of the room (`mirror.rs`).
 
 use super::gate::{self, over_bound, Verdict};
+use super::nack;
 use super::payload::{inspect, PacketInfo};
 use super::peer::InFormat;
 use super::rewrite::Numbers;
@@ -203,11 +204,12 @@ impl Worker {
             let Some(tx) = api.stream_tx_by_mid(line.mid, None) else {
                 continue;
             };
-            if video && !line.pacing_set {
+            if video && line.history.is_none() {
                 // One layer: the estimate cannot change what is sent, so nothing waits in the
                 // pacer.
                 tx.set_unpaced(r.single_layer);
-                line.pacing_set = true;
+                nack::set_history(tx, nack::MIN_HISTORY);
+                line.history = Some(nack::MIN_HISTORY);
             }
             let over = video && tx.queue_info().is_some_and(|q| over_bound(q, now));
             let (verdict, entered) = line.gate.check(gate::Packet {

@@ -11,6 +11,7 @@ mod gate;
 mod media;
 mod mirror;
 mod moderation;
+mod nack;
 
 pub use mirror::MirrorOf;
 pub(crate) use mirror::{links, Inbox, Links};

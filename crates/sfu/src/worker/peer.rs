@@ -68,8 +68,10 @@ pub struct Outgoing {
     /// Its queue bound, and the wait for a keyframe after media was skipped (then the line
     /// renumbers on from what it sent last, so the receiver sees no gap it would wait for).
     pub gate: Gate,
-    /// Whether str0m's pacer was told about this line (single-layer video is sent unpaced).
-    pub pacing_set: bool,
+    /// Set with the line's first video packet, when str0m's stream is configured: whether it
+    /// paces the line (single-layer video is sent unpaced) and how long it keeps sent packets
+    /// for NACKs (`nack.rs`), which is this.
+    pub history: Option<std::time::Duration>,
 }
 
 impl Outgoing {
@@ -82,7 +84,7 @@ impl Outgoing {
             rewrite: rewrite.unwrap_or_default(),
             pt_map: None,
             gate: Gate::default(),
-            pacing_set: false,
+            history: None,
         }
     }
 }
