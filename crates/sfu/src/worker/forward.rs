@@ -240,7 +240,7 @@ impl Worker {
                     self.counters.queue_drops += u64::from(overload);
                     if video && frame_end {
                         // The viewer's picture stands still for this frame.
-                        s.out_flow.entry(line.mid).or_default().skipped_frames += 1;
+                        line.flow.skipped_frames += 1;
                     }
                     continue;
                 }
@@ -272,11 +272,10 @@ impl Worker {
                     write = write.vp8_patch(patch);
                 }
             }
-            let mid = line.mid;
             tx.write_rtp(write);
             self.counters.frames_forwarded += u64::from(frame_end);
             self.counters.packets_forwarded += 1;
-            let flow = s.out_flow.entry(mid).or_default();
+            let flow = &mut line.flow;
             flow.bytes += bytes as u64;
             flow.frames += u64::from(frame_end);
             flow.dims = r.dims;

@@ -72,6 +72,8 @@ pub struct Outgoing {
     /// paces the line (single-layer video is sent unpaced) and how long it keeps sent packets
     /// for NACKs (`nack.rs`), which is this.
     pub history: Option<std::time::Duration>,
+    /// What the line carried since the last quality sample.
+    pub flow: Flow,
 }
 
 impl Outgoing {
@@ -85,6 +87,7 @@ impl Outgoing {
             pt_map: None,
             gate: Gate::default(),
             history: None,
+            flow: Flow::default(),
         }
     }
 }
@@ -144,8 +147,6 @@ pub struct Peer {
     pub client: Option<ParticipantId>,
     /// The remote closed DTLS (a goodbye rather than a timeout).
     pub remote_closed: bool,
-    /// Outgoing media lines' flow since the last quality sample.
-    pub out_flow: FxHashMap<Mid, Flow>,
     /// Latest packet loss (fraction) per media line, from RTCP receiver reports.
     pub loss: HashMap<Mid, f32>,
     /// The longest round-trip time any media line measured since the last quality sample.
@@ -189,7 +190,6 @@ impl Peer {
             dirty: false,
             client,
             remote_closed: false,
-            out_flow: FxHashMap::default(),
             loss: HashMap::new(),
             rtt: None,
             rx_streams: HashMap::new(),

@@ -8,12 +8,12 @@
 
 use super::rooms::RoomSlot;
 use super::Worker;
-use crate::core::{MediaKind as CoreKind, ParticipantId, StreamKind};
+use crate::core::{MediaKind as CoreKind, ParticipantId, StreamKind, SubscriptionId};
 use crate::events::EventKind;
 use hearth_types::UserId;
 use rustc_hash::FxHashMap;
 use std::time::{Duration, Instant};
-use str0m::media::MediaKind;
+use str0m::media::{MediaKind, Mid};
 
 /// The spec's quality points are 2 s apart.
 pub(crate) const SAMPLE_PERIOD: Duration = Duration::from_secs(2);
@@ -94,23 +94,25 @@ impl Worker {
         let mut received: FxHashMap<(RoomSlot, UserId), Received> = FxHashMap::default();
         let pids: Vec<ParticipantId> = self.peers.keys().copied().collect();
         for pid in pids {
-            // Downstream: which publisher each outgoing line carries.
-            let lines: Vec<(str0m::media::Mid, super::peer::Flow)> = {
-                let p = &self.peers[&pid];
-                p.out_flow.iter().map(|(m, f)| (*m, *f)).collect()
+            // Downstream: which publisher each outgoing line carries (the lines that carried or
+            // skipped something this period).
+            let lines: Vec<(SubscriptionId, Mid, super::peer::Flow)> = {
+                let p = self.peers.get_mut(&pid).expect("listed above");
+                p.out_by_sub
+                    .iter_mut()
+                    .map(|(sub, line)| (*sub, line.mid, std::mem::take(&mut line.flow)))
+                    .filter(|(_, _, f)| f.bytes > 0 || f.skipped_frames > 0)
+                    .collect()
             };
             let slot = self.peers[&pid].slot;
-            for (mid, flow) in lines {
+            for (sub, mid, flow) in lines {
                 let p = &self.peers[&pid];
-                let Some(sub) = p.sub_by_mid.get(&mid) else {
-                    continue;
-                };
                 let Some(room) = self.rooms.get(&slot) else {
                     continue;
                 };
                 let Some(track) = room
                     .core
-                    .subscribed_track(*sub)
+                    .subscribed_track(sub)
                     .and_then(|t| room.core.track(t))
                 else {
                     continue;
@@ -145,7 +147,6 @@ impl Worker {
                 push_media(&mut samples, line, secs);
             }
             let p = self.peers.get_mut(&pid).expect("listed above");
-            p.out_flow.clear();
             if let Some(rtt) = p.rtt.take() {
                 let got = received.entry((p.slot, p.user.clone())).or_default();
                 got.rtt = got.rtt.max(Some(rtt));
