@@ -28,7 +28,8 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 # Speech for the transcription tests.
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 # Real networks (tests/e2e/test_netns.py, tests/browser/netns.test.js): coturn as the TURN
-# server, iptables to drop UDP inside a test's network namespace.
+# server, iptables to drop UDP inside a test's network namespace; and to drop a share of one
+# port's datagrams on loopback (tests/browser/loss.test.js).
 command -v turnserver >/dev/null || missing+=(coturn)
 command -v iptables >/dev/null || missing+=(iptables)
 if ((${#missing[@]})); then

@@ -19,6 +19,7 @@ const LOSS_PERCENT = 10;
 const LOSSY_MS = 15_000;
 
 before(async () => {
+  undropLoopback(); // what a killed run may have left
   server = await startHearth({ name: 'loss' });
   browser = await launchBrowser();
 });
