@@ -36,7 +36,8 @@
 # Needs root and /sys/fs/cgroup/cpu.
 #
 # Each step starts a fresh server (empty data dir, rate_limits = false, one fixed application,
-# [media] workers = 2; one room lives on one worker, so the forwarding runs on one thread).
+# [media] workers = WORKERS: 1 when the server is pinned to one CPU, else 2; one room lives on
+# one worker unless it is spread, so the forwarding runs on one thread).
 # "forwarded pkt/s" is what the subscribers' RTP sequence numbers say the server sent (received
 # + lost), audio and video; in brackets, the server's own count of datagrams sent (all of them:
 # media, RTCP, STUN, DTLS) from its /metrics when it has them; "µs/pkt" is server CPU time per forwarded packet (user + system, so
@@ -102,6 +103,14 @@ if [ -n "$WORKER_QUOTA" ]; then
     client_cpu=()
 fi
 
+# One media worker per core the server has: pinned to one CPU, one worker (a second one would
+# share its core, and a capacity per worker would then admit twice what the core carries).
+if [ "${server_cpu[*]}" = "taskset -c 0" ]; then
+    WORKERS="${WORKERS:-1}"
+else
+    WORKERS="${WORKERS:-2}"
+fi
+
 # Puts each media worker thread of the running server into its own CPU-limited group.
 limit_workers() {
     local tid name i
@@ -151,7 +160,7 @@ log_format = "text"
 [media]
 ip = "127.0.0.1"
 ports = "$MEDIA_PORTS"
-workers = 2
+workers = $WORKERS
 capacity_per_worker = $capacity
 
 [[apps]]

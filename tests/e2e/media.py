@@ -468,6 +468,8 @@ class Counts:
     sizes: set = field(default_factory=set)
     rgb: tuple[float, float, float] | None = None
     first_video_at: float | None = None
+    # Each decoded video frame: when it came (monotonic s) and its RTP timestamp (90 kHz).
+    video_at: list = field(default_factory=list)
 
 
 class Viewer(Client):
@@ -500,6 +502,7 @@ class Viewer(Client):
                 frame = await track.recv()
                 if track.kind == "video":
                     c.video += 1
+                    c.video_at.append((time.monotonic(), frame.pts))
                     if c.first_video_at is None:
                         c.first_video_at = time.monotonic()
                     c.size = (frame.width, frame.height)

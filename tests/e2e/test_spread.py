@@ -8,7 +8,11 @@ workers are full."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import pathlib
 import re
+import time
 
 import pytest
 
@@ -204,5 +208,85 @@ def test_an_audience_past_the_home_worker_is_spread_and_hears_the_room(spread):
         await m1.close(exit_first=False)
         await wait_stats(h, lambda s: s["rooms"] == 0 and s["peers"] == 0 and s["users"] == 0, 5,
                          "both workers empty")
+
+    run(body())
+
+
+FREEZER = "/sys/fs/cgroup/freezer"
+
+
+@contextlib.contextmanager
+def frozen_thread(pid: int, name: str):
+    """Stops one thread of a process (cgroup v1 freezer: a group holding only that thread) for
+    the block, as if its CPU were taken away; the rest of the process runs on."""
+    tids = [t for t in os.listdir(f"/proc/{pid}/task")
+            if pathlib.Path(f"/proc/{pid}/task/{t}/comm").read_text().strip() == name]
+    assert len(tids) == 1, f"threads named {name} in {pid}: {tids}"
+    assert os.access(FREEZER, os.W_OK), f"{FREEZER} (cgroup v1 freezer) is needed, writable (root)"
+    group = pathlib.Path(FREEZER, f"hearth-test-{pid}-{name}")
+    group.mkdir(exist_ok=True)
+    try:
+        (group / "tasks").write_text(tids[0])
+        (group / "freezer.state").write_text("FROZEN")
+        yield
+    finally:
+        (group / "freezer.state").write_text("THAWED")
+        pathlib.Path(FREEZER, "tasks").write_text(tids[0])
+        group.rmdir()
+
+
+def lags(v: Viewer, since: float = 0.0) -> list[float]:
+    """How far behind the publisher's clock each video frame since `since` came, in s, give or
+    take a constant: its arrival minus its RTP time (the server advances a line's timestamps
+    by the time that passed when it skips media, so a frame played late shows here)."""
+    frames = v.counts.video_at
+    t0, ts0 = frames[0]
+    out = []
+    for t, ts in frames:
+        if t >= since:
+            rtp = ((ts - ts0 + 2**31) % 2**32 - 2**31) / 90_000
+            out.append(t - t0 - rtp)
+    return out
+
+
+def test_a_mirror_that_falls_behind_skips_to_the_present(spread):
+    """The worker holding a room's mirror stops for 3 s (its thread frozen): the home's viewers
+    go on, the packets handed to the mirror meanwhile are dropped as stale once it runs again
+    (hearth_media_relay_stale_total), and its viewer resumes at a keyframe with the present
+    picture instead of playing 3 s of old media late."""
+    h = spread
+    room = ROOM + 2
+
+    async def body():
+        carol = await Publisher(h, APP1, "carol", room=room, rgb=GREEN).start()
+        # The home takes carol and three viewers; the fourth goes to the other worker.
+        viewers = [await Viewer(h, APP1, f"c{i}", "carol", room=room).start() for i in range(4)]
+        workers = [worker_of(v) for v in viewers]
+        home = workers[0]
+        assert workers == [home] * 3 + [1 - home], workers
+        near, far = viewers[0], viewers[3]
+        for v in (near, far):
+            await v.wait_frames(video=30, audio=0)
+        await asyncio.sleep(1.0)
+        base = sorted(lags(far))[len(lags(far)) // 2]
+        stale = metric(h, "hearth_media_relay_stale_total")
+        shown = near.counts.video
+        with frozen_thread(h.pid, f"hearth-media-{1 - home}"):
+            await asyncio.sleep(3.0)
+            assert near.counts.video > shown + 30, \
+                f"the home's viewer stalled with the mirror ({shown} -> {near.counts.video} frames)"
+        thawed = time.monotonic()
+        await flowing(far, timeout=10)
+        await asyncio.sleep(1.0)
+        late = [round(x - base, 2) for x in lags(far, since=thawed)]
+        assert late, "no frame reached the mirror's viewer after the thaw"
+        # What the worker held when it stopped goes out late; nothing it was handed meanwhile.
+        assert len([x for x in late if x > 0.8]) <= 2 and late[-1] < 0.3, \
+            f"the mirror's viewer played old media late (s behind, frame by frame): {late}"
+        assert metric(h, "hearth_media_relay_stale_total") > stale, "nothing was dropped as stale"
+        await sees(far, GREEN, "carol's picture after the thaw")
+        for v in viewers:
+            await v.close()
+        await carol.close()
 
     run(body())

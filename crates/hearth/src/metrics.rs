@@ -308,6 +308,13 @@ pub async fn render(src: &Sources) -> String {
             "Packets not handed to another worker because its queue was full.",
             c.relay_drops,
         );
+        metric(
+            &mut out,
+            "hearth_media_relay_stale_total",
+            "counter",
+            "Packets handed to another worker that it dropped because they reached it more than 500 ms after the home read them (it had fallen behind); its viewers resumed at a keyframe.",
+            c.relay_stale,
+        );
         let q = sfu.quota();
         metric(
             &mut out,

@@ -118,6 +118,9 @@ pub struct Counters {
     pub packets_relayed: u64,
     /// Packets not handed over because that worker's queue was full.
     pub relay_drops: u64,
+    /// Handed-over packets a mirror dropped because they reached it too late (it had fallen
+    /// behind); its viewers resumed at a keyframe.
+    pub relay_stale: u64,
 }
 
 /// A user present in a room, with what they publish.

@@ -599,6 +599,7 @@ impl SfuHandle {
             t.refused_full += c.refused_full;
             t.packets_relayed += c.packets_relayed;
             t.relay_drops += c.relay_drops;
+            t.relay_stale += c.relay_stale;
         }
         Ok(total)
     }

@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 /// Batches of packets queued towards one worker before more are dropped (and counted).
 const RELAY_QUEUE: usize = 1024;
 
+/// The longest a publisher's packet may take from the home's read to a mirror's fan-out.
+const RELAY_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// How long a home remembers a viewer that left before its attach arrived.
 const GONE_EARLY_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -220,10 +223,24 @@ impl Worker {
         }
     }
 
-    /// Mirror: packets from a room's home, fanned out to this worker's viewers.
+    /// Mirror: packets from a room's home, fanned out to this worker's viewers. A packet that
+    /// waited longer than [`RELAY_MAX_AGE`] since the home read it is dropped (this worker fell
+    /// behind: its CPU was taken, or it stalled), and the next fresh packet of its layer makes
+    /// the lines resume at a keyframe, so its viewers skip what is stale instead of playing it
+    /// late.
     pub(crate) fn relayed(&mut self, batch: Vec<Relayed>) {
-        for r in &batch {
-            self.fanout(r);
+        let now = std::time::Instant::now();
+        for mut r in batch {
+            let key = (r.track, r.layer);
+            if now.saturating_duration_since(r.wallclock) > RELAY_MAX_AGE {
+                self.counters.relay_stale += 1;
+                self.stale_layers.insert(key);
+                continue;
+            }
+            if !self.stale_layers.is_empty() && self.stale_layers.remove(&key) {
+                r.resumed = true;
+            }
+            self.fanout(&r);
         }
     }
 

@@ -30,7 +30,7 @@ use crate::events::DomainEvent;
 use hearth_types::{RoomKey, SdkAppId};
 use peer::Peer;
 use rooms::{RoomSlot, RoomState};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -84,6 +84,9 @@ pub(crate) struct Worker {
     next_id: u64,
     /// Peers to poll after the current work item.
     dirty: Vec<ParticipantId>,
+    /// Mirrored layers whose handed-over packets reached this worker too late and were
+    /// dropped: their next packet makes the lines resume at a keyframe (`mirror.rs`).
+    stale_layers: FxHashSet<(TrackId, crate::core::Layer)>,
     /// Events polled from a peer, handled after its polling ends.
     polled: Vec<(ParticipantId, Event)>,
     /// Reused for every frame's receivers.
@@ -166,6 +169,7 @@ impl Worker {
             events_dropped: 0,
             next_id: mirror::first_id(index),
             dirty: Vec::new(),
+            stale_layers: FxHashSet::default(),
             polled: Vec::new(),
             forwards: Vec::new(),
             last_quality: Instant::now(),
