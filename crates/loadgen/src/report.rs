@@ -68,6 +68,13 @@ struct Baseline {
 }
 
 /// Sums of the server's Prometheus counters by metric name (`GET /metrics`), if it has them.
+/// The server's metrics, with the middle of the time it took to get them.
+fn scrape_timed(server: &http::Server) -> Option<(HashMap<String, f64>, Instant)> {
+    let asked = Instant::now();
+    let m = scrape_metrics(server)?;
+    Some((m, asked + asked.elapsed() / 2))
+}
+
 fn scrape_metrics(server: &http::Server) -> Option<HashMap<String, f64>> {
     let r = http::request(server, "GET", "/metrics", &[], "").ok()?;
     if r.status != 200 {
@@ -116,7 +123,8 @@ pub struct Reporter {
     server_pid: Option<u32>,
     last: Option<Baseline>,
     window: Option<Baseline>,
-    window_metrics: Option<HashMap<String, f64>>,
+    /// The server's metrics at the window's start, and when they were read.
+    window_metrics: Option<(HashMap<String, f64>, Instant)>,
     args: Args,
 }
 
@@ -418,8 +426,11 @@ impl Reporter {
             }
             s.late_max_window_us = 0;
         }
+        // The server's metrics first: their request may take a while on a busy server, and the
+        // counters and the time they are taken at must go together (rates were overstated by
+        // the time of that request before).
+        self.window_metrics = scrape_timed(&sig.server);
         let m = gather(drivers, false);
-        self.window_metrics = scrape_metrics(&sig.server);
         self.window = Some(self.baseline(&m, sig, true));
         eprintln!("loadgen: measuring for {} s", self.args.duration);
     }
@@ -427,7 +438,7 @@ impl Reporter {
     pub fn close_window(&mut self, drivers: &[DriverHandle], sig: &Signaling) -> Value {
         let m = gather(drivers, false);
         let cur = self.baseline(&m, sig, true);
-        let metrics = scrape_metrics(&sig.server);
+        let metrics = scrape_timed(&sig.server);
         let Some(b) = self.window.take() else {
             return Value::Null;
         };
@@ -456,7 +467,10 @@ impl Reporter {
             eprintln!("loadgen: server threads: {}", list.join(", "));
         }
         let server_metrics = match (&self.window_metrics, &metrics) {
-            (Some(a), Some(z)) => metric_rates(a, z, secs),
+            (Some((a, ta)), Some((z, tz))) => {
+                let secs = tz.saturating_duration_since(*ta).as_secs_f64().max(1e-3);
+                metric_rates(a, z, secs)
+            }
             _ => Value::Null,
         };
         if let Some(out) = server_metrics["datagrams_out_per_s"].as_f64() {
