@@ -19,11 +19,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server) {
-    const code = await server.stop();
-    assert.equal(code, 0, `hearth exited ${code} after SIGTERM:\n${server.stderrTail()}`);
-    assert.ok(!server.stderr().includes('panicked'), `hearth panicked:\n${server.stderrTail()}`);
-  }
+  await server?.stopChecked();
 });
 
 const decoding = (s) => s.framesDecoded > 0;

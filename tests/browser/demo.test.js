@@ -17,11 +17,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server) {
-    const code = await server.stop();
-    assert.equal(code, 0, `hearth exited ${code} after SIGTERM:\n${server.stderrTail()}`);
-    assert.ok(!server.stderr().includes('panicked'), `hearth panicked:\n${server.stderrTail()}`);
-  }
+  await server?.stopChecked();
 });
 
 /** Opens the demo page and joins as `user`, by typing and clicking. */

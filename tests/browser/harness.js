@@ -130,6 +130,18 @@ export class Hearth {
     return new TLSSigAPIv2.Api(SDK_APP_ID, this.appKey).genUserSig(userId, expire);
   }
 
+  /** The SDK's options for `userId` in `room` of the test app (with `extra` on top). */
+  clientOptions(userId, room, extra = {}) {
+    return { sdkAppId: SDK_APP_ID, userId, userSig: this.userSig(userId), roomId: room, ...extra };
+  }
+
+  /** Stops the server (SIGTERM) and asserts it exited 0 without a panic. */
+  async stopChecked() {
+    const code = await this.stop();
+    if (code !== 0) throw new Error(`hearth exited ${code} after SIGTERM:\n${this.stderrTail()}`);
+    if (this.stderr().includes('panicked')) throw new Error(`hearth panicked:\n${this.stderrTail()}`);
+  }
+
   /**
    * Calls a TRTC API action with the official Node.js SDK (tencentcloud-sdk-nodejs-intl-en)
    * signed with `signMethod` (TC3-HMAC-SHA256 by default); resolves with the response object.

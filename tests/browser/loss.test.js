@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import {
-  dropOnLoopbackPort, freshRoom, launchBrowser, lossCounters, scenarioTest, sleep, startHearth, undropLoopback, SDK_APP_ID,
+  dropOnLoopbackPort, freshRoom, launchBrowser, lossCounters, scenarioTest, sleep, startHearth, undropLoopback,
 } from './harness.js';
 
 let server;
@@ -27,16 +27,10 @@ before(async () => {
 after(async () => {
   undropLoopback();
   await browser?.close();
-  if (server) {
-    const code = await server.stop();
-    assert.equal(code, 0, `hearth exited ${code} after SIGTERM:\n${server.stderrTail()}`);
-    assert.ok(!server.stderr().includes('panicked'), `hearth panicked:\n${server.stderrTail()}`);
-  }
+  await server?.stopChecked();
 });
 
-function options(userId, room) {
-  return { sdkAppId: SDK_APP_ID, userId, userSig: server.userSig(userId), roomId: room };
-}
+const options = (userId, room) => server.clientOptions(userId, room);
 
 const decoding = (s) => s.framesDecoded > 0;
 const pick = (s) => ({

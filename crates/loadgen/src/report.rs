@@ -67,7 +67,6 @@ struct Baseline {
     disconnects: u64,
 }
 
-/// Sums of the server's Prometheus counters by metric name (`GET /metrics`), if it has them.
 /// The server's metrics, with the middle of the time it took to get them.
 fn scrape_timed(server: &http::Server) -> Option<(HashMap<String, f64>, Instant)> {
     let asked = Instant::now();
@@ -75,6 +74,7 @@ fn scrape_timed(server: &http::Server) -> Option<(HashMap<String, f64>, Instant)
     Some((m, asked + asked.elapsed() / 2))
 }
 
+/// Sums of the server's Prometheus counters by metric name (`GET /metrics`), if it has them.
 fn scrape_metrics(server: &http::Server) -> Option<HashMap<String, f64>> {
     let r = http::request(server, "GET", "/metrics", &[], "").ok()?;
     if r.status != 200 {

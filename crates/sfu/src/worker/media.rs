@@ -56,18 +56,8 @@ impl Worker {
                     p.loss.insert(s.mid, loss);
                 }
                 p.rtt = p.rtt.max(s.rtt);
-                // A viewer far away keeps three round trips of history for its NACKs.
-                let line = p
-                    .sub_by_mid
-                    .get(&s.mid)
-                    .and_then(|sub| p.out_by_sub.get_mut(sub));
-                if let (Some(line), Some(rtt)) = (line, s.rtt) {
-                    if let Some(h) = line.history.and_then(|h| nack::grown(h, rtt)) {
-                        if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(s.mid, None) {
-                            nack::set_history(tx, h);
-                            line.history = Some(h);
-                        }
-                    }
+                if let Some(rtt) = s.rtt {
+                    nack::on_rtt(p, s.mid, rtt);
                 }
             }
             Event::Closed => {

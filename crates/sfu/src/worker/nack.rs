@@ -7,7 +7,9 @@
 //! the longer of 1 s and three round trips): a third of the memory for a viewer on a usual
 //! network, the same as before for one 1 s away.
 
+use super::peer::Peer;
 use std::time::Duration;
+use str0m::media::Mid;
 use str0m::rtp::StreamTx;
 
 /// The history every video line starts with, and the least it keeps.
@@ -35,8 +37,22 @@ pub(crate) fn set_history(tx: &mut StreamTx, history: Duration) {
     tx.set_rtx_cache(MAX_PACKETS, history, Some(RTX_RATIO_CAP));
 }
 
+/// A round trip measured on a peer's line `mid`: a viewer far away keeps three of them.
+pub(crate) fn on_rtt(p: &mut Peer, mid: Mid, rtt: Duration) {
+    let Some(line) = p.sub_by_mid.get(&mid).and_then(|s| p.out_by_sub.get_mut(s)) else {
+        return;
+    };
+    let Some(h) = line.history.and_then(|h| grown(h, rtt)) else {
+        return;
+    };
+    if let Some(tx) = p.rtc.direct_api().stream_tx_by_mid(mid, None) {
+        set_history(tx, h);
+        line.history = Some(h);
+    }
+}
+
 /// The history a line keeping `current` should move to for a measured round trip, if any.
-pub(crate) fn grown(current: Duration, rtt: Duration) -> Option<Duration> {
+fn grown(current: Duration, rtt: Duration) -> Option<Duration> {
     let want = history_for(rtt);
     (want > current + GROW_STEP).then_some(want)
 }
